@@ -1,0 +1,108 @@
+//! The command line: one file per subcommand, each with `Args` and `run`. This module parses
+//! arguments, dispatches, and maps failures to the exit codes of DESIGN.md.
+
+pub mod plan;
+pub mod schema;
+pub mod validate;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::study::{self, Study, StudyError};
+
+/// Exit codes (DESIGN.md "Exit codes").
+pub mod exit {
+    /// Everything worked.
+    pub const OK: u8 = 0;
+    /// A bug or an environment failure (I/O, disk full).
+    pub const INTERNAL: u8 = 1;
+    /// Bad usage or an invalid study file.
+    pub const USAGE: u8 = 2;
+    /// Some runs failed (with --keep-going).
+    pub const RUNS_FAILED: u8 = 3;
+    /// A `checks:` gate failed.
+    pub const CHECK_FAILED: u8 = 4;
+}
+
+/// Turn a YAML study into trained runs, fitted scaling laws and a book chapter.
+#[derive(Debug, Parser)]
+#[command(name = "scalebook", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a study file; print every problem with its line and field.
+    Validate(validate::Args),
+    /// List the runs a study would train, with parameters, tokens and FLOPs.
+    Plan(plan::Args),
+    /// Print the study file's JSON Schema (for editor completion and checks).
+    Schema(schema::Args),
+}
+
+/// A command's failure: the exit code and the lines to print on stderr.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub lines: Vec<String>,
+}
+
+impl Failure {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            lines: vec![message.into()],
+        }
+    }
+}
+
+impl From<StudyError> for Failure {
+    fn from(e: StudyError) -> Self {
+        Failure {
+            code: exit::USAGE,
+            lines: e.lines(),
+        }
+    }
+}
+
+/// Load a study, printing its warnings to stderr.
+pub fn load_study(path: &Path) -> Result<Study, Failure> {
+    let study = study::load(path)?;
+    for warning in &study.warnings {
+        eprintln!("{}", warning.render(path));
+    }
+    Ok(study)
+}
+
+/// Parse arguments, run the command, and return its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(args) => validate::run(&args),
+        Command::Plan(args) => plan::run(&args),
+        Command::Schema(args) => schema::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(failure) => {
+            for line in &failure.lines {
+                eprintln!("{line}");
+            }
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,165 @@
+//! `scalebook plan STUDY [--format table|json]`: one row per run with its identity key,
+//! shape, parameter counts, tokens and FLOPs.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::{Failure, exit, load_study};
+use crate::study::RunSpec;
+use crate::study::plan::plan;
+use crate::study::units::{format_duration, human};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The study file (YAML).
+    pub study: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// One row of `plan --format json`; the keys are a stable interface.
+#[derive(Debug, Serialize)]
+pub struct PlanRow {
+    pub key: String,
+    pub name: String,
+    pub size_name: String,
+    pub layers: u64,
+    pub d_model: u64,
+    pub heads: u64,
+    pub context: u64,
+    pub vocab: u64,
+    pub params_total: u64,
+    pub params_embedding: u64,
+    pub params_non_embedding: u64,
+    pub tokens: u64,
+    pub steps: u64,
+    /// Tokens per parameter, over all parameters (Chinchilla's convention).
+    pub tokens_per_param: f64,
+    /// 6 · params_non_embedding · tokens (Kaplan et al. 2020).
+    pub flops_6nd: f64,
+    /// Exact training FLOPs (Hoffmann et al. 2022, Appendix F; see model::accounting).
+    pub flops: f64,
+    /// IsoFLOP budget the run belongs to, if any.
+    pub budget: Option<f64>,
+    pub est_seconds: f64,
+}
+
+impl From<&RunSpec> for PlanRow {
+    fn from(r: &RunSpec) -> Self {
+        let m = r.config();
+        PlanRow {
+            key: r.key.clone(),
+            name: r.name.clone(),
+            size_name: r.size_name.clone(),
+            layers: m.layers,
+            d_model: m.d_model,
+            heads: m.heads,
+            context: m.context,
+            vocab: m.vocab,
+            params_total: r.params.total,
+            params_embedding: r.params.embedding,
+            params_non_embedding: r.params.non_embedding,
+            tokens: r.tokens(),
+            steps: r.steps,
+            tokens_per_param: r.tokens() as f64 / r.params.total as f64,
+            flops_6nd: r.flops_6nd,
+            flops: r.flops,
+            budget: r.budget,
+            est_seconds: r.est_seconds(),
+        }
+    }
+}
+
+pub fn run(args: &Args) -> Result<(), Failure> {
+    let study = load_study(&args.study)?;
+    let runs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    let rows: Vec<PlanRow> = runs.iter().map(PlanRow::from).collect();
+    let text = match args.format {
+        Format::Json => {
+            let mut json = serde_json::to_string_pretty(&rows)
+                .map_err(|e| Failure::new(exit::INTERNAL, e.to_string()))?;
+            json.push('\n');
+            json
+        }
+        Format::Table => table(&rows),
+    };
+    // A closed pipe (`scalebook plan … | head`) is not an error worth a message.
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    Ok(())
+}
+
+fn table(rows: &[PlanRow]) -> String {
+    let header = [
+        "run",
+        "layers",
+        "d_model",
+        "heads",
+        "params",
+        "non-emb",
+        "tokens",
+        "tok/param",
+        "FLOPs",
+        "est",
+        "key",
+    ];
+    let mut cells: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for r in rows {
+        cells.push(vec![
+            r.name.clone(),
+            r.layers.to_string(),
+            r.d_model.to_string(),
+            r.heads.to_string(),
+            human(r.params_total as f64),
+            human(r.params_non_embedding as f64),
+            human(r.tokens as f64),
+            format!("{:.1}", r.tokens_per_param),
+            format!("{:.2e}", r.flops),
+            format_duration(r.est_seconds),
+            r.key[..12].to_string(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| {
+            cells
+                .iter()
+                .map(|row| row[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in &cells {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| {
+                // Names left-aligned, numbers right-aligned.
+                if c == 0 || c == header.len() - 1 {
+                    format!("{cell:<width$}", width = widths[c])
+                } else {
+                    format!("{cell:>width$}", width = widths[c])
+                }
+            })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    let flops: f64 = rows.iter().map(|r| r.flops).sum();
+    let seconds: f64 = rows.iter().map(|r| r.est_seconds).sum();
+    out.push_str(&format!(
+        "{} runs, {:.2e} training FLOPs, roughly {} on 2 CPU threads\n",
+        rows.len(),
+        flops,
+        format_duration(seconds)
+    ));
+    out
+}

@@ -1,0 +1,56 @@
+//! `scalebook validate STUDY`: exit 0 when the study is valid, else exit 2 with one line per
+//! problem (`FILE:LINE:COL: PATH: message`).
+
+use std::path::PathBuf;
+
+use super::{Failure, load_study};
+use crate::study::units::{format_duration, human};
+use crate::study::{Source, Sweep, plan};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The study file (YAML).
+    pub study: PathBuf,
+}
+
+pub fn run(args: &Args) -> Result<(), Failure> {
+    let study = load_study(&args.study)?;
+    let summary = match &study.source {
+        Source::Import(results) => format!("imports results from {}", results.path.display()),
+        Source::Train(t) => {
+            let runs =
+                plan::plan(&study).map_err(|e| Failure::new(super::exit::USAGE, e.to_string()))?;
+            let flops: f64 = runs.iter().map(|r| r.flops).sum();
+            let seconds: f64 = runs.iter().map(|r| r.est_seconds()).sum();
+            let sweep = match &t.sweep {
+                Sweep::Grid { tokens } => format!(
+                    "{} × {}",
+                    plural(t.model.sizes.len(), "size"),
+                    plural(tokens.len(), "token count")
+                ),
+                Sweep::IsoFlop { budgets, .. } => format!(
+                    "{} over {}",
+                    plural(t.model.sizes.len(), "size"),
+                    plural(budgets.len(), "IsoFLOP budget")
+                ),
+            };
+            format!(
+                "{} ({sweep}), {} training FLOPs, roughly {} on 2 CPU threads",
+                plural(runs.len(), "run"),
+                human(flops),
+                format_duration(seconds)
+            )
+        }
+    };
+    println!("{}: ok — {summary}", args.study.display());
+    Ok(())
+}
+
+/// `1 run`, `3 runs`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}

@@ -1,0 +1,102 @@
+//! Token sources: the built-in synthetic language, UTF-8 text files and pre-tokenized token
+//! files. This module holds the validated description of a source ([`DataSpec`]) and its
+//! identity for the run key ([`DataIdentity`]); readers and tokenizers land with the
+//! training engine.
+
+pub mod identity;
+
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use identity::DataIdentity;
+
+/// Width of the ids in a token file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenDtype {
+    U16,
+    U32,
+}
+
+impl TokenDtype {
+    /// Largest vocabulary the width can address.
+    pub fn max_vocab(self) -> u64 {
+        match self {
+            TokenDtype::U16 => 1 << 16,
+            TokenDtype::U32 => 1 << 32,
+        }
+    }
+}
+
+/// How text becomes tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Tokenizer {
+    /// One token per byte.
+    Bytes,
+    /// Byte-pair encoding trained on the training split.
+    Bpe { vocab: u64 },
+}
+
+/// The built-in synthetic language: a mixture of Markov orders 1..=`order` over a
+/// Zipf-shaped vocabulary, every next-token distribution derived from a seeded hash.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SyntheticSpec {
+    pub vocab: u64,
+    pub order: u64,
+    pub zipf: f64,
+}
+
+/// UTF-8 text files, resolved from the study's patterns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextSpec {
+    /// Files in the order they are concatenated (patterns in order, matches sorted).
+    pub files: Vec<PathBuf>,
+    pub tokenizer: Tokenizer,
+    pub val_fraction: f64,
+}
+
+/// A pre-tokenized file of little-endian ids (nanoGPT's `.bin`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokensSpec {
+    pub path: PathBuf,
+    pub dtype: TokenDtype,
+    pub vocab: u64,
+    pub val_fraction: f64,
+}
+
+/// A validated token source.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataSpec {
+    Synthetic(SyntheticSpec),
+    Text(TextSpec),
+    Tokens(TokensSpec),
+}
+
+impl DataSpec {
+    /// Vocabulary size the model is built with.
+    pub fn vocab(&self) -> u64 {
+        match self {
+            DataSpec::Synthetic(s) => s.vocab,
+            DataSpec::Text(t) => match t.tokenizer {
+                Tokenizer::Bytes => 256,
+                Tokenizer::Bpe { vocab } => vocab,
+            },
+            DataSpec::Tokens(t) => t.vocab,
+        }
+    }
+
+    /// Short description for tables and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            DataSpec::Synthetic(s) => format!(
+                "synthetic Zipf–Markov language (vocab {}, orders 1..{}, zipf {})",
+                s.vocab, s.order, s.zipf
+            ),
+            DataSpec::Text(t) => format!("{} text file(s)", t.files.len()),
+            DataSpec::Tokens(t) => format!("token file {}", t.path.display()),
+        }
+    }
+}

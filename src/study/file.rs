@@ -1,0 +1,419 @@
+//! The study file as written: serde types that mirror the YAML one to one.
+//!
+//! Every struct denies unknown keys so a typo is an error, never a silently ignored setting.
+//! Values here are unchecked; [`super::validate`] turns a [`StudyFile`] into a typed
+//! [`super::Study`] and reports every semantic problem with its field path. Keep this file the
+//! single source of the JSON Schema (`scalebook schema`): doc comments become descriptions.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::units::{Count, Real};
+use crate::data::TokenDtype;
+
+/// A scalebook study: what to train (or import), how to fit it, and what to report.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StudyFile {
+    /// Study-file format version; must be 1.
+    pub version: u32,
+    /// Short identifier: lower-case letters, digits, `-` and `_`. Names the book chapter and
+    /// the study's folder in the store.
+    pub name: String,
+    /// One-line title shown at the top of the report.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Longer description, shown in the report's overview.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Seed for data generation, initialisation and batching; part of every run's identity.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Where the training tokens come from. Default: the built-in synthetic language.
+    #[serde(default)]
+    pub data: Option<DataFile>,
+    /// The model family and the sizes to train.
+    #[serde(default)]
+    pub model: Option<ModelFile>,
+    /// Training-token counts of an N×D grid: every size is trained at every count.
+    #[serde(default)]
+    pub tokens: Option<Vec<Count>>,
+    /// IsoFLOP sweep: for each compute budget, each size gets D = C / (6·N) tokens.
+    #[serde(default)]
+    pub isoflop: Option<IsoFlopFile>,
+    /// Training hyper-parameters shared by every run.
+    #[serde(default)]
+    pub train: Option<TrainFile>,
+    /// Laws to fit to the results.
+    #[serde(default)]
+    pub fits: Option<Vec<FitFile>>,
+    /// Leave points out of the fit and predict them: the test that a law is real.
+    #[serde(default)]
+    pub holdout: Option<HoldoutFile>,
+    /// Train the compute-optimal model the fitted law predicts for a budget.
+    #[serde(default, rename = "final")]
+    pub final_run: Option<FinalFile>,
+    /// What the book chapter shows.
+    #[serde(default)]
+    pub report: Option<ReportFile>,
+    /// Gates for CI: expressions over the report context; a failed check exits with code 4.
+    #[serde(default)]
+    pub checks: Option<Vec<String>>,
+    /// Fit published or previously measured results instead of training.
+    #[serde(default)]
+    pub results: Option<ResultsFile>,
+}
+
+/// Kinds of token source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DataSourceKind {
+    /// The built-in synthetic language (no download; its entropy is known).
+    Synthetic,
+    /// UTF-8 text files.
+    Text,
+    /// A pre-tokenized file of little-endian token ids (nanoGPT's `.bin` format).
+    Tokens,
+}
+
+/// Tokenizers for text data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenizerKind {
+    /// One token per byte (vocabulary 256).
+    Bytes,
+    /// Byte-pair encoding trained locally on the corpus, with `vocab` tokens.
+    Bpe,
+}
+
+/// The data section. Which keys apply depends on `source`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataFile {
+    /// `synthetic` (default), `text` or `tokens`.
+    #[serde(default)]
+    pub source: Option<DataSourceKind>,
+    /// Vocabulary size: synthetic language size, BPE size, or the token file's id range.
+    #[serde(default)]
+    pub vocab: Option<Count>,
+    /// Synthetic only: highest Markov order of the language's mixture (1..=8).
+    #[serde(default)]
+    pub order: Option<Count>,
+    /// Synthetic only: exponent of the Zipf-shaped token frequencies (> 0).
+    #[serde(default)]
+    pub zipf: Option<Real>,
+    /// Text only: files or glob patterns, relative to the study file.
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
+    /// Tokens only: the token file, relative to the study file.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Tokens only: `u16` (default) or `u32`.
+    #[serde(default)]
+    pub dtype: Option<TokenDtype>,
+    /// Text only: `bytes` (default) or `bpe`.
+    #[serde(default)]
+    pub tokenizer: Option<TokenizerKind>,
+    /// Text and tokens: fraction of the corpus held out for validation (default 0.1).
+    #[serde(default)]
+    pub val_fraction: Option<Real>,
+}
+
+/// The model section.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFile {
+    /// Model family; only `gpt` for now.
+    #[serde(default)]
+    pub family: Option<ModelFamily>,
+    /// Context length in tokens (1..=8192).
+    pub context: Count,
+    /// Share the token embedding with the output head (default false, as in the benchmark).
+    #[serde(default)]
+    pub tie_embeddings: Option<bool>,
+    /// Explicit shapes.
+    #[serde(default)]
+    pub sizes: Option<Vec<SizeFile>>,
+    /// A width/depth rule that generates shapes: d_model = aspect × layers, rounded to a
+    /// multiple of head_dim; heads = d_model / head_dim.
+    #[serde(default)]
+    pub rule: Option<RuleFile>,
+}
+
+/// Model families scalebook can train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelFamily {
+    /// GPT-2-style decoder (pre-LayerNorm, learned positions, GELU MLP).
+    Gpt,
+}
+
+/// One model shape.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SizeFile {
+    /// Transformer blocks.
+    pub layers: Count,
+    /// Residual stream width; must be divisible by `heads`.
+    pub d_model: Count,
+    /// Attention heads.
+    pub heads: Count,
+    /// Display name (not part of the run's identity).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A depth-driven shape rule (Kaplan et al. 2020 find loss depends weakly on the aspect ratio
+/// d_model / layers over a wide range, so a fixed ratio is a sound default sweep).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    /// Depths to generate, one shape each.
+    pub layers: Vec<Count>,
+    /// d_model / layers (default 64).
+    #[serde(default)]
+    pub aspect: Option<Count>,
+    /// Width of one attention head (default 64).
+    #[serde(default)]
+    pub head_dim: Option<Count>,
+}
+
+/// Which sizes an IsoFLOP budget trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IsoFlopSizes {
+    /// Every size at every budget (when it gets at least one step).
+    All,
+    /// Sizes whose tokens per parameter at that budget lie in [2, 200], a bracket around
+    /// Chinchilla's ~20 that keeps each parabola's minimum inside the sampled range.
+    Auto,
+}
+
+/// The IsoFLOP section (Hoffmann et al. 2022, approach 2).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IsoFlopFile {
+    /// Compute budgets in FLOPs (C ≈ 6·N·D).
+    pub budgets: Vec<Real>,
+    /// `auto` (default) or `all`.
+    #[serde(default)]
+    pub sizes: Option<IsoFlopSizes>,
+}
+
+/// Learning-rate schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleKind {
+    /// Linear warmup, then cosine decay to `min_lr_ratio` × lr at the token budget.
+    Cosine,
+    /// Warmup–stable–decay: constant after warmup, linear decay over the last `decay` fraction.
+    Wsd,
+    /// Linear warmup, then constant.
+    Constant,
+}
+
+/// The train section.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrainFile {
+    /// Sequences per optimizer step (default 16).
+    #[serde(default)]
+    pub batch: Option<Count>,
+    /// Peak learning rate (default 3e-3).
+    #[serde(default)]
+    pub lr: Option<Real>,
+    /// `cosine` (default), `wsd` or `constant`.
+    #[serde(default)]
+    pub schedule: Option<ScheduleKind>,
+    /// Warmup as a fraction of the run's steps, in [0, 1) (default 0.05).
+    #[serde(default)]
+    pub warmup: Option<Real>,
+    /// Final learning rate as a fraction of the peak (default 0.1).
+    #[serde(default)]
+    pub min_lr_ratio: Option<Real>,
+    /// WSD only: fraction of steps spent decaying (default 0.2).
+    #[serde(default)]
+    pub decay: Option<Real>,
+    /// AdamW weight decay on matrices (default 0.1).
+    #[serde(default)]
+    pub weight_decay: Option<Real>,
+    /// AdamW β1 (default 0.9).
+    #[serde(default)]
+    pub beta1: Option<Real>,
+    /// AdamW β2 (default 0.95).
+    #[serde(default)]
+    pub beta2: Option<Real>,
+    /// Global gradient-norm clip; 0 disables (default 1.0).
+    #[serde(default)]
+    pub grad_clip: Option<Real>,
+    /// Evaluate every this many steps (default 50).
+    #[serde(default)]
+    pub eval_every: Option<Count>,
+    /// Size of the fixed validation set in tokens (default 65536).
+    #[serde(default)]
+    pub eval_tokens: Option<Count>,
+}
+
+/// Laws the fitting engine knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LawKind {
+    /// L(N, D) = E + A/N^α + B/D^β (Hoffmann et al. 2022, approach 3).
+    Chinchilla,
+    /// Per-budget parabolas in ln N (approach 2).
+    Isoflop,
+    /// Lower envelope of the learning curves over compute (approach 1).
+    Frontier,
+    /// A single-variable law over params, tokens or compute.
+    Power,
+    /// Wall time and memory as power laws of N and D.
+    Cost,
+}
+
+/// Which parameter count a law uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamsConvention {
+    /// All parameters (Chinchilla's convention).
+    Total,
+    /// Without token and position embeddings (Kaplan's convention).
+    NonEmbedding,
+}
+
+/// The variable of a single-variable law.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerX {
+    Params,
+    Tokens,
+    Compute,
+}
+
+/// Functional forms of a single-variable law.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerForm {
+    /// y = E + A·x^(−α)
+    Offset,
+    /// y = A·x^(−α)
+    Pure,
+    /// y = a − b·ln x
+    Log,
+    /// Fit all three and compare them.
+    All,
+}
+
+/// Start grids for the approach-3 fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GridKind {
+    /// Hoffmann et al.'s 4,500 starts.
+    Full,
+    /// A 243-start subset for quick looks.
+    Coarse,
+}
+
+/// One law to fit. Keys other than `law` apply to some laws only (see each key).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FitFile {
+    /// The law.
+    pub law: LawKind,
+    /// Bootstrap resamples for intervals (chinchilla, isoflop, power; default 1000; 0 = none).
+    #[serde(default)]
+    pub bootstrap: Option<Count>,
+    /// Interval coverage in (0, 1) (default 0.95).
+    #[serde(default)]
+    pub confidence: Option<Real>,
+    /// Chinchilla only: Huber δ on log loss (default 1e-3).
+    #[serde(default)]
+    pub delta: Option<Real>,
+    /// Chinchilla only: `full` (default) or `coarse` start grid.
+    #[serde(default)]
+    pub grid: Option<GridKind>,
+    /// Parameter-count convention (chinchilla, isoflop, power, frontier; default total).
+    #[serde(default)]
+    pub params: Option<ParamsConvention>,
+    /// Power only: the variable.
+    #[serde(default)]
+    pub x: Option<PowerX>,
+    /// Power only: the functional form (default offset).
+    #[serde(default)]
+    pub form: Option<PowerForm>,
+}
+
+/// Hold-out selection; give exactly one key.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldoutFile {
+    /// Leave out the k largest model sizes.
+    #[serde(default)]
+    pub largest: Option<Count>,
+    /// Leave out the k largest compute budgets (IsoFLOP studies).
+    #[serde(default)]
+    pub budgets: Option<Count>,
+}
+
+/// The final, compute-optimal run.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FinalFile {
+    /// Compute budget in FLOPs.
+    pub budget: Real,
+    /// Law that chooses N and D (default chinchilla).
+    #[serde(default)]
+    pub law: Option<LawKind>,
+}
+
+/// One report section; give exactly one of `text`, `chart`, `table`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SectionFile {
+    /// Markdown with minijinja expressions over the report context.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// A chart id, e.g. `loss_vs_params`.
+    #[serde(default)]
+    pub chart: Option<String>,
+    /// A table id, e.g. `fits`.
+    #[serde(default)]
+    pub table: Option<String>,
+}
+
+/// The report section.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportFile {
+    /// Sections in order; defaults when absent.
+    #[serde(default)]
+    pub sections: Option<Vec<SectionFile>>,
+}
+
+/// Column names of an imported results table.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsColumns {
+    /// Column holding N (parameters).
+    pub params: String,
+    /// Column holding D (tokens); give this or `flops`.
+    #[serde(default)]
+    pub tokens: Option<String>,
+    /// Column holding C (training FLOPs); D = C / (6·N).
+    #[serde(default)]
+    pub flops: Option<String>,
+    /// Column holding the loss.
+    pub loss: String,
+}
+
+/// Imported results.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsFile {
+    /// CSV or Parquet file, relative to the study file.
+    pub path: String,
+    /// Which columns hold N, D (or C) and the loss.
+    pub columns: ResultsColumns,
+    /// Drop the k highest-loss rows before fitting (Besiroglu et al. 2024 drop 5).
+    #[serde(default)]
+    pub drop_highest_loss: Option<Count>,
+}

@@ -1,0 +1,255 @@
+//! Study files: parse YAML ([`parse`]), check it ([`validate`]) into a typed [`Study`], and
+//! expand its sweep into run specs ([`plan`]).
+//!
+//! The serde file types ([`file`]) mirror the YAML; the typed values here are what the rest
+//! of scalebook consumes, with every default filled in and every constraint checked.
+
+pub mod diagnostics;
+pub mod file;
+pub mod locate;
+pub mod parse;
+pub mod plan;
+pub mod units;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::data::DataSpec;
+use crate::data::identity::hex;
+pub use diagnostics::{Diagnostic, Severity, StudyError};
+pub use file::{GridKind, IsoFlopSizes, LawKind, ParamsConvention, PowerForm, PowerX};
+pub use plan::RunSpec;
+
+/// The only study-file version this build reads.
+pub const STUDY_VERSION: u32 = 1;
+
+/// A validated study.
+#[derive(Debug, Clone)]
+pub struct Study {
+    /// The study file as given on the command line.
+    pub path: PathBuf,
+    /// sha256 of the study file's bytes (for the reproducibility appendix).
+    pub sha256: String,
+    pub name: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub seed: u64,
+    /// Train a sweep, or import results.
+    pub source: Source,
+    pub fits: Vec<FitSpec>,
+    pub holdout: Option<Holdout>,
+    pub final_run: Option<FinalSpec>,
+    /// Report sections in order; empty means the default sections.
+    pub sections: Vec<Section>,
+    pub checks: Vec<String>,
+    /// Problems that do not stop the study (printed by `validate` and `plan`).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Where a study's results come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Train every run of a sweep.
+    Train(Box<TrainingPlan>),
+    /// Fit results from a table.
+    Import(ResultsSpec),
+}
+
+/// What to train.
+#[derive(Debug, Clone)]
+pub struct TrainingPlan {
+    pub data: DataSpec,
+    pub model: ModelSpec,
+    pub sweep: Sweep,
+    pub train: TrainSpec,
+}
+
+/// Model family and sizes, ordered by non-embedding parameters.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    pub context: u64,
+    pub tie_embeddings: bool,
+    pub sizes: Vec<ModelSize>,
+}
+
+/// One model shape with its display name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelSize {
+    pub layers: u64,
+    pub d_model: u64,
+    pub heads: u64,
+    pub name: String,
+}
+
+/// How the sizes are paired with token counts.
+#[derive(Debug, Clone)]
+pub enum Sweep {
+    /// Every size at every token count.
+    Grid { tokens: Vec<u64> },
+    /// Every budget C, with D = C / (training FLOPs per token) for each size.
+    IsoFlop {
+        budgets: Vec<f64>,
+        sizes: IsoFlopSizes,
+    },
+}
+
+/// Learning-rate schedule, with only the knobs that apply to it (so an unused knob never
+/// changes a run's identity).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Schedule {
+    Cosine { min_lr_ratio: f64 },
+    Wsd { decay: f64, min_lr_ratio: f64 },
+    Constant,
+}
+
+/// Training hyper-parameters shared by every run; all of it is part of the run identity.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TrainSpec {
+    pub batch: u64,
+    pub lr: f64,
+    pub schedule: Schedule,
+    pub warmup: f64,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub grad_clip: f64,
+    pub eval_every: u64,
+    pub eval_tokens: u64,
+}
+
+/// One law to fit, with its options.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FitSpec {
+    Chinchilla {
+        bootstrap: u64,
+        confidence: f64,
+        delta: f64,
+        grid: GridKind,
+        params: ParamsConvention,
+    },
+    Isoflop {
+        bootstrap: u64,
+        confidence: f64,
+        params: ParamsConvention,
+    },
+    Frontier {
+        params: ParamsConvention,
+    },
+    Power {
+        x: PowerX,
+        form: PowerForm,
+        bootstrap: u64,
+        confidence: f64,
+        params: ParamsConvention,
+    },
+    Cost,
+}
+
+impl FitSpec {
+    pub fn law(&self) -> LawKind {
+        match self {
+            FitSpec::Chinchilla { .. } => LawKind::Chinchilla,
+            FitSpec::Isoflop { .. } => LawKind::Isoflop,
+            FitSpec::Frontier { .. } => LawKind::Frontier,
+            FitSpec::Power { .. } => LawKind::Power,
+            FitSpec::Cost => LawKind::Cost,
+        }
+    }
+}
+
+/// Which points a hold-out check leaves out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holdout {
+    /// The k largest model sizes.
+    Largest(u64),
+    /// The k largest compute budgets.
+    Budgets(u64),
+}
+
+/// The final compute-optimal run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FinalSpec {
+    pub budget: f64,
+    pub law: LawKind,
+}
+
+/// One report section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Section {
+    Text(String),
+    Chart(String),
+    Table(String),
+}
+
+/// Imported results: a table of (N, D or C, loss).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultsSpec {
+    pub path: PathBuf,
+    pub params_column: String,
+    pub x_column: ResultsX,
+    pub loss_column: String,
+    pub drop_highest_loss: u64,
+}
+
+/// Whether imported rows give tokens directly or compute (D = C / 6N).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResultsX {
+    Tokens(String),
+    Flops(String),
+}
+
+impl Study {
+    /// The training plan, when the study trains.
+    pub fn training(&self) -> Option<&TrainingPlan> {
+        match &self.source {
+            Source::Train(plan) => Some(plan),
+            Source::Import(_) => None,
+        }
+    }
+}
+
+/// Read, parse and validate a study file.
+pub fn load(path: &Path) -> Result<Study, StudyError> {
+    let bytes = std::fs::read(path).map_err(|source| StudyError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    from_bytes(&bytes, path)
+}
+
+/// Parse and validate study-file bytes; `path` names the file in messages and anchors
+/// relative data paths.
+pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Study, StudyError> {
+    let invalid = |diagnostic: Diagnostic| StudyError::Invalid {
+        path: path.to_path_buf(),
+        diagnostics: vec![diagnostic],
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let offset = e.valid_up_to();
+        let before = &bytes[..offset];
+        let line_start = before
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        let mut diagnostic = Diagnostic::error(
+            "",
+            format!("the study file is not valid UTF-8 (byte offset {offset})"),
+        );
+        diagnostic.position = Some(locate::Position {
+            line: before.iter().filter(|b| **b == b'\n').count() + 1,
+            column: offset - line_start + 1,
+        });
+        invalid(diagnostic)
+    })?;
+    let positions = locate::PositionMap::build(text);
+    let file = parse::parse(text, &positions).map_err(invalid)?;
+    let sha256 = hex(&Sha256::digest(bytes));
+    validate::validate(file, path, sha256, &positions).map_err(|diagnostics| StudyError::Invalid {
+        path: path.to_path_buf(),
+        diagnostics,
+    })
+}

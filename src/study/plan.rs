@@ -1,0 +1,347 @@
+//! Sweep expansion: a [`Study`] becomes the list of runs to train, each with its identity
+//! and content key (DESIGN.md "Run identity and store").
+//!
+//! A run's key hashes only what changes its result — model shape, trained tokens, data
+//! identity, training hyper-parameters, seed and trainer version — so editing report text,
+//! titles or display names never retrains anything.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::units::compact_count;
+use super::{IsoFlopSizes, ModelSpec, Study, Sweep, TrainSpec, TrainingPlan};
+use crate::data::identity::{DataReadError, hex};
+use crate::data::{DataIdentity, DataSpec};
+use crate::model::accounting::flops_6nd;
+use crate::model::{GptConfig, ParamCounts, param_counts, train_flops_per_token};
+
+/// Version of the trainer's numerics; part of every key. Bump when training changes results.
+pub const TRAINER_VERSION: &str = "scalebook-gpt/1";
+
+/// `isoflop.sizes: auto` keeps sizes whose tokens per (total) parameter lie in this range: a
+/// bracket around Hoffmann et al. 2022's ~20 tokens per parameter wide enough that each
+/// budget's parabola has its minimum inside the sampled sizes.
+pub const ISOFLOP_AUTO_TPP: (f64, f64) = (2.0, 200.0);
+
+/// Effective training throughput assumed by `est_seconds` until measured throughput is
+/// available: candle on 2 CPU threads reached 4,255 tok/s on bench config S1 (2/128/4,
+/// context 256), whose exact training cost is 3.37 MFLOP/token — about 14 GFLOP/s
+/// (../shared/bench/README.md). Larger models run at higher FLOP rates, so this
+/// overestimates their time.
+pub const ESTIMATED_FLOPS_PER_SECOND: f64 = 14e9;
+
+/// What about a run changes its result; hashed into its key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunIdentity {
+    pub trainer: String,
+    pub model: GptConfig,
+    /// Tokens actually trained (whole steps).
+    pub tokens: u64,
+    pub data: DataIdentity,
+    pub train: TrainSpec,
+    pub seed: u64,
+}
+
+impl RunIdentity {
+    /// sha256 over the identity's canonical JSON (fields in declaration order, shortest
+    /// round-trip floats), hex.
+    pub fn key(&self) -> String {
+        let json = serde_json::to_string(self).expect("run identity is plain data");
+        hex(&Sha256::digest(json.as_bytes()))
+    }
+}
+
+/// One run to train.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSpec {
+    /// Full content key (64 hex digits).
+    pub key: String,
+    /// Readable name from the shape and the requested tokens (`l4-d128-t1e6`) or IsoFLOP
+    /// budget (`l4-d128-c1e15`); the exact trained tokens are in the identity.
+    pub name: String,
+    /// The size's display name from the study (not part of the identity).
+    pub size_name: String,
+    /// Compute budget this run belongs to (IsoFLOP sweeps).
+    pub budget: Option<f64>,
+    pub steps: u64,
+    pub params: ParamCounts,
+    /// Exact training FLOPs ([`train_flops_per_token`] × tokens).
+    pub flops: f64,
+    /// Kaplan et al. 2020's 6·N_non_embedding·D.
+    pub flops_6nd: f64,
+    pub identity: RunIdentity,
+}
+
+impl RunSpec {
+    pub fn config(&self) -> &GptConfig {
+        &self.identity.model
+    }
+
+    pub fn tokens(&self) -> u64 {
+        self.identity.tokens
+    }
+
+    /// Store directory name: readable part plus 12 hex digits of the key.
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.name, &self.key[..12])
+    }
+
+    /// Rough wall-clock estimate (see [`ESTIMATED_FLOPS_PER_SECOND`]).
+    pub fn est_seconds(&self) -> f64 {
+        self.flops / ESTIMATED_FLOPS_PER_SECOND
+    }
+}
+
+/// `1e13`, `2.5e14`: a budget in a folder-safe form.
+fn compact_real(value: f64) -> String {
+    format!("{value:e}").replace('+', "")
+}
+
+/// Steps for a token count: nearest whole number of steps, at least one.
+pub fn steps_for(tokens: u64, step_tokens: u64) -> u64 {
+    ((tokens as f64 / step_tokens as f64).round() as u64).max(1)
+}
+
+/// A budget too small for even the cheapest size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShortBudget {
+    pub name: String,
+    pub tokens: u64,
+}
+
+/// The sizes (by index into `ModelSpec::sizes`) and token counts one IsoFLOP budget trains.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetExpansion {
+    pub points: Vec<(usize, u64)>,
+    pub too_small: Option<ShortBudget>,
+}
+
+fn gpt_config(model: &ModelSpec, index: usize, vocab: u64) -> GptConfig {
+    let s = &model.sizes[index];
+    GptConfig {
+        layers: s.layers,
+        d_model: s.d_model,
+        heads: s.heads,
+        context: model.context,
+        vocab,
+        tie_embeddings: model.tie_embeddings,
+    }
+}
+
+/// Expand one budget C: each size gets D = C / (exact training FLOPs per token), so every run
+/// of the budget really costs C (Hoffmann et al. 2022 use C ≈ 6ND; the exact count keeps
+/// attention, which dominates at small widths, inside the budget).
+pub fn expand_budget(
+    budget: f64,
+    model: &ModelSpec,
+    vocab: u64,
+    train: &TrainSpec,
+    mode: IsoFlopSizes,
+) -> BudgetExpansion {
+    let step = train.batch * model.context;
+    let mut points = Vec::new();
+    let mut cheapest: Option<(f64, usize)> = None;
+    for index in 0..model.sizes.len() {
+        let cfg = gpt_config(model, index, vocab);
+        let per_token = train_flops_per_token(&cfg);
+        if cheapest.is_none_or(|(best, _)| per_token < best) {
+            cheapest = Some((per_token, index));
+        }
+        let tokens = budget / per_token;
+        if tokens < step as f64 {
+            continue;
+        }
+        let steps = steps_for(tokens as u64, step);
+        let tokens = steps * step;
+        if mode == IsoFlopSizes::Auto {
+            let tpp = tokens as f64 / param_counts(&cfg).total as f64;
+            if tpp < ISOFLOP_AUTO_TPP.0 || tpp > ISOFLOP_AUTO_TPP.1 {
+                continue;
+            }
+        }
+        points.push((index, tokens));
+    }
+    let too_small = match cheapest {
+        Some((per_token, index)) if budget / per_token < step as f64 => Some(ShortBudget {
+            name: model.sizes[index].name.clone(),
+            tokens: (budget / per_token) as u64,
+        }),
+        _ => None,
+    };
+    BudgetExpansion { points, too_small }
+}
+
+/// Every run of a training study, ordered by size then tokens. Reads data files to hash them.
+pub fn plan(study: &Study) -> Result<Vec<RunSpec>, DataReadError> {
+    let Some(training) = study.training() else {
+        return Ok(Vec::new());
+    };
+    let data = training.data.identity()?;
+    Ok(runs(study.seed, training, &data))
+}
+
+fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
+    let vocab = DataSpec::vocab(&t.data);
+    let step = t.train.batch * t.model.context;
+    // (size index, trained tokens, budget, readable label of the point)
+    let mut points: Vec<(usize, u64, Option<f64>, String)> = Vec::new();
+    match &t.sweep {
+        Sweep::Grid { tokens } => {
+            for index in 0..t.model.sizes.len() {
+                for &d in tokens {
+                    let label = format!("t{}", compact_count(d));
+                    points.push((index, steps_for(d, step) * step, None, label));
+                }
+            }
+        }
+        Sweep::IsoFlop { budgets, sizes } => {
+            for &c in budgets {
+                let expansion = expand_budget(c, &t.model, vocab, &t.train, *sizes);
+                let label = format!("c{}", compact_real(c));
+                points.extend(
+                    expansion
+                        .points
+                        .into_iter()
+                        .map(|(i, d)| (i, d, Some(c), label.clone())),
+                );
+            }
+        }
+    }
+    let mut specs: Vec<RunSpec> = points
+        .into_iter()
+        .map(|(index, tokens, budget, label)| {
+            let model = gpt_config(&t.model, index, vocab);
+            let params = param_counts(&model);
+            let identity = RunIdentity {
+                trainer: TRAINER_VERSION.to_string(),
+                model,
+                tokens,
+                data: data.clone(),
+                train: t.train,
+                seed,
+            };
+            RunSpec {
+                key: identity.key(),
+                name: format!("{}-{label}", model.short_name()),
+                size_name: t.model.sizes[index].name.clone(),
+                budget,
+                steps: tokens / step,
+                params,
+                flops: train_flops_per_token(&model) * tokens as f64,
+                flops_6nd: flops_6nd(params.non_embedding, tokens),
+                identity,
+            }
+        })
+        .collect();
+    specs.sort_by(|a, b| {
+        (
+            a.params.non_embedding,
+            a.tokens(),
+            a.budget.unwrap_or(0.0).to_bits(),
+        )
+            .cmp(&(
+                b.params.non_embedding,
+                b.tokens(),
+                b.budget.unwrap_or(0.0).to_bits(),
+            ))
+    });
+    // Two budgets can round one size to the same tokens; that is one run, not two.
+    specs.dedup_by(|a, b| a.key == b.key);
+    specs
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::study::from_bytes;
+
+    const BASE: &str = "\
+version: 1
+name: keys
+title: Keys
+seed: 1
+model:
+  context: 64
+  sizes:
+    - { layers: 2, d_model: 32, heads: 2, name: tiny }
+    - { layers: 2, d_model: 64, heads: 4 }
+tokens: [1e5, 2e5]
+train: { batch: 8, lr: 3e-3 }
+report:
+  sections:
+    - text: hello
+";
+
+    fn keys(text: &str) -> Vec<String> {
+        let study = from_bytes(text.as_bytes(), Path::new("keys.yaml")).unwrap();
+        plan(&study).unwrap().into_iter().map(|r| r.key).collect()
+    }
+
+    #[test]
+    fn grid_expands_sizes_times_tokens_in_whole_steps() {
+        let study = from_bytes(BASE.as_bytes(), Path::new("keys.yaml")).unwrap();
+        let runs = plan(&study).unwrap();
+        assert_eq!(runs.len(), 4);
+        // 1e5 / (8 × 64) = 195.3 → 195 steps = 99,840 tokens.
+        assert_eq!(runs[0].tokens(), 99_840);
+        assert_eq!(runs[0].steps, 195);
+        assert_eq!(runs[0].name, "l2-d32-t1e5");
+        assert_eq!(runs[0].size_name, "tiny");
+        assert_eq!(runs[0].dir_name().len(), runs[0].name.len() + 13);
+    }
+
+    #[test]
+    fn presentation_edits_keep_keys() {
+        let base = keys(BASE);
+        for edited in [
+            BASE.replace("title: Keys", "title: Something else"),
+            BASE.replace("name: keys", "name: renamed"),
+            BASE.replace("name: tiny", "name: small"),
+            BASE.replace("text: hello", "text: goodbye"),
+        ] {
+            assert_eq!(keys(&edited), base, "{edited}");
+        }
+    }
+
+    #[test]
+    fn result_edits_change_every_affected_key() {
+        let base = keys(BASE);
+        for edited in [
+            BASE.replace("lr: 3e-3", "lr: 1e-3"),
+            BASE.replace("seed: 1", "seed: 2"),
+            BASE.replace("context: 64", "context: 32"),
+            BASE.replace("version: 1\n", "version: 1\ndata: { vocab: 128 }\n"),
+        ] {
+            let changed = keys(&edited);
+            assert!(changed.iter().all(|k| !base.contains(k)), "{edited}");
+        }
+        // Changing one token count changes exactly the runs at that count.
+        let changed = keys(&BASE.replace("2e5", "3e5"));
+        assert_eq!(changed.iter().filter(|k| base.contains(k)).count(), 2);
+        // Changing one shape changes exactly that size's runs.
+        let changed = keys(&BASE.replace("d_model: 64, heads: 4", "d_model: 96, heads: 4"));
+        assert_eq!(changed.iter().filter(|k| base.contains(k)).count(), 2);
+    }
+
+    #[test]
+    fn isoflop_runs_cost_their_budget() {
+        let text = BASE.replace(
+            "tokens: [1e5, 2e5]",
+            "isoflop: { budgets: [2e12, 4e12], sizes: all }",
+        );
+        let study = from_bytes(text.as_bytes(), Path::new("iso.yaml")).unwrap();
+        let runs = plan(&study).unwrap();
+        assert_eq!(runs.len(), 4);
+        for run in &runs {
+            let budget = run.budget.unwrap();
+            // Rounding to whole steps moves cost by at most half a step.
+            let step_flops = run.flops / run.steps as f64;
+            assert!(
+                (run.flops - budget).abs() <= step_flops / 2.0 + 1.0,
+                "{run:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! Everything after the runs: imported results, fits, hold-out, the final run, report
+//! sections and checks.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::{CHART_IDS, TABLE_IDS, Validator};
+use crate::study::diagnostics::did_you_mean;
+use crate::study::file::{
+    FinalFile, FitFile, GridKind, HoldoutFile, LawKind, ParamsConvention, PowerForm, ReportFile,
+    ResultsFile,
+};
+use crate::study::units::Count;
+use crate::study::{FinalSpec, FitSpec, Holdout, ResultsSpec, ResultsX, Section, Source, Sweep};
+
+impl Validator {
+    pub(super) fn results(&mut self, f: &ResultsFile) -> Option<ResultsSpec> {
+        let path = self.existing_file("results.path", &f.path);
+        let ext = Path::new(&f.path)
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        if !matches!(ext.as_deref(), Some("csv") | Some("parquet")) {
+            self.error(
+                "results.path",
+                format!("`{}`: expected a .csv or .parquet file", f.path),
+            );
+        }
+        let c = &f.columns;
+        for (key, name) in [("params", Some(&c.params)), ("loss", Some(&c.loss))]
+            .into_iter()
+            .chain([("tokens", c.tokens.as_ref()), ("flops", c.flops.as_ref())])
+        {
+            if name.is_some_and(|n| n.trim().is_empty()) {
+                self.error(
+                    format!("results.columns.{key}"),
+                    "column name must not be empty",
+                );
+            }
+        }
+        let x = match (&c.tokens, &c.flops) {
+            (Some(t), None) => Some(ResultsX::Tokens(t.clone())),
+            (None, Some(fl)) => Some(ResultsX::Flops(fl.clone())),
+            (Some(_), Some(_)) => {
+                self.error(
+                    "results.columns.flops",
+                    "give either `tokens` or `flops`, not both",
+                );
+                None
+            }
+            (None, None) => {
+                self.error(
+                    "results.columns",
+                    "missing: a `tokens` column, or a `flops` column (D = C / 6N)",
+                );
+                None
+            }
+        };
+        Some(ResultsSpec {
+            path: path?,
+            params_column: c.params.clone(),
+            x_column: x?,
+            loss_column: c.loss.clone(),
+            drop_highest_loss: f.drop_highest_loss.map_or(0, |c| c.0),
+        })
+    }
+
+    pub(super) fn fits(
+        &mut self,
+        list: Option<Vec<FitFile>>,
+        source: Option<&Source>,
+    ) -> Vec<FitSpec> {
+        let training = source.and_then(|s| match s {
+            Source::Train(plan) => Some(plan.as_ref()),
+            Source::Import(_) => None,
+        });
+        let imported = matches!(source, Some(Source::Import(_)));
+        let has_isoflop = training.is_some_and(|t| matches!(t.sweep, Sweep::IsoFlop { .. }));
+        let list = list.unwrap_or_else(|| {
+            let mut defaults = vec![default_fit(LawKind::Chinchilla)];
+            if has_isoflop {
+                defaults.push(default_fit(LawKind::Isoflop));
+            }
+            defaults
+        });
+        let mut out = Vec::new();
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        for (i, f) in list.iter().enumerate() {
+            let field = format!("fits[{i}]");
+            let law = f.law;
+            let only = |v: &mut Self, key: &str, present: bool, laws: &str| {
+                if present {
+                    v.error(
+                        format!("{field}.{key}"),
+                        format!("`{key}` applies only to law {laws}; remove it"),
+                    );
+                }
+            };
+            if !matches!(law, LawKind::Chinchilla | LawKind::Isoflop | LawKind::Power) {
+                only(
+                    self,
+                    "bootstrap",
+                    f.bootstrap.is_some(),
+                    "chinchilla, isoflop or power",
+                );
+                only(
+                    self,
+                    "confidence",
+                    f.confidence.is_some(),
+                    "chinchilla, isoflop or power",
+                );
+            }
+            if law != LawKind::Chinchilla {
+                only(self, "delta", f.delta.is_some(), "chinchilla");
+                only(self, "grid", f.grid.is_some(), "chinchilla");
+            }
+            if law == LawKind::Cost {
+                only(
+                    self,
+                    "params",
+                    f.params.is_some(),
+                    "chinchilla, isoflop, frontier or power",
+                );
+            }
+            if law != LawKind::Power {
+                only(self, "x", f.x.is_some(), "power");
+                only(self, "form", f.form.is_some(), "power");
+            }
+            if law == LawKind::Isoflop && !has_isoflop {
+                self.error(
+                    format!("{field}.law"),
+                    "law `isoflop` needs an `isoflop:` sweep (budgets × sizes)",
+                );
+            }
+            if matches!(law, LawKind::Frontier | LawKind::Cost) && imported {
+                self.error(
+                    format!("{field}.law"),
+                    format!(
+                        "law `{}` needs trained runs (learning curves and timings), not imported results",
+                        law_name(law)
+                    ),
+                );
+            }
+            let bootstrap =
+                self.count(&format!("{field}.bootstrap"), f.bootstrap, 1000, 0, 100_000);
+            let confidence = self.real(
+                &format!("{field}.confidence"),
+                f.confidence,
+                0.95,
+                "in (0, 1)",
+                |x| x > 0.0 && x < 1.0,
+            );
+            let params = f.params.unwrap_or(ParamsConvention::Total);
+            let spec = match law {
+                LawKind::Chinchilla => FitSpec::Chinchilla {
+                    bootstrap,
+                    confidence,
+                    delta: self.real(&format!("{field}.delta"), f.delta, 1e-3, "positive", |x| {
+                        x > 0.0
+                    }),
+                    grid: f.grid.unwrap_or(GridKind::Full),
+                    params,
+                },
+                LawKind::Isoflop => FitSpec::Isoflop {
+                    bootstrap,
+                    confidence,
+                    params,
+                },
+                LawKind::Frontier => FitSpec::Frontier { params },
+                LawKind::Power => {
+                    let Some(x) = f.x else {
+                        self.error(
+                            format!("{field}.x"),
+                            "missing: law `power` needs `x: params`, `x: tokens` or `x: compute`",
+                        );
+                        continue;
+                    };
+                    FitSpec::Power {
+                        x,
+                        form: f.form.unwrap_or(PowerForm::Offset),
+                        bootstrap,
+                        confidence,
+                        params,
+                    }
+                }
+                LawKind::Cost => FitSpec::Cost,
+            };
+            let identity = match spec {
+                FitSpec::Power { x, form, .. } => format!("power {x:?} {form:?}"),
+                other => law_name(other.law()).to_string(),
+            };
+            if !seen.insert(identity.clone()) {
+                self.error(field, format!("duplicate fit ({identity})"));
+                continue;
+            }
+            out.push(spec);
+        }
+        out
+    }
+
+    pub(super) fn holdout(&mut self, f: &HoldoutFile, source: Option<&Source>) -> Option<Holdout> {
+        match (f.largest, f.budgets) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    "holdout.budgets",
+                    "give either `largest` or `budgets`, not both",
+                );
+                None
+            }
+            (None, None) => {
+                self.error(
+                    "holdout",
+                    "empty: give `largest: k` (model sizes) or `budgets: k` (IsoFLOP budgets)",
+                );
+                None
+            }
+            (Some(Count(k)), None) => {
+                if k == 0 {
+                    self.error(
+                        "holdout.largest",
+                        "must be at least 1 (or remove `holdout`)",
+                    );
+                    return None;
+                }
+                if let Some(Source::Train(plan)) = source {
+                    let n = plan.model.sizes.len() as u64;
+                    if k + 2 > n {
+                        self.error(
+                            "holdout.largest",
+                            format!(
+                                "holding out {k} of {n} sizes leaves fewer than 2 to fit; \
+                                 add sizes or hold out fewer"
+                            ),
+                        );
+                        return None;
+                    }
+                }
+                Some(Holdout::Largest(k))
+            }
+            (None, Some(Count(k))) => {
+                let budgets = match source {
+                    Some(Source::Train(plan)) => match &plan.sweep {
+                        Sweep::IsoFlop { budgets, .. } => Some(budgets.len() as u64),
+                        Sweep::Grid { .. } => None,
+                    },
+                    Some(Source::Import(_)) => None,
+                    // The sweep itself was invalid and already reported.
+                    None => return None,
+                };
+                let Some(n) = budgets else {
+                    self.error(
+                        "holdout.budgets",
+                        "needs an `isoflop:` sweep; use `largest: k` to hold out model sizes",
+                    );
+                    return None;
+                };
+                if k == 0 || k + 2 > n {
+                    self.error(
+                        "holdout.budgets",
+                        format!("must leave at least 2 of the {n} budgets to fit, found {k}"),
+                    );
+                    return None;
+                }
+                Some(Holdout::Budgets(k))
+            }
+        }
+    }
+
+    pub(super) fn final_run(&mut self, f: &FinalFile, fits: &[FitSpec]) -> Option<FinalSpec> {
+        let budget = self.real("final.budget", Some(f.budget), 0.0, "positive", |x| x > 0.0);
+        let law = f.law.unwrap_or(LawKind::Chinchilla);
+        if !matches!(law, LawKind::Chinchilla | LawKind::Isoflop) {
+            self.error(
+                "final.law",
+                format!(
+                    "law `{}` does not give a compute-optimal allocation; use chinchilla or isoflop",
+                    law_name(law)
+                ),
+            );
+            return None;
+        }
+        if !fits.iter().any(|fit| fit.law() == law) {
+            self.error(
+                "final.law",
+                format!(
+                    "law `{}` is not among the study's fits; add `- {{ law: {} }}` to `fits`",
+                    law_name(law),
+                    law_name(law)
+                ),
+            );
+            return None;
+        }
+        Some(FinalSpec { budget, law })
+    }
+
+    pub(super) fn report(&mut self, f: Option<&ReportFile>) -> Vec<Section> {
+        let Some(sections) = f.and_then(|r| r.sections.as_ref()) else {
+            return Vec::new();
+        };
+        if sections.is_empty() {
+            self.error(
+                "report.sections",
+                "empty list: remove `sections` for the default report, or list sections",
+            );
+        }
+        let mut out = Vec::new();
+        for (i, s) in sections.iter().enumerate() {
+            let field = format!("report.sections[{i}]");
+            let given = [&s.text, &s.chart, &s.table]
+                .iter()
+                .filter(|x| x.is_some())
+                .count();
+            if given != 1 {
+                self.error(
+                    field,
+                    format!("give exactly one of `text`, `chart` or `table` (found {given})"),
+                );
+                continue;
+            }
+            if let Some(text) = &s.text {
+                out.push(Section::Text(text.clone()));
+            } else if let Some(chart) = &s.chart {
+                if self.known_id(&format!("{field}.chart"), chart, &CHART_IDS, "chart") {
+                    out.push(Section::Chart(chart.clone()));
+                }
+            } else if let Some(table) = &s.table
+                && self.known_id(&format!("{field}.table"), table, &TABLE_IDS, "table")
+            {
+                out.push(Section::Table(table.clone()));
+            }
+        }
+        out
+    }
+
+    pub(super) fn known_id(&mut self, field: &str, id: &str, known: &[&str], what: &str) -> bool {
+        if known.contains(&id) {
+            return true;
+        }
+        let hint = did_you_mean(id, known.iter().copied())
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        self.error(
+            field,
+            format!(
+                "unknown {what} `{id}`{hint}; expected one of {}",
+                known.join(", ")
+            ),
+        );
+        false
+    }
+
+    pub(super) fn checks(&mut self, checks: Vec<String>) -> Vec<String> {
+        for (i, c) in checks.iter().enumerate() {
+            if c.trim().is_empty() {
+                self.error(format!("checks[{i}]"), "empty check expression");
+            }
+        }
+        checks
+    }
+}
+
+fn default_fit(law: LawKind) -> FitFile {
+    FitFile {
+        law,
+        bootstrap: None,
+        confidence: None,
+        delta: None,
+        grid: None,
+        params: None,
+        x: None,
+        form: None,
+    }
+}
+
+/// The study-file spelling of a law.
+pub fn law_name(law: LawKind) -> &'static str {
+    match law {
+        LawKind::Chinchilla => "chinchilla",
+        LawKind::Isoflop => "isoflop",
+        LawKind::Frontier => "frontier",
+        LawKind::Power => "power",
+        LawKind::Cost => "cost",
+    }
+}

@@ -1,0 +1,278 @@
+//! [`StudyFile`] → [`Study`]: fill defaults and check every constraint, collecting all
+//! problems (not just the first) with their field paths.
+//!
+//! One file per part of the study: [`data`], [`model`] (shapes), [`sweep`] (training
+//! hyper-parameters and the N×D or IsoFLOP sweep) and [`analysis`] (imports, fits, hold-out,
+//! final run, report, checks).
+
+mod analysis;
+mod data;
+mod model;
+mod sweep;
+
+use std::path::{Path, PathBuf};
+
+use super::diagnostics::{Diagnostic, Severity};
+use super::file::{DataFile, IsoFlopFile, ModelFile, StudyFile, TrainFile};
+use super::locate::PositionMap;
+use super::units::{Count, Real};
+use super::{STUDY_VERSION, Source, Study, TrainingPlan};
+use crate::data::DataSpec;
+
+/// Longest context the trainer accepts.
+pub const MAX_CONTEXT: u64 = 8192;
+
+pub use analysis::law_name;
+
+/// Chart ids the report can draw (DESIGN.md "Report").
+pub const CHART_IDS: [&str; 10] = [
+    "loss_vs_params",
+    "loss_vs_tokens",
+    "loss_vs_compute",
+    "isoflop",
+    "learning_curves",
+    "extrapolation",
+    "residuals",
+    "allocation",
+    "cost",
+    "frontier",
+];
+/// Table ids the report can print.
+pub const TABLE_IDS: [&str; 7] = [
+    "runs",
+    "fits",
+    "allocation",
+    "holdout",
+    "warnings",
+    "checks",
+    "final",
+];
+
+/// Check a parsed study file; `Err` holds every error (and the warnings) in file order.
+pub fn validate(
+    file: StudyFile,
+    path: &Path,
+    sha256: String,
+    positions: &PositionMap,
+) -> Result<Study, Vec<Diagnostic>> {
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut v = Validator {
+        diags: Vec::new(),
+        dir,
+    };
+    let study = v.study(file, path, sha256);
+    let mut diags: Vec<Diagnostic> = v.diags.into_iter().map(|d| d.locate(positions)).collect();
+    // File order reads best; errors whose position is unknown come last.
+    diags.sort_by_key(|d| {
+        d.position
+            .map(|p| (p.line, p.column))
+            .unwrap_or((usize::MAX, 0))
+    });
+    match study {
+        Some(mut study) if !diags.iter().any(|d| d.severity == Severity::Error) => {
+            study.warnings = diags;
+            Ok(study)
+        }
+        Some(_) => Err(diags),
+        None => {
+            if !diags.iter().any(|d| d.severity == Severity::Error) {
+                diags.push(Diagnostic::error("", "the study is incomplete"));
+            }
+            Err(diags)
+        }
+    }
+}
+
+struct Validator {
+    diags: Vec<Diagnostic>,
+    /// Directory of the study file; data paths are relative to it.
+    dir: PathBuf,
+}
+
+impl Validator {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.diags.push(Diagnostic::error(path, message));
+    }
+
+    fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.diags.push(Diagnostic::warning(path, message));
+    }
+
+    fn error_count(&self) -> usize {
+        self.diags
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+
+    /// A count in `lo..=hi`, or `default` when absent.
+    fn count(&mut self, path: &str, value: Option<Count>, default: u64, lo: u64, hi: u64) -> u64 {
+        match value {
+            None => default,
+            Some(Count(v)) if v < lo || v > hi => {
+                let range = if hi == u64::MAX {
+                    format!("at least {lo}")
+                } else {
+                    format!("between {lo} and {hi}")
+                };
+                self.error(path, format!("must be {range}, found {v}"));
+                default
+            }
+            Some(Count(v)) => v,
+        }
+    }
+
+    /// A real checked by `ok` (which describes the allowed range), or `default`.
+    fn real(
+        &mut self,
+        path: &str,
+        value: Option<Real>,
+        default: f64,
+        range: &str,
+        ok: impl Fn(f64) -> bool,
+    ) -> f64 {
+        match value {
+            None => default,
+            Some(Real(v)) if !ok(v) => {
+                self.error(path, format!("must be {range}, found {v}"));
+                default
+            }
+            Some(Real(v)) => v,
+        }
+    }
+
+    /// Report a key that does not apply in this context.
+    fn not_here<T>(&mut self, path: &str, value: &Option<T>, why: &str) {
+        if value.is_some() {
+            self.error(path, format!("does not apply {why}; remove it"));
+        }
+    }
+
+    fn study(&mut self, f: StudyFile, path: &Path, sha256: String) -> Option<Study> {
+        if f.version != STUDY_VERSION {
+            self.error(
+                "version",
+                format!(
+                    "unsupported study-file version {}; this scalebook reads version {STUDY_VERSION}",
+                    f.version
+                ),
+            );
+        }
+        self.name(&f.name);
+        let seed = f.seed.unwrap_or(0);
+
+        let source = match f.results {
+            Some(results) => {
+                let why = "when `results:` imports runs (nothing is trained)";
+                self.not_here("data", &f.data, why);
+                self.not_here("model", &f.model, why);
+                self.not_here("tokens", &f.tokens, why);
+                self.not_here("isoflop", &f.isoflop, why);
+                self.not_here("train", &f.train, why);
+                self.not_here("final", &f.final_run, why);
+                self.results(&results).map(Source::Import)
+            }
+            None => self
+                .training(f.data, f.model, f.tokens, f.isoflop, f.train)
+                .map(|plan| Source::Train(Box::new(plan))),
+        };
+        let fits = self.fits(f.fits, source.as_ref());
+        let holdout = f
+            .holdout
+            .as_ref()
+            .and_then(|h| self.holdout(h, source.as_ref()));
+        let final_run = f
+            .final_run
+            .as_ref()
+            .and_then(|fr| self.final_run(fr, &fits));
+        let sections = self.report(f.report.as_ref());
+        let checks = self.checks(f.checks.unwrap_or_default());
+
+        if self.error_count() > 0 {
+            return None;
+        }
+        Some(Study {
+            path: path.to_path_buf(),
+            sha256,
+            title: f.title.unwrap_or_else(|| f.name.clone()),
+            name: f.name,
+            description: f.description,
+            seed,
+            source: source?,
+            fits,
+            holdout,
+            final_run,
+            sections,
+            checks,
+            warnings: Vec::new(),
+        })
+    }
+
+    fn name(&mut self, name: &str) {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !ok {
+            self.error(
+                "name",
+                format!(
+                    "`{name}` is not a valid study name: use 1–64 lower-case letters, digits, `-` \
+                     or `_`, starting with a letter or digit (it names folders and the book chapter)"
+                ),
+            );
+        }
+    }
+
+    fn training(
+        &mut self,
+        data: Option<DataFile>,
+        model: Option<ModelFile>,
+        tokens: Option<Vec<Count>>,
+        isoflop: Option<IsoFlopFile>,
+        train: Option<TrainFile>,
+    ) -> Option<TrainingPlan> {
+        let data = self.data(data.as_ref());
+        let Some(model_file) = model else {
+            self.error(
+                "model",
+                "missing required section (or give `results:` to fit imported runs)",
+            );
+            return None;
+        };
+        let train = self.train(train.as_ref(), model_file.context.0);
+        let model = self.model(&model_file, data.as_ref().map(DataSpec::vocab))?;
+        let sweep = match (tokens, isoflop) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    "isoflop",
+                    "give either `tokens:` (an N×D grid) or `isoflop:`, not both",
+                );
+                None
+            }
+            (None, None) => {
+                self.error(
+                    "tokens",
+                    "missing: give `tokens:` (an N×D grid) or `isoflop: { budgets: [...] }`",
+                );
+                None
+            }
+            (Some(tokens), None) => self.grid(&tokens, &train, model.context),
+            (None, Some(iso)) => self.isoflop(&iso, &model, data.as_ref(), &train),
+        };
+        Some(TrainingPlan {
+            data: data?,
+            model,
+            sweep: sweep?,
+            train,
+        })
+    }
+}

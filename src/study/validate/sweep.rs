@@ -1,0 +1,233 @@
+//! The `train:` section and the sweep (`tokens:` grid or `isoflop:` budgets).
+
+use std::collections::HashMap;
+
+use super::Validator;
+use crate::data::DataSpec;
+use crate::study::file::{IsoFlopFile, IsoFlopSizes, ScheduleKind, TrainFile};
+use crate::study::plan::{ISOFLOP_AUTO_TPP, expand_budget, steps_for};
+use crate::study::units::{Count, Real};
+use crate::study::{ModelSpec, Schedule, Sweep, TrainSpec};
+
+impl Validator {
+    pub(super) fn train(&mut self, f: Option<&TrainFile>, context: u64) -> TrainSpec {
+        let default = TrainFile {
+            batch: None,
+            lr: None,
+            schedule: None,
+            warmup: None,
+            min_lr_ratio: None,
+            decay: None,
+            weight_decay: None,
+            beta1: None,
+            beta2: None,
+            grad_clip: None,
+            eval_every: None,
+            eval_tokens: None,
+        };
+        let f = f.unwrap_or(&default);
+        let batch = self.count("train.batch", f.batch, 16, 1, 1 << 16);
+        let lr = self.real("train.lr", f.lr, 3e-3, "in (0, 1]", |x| x > 0.0 && x <= 1.0);
+        let warmup = self.real("train.warmup", f.warmup, 0.05, "in [0, 1)", |x| {
+            (0.0..1.0).contains(&x)
+        });
+        let min_ratio = |v: &mut Self| {
+            v.real(
+                "train.min_lr_ratio",
+                f.min_lr_ratio,
+                0.1,
+                "in [0, 1]",
+                |x| (0.0..=1.0).contains(&x),
+            )
+        };
+        let kind = f.schedule.unwrap_or(ScheduleKind::Cosine);
+        if kind != ScheduleKind::Wsd {
+            self.not_here("train.decay", &f.decay, "to this schedule (only to `wsd`)");
+        }
+        let schedule = match kind {
+            ScheduleKind::Cosine => Schedule::Cosine {
+                min_lr_ratio: min_ratio(self),
+            },
+            ScheduleKind::Wsd => {
+                let decay = self.real("train.decay", f.decay, 0.2, "in (0, 1]", |x| {
+                    x > 0.0 && x <= 1.0
+                });
+                if warmup + decay > 1.0 {
+                    self.error(
+                        "train.decay",
+                        format!("warmup {warmup} + decay {decay} exceed the whole run (1.0)"),
+                    );
+                }
+                Schedule::Wsd {
+                    decay,
+                    min_lr_ratio: min_ratio(self),
+                }
+            }
+            ScheduleKind::Constant => {
+                self.not_here(
+                    "train.min_lr_ratio",
+                    &f.min_lr_ratio,
+                    "to a constant schedule",
+                );
+                Schedule::Constant
+            }
+        };
+        let unit = "in [0, 1)";
+        let spec = TrainSpec {
+            batch,
+            lr,
+            schedule,
+            warmup,
+            weight_decay: self.real(
+                "train.weight_decay",
+                f.weight_decay,
+                0.1,
+                "in [0, 10]",
+                |x| (0.0..=10.0).contains(&x),
+            ),
+            beta1: self.real("train.beta1", f.beta1, 0.9, unit, |x| {
+                (0.0..1.0).contains(&x)
+            }),
+            beta2: self.real("train.beta2", f.beta2, 0.95, unit, |x| {
+                (0.0..1.0).contains(&x)
+            }),
+            grad_clip: self.real(
+                "train.grad_clip",
+                f.grad_clip,
+                1.0,
+                "≥ 0 (0 disables)",
+                |x| x >= 0.0,
+            ),
+            eval_every: self.count("train.eval_every", f.eval_every, 50, 1, u64::MAX),
+            eval_tokens: self.count("train.eval_tokens", f.eval_tokens, 65536, 1, 1 << 32),
+        };
+        if context > 0 && spec.eval_tokens < context {
+            self.error(
+                "train.eval_tokens",
+                format!(
+                    "{} tokens is less than one sequence of the context ({context})",
+                    spec.eval_tokens
+                ),
+            );
+        }
+        spec
+    }
+
+    pub(super) fn grid(
+        &mut self,
+        tokens: &[Count],
+        train: &TrainSpec,
+        context: u64,
+    ) -> Option<Sweep> {
+        if tokens.is_empty() {
+            self.error("tokens", "empty list: give at least one token count");
+            return None;
+        }
+        let step = train.batch * context;
+        let before = self.error_count();
+        let mut by_steps: HashMap<u64, usize> = HashMap::new();
+        for (i, Count(d)) in tokens.iter().enumerate() {
+            let field = format!("tokens[{i}]");
+            if *d < step {
+                self.error(
+                    field,
+                    format!(
+                        "{d} tokens is less than one step (batch {} × context {context} = {step} tokens)",
+                        train.batch
+                    ),
+                );
+                continue;
+            }
+            let steps = steps_for(*d, step);
+            if let Some(first) = by_steps.insert(steps, i) {
+                self.error(
+                    field,
+                    format!(
+                        "same number of steps ({steps}) as tokens[{first}]: counts are rounded to \
+                         whole steps of {step} tokens"
+                    ),
+                );
+            }
+        }
+        (self.error_count() == before).then(|| Sweep::Grid {
+            tokens: tokens.iter().map(|c| c.0).collect(),
+        })
+    }
+
+    pub(super) fn isoflop(
+        &mut self,
+        f: &IsoFlopFile,
+        model: &ModelSpec,
+        data: Option<&DataSpec>,
+        train: &TrainSpec,
+    ) -> Option<Sweep> {
+        if f.budgets.is_empty() {
+            self.error(
+                "isoflop.budgets",
+                "empty list: give at least one compute budget",
+            );
+            return None;
+        }
+        let mode = f.sizes.unwrap_or(IsoFlopSizes::Auto);
+        let vocab = data.map(DataSpec::vocab).unwrap_or(256);
+        let before = self.error_count();
+        let mut seen: Vec<f64> = Vec::new();
+        for (i, Real(c)) in f.budgets.iter().enumerate() {
+            let field = format!("isoflop.budgets[{i}]");
+            if *c <= 0.0 {
+                self.error(field, format!("must be positive, found {c}"));
+                continue;
+            }
+            if seen.contains(c) {
+                self.error(field, format!("duplicate budget {c:e}"));
+                continue;
+            }
+            seen.push(*c);
+            if model.sizes.is_empty() {
+                continue;
+            }
+            let expansion = expand_budget(*c, model, vocab, train, mode);
+            if let Some(short) = expansion.too_small {
+                let step = train.batch * model.context;
+                self.error(
+                    field,
+                    format!(
+                        "budget {c:e} FLOPs buys only {} tokens for the smallest model ({}), less \
+                         than one step of {step} tokens; raise the budget or shrink batch/context",
+                        short.tokens, short.name
+                    ),
+                );
+                continue;
+            }
+            if expansion.points.len() < 3 {
+                let why = match mode {
+                    IsoFlopSizes::Auto => format!(
+                        "only {} size(s) have {}–{} tokens per parameter at this budget",
+                        expansion.points.len(),
+                        ISOFLOP_AUTO_TPP.0,
+                        ISOFLOP_AUTO_TPP.1
+                    ),
+                    IsoFlopSizes::All => format!(
+                        "only {} size(s) get at least one step at this budget",
+                        expansion.points.len()
+                    ),
+                };
+                self.warn(
+                    field,
+                    format!(
+                        "{why}; an IsoFLOP parabola needs at least 3 (add sizes{})",
+                        if mode == IsoFlopSizes::Auto {
+                            " or set `sizes: all`"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+            }
+        }
+        (self.error_count() == before).then(|| Sweep::IsoFlop {
+            budgets: f.budgets.iter().map(|r| r.0).collect(),
+            sizes: mode,
+        })
+    }
+}

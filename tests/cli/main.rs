@@ -1,0 +1,7 @@
+//! CLI tests: run the real `scalebook` binary on fixture studies and assert exit codes,
+//! messages and output. One test binary with a module per command (as mdBook's testsuite).
+
+mod plan;
+mod schema;
+mod support;
+mod validate;

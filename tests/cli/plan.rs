@@ -1,0 +1,114 @@
+//! `scalebook plan`: the JSON rows and their values, and the table.
+
+use serde_json::Value;
+
+use crate::support::{scalebook, stderr, stdout};
+
+const KEYS: [&str; 15] = [
+    "key",
+    "name",
+    "layers",
+    "d_model",
+    "heads",
+    "context",
+    "vocab",
+    "params_total",
+    "params_embedding",
+    "params_non_embedding",
+    "tokens",
+    "tokens_per_param",
+    "flops_6nd",
+    "flops",
+    "est_seconds",
+];
+
+fn plan_json(study: &str) -> Vec<Value> {
+    let out = scalebook(&["plan", study, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    serde_json::from_str::<Vec<Value>>(&stdout(&out)).expect("plan prints a JSON array")
+}
+
+#[test]
+fn quickstart_json_has_every_key_and_exact_values() {
+    let rows = plan_json("reports/quickstart.yaml");
+    assert_eq!(rows.len(), 12);
+    for row in &rows {
+        for key in KEYS {
+            assert!(row.get(key).is_some(), "missing `{key}` in {row}");
+        }
+        let n_total = row["params_total"].as_u64().unwrap();
+        let n_emb = row["params_embedding"].as_u64().unwrap();
+        let n_non = row["params_non_embedding"].as_u64().unwrap();
+        assert_eq!(n_total, n_emb + n_non);
+        let tokens = row["tokens"].as_u64().unwrap();
+        assert_eq!(tokens % (16 * 64), 0, "whole steps of batch × context");
+        let flops_6nd = row["flops_6nd"].as_f64().unwrap();
+        assert_eq!(flops_6nd, 6.0 * n_non as f64 * tokens as f64);
+        assert!(row["flops"].as_f64().unwrap() > flops_6nd);
+        assert_eq!(row["key"].as_str().unwrap().len(), 64);
+    }
+    // First row: l2-d32 at 1e5 tokens → 98 steps of 1,024 tokens.
+    let first = &rows[0];
+    assert_eq!(first["name"], "l2-d32-t1e5");
+    assert_eq!(first["tokens"], 100_352);
+    // wte 256·32 + wpe 64·32; 2 blocks of 12·32² + 13·32; ln_f 64; head 32·256.
+    assert_eq!(first["params_embedding"], 256 * 32 + 64 * 32);
+    assert_eq!(
+        first["params_non_embedding"],
+        2 * (12 * 32 * 32 + 13 * 32) + 64 + 32 * 256
+    );
+    // Keys are unique.
+    let mut keys: Vec<&str> = rows.iter().map(|r| r["key"].as_str().unwrap()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 12);
+}
+
+#[test]
+fn plan_is_deterministic() {
+    let a = scalebook(&["plan", "reports/quickstart.yaml", "--format", "json"]);
+    let b = scalebook(&["plan", "reports/quickstart.yaml", "--format", "json"]);
+    assert_eq!(a.stdout, b.stdout);
+}
+
+#[test]
+fn text_data_keys_follow_file_contents() {
+    let rows = plan_json("tests/fixtures/valid/text_corpus.yaml");
+    assert_eq!(rows.len(), 6);
+    assert!(rows.iter().all(|r| r["vocab"] == 256));
+    let tokens = plan_json("tests/fixtures/valid/token_file.yaml");
+    assert_eq!(tokens[0]["vocab"], 16);
+    // Tied embeddings: the head adds nothing beyond the embedding.
+    assert_eq!(
+        tokens[0]["params_non_embedding"],
+        12 * 16 * 16 + 13 * 16 + 2 * 16
+    );
+}
+
+#[test]
+fn isoflop_rows_carry_their_budget() {
+    let rows = plan_json("tests/fixtures/valid/isoflop.yaml");
+    assert_eq!(rows.len(), 18);
+    for row in &rows {
+        let budget = row["budget"].as_f64().unwrap();
+        let flops = row["flops"].as_f64().unwrap();
+        assert!((flops / budget - 1.0).abs() < 0.05, "{row}");
+    }
+}
+
+#[test]
+fn table_lists_every_run_and_a_total() {
+    let out = scalebook(&["plan", "reports/quickstart.yaml"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 1 + 12 + 1, "{text}");
+    assert!(text.lines().next().unwrap().starts_with("run "));
+    assert!(text.lines().last().unwrap().starts_with("12 runs, "));
+}
+
+#[test]
+fn invalid_study_plans_nothing() {
+    let out = scalebook(&["plan", "tests/fixtures/invalid/heads_not_divisor.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).is_empty());
+}

@@ -1,0 +1,49 @@
+//! Running the binary and reading fixtures.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root (tests run with it as the working directory).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    root().join("tests/fixtures").join(rel)
+}
+
+/// Run `scalebook ARGS…` from the repository root.
+pub fn scalebook(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scalebook"))
+        .args(args)
+        .current_dir(root())
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("the scalebook binary runs")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Signs of a crash or a Rust debug dump instead of a message meant for people.
+pub fn assert_no_crash(text: &str, context: &Path) {
+    for marker in [
+        "panicked",
+        "RUST_BACKTRACE",
+        "Os {",
+        "kind: ",
+        "Error {",
+        "unwrap()",
+    ] {
+        assert!(
+            !text.contains(marker),
+            "{}: output contains `{marker}`:\n{text}",
+            context.display()
+        );
+    }
+}
