@@ -12,6 +12,8 @@ pub mod exec;
 pub mod fit;
 pub mod model;
 pub mod report;
+pub mod rng;
 pub mod store;
 pub mod study;
+pub mod sys;
 pub mod train;

@@ -1,8 +1,11 @@
 //! The command line: one file per subcommand, each with `Args` and `run`. This module parses
 //! arguments, dispatches, and maps failures to the exit codes of DESIGN.md.
 
+pub mod bench;
 pub mod plan;
+pub mod progress;
 pub mod schema;
+pub mod train_point;
 pub mod validate;
 
 use std::path::Path;
@@ -42,6 +45,13 @@ pub enum Command {
     Plan(plan::Args),
     /// Print the study file's JSON Schema (for editor completion and checks).
     Schema(schema::Args),
+    /// Train one run from a run spec and write its record (used by executors, or by hand).
+    TrainPoint(train_point::Args),
+    /// Measure scalebook itself (training throughput).
+    Bench {
+        #[command(subcommand)]
+        which: bench::Which,
+    },
 }
 
 /// A command's failure: the exit code and the lines to print on stderr.
@@ -81,10 +91,23 @@ pub fn load_study(path: &Path) -> Result<Study, Failure> {
 /// Parse arguments, run the command, and return its exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Thread count must be fixed before the first candle op (see sys::set_threads).
+    let threads = match &cli.command {
+        Command::TrainPoint(args) => Some(args.threads.unwrap_or_else(crate::sys::default_threads)),
+        Command::Bench {
+            which: bench::Which::Train(args),
+        } => Some(args.threads),
+        _ => None,
+    };
+    if let Some(n) = threads {
+        crate::sys::set_threads(n);
+    }
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Schema(args) => schema::run(&args),
+        Command::TrainPoint(args) => train_point::run(&args, threads.unwrap_or(1)),
+        Command::Bench { which } => bench::run(&which),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

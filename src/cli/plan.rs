@@ -7,9 +7,12 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::{Failure, exit, load_study};
+use crate::store::atomic::write_atomic;
 use crate::study::RunSpec;
+use crate::study::diagnostics::io_reason;
 use crate::study::plan::plan;
 use crate::study::units::{format_duration, human};
+use crate::train::record::pretty;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -24,6 +27,10 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Also write one run spec per run into DIR (`<run>-<key12>.json`), the input of
+    /// `scalebook train-point --spec`.
+    #[arg(long, value_name = "DIR")]
+    pub emit_specs: Option<PathBuf>,
 }
 
 /// One row of `plan --format json`; the keys are a stable interface.
@@ -51,10 +58,13 @@ pub struct PlanRow {
     /// IsoFLOP budget the run belongs to, if any.
     pub budget: Option<f64>,
     pub est_seconds: f64,
+    /// Entropy rate of the synthetic language (nats/token): the loss floor. Null for files.
+    pub data_entropy_nats: Option<f64>,
+    pub data_entropy_stderr: Option<f64>,
 }
 
-impl From<&RunSpec> for PlanRow {
-    fn from(r: &RunSpec) -> Self {
+impl PlanRow {
+    fn new(r: &RunSpec, entropy: Option<(f64, f64)>) -> Self {
         let m = r.config();
         PlanRow {
             key: r.key.clone(),
@@ -75,6 +85,8 @@ impl From<&RunSpec> for PlanRow {
             flops: r.flops,
             budget: r.budget,
             est_seconds: r.est_seconds(),
+            data_entropy_nats: entropy.map(|e| e.0),
+            data_entropy_stderr: entropy.map(|e| e.1),
         }
     }
 }
@@ -82,7 +94,11 @@ impl From<&RunSpec> for PlanRow {
 pub fn run(args: &Args) -> Result<(), Failure> {
     let study = load_study(&args.study)?;
     let runs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
-    let rows: Vec<PlanRow> = runs.iter().map(PlanRow::from).collect();
+    let entropy = study.training().and_then(|t| t.data.entropy(study.seed));
+    let rows: Vec<PlanRow> = runs.iter().map(|r| PlanRow::new(r, entropy)).collect();
+    if let Some(dir) = &args.emit_specs {
+        emit_specs(dir, &runs)?;
+    }
     let text = match args.format {
         Format::Json => {
             let mut json = serde_json::to_string_pretty(&rows)
@@ -94,6 +110,27 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     };
     // A closed pipe (`scalebook plan … | head`) is not an error worth a message.
     let _ = std::io::stdout().write_all(text.as_bytes());
+    Ok(())
+}
+
+/// Write each run's spec as `DIR/<run>-<key12>.json`.
+fn emit_specs(dir: &std::path::Path, runs: &[RunSpec]) -> Result<(), Failure> {
+    let fail = |e: std::io::Error| {
+        Failure::new(
+            exit::INTERNAL,
+            format!(
+                "{}: cannot write run specs: {}",
+                dir.display(),
+                io_reason(&e)
+            ),
+        )
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    for run in runs {
+        let path = dir.join(format!("{}.json", run.dir_name()));
+        write_atomic(&path, pretty(run).as_bytes()).map_err(fail)?;
+    }
+    eprintln!("wrote {} run specs to {}", runs.len(), dir.display());
     Ok(())
 }
 
@@ -161,5 +198,12 @@ fn table(rows: &[PlanRow]) -> String {
         flops,
         format_duration(seconds)
     ));
+    if let Some(row) = rows.first()
+        && let (Some(h), Some(se)) = (row.data_entropy_nats, row.data_entropy_stderr)
+    {
+        out.push_str(&format!(
+            "data entropy rate {h:.4} ± {se:.4} nats/token (the loss no model can beat)\n"
+        ));
+    }
     out
 }

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{DataSpec, TokenDtype, Tokenizer};
@@ -15,7 +15,7 @@ use super::{DataSpec, TokenDtype, Tokenizer};
 pub const SYNTHETIC_GENERATOR: &str = "zipf-markov/1";
 
 /// What about the data changes a run's result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub enum DataIdentity {
     Synthetic {

@@ -1,9 +1,12 @@
-//! Token sources: the built-in synthetic language, UTF-8 text files and pre-tokenized token
-//! files. This module holds the validated description of a source ([`DataSpec`]) and its
-//! identity for the run key ([`DataIdentity`]); readers and tokenizers land with the
-//! training engine.
+//! Token sources: the built-in synthetic language ([`synthetic`]), UTF-8 text files (bytes
+//! or a locally trained [`bpe`]) and pre-tokenized token files. [`DataSpec`] describes a
+//! validated source, [`DataIdentity`] is its part of a run key, and [`source`] opens it for
+//! training.
 
+pub mod bpe;
 pub mod identity;
+pub mod source;
+pub mod synthetic;
 
 use std::path::PathBuf;
 
@@ -31,7 +34,7 @@ impl TokenDtype {
 }
 
 /// How text becomes tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Tokenizer {
     /// One token per byte.
@@ -42,7 +45,7 @@ pub enum Tokenizer {
 
 /// The built-in synthetic language: a mixture of Markov orders 1..=`order` over a
 /// Zipf-shaped vocabulary, every next-token distribution derived from a seeded hash.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SyntheticSpec {
     pub vocab: u64,
     pub order: u64,
@@ -50,7 +53,7 @@ pub struct SyntheticSpec {
 }
 
 /// UTF-8 text files, resolved from the study's patterns.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TextSpec {
     /// Files in the order they are concatenated (patterns in order, matches sorted).
     pub files: Vec<PathBuf>,
@@ -59,7 +62,7 @@ pub struct TextSpec {
 }
 
 /// A pre-tokenized file of little-endian ids (nanoGPT's `.bin`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokensSpec {
     pub path: PathBuf,
     pub dtype: TokenDtype,
@@ -67,8 +70,9 @@ pub struct TokensSpec {
     pub val_fraction: f64,
 }
 
-/// A validated token source.
-#[derive(Debug, Clone, PartialEq)]
+/// A validated token source. File paths are absolute, so a run spec trains from any folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
 pub enum DataSpec {
     Synthetic(SyntheticSpec),
     Text(TextSpec),
@@ -85,6 +89,17 @@ impl DataSpec {
                 Tokenizer::Bpe { vocab } => vocab,
             },
             DataSpec::Tokens(t) => t.vocab,
+        }
+    }
+
+    /// The synthetic language's entropy rate (mean −ln p over [`synthetic::ENTROPY_SAMPLE`]
+    /// tokens) and its standard error; `None` for files, whose true entropy is unknown.
+    pub fn entropy(&self, seed: u64) -> Option<(f64, f64)> {
+        match self {
+            DataSpec::Synthetic(s) => {
+                Some(synthetic::SyntheticLanguage::new(s, seed).entropy(synthetic::ENTROPY_SAMPLE))
+            }
+            _ => None,
         }
     }
 

@@ -7,7 +7,7 @@
 use super::GptConfig;
 
 /// Parameter counts in the three conventions the scaling literature uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ParamCounts {
     /// Every trainable parameter (Chinchilla's N).
     pub total: u64,

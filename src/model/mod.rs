@@ -1,7 +1,10 @@
-//! The GPT model: its shape ([`GptConfig`]) and exact parameter and FLOP accounting
-//! ([`accounting`]). The candle implementation that trains it lands with the training engine.
+//! The GPT model: its shape ([`GptConfig`]), exact parameter and FLOP accounting
+//! ([`accounting`]), the candle implementation ([`gpt`]) and its seeded initialisation
+//! ([`init`]).
 
 pub mod accounting;
+pub mod gpt;
+pub mod init;
 
 use serde::{Deserialize, Serialize};
 

@@ -14,7 +14,7 @@ pub mod validate;
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::data::DataSpec;
@@ -98,7 +98,7 @@ pub enum Sweep {
 
 /// Learning-rate schedule, with only the knobs that apply to it (so an unused knob never
 /// changes a run's identity).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Schedule {
     Cosine { min_lr_ratio: f64 },
@@ -107,7 +107,7 @@ pub enum Schedule {
 }
 
 /// Training hyper-parameters shared by every run; all of it is part of the run identity.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TrainSpec {
     pub batch: u64,
     pub lr: f64,

@@ -35,7 +35,7 @@ pub fn parse(text: &str, positions: &PositionMap) -> Result<StudyFile, Diagnosti
         });
     // serde_path_to_error writes `?` when it has no path (e.g. a syntax error).
     let path = failed_path
-        .filter(|p| p != "?" && p != ".")
+        .map(|p| p.trim_end_matches('?').trim_end_matches('.').to_string())
         .unwrap_or_default();
     let raw = strip_location(&err.without_snippet().to_string());
     let (path, message) = explain(path, &raw);
@@ -127,7 +127,12 @@ fn explain(path: String, raw: &str) -> (String, String) {
     }
     if let Some(rest) = raw.strip_prefix("duplicate mapping key: ") {
         let key = rest.split(',').next().unwrap_or(rest).trim();
-        return (path, format!("duplicate key `{key}`"));
+        let full = if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        };
+        return (full, "duplicate key (each key may appear once)".to_string());
     }
     let message = match raw {
         m if m.starts_with("invalid u") || m.starts_with("invalid i") => {

@@ -5,7 +5,7 @@
 //! identity, training hyper-parameters, seed and trainer version — so editing report text,
 //! titles or display names never retrains anything.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::units::compact_count;
@@ -31,7 +31,7 @@ pub const ISOFLOP_AUTO_TPP: (f64, f64) = (2.0, 200.0);
 pub const ESTIMATED_FLOPS_PER_SECOND: f64 = 14e9;
 
 /// What about a run changes its result; hashed into its key.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunIdentity {
     pub trainer: String,
     pub model: GptConfig,
@@ -51,8 +51,8 @@ impl RunIdentity {
     }
 }
 
-/// One run to train.
-#[derive(Debug, Clone, PartialEq)]
+/// One run to train: everything `scalebook train-point` needs, as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
     /// Full content key (64 hex digits).
     pub key: String,
@@ -70,6 +70,8 @@ pub struct RunSpec {
     /// Kaplan et al. 2020's 6·N_non_embedding·D.
     pub flops_6nd: f64,
     pub identity: RunIdentity,
+    /// Where the data lives (the identity holds only its content hash).
+    pub data: DataSpec,
 }
 
 impl RunSpec {
@@ -84,6 +86,11 @@ impl RunSpec {
     /// Store directory name: readable part plus 12 hex digits of the key.
     pub fn dir_name(&self) -> String {
         format!("{}-{}", self.name, &self.key[..12])
+    }
+
+    /// Whether the key matches the identity (a hand-edited spec file does not).
+    pub fn key_is_consistent(&self) -> bool {
+        self.identity.key() == self.key
     }
 
     /// Rough wall-clock estimate (see [`ESTIMATED_FLOPS_PER_SECOND`]).
@@ -230,6 +237,7 @@ fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
                 flops: train_flops_per_token(&model) * tokens as f64,
                 flops_6nd: flops_6nd(params.non_embedding, tokens),
                 identity,
+                data: t.data.clone(),
             }
         })
         .collect();

@@ -1,4 +1,454 @@
-//! Training one run: initialisation, AdamW, the token-budget-matched LR schedule, gradient
-//! clipping, periodic evaluation, divergence detection and the learning curve.
-//! Filled in by the training-engine issue; the study's [`crate::study::TrainSpec`] already
-//! fixes every hyper-parameter it will read.
+//! Training one run: seeded init, AdamW (β1 0.9, β2 0.95, weight decay on matrices only),
+//! the token-budget-matched LR schedule, global gradient clipping, periodic evaluation on a
+//! fixed validation set, divergence detection, and the learning curve.
+//!
+//! The trainer knows nothing of the store, fits or reports: it takes a [`RunSpec`] and returns
+//! a [`Trained`] record; `scalebook train-point` writes it to disk.
+
+pub mod bench;
+pub mod record;
+pub mod schedule;
+pub mod step;
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+
+use crate::data::bpe::Bpe;
+use crate::data::source::{DataError, TokenSource, split_window};
+use crate::model::gpt::{Gpt, ids_tensor};
+use crate::study::RunSpec;
+pub use record::{CurvePoint, RunResult, RunStatus};
+use step::Stepper;
+
+/// Why a run could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Bad or changed data (exit code 2).
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The spec is inconsistent (hand-edited, or from another version).
+    #[error("{0}")]
+    Spec(String),
+}
+
+/// How to train (not part of the run's identity).
+#[derive(Debug, Clone, Copy)]
+pub struct TrainOptions {
+    /// Threads the process was configured with (recorded in the result).
+    pub threads: usize,
+}
+
+/// A progress report after each step.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub step: u64,
+    pub steps: u64,
+    pub tokens: u64,
+    pub train_loss: f64,
+    /// Set on evaluation steps.
+    pub val_loss: Option<f64>,
+    pub lr: f64,
+    pub elapsed: f64,
+}
+
+/// A finished (or stopped) run.
+#[derive(Debug)]
+pub struct Trained {
+    pub result: RunResult,
+    pub curve: Vec<CurvePoint>,
+    pub tokenizer: Option<Bpe>,
+}
+
+/// Learning-curve points to keep at most (training loss is averaged between points).
+const MAX_CURVE_POINTS: u64 = 1000;
+
+/// Train `spec`. `entropy` is the data's entropy rate (synthetic data), recorded as is.
+pub fn train(
+    spec: &RunSpec,
+    entropy: Option<(f64, f64)>,
+    options: &TrainOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Trained, TrainError> {
+    if !spec.key_is_consistent() {
+        return Err(TrainError::Spec(format!(
+            "run {}: the key does not match the spec's identity (edited by hand, or written by \
+             another scalebook version); re-create it with `scalebook plan --emit-specs`",
+            spec.name
+        )));
+    }
+    let current = spec.data.identity().map_err(|e| {
+        TrainError::Data(DataError {
+            path: e.path,
+            message: format!("cannot read data file: {}", e.source),
+        })
+    })?;
+    if current != spec.identity.data {
+        return Err(TrainError::Spec(format!(
+            "run {}: the data changed since the run was planned (content hash differs); plan again",
+            spec.name
+        )));
+    }
+    let id = &spec.identity;
+    let (context, batch) = (id.model.context as usize, id.train.batch as usize);
+    let source = TokenSource::open(&spec.data, id.seed, context, id.train.eval_tokens as usize)?;
+    let tokenizer = source.tokenizer.clone();
+
+    let start = Instant::now();
+    let mut run = Run::new(spec, entropy, options);
+    let outcome = run.train_loop(&source, batch, context, &start, progress);
+    let (status, reason) = match outcome {
+        Ok(Stop::Finished) => (RunStatus::Ok, None),
+        Ok(Stop::Diverged(why)) => (RunStatus::Diverged, Some(why)),
+        Err(e) => (
+            RunStatus::Failed,
+            Some(format!("run {}: training error: {e}", spec.name)),
+        ),
+    };
+    Ok(run.finish(status, reason, &start, tokenizer))
+}
+
+enum Stop {
+    Finished,
+    Diverged(String),
+}
+
+/// The state of one run in progress.
+struct Run<'a> {
+    spec: &'a RunSpec,
+    entropy: Option<(f64, f64)>,
+    threads: usize,
+    curve: Vec<CurvePoint>,
+    steps_done: u64,
+    train_seconds: f64,
+    best_val: Option<f64>,
+    last_val: Option<f64>,
+    last_train: Option<f64>,
+    diverged_at: Option<u64>,
+    val_entropy: Option<f64>,
+}
+
+impl<'a> Run<'a> {
+    fn new(spec: &'a RunSpec, entropy: Option<(f64, f64)>, options: &TrainOptions) -> Self {
+        Run {
+            spec,
+            entropy,
+            threads: options.threads,
+            curve: Vec::new(),
+            steps_done: 0,
+            train_seconds: 0.0,
+            best_val: None,
+            last_val: None,
+            last_train: None,
+            diverged_at: None,
+            val_entropy: None,
+        }
+    }
+
+    fn train_loop(
+        &mut self,
+        source: &TokenSource,
+        batch: usize,
+        context: usize,
+        start: &Instant,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> candle_core::Result<Stop> {
+        let id = &self.spec.identity;
+        let train = &id.train;
+        let device = Device::Cpu;
+        let mut stepper = Stepper::new(&id.model, train, id.seed, &device)?;
+        let built = stepper.parameter_count() as u64;
+        if built != self.spec.params.total {
+            candle_core::bail!(
+                "built {built} parameters, the plan counted {}",
+                self.spec.params.total
+            );
+        }
+        let (val, val_entropy) = source.validation(context, train.eval_tokens as usize);
+        self.val_entropy = val_entropy;
+        let mut batcher = source.batcher(id.seed, batch, context);
+        let steps = self.spec.steps;
+        let warmup = ((train.warmup * steps as f64).round() as u64).min(steps.saturating_sub(1));
+        let log_every = steps.div_ceil(MAX_CURVE_POINTS).max(1);
+        let tokens_per_step = (batch * context) as u64;
+        let mut initial: Option<f64> = None;
+        let mut window_sum = 0.0;
+        let mut window_n = 0u64;
+
+        for step in 0..steps {
+            let lr = schedule::lr_at(train, step, steps);
+            let t0 = Instant::now();
+            let b = batcher.next_batch();
+            let x = ids_tensor(&b.inputs, b.sequences, context, &device)?;
+            let y = Tensor::from_slice(&b.targets, b.targets.len(), &device)?;
+            let loss = stepper.step(&x, &y, lr)?;
+            if !loss.is_finite() {
+                self.diverged_at = Some(step + 1);
+                return Ok(Stop::Diverged(format!(
+                    "run {}: training loss became {loss} at step {}",
+                    self.spec.name,
+                    step + 1
+                )));
+            }
+            let initial_loss = *initial.get_or_insert(loss);
+            if step >= warmup && step > 0 && loss > initial_loss {
+                self.diverged_at = Some(step + 1);
+                return Ok(Stop::Diverged(format!(
+                    "run {}: training loss {loss:.4} rose above its initial {initial_loss:.4} at \
+                     step {} (after warmup); try a lower lr",
+                    self.spec.name,
+                    step + 1
+                )));
+            }
+            self.train_seconds += t0.elapsed().as_secs_f64();
+            self.steps_done = step + 1;
+            window_sum += loss;
+            window_n += 1;
+
+            let done = step + 1;
+            let eval_now = done % train.eval_every == 0 || done == steps;
+            let val_loss = if eval_now {
+                let v = evaluate(&stepper.model, &val, context, batch, &device)?;
+                if !v.is_finite() {
+                    self.diverged_at = Some(done);
+                    return Ok(Stop::Diverged(format!(
+                        "run {}: validation loss became {v} at step {done}",
+                        self.spec.name
+                    )));
+                }
+                self.last_val = Some(v);
+                self.best_val = Some(self.best_val.map_or(v, |b| b.min(v)));
+                Some(v)
+            } else {
+                None
+            };
+            let elapsed = start.elapsed().as_secs_f64();
+            if done % log_every == 0 || eval_now {
+                let mean = window_sum / window_n as f64;
+                self.last_train = Some(mean);
+                self.curve.push(CurvePoint {
+                    step: done,
+                    tokens: done * tokens_per_step,
+                    train_loss: mean,
+                    val_loss,
+                    lr,
+                    wall_seconds: elapsed,
+                });
+                window_sum = 0.0;
+                window_n = 0;
+            }
+            progress(&Progress {
+                step: done,
+                steps,
+                tokens: done * tokens_per_step,
+                train_loss: loss,
+                val_loss,
+                lr,
+                elapsed,
+            });
+        }
+        Ok(Stop::Finished)
+    }
+
+    fn finish(
+        self,
+        status: RunStatus,
+        reason: Option<String>,
+        start: &Instant,
+        tokenizer: Option<Bpe>,
+    ) -> Trained {
+        let spec = self.spec;
+        let id = &spec.identity;
+        let m = &id.model;
+        let tokens_trained = self.steps_done * id.train.batch * m.context;
+        let result = RunResult {
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            key: spec.key.clone(),
+            name: spec.name.clone(),
+            status,
+            reason,
+            diverged_at_step: self.diverged_at,
+            layers: m.layers,
+            d_model: m.d_model,
+            heads: m.heads,
+            context: m.context,
+            vocab: m.vocab,
+            params_total: spec.params.total,
+            params_embedding: spec.params.embedding,
+            params_non_embedding: spec.params.non_embedding,
+            tokens: id.tokens,
+            tokens_trained,
+            steps: spec.steps,
+            flops: spec.flops,
+            flops_6nd: spec.flops_6nd,
+            val_loss: if status == RunStatus::Ok {
+                self.last_val
+            } else {
+                None
+            },
+            best_val_loss: self.best_val,
+            train_loss: self.last_train,
+            wall_seconds: start.elapsed().as_secs_f64(),
+            train_seconds: self.train_seconds,
+            tokens_per_second: if self.train_seconds > 0.0 {
+                tokens_trained as f64 / self.train_seconds
+            } else {
+                0.0
+            },
+            peak_rss_bytes: crate::sys::peak_rss_bytes(),
+            seed: id.seed,
+            threads: self.threads,
+            host: crate::sys::host_name(),
+            cpu: crate::sys::cpu_model(),
+            data: id.data.clone(),
+            data_entropy_nats: self.entropy.map(|e| e.0),
+            data_entropy_stderr: self.entropy.map(|e| e.1),
+            val_entropy_nats: self.val_entropy,
+            tokenizer_sha256: tokenizer.as_ref().map(record::tokenizer_sha256),
+            spec: spec.clone(),
+        };
+        Trained {
+            result,
+            curve: self.curve,
+            tokenizer,
+        }
+    }
+}
+
+/// Mean validation loss (nats/token) over every sequence of `val`.
+fn evaluate(
+    model: &Gpt,
+    val: &[u32],
+    context: usize,
+    batch: usize,
+    device: &Device,
+) -> candle_core::Result<f64> {
+    let n = val.len() / (context + 1);
+    let mut total = 0.0;
+    let mut first = 0;
+    while first < n {
+        let b = batch.min(n - first);
+        let window = &val[first * (context + 1)..(first + b) * (context + 1)];
+        let batch = split_window(window, b, context);
+        let x = ids_tensor(&batch.inputs, b, context, device)?;
+        let y = Tensor::from_slice(&batch.targets, batch.targets.len(), device)?;
+        let loss = f64::from(model.loss(&x, &y)?.detach().to_scalar::<f32>()?);
+        total += loss * (b * context) as f64;
+        first += b;
+    }
+    Ok(total / (n * context) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::data::DataSpec;
+    use crate::data::synthetic::{SyntheticLanguage, TRAIN_STREAM};
+    use crate::study::{from_bytes, plan::plan};
+
+    /// A one-run study: 1 layer, d 32, context 16, batch 8, 200 steps.
+    fn tiny_spec(train: &str) -> RunSpec {
+        let text = format!(
+            "version: 1\nname: tiny\nseed: 5\ndata: {{ vocab: 64, order: 2 }}\n\
+             model: {{ context: 16, sizes: [{{ layers: 1, d_model: 32, heads: 2 }}] }}\n\
+             tokens: [25600]\ntrain: {{ batch: 8, eval_every: 50, eval_tokens: 2048, {train} }}\n"
+        );
+        let study = from_bytes(text.as_bytes(), Path::new("tiny.yaml")).unwrap();
+        plan(&study).unwrap().remove(0)
+    }
+
+    fn run(spec: &RunSpec) -> Trained {
+        train(spec, None, &TrainOptions { threads: 1 }, &mut |_| {}).unwrap()
+    }
+
+    /// Entropy of the marginal token distribution of the training stream.
+    fn unigram_entropy(spec: &RunSpec) -> f64 {
+        let DataSpec::Synthetic(s) = &spec.data else {
+            unreachable!()
+        };
+        let lang = SyntheticLanguage::new(s, spec.identity.seed);
+        let mut stream = lang.stream(TRAIN_STREAM);
+        let n = 200_000;
+        let mut counts = vec![0f64; s.vocab as usize];
+        for _ in 0..n {
+            counts[stream.next_with_p().0 as usize] += 1.0;
+        }
+        counts
+            .iter()
+            .filter(|&&c| c > 0.0)
+            .map(|c| -(c / n as f64) * (c / n as f64).ln())
+            .sum()
+    }
+
+    #[test]
+    fn tiny_model_learns_beyond_unigram_statistics() {
+        let spec = tiny_spec("lr: 1e-2");
+        assert_eq!(spec.steps, 200);
+        let trained = run(&spec);
+        let r = &trained.result;
+        assert_eq!(r.status, RunStatus::Ok, "{:?}", r.reason);
+        let val = r.val_loss.unwrap();
+        let unigram = unigram_entropy(&spec);
+        let floor = r.val_entropy_nats.unwrap();
+        assert!(val < unigram, "val loss {val} ≥ unigram entropy {unigram}");
+        assert!(val > floor, "val loss {val} below the true entropy {floor}");
+        assert_eq!(r.tokens_trained, 25_600);
+        assert!(r.best_val_loss.unwrap() <= val);
+        // Evaluations at steps 50, 100, 150, 200.
+        let evals: Vec<u64> = trained
+            .curve
+            .iter()
+            .filter(|p| p.val_loss.is_some())
+            .map(|p| p.step)
+            .collect();
+        assert_eq!(evals, vec![50, 100, 150, 200]);
+        assert_eq!(trained.curve.len(), 200);
+        assert!(trained.curve[0].train_loss > trained.curve[199].train_loss);
+    }
+
+    #[test]
+    fn same_seed_same_curve_bit_for_bit() {
+        let spec = tiny_spec("lr: 1e-2");
+        let a = run(&spec);
+        let b = run(&spec);
+        let bits = |t: &Trained| -> Vec<(u64, Option<u64>)> {
+            t.curve
+                .iter()
+                .map(|p| (p.train_loss.to_bits(), p.val_loss.map(f64::to_bits)))
+                .collect()
+        };
+        assert_eq!(bits(&a), bits(&b));
+        assert_eq!(
+            a.result.val_loss.unwrap().to_bits(),
+            b.result.val_loss.unwrap().to_bits()
+        );
+    }
+
+    #[test]
+    fn a_huge_learning_rate_diverges_with_a_reason() {
+        let spec = tiny_spec("warmup: 0, lr: 1.0, grad_clip: 0");
+        let trained = run(&spec);
+        let r = &trained.result;
+        assert_eq!(r.status, RunStatus::Diverged);
+        assert!(
+            r.reason
+                .as_ref()
+                .unwrap()
+                .contains("run l1-d32-t2.56e4: training loss"),
+            "{:?}",
+            r.reason
+        );
+        assert!(r.diverged_at_step.is_some());
+        assert!(r.val_loss.is_none());
+    }
+
+    #[test]
+    fn an_edited_spec_is_refused() {
+        let mut spec = tiny_spec("lr: 1e-2");
+        spec.identity.train.lr = 0.5;
+        let err = train(&spec, None, &TrainOptions { threads: 1 }, &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("does not match"), "{err}");
+    }
+}

@@ -4,4 +4,5 @@
 mod plan;
 mod schema;
 mod support;
+mod train_point;
 mod validate;

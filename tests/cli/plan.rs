@@ -101,9 +101,11 @@ fn table_lists_every_run_and_a_total() {
     let out = scalebook(&["plan", "reports/quickstart.yaml"]);
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
-    assert_eq!(text.lines().count(), 1 + 12 + 1, "{text}");
-    assert!(text.lines().next().unwrap().starts_with("run "));
-    assert!(text.lines().last().unwrap().starts_with("12 runs, "));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + 12 + 2, "{text}");
+    assert!(lines[0].starts_with("run "));
+    assert!(lines[13].starts_with("12 runs, "));
+    assert!(lines[14].starts_with("data entropy rate 2.29"), "{text}");
 }
 
 #[test]

@@ -129,7 +129,8 @@ impl Validator {
     pub(super) fn existing_file(&mut self, field: &str, rel: &str) -> Option<PathBuf> {
         let path = self.dir.join(rel);
         match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_file() => Some(path),
+            // Absolute, so a run spec trains from any working directory.
+            Ok(meta) if meta.is_file() => Some(std::fs::canonicalize(&path).unwrap_or(path)),
             Ok(_) => {
                 self.error(field, format!("`{}` is not a file", path.display()));
                 None
@@ -184,7 +185,7 @@ impl Validator {
             let mut found: Vec<PathBuf> = Vec::new();
             for entry in matches {
                 match entry {
-                    Ok(p) if p.is_file() => found.push(p),
+                    Ok(p) if p.is_file() => found.push(std::fs::canonicalize(&p).unwrap_or(p)),
                     Ok(_) => {}
                     Err(e) => {
                         self.error(

@@ -1,0 +1,109 @@
+//! `scalebook bench train …`: training throughput of the trainer on one model shape, for
+//! side-by-side comparison with `python3 ../shared/bench/gpt_torch.py`.
+
+use super::{Failure, exit};
+use crate::model::GptConfig;
+use crate::sys::peak_rss_bytes;
+use crate::train::bench::{BenchConfig, bench_train};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Which {
+    /// Tokens/s, step time, MFU and peak memory of training one model shape.
+    Train(TrainArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    #[arg(long)]
+    pub layers: u64,
+    #[arg(long)]
+    pub d_model: u64,
+    #[arg(long)]
+    pub heads: u64,
+    #[arg(long, default_value_t = 256)]
+    pub context: u64,
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 256)]
+    pub vocab: u64,
+    /// Timed steps (after the warm-up steps).
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Threads (default 2, as the reference benchmark).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Peak FLOP/s for MFU, in GFLOP/s (default: measured with a 2048³ matmul).
+    #[arg(long)]
+    pub peak_gflops: Option<f64>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+pub fn run(which: &Which) -> Result<(), Failure> {
+    let Which::Train(args) = which;
+    if args.heads == 0 || args.d_model % args.heads != 0 || args.layers == 0 || args.steps == 0 {
+        return Err(Failure::new(
+            exit::USAGE,
+            "bench train: need layers ≥ 1, steps ≥ 1 and d_model divisible by heads",
+        ));
+    }
+    let config = BenchConfig {
+        model: GptConfig {
+            layers: args.layers,
+            d_model: args.d_model,
+            heads: args.heads,
+            context: args.context,
+            vocab: args.vocab,
+            tie_embeddings: false,
+        },
+        batch: args.batch,
+        warmup_steps: args.warmup,
+        steps: args.steps,
+        threads: args.threads,
+        peak_gflops: args.peak_gflops,
+    };
+    let report = bench_train(&config)
+        .map_err(|e| Failure::new(exit::INTERNAL, format!("bench train: {e}")))?;
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string(&report).expect("report is plain data")
+        ),
+        Format::Table => {
+            println!(
+                "model {}/{}/{} context {} batch {} threads {}: {} params ({} non-embedding)",
+                report.layers,
+                report.d_model,
+                report.heads,
+                report.context,
+                report.batch,
+                report.threads,
+                report.params,
+                report.params_non_embedding
+            );
+            println!(
+                "{:.0} tokens/s, median step {:.1} ms, MFU {:.1} % of {:.0} GFLOP/s{}, peak RSS {} MiB",
+                report.tokens_per_second,
+                report.step_ms_median,
+                report.mfu * 100.0,
+                report.peak_gflops,
+                if report.peak_measured {
+                    " (measured)"
+                } else {
+                    ""
+                },
+                peak_rss_bytes().unwrap_or(0) >> 20
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! `scalebook train-point --spec SPEC.json --out DIR [--threads N]`: train one run from a run
+//! spec (written by `scalebook plan --emit-specs`) and write its record into DIR.
+
+use std::path::PathBuf;
+
+use super::progress::RunProgress;
+use super::{Failure, exit};
+use crate::study::RunSpec;
+use crate::study::diagnostics::io_reason;
+use crate::train::{self, RunStatus, TrainError, TrainOptions, record};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A run spec (JSON) from `scalebook plan STUDY --emit-specs DIR`.
+    #[arg(long)]
+    pub spec: PathBuf,
+    /// Folder for spec.json, curve.jsonl and result.json (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Threads for this run (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Read a run spec file.
+pub fn read_spec(path: &std::path::Path) -> Result<RunSpec, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::new(
+            exit::USAGE,
+            format!(
+                "{}: cannot read run spec: {}",
+                path.display(),
+                io_reason(&e)
+            ),
+        )
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        Failure::new(
+            exit::USAGE,
+            format!(
+                "{}: not a scalebook run spec ({e}); create specs with `scalebook plan STUDY --emit-specs DIR`",
+                path.display()
+            ),
+        )
+    })
+}
+
+pub fn run(args: &Args, threads: usize) -> Result<(), Failure> {
+    let spec = read_spec(&args.spec)?;
+    let entropy = spec.data.entropy(spec.identity.seed);
+    let mut progress = RunProgress::new(&spec.name, spec.steps);
+    let trained = train::train(&spec, entropy, &TrainOptions { threads }, &mut |p| {
+        progress.update(p)
+    });
+    progress.finish();
+    let trained = trained.map_err(|e| match e {
+        TrainError::Data(_) | TrainError::Spec(_) => Failure::new(exit::USAGE, e.to_string()),
+    })?;
+    record::write_run(
+        &args.out,
+        &trained.result,
+        &trained.curve,
+        trained.tokenizer.as_ref(),
+    )
+    .map_err(|e| {
+        Failure::new(
+            exit::INTERNAL,
+            format!(
+                "{}: cannot write the record of run {}: {}",
+                args.out.display(),
+                spec.name,
+                io_reason(&e)
+            ),
+        )
+    })?;
+    let r = &trained.result;
+    match r.status {
+        RunStatus::Ok => {
+            let entropy = r
+                .data_entropy_nats
+                .map(|e| format!(" (data entropy {e:.4})"))
+                .unwrap_or_default();
+            eprintln!(
+                "{}: ok — val loss {:.4}{entropy}, {:.1} s, {:.0} tokens/s → {}",
+                r.name,
+                r.val_loss.unwrap_or(f64::NAN),
+                r.wall_seconds,
+                r.tokens_per_second,
+                args.out.display()
+            );
+            Ok(())
+        }
+        RunStatus::Diverged | RunStatus::Failed => Err(Failure::new(
+            exit::RUNS_FAILED,
+            r.reason
+                .clone()
+                .unwrap_or_else(|| format!("run {} did not finish", r.name)),
+        )),
+    }
+}

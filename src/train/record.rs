@@ -1,0 +1,134 @@
+//! What a run leaves behind: `result.json` (one [`RunResult`]) and `curve.jsonl` (one
+//! [`CurvePoint`] per line), written atomically, result last — a folder with a readable
+//! `result.json` is a finished run.
+
+use std::io;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::DataIdentity;
+use crate::data::bpe::Bpe;
+use crate::data::identity::hex;
+use crate::store::atomic::write_atomic;
+use crate::study::RunSpec;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Trained to its token budget.
+    Ok,
+    /// Stopped: the loss became non-finite or rose above its initial value after warmup.
+    Diverged,
+    /// Stopped by an error (the reason says which).
+    Failed,
+}
+
+/// One point of the learning curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// Optimizer steps done.
+    pub step: u64,
+    /// Tokens trained so far.
+    pub tokens: u64,
+    /// Mean training loss (nats/token) over the steps since the previous point.
+    pub train_loss: f64,
+    /// Mean validation loss over the whole validation set, when evaluated at this step.
+    pub val_loss: Option<f64>,
+    /// Learning rate of the step.
+    pub lr: f64,
+    /// Seconds since training started (evaluation included).
+    pub wall_seconds: f64,
+}
+
+/// The record of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub tool_version: String,
+    pub key: String,
+    pub name: String,
+    pub status: RunStatus,
+    /// Why the run diverged or failed.
+    pub reason: Option<String>,
+    /// The step at which divergence was detected.
+    pub diverged_at_step: Option<u64>,
+    pub layers: u64,
+    pub d_model: u64,
+    pub heads: u64,
+    pub context: u64,
+    pub vocab: u64,
+    pub params_total: u64,
+    pub params_embedding: u64,
+    pub params_non_embedding: u64,
+    /// Planned training tokens (the run's D).
+    pub tokens: u64,
+    /// Tokens actually trained (less than `tokens` only when the run stopped early).
+    pub tokens_trained: u64,
+    pub steps: u64,
+    pub flops: f64,
+    pub flops_6nd: f64,
+    /// Final validation loss: mean nats/token over the fixed validation set.
+    pub val_loss: Option<f64>,
+    pub best_val_loss: Option<f64>,
+    /// Mean training loss over the last logged interval.
+    pub train_loss: Option<f64>,
+    /// Whole run, evaluation included.
+    pub wall_seconds: f64,
+    /// Optimizer steps only.
+    pub train_seconds: f64,
+    /// tokens_trained / train_seconds.
+    pub tokens_per_second: f64,
+    pub peak_rss_bytes: Option<u64>,
+    pub seed: u64,
+    pub threads: usize,
+    pub host: String,
+    pub cpu: String,
+    pub data: DataIdentity,
+    /// Entropy rate of the synthetic language and its standard error (None for files).
+    pub data_entropy_nats: Option<f64>,
+    pub data_entropy_stderr: Option<f64>,
+    /// True mean −ln p of this validation set's tokens: the loss a perfect model would get.
+    pub val_entropy_nats: Option<f64>,
+    /// sha256 of the trained BPE tokenizer saved as `tokenizer.json`, if any.
+    pub tokenizer_sha256: Option<String>,
+    pub spec: RunSpec,
+}
+
+/// The tokenizer's JSON (deterministic: fields in order, merges as pairs).
+pub fn tokenizer_json(bpe: &Bpe) -> String {
+    serde_json::to_string(bpe).expect("tokenizer is plain data")
+}
+
+pub fn tokenizer_sha256(bpe: &Bpe) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(tokenizer_json(bpe).as_bytes()))
+}
+
+/// Write a run's files into `dir`: spec, curve, tokenizer, then the result.
+pub fn write_run(
+    dir: &Path,
+    result: &RunResult,
+    curve: &[CurvePoint],
+    tokenizer: Option<&Bpe>,
+) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    write_atomic(&dir.join("spec.json"), pretty(&result.spec).as_bytes())?;
+    let mut lines = String::new();
+    for point in curve {
+        lines.push_str(&serde_json::to_string(point).expect("curve point is plain data"));
+        lines.push('\n');
+    }
+    write_atomic(&dir.join("curve.jsonl"), lines.as_bytes())?;
+    if let Some(bpe) = tokenizer {
+        write_atomic(&dir.join("tokenizer.json"), tokenizer_json(bpe).as_bytes())?;
+    }
+    write_atomic(&dir.join("result.json"), pretty(result).as_bytes())
+}
+
+/// Pretty JSON with a trailing newline.
+pub fn pretty<T: Serialize>(value: &T) -> String {
+    let mut s = serde_json::to_string_pretty(value).expect("records are plain data");
+    s.push('\n');
+    s
+}
