@@ -63,8 +63,8 @@ pub struct PlanRow {
     pub data_entropy_stderr: Option<f64>,
 }
 
-impl PlanRow {
-    fn new(r: &RunSpec, entropy: Option<(f64, f64)>) -> Self {
+impl From<&RunSpec> for PlanRow {
+    fn from(r: &RunSpec) -> Self {
         let m = r.config();
         PlanRow {
             key: r.key.clone(),
@@ -85,8 +85,8 @@ impl PlanRow {
             flops: r.flops,
             budget: r.budget,
             est_seconds: r.est_seconds(),
-            data_entropy_nats: entropy.map(|e| e.0),
-            data_entropy_stderr: entropy.map(|e| e.1),
+            data_entropy_nats: r.data_entropy.map(|e| e.0),
+            data_entropy_stderr: r.data_entropy.map(|e| e.1),
         }
     }
 }
@@ -94,8 +94,7 @@ impl PlanRow {
 pub fn run(args: &Args) -> Result<(), Failure> {
     let study = load_study(&args.study)?;
     let runs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
-    let entropy = study.training().and_then(|t| t.data.entropy(study.seed));
-    let rows: Vec<PlanRow> = runs.iter().map(|r| PlanRow::new(r, entropy)).collect();
+    let rows: Vec<PlanRow> = runs.iter().map(PlanRow::from).collect();
     if let Some(dir) = &args.emit_specs {
         emit_specs(dir, &runs)?;
     }

@@ -47,7 +47,10 @@ pub fn read_spec(path: &std::path::Path) -> Result<RunSpec, Failure> {
 
 pub fn run(args: &Args, threads: usize) -> Result<(), Failure> {
     let spec = read_spec(&args.spec)?;
-    let entropy = spec.data.entropy(spec.identity.seed);
+    // Specs carry the entropy computed at plan time; hand-made specs get it computed here.
+    let entropy = spec
+        .data_entropy
+        .or_else(|| spec.data.entropy(spec.identity.seed));
     let mut progress = RunProgress::new(&spec.name, spec.steps);
     let trained = train::train(&spec, entropy, &TrainOptions { threads }, &mut |p| {
         progress.update(p)

@@ -72,6 +72,9 @@ pub struct RunSpec {
     pub identity: RunIdentity,
     /// Where the data lives (the identity holds only its content hash).
     pub data: DataSpec,
+    /// Entropy rate of the synthetic language and its standard error, computed once at plan
+    /// time (not part of the identity; None for files).
+    pub data_entropy: Option<(f64, f64)>,
 }
 
 impl RunSpec {
@@ -184,10 +187,16 @@ pub fn plan(study: &Study) -> Result<Vec<RunSpec>, DataReadError> {
         return Ok(Vec::new());
     };
     let data = training.data.identity()?;
-    Ok(runs(study.seed, training, &data))
+    let entropy = training.data.entropy(study.seed);
+    Ok(runs(study.seed, training, &data, entropy))
 }
 
-fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
+fn runs(
+    seed: u64,
+    t: &TrainingPlan,
+    data: &DataIdentity,
+    entropy: Option<(f64, f64)>,
+) -> Vec<RunSpec> {
     let vocab = DataSpec::vocab(&t.data);
     let step = t.train.batch * t.model.context;
     // (size index, trained tokens, budget, readable label of the point)
@@ -238,6 +247,7 @@ fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
                 flops_6nd: flops_6nd(params.non_embedding, tokens),
                 identity,
                 data: t.data.clone(),
+                data_entropy: entropy,
             }
         })
         .collect();

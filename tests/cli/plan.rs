@@ -47,10 +47,12 @@ fn quickstart_json_has_every_key_and_exact_values() {
         assert!(row["flops"].as_f64().unwrap() > flops_6nd);
         assert_eq!(row["key"].as_str().unwrap().len(), 64);
     }
-    // First row: l2-d32 at 1e5 tokens → 98 steps of 1,024 tokens.
+    // First row: l2-d32 at 5e4 tokens → 49 steps of 1,024 tokens.
     let first = &rows[0];
-    assert_eq!(first["name"], "l2-d32-t1e5");
-    assert_eq!(first["tokens"], 100_352);
+    assert_eq!(first["name"], "l2-d32-t5e4");
+    assert_eq!(first["tokens"], 50_176);
+    let entropy = first["data_entropy_nats"].as_f64().unwrap();
+    assert!(entropy > 2.0 && entropy < 2.6, "{entropy}");
     // wte 256·32 + wpe 64·32; 2 blocks of 12·32² + 13·32; ln_f 64; head 32·256.
     assert_eq!(first["params_embedding"], 256 * 32 + 64 * 32);
     assert_eq!(
