@@ -4,7 +4,10 @@
 pub mod bench;
 pub mod plan;
 pub mod progress;
+pub mod run;
 pub mod schema;
+pub mod status;
+pub mod store_arg;
 pub mod train_point;
 pub mod validate;
 
@@ -43,6 +46,10 @@ pub enum Command {
     Validate(validate::Args),
     /// List the runs a study would train, with parameters, tokens and FLOPs.
     Plan(plan::Args),
+    /// Train every run the store does not hold yet, then collect results into Parquet.
+    Run(run::Args),
+    /// Show each planned run's state in the store: done, missing, running, failed, diverged.
+    Status(status::Args),
     /// Print the study file's JSON Schema (for editor completion and checks).
     Schema(schema::Args),
     /// Train one run from a run spec and write its record (used by executors, or by hand).
@@ -106,6 +113,8 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Schema(args) => schema::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Status(args) => status::run(&args),
         Command::TrainPoint(args) => train_point::run(&args, threads.unwrap_or(1)),
         Command::Bench { which } => bench::run(&which),
     };

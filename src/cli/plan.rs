@@ -10,7 +10,7 @@ use super::{Failure, exit, load_study};
 use crate::store::atomic::write_atomic;
 use crate::study::RunSpec;
 use crate::study::diagnostics::io_reason;
-use crate::study::plan::plan;
+use crate::study::plan::{add_entropy, plan};
 use crate::study::units::{format_duration, human};
 use crate::train::record::pretty;
 
@@ -93,7 +93,8 @@ impl From<&RunSpec> for PlanRow {
 
 pub fn run(args: &Args) -> Result<(), Failure> {
     let study = load_study(&args.study)?;
-    let runs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    let mut runs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    add_entropy(&study, &mut runs);
     let rows: Vec<PlanRow> = runs.iter().map(PlanRow::from).collect();
     if let Some(dir) = &args.emit_specs {
         emit_specs(dir, &runs)?;

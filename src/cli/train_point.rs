@@ -20,6 +20,16 @@ pub struct Args {
     /// Threads for this run (default: every core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// `auto`: a bar on a terminal, log lines otherwise; `json`: one `{"step":…,"loss":…}`
+    /// line per step on stderr, for executors.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    Auto,
+    Json,
 }
 
 /// Read a run spec file.
@@ -51,11 +61,21 @@ pub fn run(args: &Args, threads: usize) -> Result<(), Failure> {
     let entropy = spec
         .data_entropy
         .or_else(|| spec.data.entropy(spec.identity.seed));
-    let mut progress = RunProgress::new(&spec.name, spec.steps);
-    let trained = train::train(&spec, entropy, &TrainOptions { threads }, &mut |p| {
-        progress.update(p)
-    });
-    progress.finish();
+    let json = args.progress == ProgressMode::Json;
+    let mut progress = (!json).then(|| RunProgress::new(&spec.name, spec.steps));
+    let trained =
+        train::train(
+            &spec,
+            entropy,
+            &TrainOptions { threads },
+            &mut |p| match &mut progress {
+                Some(bar) => bar.update(p),
+                None => eprintln!("{{\"step\":{},\"loss\":{}}}", p.step, p.train_loss),
+            },
+        );
+    if let Some(bar) = &progress {
+        bar.finish();
+    }
     let trained = trained.map_err(|e| match e {
         TrainError::Data(_) | TrainError::Spec(_) => Failure::new(exit::USAGE, e.to_string()),
     })?;

@@ -1,5 +1,237 @@
-//! The content-addressed run store (`runs/<name>-<key12>/`), locking, and collection of
-//! results into polars DataFrames. Run keys and directory names come from
-//! [`crate::study::RunSpec`]; [`atomic`] makes every write crash-safe.
+//! The content-addressed run store.
+//!
+//! ```text
+//! STORE/runs/<name>-<key12>/{spec.json, result.json, curve.jsonl}   finished entries (immutable)
+//! STORE/runs/.partial-<name>-<key12>-<pid>/                         a run in progress
+//! STORE/locks/<name>-<key12>.lock                                    one advisory lock per entry
+//! STORE/studies/<study>/{runs,curves}.parquet                        collected results
+//! ```
+//!
+//! A run trains into its own partial folder and is published by renaming that folder to the
+//! entry name, so an entry is either complete or absent, whatever is killed when. The lock is
+//! an OS advisory lock (`flock`), released by the kernel when its holder dies: two processes
+//! on one store never train the same key, and a `kill -9` leaves no stale lock behind.
+//! Unreadable entries are reported and retrained, never fatal (DVC's run-cache rule).
 
 pub mod atomic;
+pub mod collect;
+
+use std::fs::{self, File, TryLockError};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::study::RunSpec;
+use crate::train::{RunResult, RunStatus};
+
+/// Default store folder, relative to the working directory.
+pub const DEFAULT_STORE: &str = ".scalebook";
+
+/// What the store holds for one run.
+#[derive(Debug)]
+pub enum EntryState {
+    /// No entry.
+    Missing,
+    /// Finished with status ok.
+    Done(Box<RunResult>),
+    /// Recorded as diverged or failed (retried only when asked).
+    Failed(Box<RunResult>),
+    /// Present but unreadable or incomplete; the reason says what is wrong.
+    Corrupt(String),
+}
+
+/// A held entry lock; dropping it (or dying) releases it.
+#[derive(Debug)]
+pub struct EntryLock {
+    _file: File,
+}
+
+/// A run store rooted at a folder.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Open (and create) a store, checking that it is writable.
+    pub fn open(root: &Path) -> io::Result<Store> {
+        for sub in ["runs", "locks", "studies"] {
+            fs::create_dir_all(root.join(sub))?;
+        }
+        let probe = root
+            .join("locks")
+            .join(format!(".probe-{}", std::process::id()));
+        atomic::write_atomic(&probe, b"ok")?;
+        fs::remove_file(&probe)?;
+        Ok(Store {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The finished entry's folder.
+    pub fn entry_dir(&self, spec: &RunSpec) -> PathBuf {
+        self.root.join("runs").join(spec.dir_name())
+    }
+
+    /// Folder for collected results of a study.
+    pub fn study_dir(&self, study: &str) -> PathBuf {
+        self.root.join("studies").join(study)
+    }
+
+    /// What the store holds for `spec`.
+    pub fn inspect(&self, spec: &RunSpec) -> EntryState {
+        let dir = self.entry_dir(spec);
+        if !dir.exists() {
+            return EntryState::Missing;
+        }
+        let text = match fs::read_to_string(dir.join("result.json")) {
+            Ok(text) => text,
+            Err(e) => return EntryState::Corrupt(format!("result.json unreadable: {e}")),
+        };
+        let result: RunResult = match serde_json::from_str(&text) {
+            Ok(r) => r,
+            Err(e) => return EntryState::Corrupt(format!("result.json is not a run record: {e}")),
+        };
+        if result.key != spec.key {
+            return EntryState::Corrupt("result.json belongs to another run (key differs)".into());
+        }
+        if !dir.join("curve.jsonl").is_file() {
+            return EntryState::Corrupt("curve.jsonl is missing".into());
+        }
+        match result.status {
+            RunStatus::Ok => EntryState::Done(Box::new(result)),
+            RunStatus::Diverged | RunStatus::Failed => EntryState::Failed(Box::new(result)),
+        }
+    }
+
+    fn lock_file(&self, spec: &RunSpec) -> io::Result<File> {
+        File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(
+                self.root
+                    .join("locks")
+                    .join(format!("{}.lock", spec.dir_name())),
+            )
+    }
+
+    /// Take the entry's lock if free; `None` when another process holds it.
+    pub fn try_lock(&self, spec: &RunSpec) -> io::Result<Option<EntryLock>> {
+        let file = self.lock_file(spec)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(EntryLock { _file: file })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// Wait for the entry's lock.
+    pub fn lock(&self, spec: &RunSpec) -> io::Result<EntryLock> {
+        let file = self.lock_file(spec)?;
+        file.lock()?;
+        Ok(EntryLock { _file: file })
+    }
+
+    /// Whether another process is training `spec` right now.
+    pub fn is_running(&self, spec: &RunSpec) -> bool {
+        matches!(self.try_lock(spec), Ok(None))
+    }
+
+    /// A fresh partial folder for training `spec`; clears partial folders that earlier,
+    /// killed processes left (the caller holds the lock, so none of them is live).
+    pub fn start_partial(&self, spec: &RunSpec, _lock: &EntryLock) -> io::Result<PathBuf> {
+        let prefix = format!(".partial-{}-", spec.dir_name());
+        for entry in fs::read_dir(self.root.join("runs"))? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                fs::remove_dir_all(entry.path())?;
+            }
+        }
+        let dir = self
+            .root
+            .join("runs")
+            .join(format!("{prefix}{}", std::process::id()));
+        fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    /// Publish a finished partial folder as the entry, replacing a corrupt or failed one.
+    pub fn commit(&self, spec: &RunSpec, partial: &Path, _lock: &EntryLock) -> io::Result<()> {
+        let dir = self.entry_dir(spec);
+        if dir.exists() {
+            fs::remove_dir_all(&dir)?;
+        }
+        fs::rename(partial, &dir)?;
+        File::open(self.root.join("runs"))?.sync_all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::study::{from_bytes, plan::plan};
+
+    fn spec() -> RunSpec {
+        let text = "version: 1\nname: s\nmodel: { context: 8, sizes: [{ layers: 1, d_model: 8, heads: 2 }] }\ntokens: [64]\ntrain: { batch: 4, eval_tokens: 8 }\n";
+        let study = from_bytes(text.as_bytes(), Path::new("s.yaml")).unwrap();
+        plan(&study).unwrap().remove(0)
+    }
+
+    fn temp() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "scalebook-store-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn locks_exclude_and_release() {
+        let root = temp();
+        let store = Store::open(&root).unwrap();
+        let s = spec();
+        let held = store.try_lock(&s).unwrap().expect("free lock");
+        assert!(
+            store.try_lock(&s).unwrap().is_none(),
+            "second lock must fail"
+        );
+        assert!(store.is_running(&s));
+        drop(held);
+        assert!(store.try_lock(&s).unwrap().is_some());
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn entries_are_missing_then_corrupt_until_complete() {
+        let root = temp();
+        let store = Store::open(&root).unwrap();
+        let s = spec();
+        assert!(matches!(store.inspect(&s), EntryState::Missing));
+        let lock = store.lock(&s).unwrap();
+        let partial = store.start_partial(&s, &lock).unwrap();
+        fs::write(partial.join("result.json"), "{ truncated").unwrap();
+        store.commit(&s, &partial, &lock).unwrap();
+        match store.inspect(&s) {
+            EntryState::Corrupt(why) => assert!(why.contains("not a run record"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn an_unwritable_store_is_an_error() {
+        let err = Store::open(Path::new("/proc/scalebook-cannot-write-here")).unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::Other
+            ) || err.raw_os_error().is_some()
+        );
+    }
+}

@@ -187,16 +187,24 @@ pub fn plan(study: &Study) -> Result<Vec<RunSpec>, DataReadError> {
         return Ok(Vec::new());
     };
     let data = training.data.identity()?;
-    let entropy = training.data.entropy(study.seed);
-    Ok(runs(study.seed, training, &data, entropy))
+    Ok(runs(study.seed, training, &data))
 }
 
-fn runs(
-    seed: u64,
-    t: &TrainingPlan,
-    data: &DataIdentity,
-    entropy: Option<(f64, f64)>,
-) -> Vec<RunSpec> {
+/// Fill in the synthetic language's entropy rate (sampled: ~0.1 s, so only when needed).
+pub fn add_entropy(study: &Study, specs: &mut [RunSpec]) {
+    let Some(training) = study.training() else {
+        return;
+    };
+    if specs.is_empty() {
+        return;
+    }
+    let entropy = training.data.entropy(study.seed);
+    for spec in specs {
+        spec.data_entropy = entropy;
+    }
+}
+
+fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
     let vocab = DataSpec::vocab(&t.data);
     let step = t.train.batch * t.model.context;
     // (size index, trained tokens, budget, readable label of the point)
@@ -247,7 +255,7 @@ fn runs(
                 flops_6nd: flops_6nd(params.non_embedding, tokens),
                 identity,
                 data: t.data.clone(),
-                data_entropy: entropy,
+                data_entropy: None,
             }
         })
         .collect();

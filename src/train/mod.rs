@@ -259,54 +259,31 @@ impl<'a> Run<'a> {
     ) -> Trained {
         let spec = self.spec;
         let id = &spec.identity;
-        let m = &id.model;
-        let tokens_trained = self.steps_done * id.train.batch * m.context;
-        let result = RunResult {
-            tool_version: env!("CARGO_PKG_VERSION").to_string(),
-            key: spec.key.clone(),
-            name: spec.name.clone(),
-            status,
-            reason,
-            diverged_at_step: self.diverged_at,
-            layers: m.layers,
-            d_model: m.d_model,
-            heads: m.heads,
-            context: m.context,
-            vocab: m.vocab,
-            params_total: spec.params.total,
-            params_embedding: spec.params.embedding,
-            params_non_embedding: spec.params.non_embedding,
-            tokens: id.tokens,
-            tokens_trained,
-            steps: spec.steps,
-            flops: spec.flops,
-            flops_6nd: spec.flops_6nd,
-            val_loss: if status == RunStatus::Ok {
-                self.last_val
-            } else {
-                None
-            },
-            best_val_loss: self.best_val,
-            train_loss: self.last_train,
-            wall_seconds: start.elapsed().as_secs_f64(),
-            train_seconds: self.train_seconds,
-            tokens_per_second: if self.train_seconds > 0.0 {
-                tokens_trained as f64 / self.train_seconds
-            } else {
-                0.0
-            },
-            peak_rss_bytes: crate::sys::peak_rss_bytes(),
-            seed: id.seed,
-            threads: self.threads,
-            host: crate::sys::host_name(),
-            cpu: crate::sys::cpu_model(),
-            data: id.data.clone(),
-            data_entropy_nats: self.entropy.map(|e| e.0),
-            data_entropy_stderr: self.entropy.map(|e| e.1),
-            val_entropy_nats: self.val_entropy,
-            tokenizer_sha256: tokenizer.as_ref().map(record::tokenizer_sha256),
-            spec: spec.clone(),
+        let tokens_trained = self.steps_done * id.train.batch * id.model.context;
+        let mut result = RunResult::unfinished(spec, status, reason);
+        result.diverged_at_step = self.diverged_at;
+        result.tokens_trained = tokens_trained;
+        // A stopped run has no final loss; its best evaluation so far stays on record.
+        result.val_loss = if status == RunStatus::Ok {
+            self.last_val
+        } else {
+            None
         };
+        result.best_val_loss = self.best_val;
+        result.train_loss = self.last_train;
+        result.wall_seconds = start.elapsed().as_secs_f64();
+        result.train_seconds = self.train_seconds;
+        result.tokens_per_second = if self.train_seconds > 0.0 {
+            tokens_trained as f64 / self.train_seconds
+        } else {
+            0.0
+        };
+        result.peak_rss_bytes = crate::sys::peak_rss_bytes();
+        result.threads = self.threads;
+        result.data_entropy_nats = self.entropy.map(|e| e.0);
+        result.data_entropy_stderr = self.entropy.map(|e| e.1);
+        result.val_entropy_nats = self.val_entropy;
+        result.tokenizer_sha256 = tokenizer.as_ref().map(record::tokenizer_sha256);
         Trained {
             result,
             curve: self.curve,

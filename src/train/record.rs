@@ -95,6 +95,53 @@ pub struct RunResult {
     pub spec: RunSpec,
 }
 
+impl RunResult {
+    /// A record of `spec` with its planned numbers filled in and nothing measured yet
+    /// (losses `None`, times 0); the trainer, the mock executor and crash reports complete it.
+    pub fn unfinished(spec: &RunSpec, status: RunStatus, reason: Option<String>) -> RunResult {
+        let id = &spec.identity;
+        let m = &id.model;
+        RunResult {
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            key: spec.key.clone(),
+            name: spec.name.clone(),
+            status,
+            reason,
+            diverged_at_step: None,
+            layers: m.layers,
+            d_model: m.d_model,
+            heads: m.heads,
+            context: m.context,
+            vocab: m.vocab,
+            params_total: spec.params.total,
+            params_embedding: spec.params.embedding,
+            params_non_embedding: spec.params.non_embedding,
+            tokens: id.tokens,
+            tokens_trained: 0,
+            steps: spec.steps,
+            flops: spec.flops,
+            flops_6nd: spec.flops_6nd,
+            val_loss: None,
+            best_val_loss: None,
+            train_loss: None,
+            wall_seconds: 0.0,
+            train_seconds: 0.0,
+            tokens_per_second: 0.0,
+            peak_rss_bytes: None,
+            seed: id.seed,
+            threads: 0,
+            host: crate::sys::host_name(),
+            cpu: crate::sys::cpu_model(),
+            data: id.data.clone(),
+            data_entropy_nats: spec.data_entropy.map(|e| e.0),
+            data_entropy_stderr: spec.data_entropy.map(|e| e.1),
+            val_entropy_nats: None,
+            tokenizer_sha256: None,
+            spec: spec.clone(),
+        }
+    }
+}
+
 /// The tokenizer's JSON (deterministic: fields in order, merges as pairs).
 pub fn tokenizer_json(bpe: &Bpe) -> String {
     serde_json::to_string(bpe).expect("tokenizer is plain data")

@@ -2,6 +2,7 @@
 //! messages and output. One test binary with a module per command (as mdBook's testsuite).
 
 mod plan;
+mod run_store;
 mod schema;
 mod support;
 mod train_point;

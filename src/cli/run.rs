@@ -1,0 +1,282 @@
+//! `scalebook run STUDY`: plan the study, train every run the store does not already hold
+//! (in parallel, largest first, each recorded the moment it finishes), then collect the
+//! results into `STORE/studies/<name>/{runs,curves}.parquet`.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use super::store_arg::StoreArg;
+use super::{Failure, exit, load_study};
+use crate::exec::Executor;
+use crate::exec::local::Local;
+use crate::exec::mock::{Mock, MockLaw};
+use crate::exec::scheduler::{self, Event, Options, Outcome};
+use crate::store::{EntryState, Store, collect};
+use crate::study::plan::{add_entropy, plan};
+use crate::study::units::format_duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorKind {
+    /// Train on this machine, one `train-point` process per run.
+    Local,
+    /// For tests and demos: report losses from a known law instantly (see --mock-law).
+    Mock,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The study file (YAML).
+    pub study: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// Runs trained at once [default: cores ÷ threads-per-job]
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Threads per run [default: cores ÷ jobs, or 1 when neither is given]
+    #[arg(long)]
+    pub threads_per_job: Option<usize>,
+    /// Train every run even if some fail, then exit 3 naming them (the default).
+    #[arg(long, conflicts_with = "fail_fast")]
+    pub keep_going: bool,
+    /// Start no new run after the first failure.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Train again runs recorded as diverged or failed.
+    #[arg(long)]
+    pub retry_failed: bool,
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
+    pub executor: ExecutorKind,
+    /// Mock executor's law and noise: `E,A,B,alpha,beta[,noise]` [default: Chinchilla's
+    /// 1.69,406.4,410.7,0.34,0.28 with 1 % noise]
+    #[arg(long, requires = "executor")]
+    pub mock_law: Option<String>,
+}
+
+/// Jobs × threads: fill the cores; small models train best one thread each.
+fn parallelism(args: &Args) -> (usize, usize) {
+    let cores = crate::sys::default_threads();
+    match (args.jobs, args.threads_per_job) {
+        (Some(j), Some(t)) => (j.max(1), t.max(1)),
+        (Some(j), None) => (j.max(1), (cores / j.max(1)).max(1)),
+        (None, Some(t)) => ((cores / t.max(1)).max(1), t.max(1)),
+        (None, None) => (cores, 1),
+    }
+}
+
+pub fn run(args: &Args) -> Result<(), Failure> {
+    let study = load_study(&args.study)?;
+    let mut specs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    let store_path = args.store.path();
+    let store = Store::open(&store_path).map_err(|e| {
+        Failure::new(
+            exit::INTERNAL,
+            format!("{}: cannot use the run store: {e}", store_path.display()),
+        )
+    })?;
+    // The entropy rate is sampled only when something will train.
+    if specs
+        .iter()
+        .any(|s| !matches!(store.inspect(s), EntryState::Done(_)))
+    {
+        add_entropy(&study, &mut specs);
+    }
+    let (jobs, threads) = parallelism(args);
+    let executor: Box<dyn Executor> = match args.executor {
+        ExecutorKind::Local => Box::new(Local {
+            exe: std::env::current_exe().map_err(|e| {
+                Failure::new(
+                    exit::INTERNAL,
+                    format!("cannot find the scalebook binary: {e}"),
+                )
+            })?,
+            threads,
+        }),
+        ExecutorKind::Mock => Box::new(Mock {
+            law: match &args.mock_law {
+                Some(text) => MockLaw::parse(text).map_err(|e| Failure::new(exit::USAGE, e))?,
+                None => MockLaw::default(),
+            },
+        }),
+    };
+    let display = Display::new(specs.len());
+    let summary = scheduler::run_all(
+        &store,
+        executor.as_ref(),
+        &specs,
+        Options {
+            jobs,
+            fail_fast: args.fail_fast,
+            retry_failed: args.retry_failed,
+        },
+        &|event| display.show(event),
+    );
+    display.finish();
+
+    let collected = collect::export(&store, &study.name, &specs);
+    if !summary.store_errors.is_empty() {
+        let mut lines = summary.store_errors.clone();
+        lines.push(format!(
+            "{}: the run store could not record results; finished runs are intact",
+            store_path.display()
+        ));
+        return Err(Failure {
+            code: exit::INTERNAL,
+            lines,
+        });
+    }
+    collected.map_err(|e| Failure::new(exit::INTERNAL, e.to_string()))?;
+    eprintln!(
+        "{}: {} runs — {} trained, {} cached, {} failed ({} executor, {jobs} job(s) × {threads} thread(s)); results in {}",
+        study.name,
+        specs.len(),
+        summary.trained,
+        summary.cached,
+        summary.failed.len(),
+        executor.name(),
+        store.study_dir(&study.name).join("runs.parquet").display(),
+    );
+    if summary.failed.is_empty() {
+        Ok(())
+    } else {
+        let mut lines: Vec<String> = summary
+            .failed
+            .iter()
+            .map(|(name, reason)| format!("failed: {name}: {reason}"))
+            .collect();
+        lines.push(format!(
+            "{} of {} runs diverged or failed; `--retry-failed` trains them again",
+            summary.failed.len(),
+            specs.len()
+        ));
+        Err(Failure {
+            code: exit::RUNS_FAILED,
+            lines,
+        })
+    }
+}
+
+/// Progress: bars on a terminal (overall + one line per active run), log lines otherwise.
+struct Display {
+    bars: Option<Bars>,
+    total: usize,
+    done: Mutex<usize>,
+}
+
+struct Bars {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    active: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Display {
+    fn new(total: usize) -> Self {
+        let bars = std::io::stderr().is_terminal().then(|| {
+            let multi = MultiProgress::new();
+            let overall = multi.add(ProgressBar::new(total as u64));
+            overall.set_style(
+                ProgressStyle::with_template(
+                    "runs [{bar:30}] {pos}/{len} ({elapsed} elapsed, ETA {eta})",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
+            );
+            overall.enable_steady_tick(Duration::from_millis(250));
+            Bars {
+                multi,
+                overall,
+                active: Mutex::new(HashMap::new()),
+            }
+        });
+        Display {
+            bars,
+            total,
+            done: Mutex::new(0),
+        }
+    }
+
+    fn show(&self, event: Event) {
+        match (&self.bars, event) {
+            (_, Event::Cached { count }) => {
+                *self.done.lock().expect("display lock") += count;
+                match &self.bars {
+                    Some(b) => b.overall.inc(count as u64),
+                    None => eprintln!("{count} of {} runs already in the store", self.total),
+                }
+            }
+            (bars, Event::Corrupt { name, reason }) => {
+                let line = format!("warning: {name}: {reason}; retraining it");
+                match bars {
+                    Some(b) => b.multi.println(line).unwrap_or(()),
+                    None => eprintln!("{line}"),
+                }
+            }
+            (Some(b), Event::Started { name, steps }) => {
+                let bar = b.multi.add(ProgressBar::new(steps));
+                bar.set_style(
+                    ProgressStyle::with_template("  {prefix:24} [{bar:20}] {pos}/{len} {msg}")
+                        .expect("static template")
+                        .progress_chars("=> "),
+                );
+                bar.set_prefix(name.clone());
+                b.active.lock().expect("display lock").insert(name, bar);
+            }
+            (None, Event::Started { name, steps }) => eprintln!("start {name} ({steps} steps)"),
+            (Some(b), Event::Step { name, step, loss }) => {
+                if let Some(bar) = b.active.lock().expect("display lock").get(&name) {
+                    bar.set_position(step);
+                    bar.set_message(format!("loss {loss:.4}"));
+                }
+            }
+            (None, Event::Step { .. }) => {}
+            (
+                bars,
+                Event::Finished {
+                    name,
+                    outcome,
+                    seconds,
+                },
+            ) => {
+                let done = {
+                    let mut d = self.done.lock().expect("display lock");
+                    *d += 1;
+                    *d
+                };
+                let what = match outcome {
+                    Outcome::Ok { val_loss } => format!(
+                        "ok, val loss {}",
+                        val_loss.map_or("n/a".to_string(), |v| format!("{v:.4}"))
+                    ),
+                    Outcome::Cached => "finished by another process".to_string(),
+                    Outcome::Failed { reason } => format!("FAILED: {reason}"),
+                };
+                let line = format!(
+                    "[{done}/{}] {name}: {what} ({})",
+                    self.total,
+                    format_duration(seconds)
+                );
+                match bars {
+                    Some(b) => {
+                        if let Some(bar) = b.active.lock().expect("display lock").remove(&name) {
+                            bar.finish_and_clear();
+                            b.multi.remove(&bar);
+                        }
+                        b.overall.inc(1);
+                        let _ = b.multi.println(line);
+                    }
+                    None => eprintln!("{line}"),
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bars {
+            b.overall.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! `scalebook status STUDY [--store DIR] [--format table|json]`: each planned run as `done`,
+//! `missing`, `running` (its lock is held), `failed`, `diverged` or `corrupt`, with the reason.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::store_arg::StoreArg;
+use super::{Failure, exit, load_study};
+use crate::store::{EntryState, Store};
+use crate::study::plan::plan;
+use crate::train::RunStatus;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The study file (YAML).
+    pub study: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArg,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Serialize)]
+struct Row {
+    key: String,
+    name: String,
+    state: &'static str,
+    reason: Option<String>,
+    val_loss: Option<f64>,
+}
+
+pub fn run(args: &Args) -> Result<(), Failure> {
+    let study = load_study(&args.study)?;
+    let specs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    let path = args.store.path();
+    // Status only reads; a store that does not exist yet simply holds nothing.
+    let store = path
+        .exists()
+        .then(|| Store::open(&path))
+        .transpose()
+        .map_err(|e| {
+            Failure::new(
+                exit::INTERNAL,
+                format!("{}: cannot read the run store: {e}", path.display()),
+            )
+        })?;
+    let rows: Vec<Row> = specs
+        .iter()
+        .map(|spec| {
+            let (state, reason, val_loss) = match store.as_ref().map(|s| (s.inspect(spec), s)) {
+                None => ("missing", None, None),
+                Some((EntryState::Missing, s)) if s.is_running(spec) => ("running", None, None),
+                Some((EntryState::Missing, _)) => ("missing", None, None),
+                Some((EntryState::Done(r), _)) => ("done", None, r.val_loss),
+                Some((EntryState::Failed(r), _)) => (
+                    if r.status == RunStatus::Diverged {
+                        "diverged"
+                    } else {
+                        "failed"
+                    },
+                    r.reason.clone(),
+                    None,
+                ),
+                Some((EntryState::Corrupt(why), s)) if s.is_running(spec) => {
+                    ("running", Some(format!("retraining: {why}")), None)
+                }
+                Some((EntryState::Corrupt(why), _)) => ("corrupt", Some(why), None),
+            };
+            Row {
+                key: spec.key.clone(),
+                name: spec.name.clone(),
+                state,
+                reason,
+                val_loss,
+            }
+        })
+        .collect();
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows are plain data")
+        ),
+        Format::Table => {
+            let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(3).max(3);
+            println!("{:width$}  {:8}  {:>8}  detail", "run", "state", "val_loss");
+            for r in &rows {
+                println!(
+                    "{:width$}  {:8}  {:>8}  {}",
+                    r.name,
+                    r.state,
+                    r.val_loss.map_or(String::new(), |v| format!("{v:.4}")),
+                    r.reason.as_deref().unwrap_or("")
+                );
+            }
+            let count = |s: &str| rows.iter().filter(|r| r.state == s).count();
+            println!(
+                "{} runs: {} done, {} missing, {} running, {} failed, {} diverged, {} corrupt",
+                rows.len(),
+                count("done"),
+                count("missing"),
+                count("running"),
+                count("failed"),
+                count("diverged"),
+                count("corrupt")
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! The local executor: each run is a `scalebook train-point` child process with its own
+//! thread count, so runs are isolated (a crash or out-of-memory kill takes one run, not the
+//! sweep), each run's peak memory is its own, and the same command serves Slurm tasks.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::Executor;
+use crate::store::atomic::write_atomic;
+use crate::study::RunSpec;
+use crate::train::record::pretty;
+
+/// Runs `train-point` children.
+pub struct Local {
+    /// The scalebook binary (normally this process's own executable).
+    pub exe: PathBuf,
+    pub threads: usize,
+}
+
+/// One progress line of `train-point --progress json`.
+#[derive(serde::Deserialize)]
+struct StepLine {
+    step: u64,
+    loss: f64,
+}
+
+impl Executor for Local {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn train(
+        &self,
+        spec: &RunSpec,
+        out: &Path,
+        on_step: &mut dyn FnMut(u64, f64),
+    ) -> Result<(), String> {
+        let spec_path = out.join("spec.json");
+        write_atomic(&spec_path, pretty(spec).as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", spec_path.display()))?;
+        let mut command = Command::new(&self.exe);
+        command
+            .arg("train-point")
+            .arg("--spec")
+            .arg(&spec_path)
+            .arg("--out")
+            .arg(out)
+            .arg("--threads")
+            .arg(self.threads.to_string())
+            .arg("--progress")
+            .arg("json")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // SAFETY: prctl is async-signal-safe. The child dies with its parent, so killing a
+        // sweep (even with SIGKILL) leaves no orphan training behind.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.exe.display()))?;
+        let mut last_message = String::new();
+        if let Some(stderr) = child.stderr.take() {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                match serde_json::from_str::<StepLine>(&line) {
+                    Ok(step) => on_step(step.step, step.loss),
+                    Err(_) if !line.trim().is_empty() => last_message = line,
+                    Err(_) => {}
+                }
+            }
+        }
+        let status = child
+            .wait()
+            .map_err(|e| format!("waiting for train-point: {e}"))?;
+        // Exit 3 is a diverged or failed run that still wrote its record.
+        if status.success() || (status.code() == Some(3) && out.join("result.json").is_file()) {
+            Ok(())
+        } else {
+            Err(format!(
+                "train-point {status}{}",
+                if last_message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {last_message}")
+                }
+            ))
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The scheduler: which planned runs need training, in what order, how many at once — and
+//! the guarantee that no key is trained twice, by this process or any other on the store.
+//!
+//! Largest runs go first (the sweep's tail is then many small runs that pack well into the
+//! workers). Each worker takes a run, tries its entry lock, and skips it for now if another
+//! process holds it; once its own queue is empty it waits on those locks and re-checks, so a
+//! run another process finished is reused and one whose owner died is trained here.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use super::Executor;
+use crate::store::{EntryLock, EntryState, Store};
+use crate::study::RunSpec;
+use crate::train::{RunResult, RunStatus, record::write_run};
+
+/// What happened, for the progress display.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Planned runs found finished in the store.
+    Cached {
+        count: usize,
+    },
+    /// A stored entry was unreadable and will be retrained.
+    Corrupt {
+        name: String,
+        reason: String,
+    },
+    Started {
+        name: String,
+        steps: u64,
+    },
+    Step {
+        name: String,
+        step: u64,
+        loss: f64,
+    },
+    Finished {
+        name: String,
+        outcome: Outcome,
+        seconds: f64,
+    },
+}
+
+/// How one run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Trained now.
+    Ok { val_loss: Option<f64> },
+    /// Found finished in the store (another process trained it meanwhile).
+    Cached,
+    /// Diverged or failed; the reason names the run.
+    Failed { reason: String },
+}
+
+/// Scheduling options.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub jobs: usize,
+    /// Stop starting runs after the first failure.
+    pub fail_fast: bool,
+    /// Train again runs recorded as diverged or failed.
+    pub retry_failed: bool,
+}
+
+/// The sweep's outcome.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub cached: usize,
+    pub trained: usize,
+    /// (run name, reason) of every planned run that is diverged or failed, recorded before
+    /// or now.
+    pub failed: Vec<(String, String)>,
+    /// Store errors (unwritable folder, full disk): the sweep could not record results.
+    pub store_errors: Vec<String>,
+}
+
+/// Bring every planned run to a recorded state.
+pub fn run_all(
+    store: &Store,
+    executor: &dyn Executor,
+    specs: &[RunSpec],
+    options: Options,
+    events: &(dyn Fn(Event) + Sync),
+) -> Summary {
+    let mut summary = Summary::default();
+    let mut queue: Vec<&RunSpec> = Vec::new();
+    for spec in specs {
+        match store.inspect(spec) {
+            EntryState::Done(_) => summary.cached += 1,
+            EntryState::Failed(r) if !options.retry_failed => {
+                summary.failed.push((spec.name.clone(), reason_of(&r)));
+            }
+            EntryState::Failed(_) | EntryState::Missing => queue.push(spec),
+            EntryState::Corrupt(reason) => {
+                events(Event::Corrupt {
+                    name: spec.dir_name(),
+                    reason,
+                });
+                queue.push(spec);
+            }
+        }
+    }
+    if summary.cached > 0 {
+        events(Event::Cached {
+            count: summary.cached,
+        });
+    }
+    // Largest first; the name breaks ties so the order is reproducible.
+    queue.sort_by(|a, b| {
+        b.flops
+            .total_cmp(&a.flops)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    let state = Mutex::new(Shared {
+        queue: queue.into_iter().collect(),
+        deferred: VecDeque::new(),
+        stop: false,
+        summary,
+    });
+    let workers = options.jobs.max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| worker(store, executor, &state, options, events));
+        }
+    });
+    state.into_inner().expect("no worker panics").summary
+}
+
+struct Shared<'a> {
+    queue: VecDeque<&'a RunSpec>,
+    /// Runs whose lock another process held when we first tried.
+    deferred: VecDeque<&'a RunSpec>,
+    stop: bool,
+    summary: Summary,
+}
+
+fn reason_of(r: &RunResult) -> String {
+    r.reason
+        .clone()
+        .unwrap_or_else(|| format!("run {} {:?}", r.name, r.status).to_lowercase())
+}
+
+fn worker(
+    store: &Store,
+    executor: &dyn Executor,
+    state: &Mutex<Shared>,
+    options: Options,
+    events: &(dyn Fn(Event) + Sync),
+) {
+    loop {
+        // Take the next run: fresh ones first, then those another process held.
+        let (spec, lock) = {
+            let mut s = state.lock().expect("scheduler lock");
+            if s.stop {
+                return;
+            }
+            if let Some(spec) = s.queue.pop_front() {
+                drop(s);
+                match store.try_lock(spec) {
+                    Ok(Some(lock)) => (spec, lock),
+                    Ok(None) => {
+                        state
+                            .lock()
+                            .expect("scheduler lock")
+                            .deferred
+                            .push_back(spec);
+                        continue;
+                    }
+                    Err(e) => {
+                        store_error(state, format!("{}: cannot lock: {e}", spec.dir_name()));
+                        continue;
+                    }
+                }
+            } else if let Some(spec) = s.deferred.pop_front() {
+                drop(s);
+                match store.lock(spec) {
+                    Ok(lock) => (spec, lock),
+                    Err(e) => {
+                        store_error(state, format!("{}: cannot lock: {e}", spec.dir_name()));
+                        continue;
+                    }
+                }
+            } else {
+                return;
+            }
+        };
+        let outcome = train_locked(store, executor, spec, &lock, events);
+        let mut s = state.lock().expect("scheduler lock");
+        match outcome {
+            Ok(Outcome::Cached) => s.summary.cached += 1,
+            Ok(Outcome::Ok { .. }) => s.summary.trained += 1,
+            Ok(Outcome::Failed { reason }) => {
+                s.summary.trained += 1;
+                s.summary.failed.push((spec.name.clone(), reason));
+                if options.fail_fast {
+                    s.stop = true;
+                }
+            }
+            Err(e) => {
+                s.summary.store_errors.push(e);
+                // Without a writable store nothing more can be recorded.
+                s.stop = true;
+            }
+        }
+    }
+}
+
+fn store_error(state: &Mutex<Shared>, message: String) {
+    let mut s = state.lock().expect("scheduler lock");
+    s.summary.store_errors.push(message);
+    s.stop = true;
+}
+
+/// Train `spec` while holding its lock; `Err` is a store failure.
+fn train_locked(
+    store: &Store,
+    executor: &dyn Executor,
+    spec: &RunSpec,
+    lock: &EntryLock,
+    events: &(dyn Fn(Event) + Sync),
+) -> Result<Outcome, String> {
+    // Another process may have finished it while we waited for the lock.
+    if let EntryState::Done(_) = store.inspect(spec) {
+        events(Event::Finished {
+            name: spec.name.clone(),
+            outcome: Outcome::Cached,
+            seconds: 0.0,
+        });
+        return Ok(Outcome::Cached);
+    }
+    let partial = store.start_partial(spec, lock).map_err(|e| {
+        format!(
+            "{}: cannot create a run folder: {e}",
+            store.root().display()
+        )
+    })?;
+    events(Event::Started {
+        name: spec.name.clone(),
+        steps: spec.steps,
+    });
+    let start = Instant::now();
+    let mut on_step = |step, loss| {
+        events(Event::Step {
+            name: spec.name.clone(),
+            step,
+            loss,
+        })
+    };
+    if let Err(reason) = executor.train(spec, &partial, &mut on_step) {
+        // No record was written (a crash): record the failure so the sweep can go on.
+        let reason = format!("run {}: {reason}", spec.name);
+        let result = RunResult::unfinished(spec, RunStatus::Failed, Some(reason));
+        write_run(&partial, &result, &[], None)
+            .map_err(|e| format!("{}: cannot write a run record: {e}", partial.display()))?;
+    }
+    store
+        .commit(spec, &partial, lock)
+        .map_err(|e| format!("{}: cannot publish run: {e}", partial.display()))?;
+    let outcome = match store.inspect(spec) {
+        EntryState::Done(r) => Outcome::Ok {
+            val_loss: r.val_loss,
+        },
+        EntryState::Failed(r) => Outcome::Failed {
+            reason: reason_of(&r),
+        },
+        EntryState::Missing | EntryState::Corrupt(_) => {
+            return Err(format!(
+                "{}: the record just written cannot be read back",
+                store.entry_dir(spec).display()
+            ));
+        }
+    };
+    events(Event::Finished {
+        name: spec.name.clone(),
+        outcome: outcome.clone(),
+        seconds: start.elapsed().as_secs_f64(),
+    });
+    Ok(outcome)
+}
