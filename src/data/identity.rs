@@ -2,6 +2,7 @@
 //! a content hash of the files (so moving or renaming a corpus does not retrain, and editing
 //! one byte does).
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -71,27 +72,122 @@ impl DataSpec {
     }
 }
 
-/// sha256 of the concatenated contents of `files`, hex.
+/// Content hash of `files`, hex: one file's own sha256 (what `sha256sum` prints), or for
+/// several files the sha256 of their digests, one per line, in order.
 pub fn hash_files(files: &[PathBuf]) -> Result<String, DataReadError> {
-    let mut hasher = Sha256::new();
+    let mut cache = HashCache::load();
+    let mut digests = Vec::with_capacity(files.len());
     for path in files {
-        hash_into(path, &mut hasher).map_err(|source| DataReadError {
+        let digest = cache.hash(path).map_err(|source| DataReadError {
             path: path.clone(),
             source,
         })?;
+        digests.push(digest);
     }
-    Ok(hex(&hasher.finalize()))
+    cache.save();
+    Ok(match digests.as_slice() {
+        [one] => one.clone(),
+        many => hex(&Sha256::digest(many.join("\n").as_bytes())),
+    })
 }
 
-fn hash_into(path: &Path, hasher: &mut Sha256) -> io::Result<()> {
+fn hash_file(path: &Path) -> io::Result<String> {
     let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut buf)?;
         if n == 0 {
-            return Ok(());
+            return Ok(hex(&hasher.finalize()));
         }
         hasher.update(&buf[..n]);
+    }
+}
+
+/// File digests remembered by (path, size, modification time), so planning a study over a
+/// large corpus does not re-read it every time. Kept in `$SCALEBOOK_CACHE` (default
+/// `$XDG_CACHE_HOME/scalebook`, else `~/.cache/scalebook`) as `content-hashes.json`. It is a
+/// cache: unreadable or unwritable means rehashing, never an error.
+struct HashCache {
+    path: Option<PathBuf>,
+    entries: BTreeMap<String, CachedDigest>,
+    dirty: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct CachedDigest {
+    size: u64,
+    mtime_ns: u128,
+    sha256: String,
+}
+
+fn cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("SCALEBOOK_CACHE") {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(dir).join("scalebook"));
+    }
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/scalebook"))
+}
+
+impl HashCache {
+    fn load() -> Self {
+        let path = cache_dir().map(|d| d.join("content-hashes.json"));
+        let entries = path
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        HashCache {
+            path,
+            entries,
+            dirty: false,
+        }
+    }
+
+    fn hash(&mut self, path: &Path) -> io::Result<String> {
+        let meta = std::fs::metadata(path)?;
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let key = std::fs::canonicalize(path)
+            .unwrap_or_else(|_| path.to_path_buf())
+            .display()
+            .to_string();
+        if let Some(hit) = self.entries.get(&key)
+            && hit.size == meta.len()
+            && hit.mtime_ns == mtime_ns
+            && mtime_ns != 0
+        {
+            return Ok(hit.sha256.clone());
+        }
+        let sha256 = hash_file(path)?;
+        self.entries.insert(
+            key,
+            CachedDigest {
+                size: meta.len(),
+                mtime_ns,
+                sha256: sha256.clone(),
+            },
+        );
+        self.dirty = true;
+        Ok(sha256)
+    }
+
+    fn save(&self) {
+        let Some(path) = &self.path else { return };
+        if !self.dirty {
+            return;
+        }
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Ok(json) = serde_json::to_string(&self.entries) {
+            let _ = crate::store::atomic::write_atomic(path, json.as_bytes());
+        }
     }
 }
 
@@ -103,6 +199,31 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_digests_follow_size_and_mtime() {
+        let dir = std::env::temp_dir().join(format!("scalebook-hc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("corpus.txt");
+        std::fs::write(&file, "one").unwrap();
+        let mut cache = HashCache {
+            path: None,
+            entries: BTreeMap::new(),
+            dirty: false,
+        };
+        let first = cache.hash(&file).unwrap();
+        assert!(cache.dirty);
+        // A planted wrong digest with the same size and mtime is believed: proof of a hit.
+        let key = std::fs::canonicalize(&file).unwrap().display().to_string();
+        cache.entries.get_mut(&key).unwrap().sha256 = "planted".into();
+        assert_eq!(cache.hash(&file).unwrap(), "planted");
+        // An edit changes the size (and mtime): rehashed.
+        std::fs::write(&file, "two!").unwrap();
+        let second = cache.hash(&file).unwrap();
+        assert_ne!(second, first);
+        assert_ne!(second, "planted");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn content_hash_ignores_location_and_sees_edits() {
