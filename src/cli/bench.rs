@@ -1,6 +1,8 @@
 //! `scalebook bench train …`: training throughput of the trainer on one model shape, for
 //! side-by-side comparison with `python3 ../shared/bench/gpt_torch.py`.
 
+use std::path::PathBuf;
+
 use super::{Failure, exit};
 use crate::model::GptConfig;
 use crate::sys::peak_rss_bytes;
@@ -10,6 +12,30 @@ use crate::train::bench::{BenchConfig, bench_train};
 pub enum Which {
     /// Tokens/s, step time, MFU and peak memory of training one model shape.
     Train(TrainArgs),
+    /// Time the Chinchilla approach-3 grid fit and warm bootstrap on a results table
+    /// (defaults match Epoch's svg_extracted_data.csv).
+    Fit(FitArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FitArgs {
+    /// CSV or Parquet results table.
+    #[arg(long)]
+    pub csv: PathBuf,
+    #[arg(long, default_value = "Model Size")]
+    pub params: String,
+    /// Column of training FLOPs (D = C / 6N).
+    #[arg(long, default_value = "Training FLOP")]
+    pub flops: String,
+    #[arg(long, default_value = "loss")]
+    pub loss: String,
+    #[arg(long, default_value_t = 5)]
+    pub drop_highest_loss: u64,
+    /// Warm-started bootstrap refits to time.
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -49,7 +75,10 @@ pub struct TrainArgs {
 }
 
 pub fn run(which: &Which) -> Result<(), Failure> {
-    let Which::Train(args) = which;
+    let args = match which {
+        Which::Train(args) => args,
+        Which::Fit(args) => return run_fit(args),
+    };
     if args.heads == 0 || args.d_model % args.heads != 0 || args.layers == 0 || args.steps == 0 {
         return Err(Failure::new(
             exit::USAGE,
@@ -105,5 +134,55 @@ pub fn run(which: &Which) -> Result<(), Failure> {
             );
         }
     }
+    Ok(())
+}
+
+fn run_fit(args: &FitArgs) -> Result<(), Failure> {
+    use std::time::Instant;
+
+    use crate::fit::bootstrap;
+    use crate::fit::chinchilla::{Point, StartGrid, fit};
+    use crate::store::import::import_rows;
+    use crate::study::{ResultsSpec, ResultsX};
+
+    let rows = import_rows(&ResultsSpec {
+        path: args.csv.clone(),
+        params_column: args.params.clone(),
+        x_column: ResultsX::Flops(args.flops.clone()),
+        loss_column: args.loss.clone(),
+        drop_highest_loss: args.drop_highest_loss,
+    })
+    .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    let points: Vec<Point> = rows
+        .iter()
+        .map(|r| Point {
+            n: r.params_total,
+            d: r.tokens,
+            loss: r.loss,
+        })
+        .collect();
+    let t = Instant::now();
+    let full = fit(&points, 1e-3, &StartGrid::full())
+        .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    let grid_seconds = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let ci = bootstrap::chinchilla(&points, 1e-3, &full, &[], &[], args.bootstrap, 0.95, 0);
+    let bootstrap_seconds = t.elapsed().as_secs_f64();
+    let law = full.law;
+    println!(
+        "{}",
+        serde_json::json!({
+            "points": points.len(),
+            "threads": args.threads,
+            "grid_starts": full.starts,
+            "grid_seconds": grid_seconds,
+            "starts_at_best": full.starts_at_best,
+            "objective": full.objective,
+            "E": law.e, "A": law.a, "B": law.b, "alpha": law.alpha, "beta": law.beta,
+            "bootstrap_resamples": args.bootstrap,
+            "bootstrap_seconds": bootstrap_seconds,
+            "bootstrap_failed": ci.as_ref().map(|c| c.failed),
+        })
+    );
     Ok(())
 }

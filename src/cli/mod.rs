@@ -2,6 +2,7 @@
 //! arguments, dispatches, and maps failures to the exit codes of DESIGN.md.
 
 pub mod bench;
+pub mod fit;
 pub mod plan;
 pub mod progress;
 pub mod run;
@@ -48,6 +49,8 @@ pub enum Command {
     Plan(plan::Args),
     /// Train every run the store does not hold yet, then collect results into Parquet.
     Run(run::Args),
+    /// Fit the study's laws to its runs (or imported results); write fits.json.
+    Fit(fit::Args),
     /// Show each planned run's state in the store: done, missing, running, failed, diverged.
     Status(status::Args),
     /// Print the study file's JSON Schema (for editor completion and checks).
@@ -104,6 +107,9 @@ pub fn main() -> ExitCode {
         Command::Bench {
             which: bench::Which::Train(args),
         } => Some(args.threads),
+        Command::Bench {
+            which: bench::Which::Fit(args),
+        } => Some(args.threads),
         _ => None,
     };
     if let Some(n) = threads {
@@ -114,6 +120,7 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => plan::run(&args),
         Command::Schema(args) => schema::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Fit(args) => fit::run(&args),
         Command::Status(args) => status::run(&args),
         Command::TrainPoint(args) => train_point::run(&args, threads.unwrap_or(1)),
         Command::Bench { which } => bench::run(&which),

@@ -59,6 +59,8 @@ pub struct ChinchillaFit {
     pub starts_at_best: usize,
     /// Euclidean norm of the objective's gradient in θ at the optimum.
     pub grad_norm: f64,
+    /// The optimum in the fitted parameterisation θ = (a, b, e, α, β).
+    pub theta: [f64; 5],
 }
 
 /// Why a fit could not be made.
@@ -70,7 +72,9 @@ pub enum FitError {
         count: usize,
         params: usize,
     },
-    #[error("{law}: point {index} has a non-positive or non-finite value (N {n}, D {d}, loss {loss})")]
+    #[error(
+        "{law}: point {index} has a non-positive or non-finite value (N {n}, D {d}, loss {loss})"
+    )]
     BadPoint {
         law: &'static str,
         index: usize,
@@ -244,6 +248,29 @@ pub fn fit(points: &[Point], delta: f64, grid: &StartGrid) -> Result<ChinchillaF
         starts: starts.len(),
         starts_at_best,
         grad_norm: g.iter().map(|v| v * v).sum::<f64>().sqrt(),
+        theta: best_x,
+    })
+}
+
+/// One L-BFGS run from `start` (a warm start, e.g. the full-data optimum for a bootstrap
+/// resample).
+pub fn refine(points: &[Point], delta: f64, start: [f64; 5]) -> Result<ChinchillaFit, FitError> {
+    let data = prepare(points)?;
+    let f = |theta: &[f64; 5]| objective(theta, &data, delta);
+    let m = minimize(&f, start, &Settings::default());
+    if !m.f.is_finite() {
+        return Err(FitError::Degenerate {
+            law: "chinchilla",
+            why: "the warm start did not reach a finite objective".into(),
+        });
+    }
+    Ok(ChinchillaFit {
+        law: Law::from_theta(&m.x),
+        objective: m.f,
+        starts: 1,
+        starts_at_best: 1,
+        grad_norm: m.gradient.iter().map(|v| v * v).sum::<f64>().sqrt(),
+        theta: m.x,
     })
 }
 
@@ -290,7 +317,11 @@ mod tests {
             beta: 0.2849083,
         };
         let alloc = allocate(&law, 5.76e23);
-        assert!((alloc.n_opt / 4.04e10 - 1.0).abs() < 0.01, "{}", alloc.n_opt);
+        assert!(
+            (alloc.n_opt / 4.04e10 - 1.0).abs() < 0.01,
+            "{}",
+            alloc.n_opt
+        );
         assert!((6.0 * alloc.n_opt * alloc.d_opt / 5.76e23 - 1.0).abs() < 1e-12);
     }
 
@@ -324,15 +355,25 @@ mod tests {
     fn degenerate_inputs_are_typed_errors() {
         let p = |n: f64, d: f64, loss: f64| Point { n, d, loss };
         let few = vec![p(1e6, 1e9, 3.0); 3];
-        assert!(matches!(fit(&few, 1e-3, &StartGrid::coarse()), Err(FitError::TooFewPoints { .. })));
+        assert!(matches!(
+            fit(&few, 1e-3, &StartGrid::coarse()),
+            Err(FitError::TooFewPoints { .. })
+        ));
         let one_size: Vec<Point> = (1..=6).map(|i| p(1e6, 1e9 * i as f64, 3.0)).collect();
-        assert!(matches!(fit(&one_size, 1e-3, &StartGrid::coarse()), Err(FitError::Degenerate { .. })));
-        let mut nan: Vec<Point> = (1..=6).map(|i| p(1e6 * i as f64, 1e9 * i as f64, 3.0)).collect();
+        assert!(matches!(
+            fit(&one_size, 1e-3, &StartGrid::coarse()),
+            Err(FitError::Degenerate { .. })
+        ));
+        let mut nan: Vec<Point> = (1..=6)
+            .map(|i| p(1e6 * i as f64, 1e9 * i as f64, 3.0))
+            .collect();
         nan[4].loss = f64::NAN;
         let err = fit(&nan, 1e-3, &StartGrid::coarse()).unwrap_err();
         assert!(err.to_string().contains("point 4"), "{err}");
         // All losses equal: a valid (flat) law, never a NaN.
-        let flat: Vec<Point> = (1..=6).map(|i| p(1e6 * i as f64, 1e9 * (7 - i) as f64, 3.0)).collect();
+        let flat: Vec<Point> = (1..=6)
+            .map(|i| p(1e6 * i as f64, 1e9 * (7 - i) as f64, 3.0))
+            .collect();
         let f = fit(&flat, 1e-3, &StartGrid::coarse()).unwrap();
         assert!(f.objective.is_finite() && f.law.e.is_finite());
     }
@@ -342,7 +383,9 @@ mod tests {
     #[test]
     fn reproduces_the_epoch_reference_fit() {
         let Some(dir) = std::env::var_os("SCALEBOOK_REFERENCE_DATA") else {
-            eprintln!("skipped: SCALEBOOK_REFERENCE_DATA is unset (.ci/run sets it to ../shared/data)");
+            eprintln!(
+                "skipped: SCALEBOOK_REFERENCE_DATA is unset (.ci/run sets it to ../shared/data)"
+            );
             return;
         };
         let path = std::path::Path::new(&dir).join("svg_extracted_data.csv");
@@ -369,7 +412,11 @@ mod tests {
         points.truncate(240);
         let fit = fit(&points, 1e-3, &StartGrid::full()).unwrap();
         let law = fit.law;
-        assert!((fit.objective - 1.01827402e-3).abs() < 3e-11, "objective {:e}", fit.objective);
+        assert!(
+            (fit.objective - 1.01827402e-3).abs() < 3e-11,
+            "objective {:e}",
+            fit.objective
+        );
         assert!((law.e - 1.8172).abs() < 1e-4, "{law:?}");
         assert!((law.alpha - 0.34731).abs() < 5e-5, "{law:?}");
         assert!((law.beta - 0.36717).abs() < 5e-5, "{law:?}");

@@ -34,6 +34,9 @@ pub struct Minimum<const P: usize> {
     pub iterations: usize,
 }
 
+/// An objective: value and gradient at a point.
+pub type Objective<'a, const P: usize> = &'a dyn Fn(&[f64; P]) -> (f64, [f64; P]);
+
 /// Correction pairs kept.
 const MEMORY: usize = 10;
 
@@ -44,7 +47,7 @@ fn dot<const P: usize>(a: &[f64; P], b: &[f64; P]) -> f64 {
 /// Minimise `f` (returning value and gradient) from `x0`. A non-finite value is treated as
 /// +∞ by the line search, so the optimiser backs away from overflow.
 pub fn minimize<const P: usize>(
-    f: &dyn Fn(&[f64; P]) -> (f64, [f64; P]),
+    f: Objective<'_, P>,
     x0: [f64; P],
     settings: &Settings,
 ) -> Minimum<P> {
@@ -160,7 +163,11 @@ mod tests {
             (value, grad)
         };
         let m = minimize(&f, [-1.2, 1.0], &Settings::default());
-        assert!((m.x[0] - 1.0).abs() < 1e-6 && (m.x[1] - 1.0).abs() < 1e-6, "{:?}", m);
+        assert!(
+            (m.x[0] - 1.0).abs() < 1e-6 && (m.x[1] - 1.0).abs() < 1e-6,
+            "{:?}",
+            m
+        );
         assert!(m.f < 1e-12);
     }
 }

@@ -1,7 +1,14 @@
 //! Pure numerics for scaling laws (no I/O): the Chinchilla approach-3 law and its
-//! compute-optimal allocation ([`chinchilla`]) on an allocation-free L-BFGS ([`lbfgs`]).
-//! IsoFLOP parabolas, the frontier, single-variable laws, bootstrap and hold-out checks
-//! build on these.
+//! compute-optimal allocation ([`chinchilla`]), IsoFLOP parabolas ([`isoflop`]),
+//! single-variable laws ([`power`]), cost laws ([`cost`]), bootstrap intervals
+//! ([`bootstrap`]), on an allocation-free L-BFGS ([`lbfgs`]) and small least squares
+//! ([`linear`]).
 
+pub mod bootstrap;
 pub mod chinchilla;
+pub mod cost;
+pub mod isoflop;
 pub mod lbfgs;
+pub mod linear;
+pub mod power;
+pub mod suite;

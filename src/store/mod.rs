@@ -15,6 +15,7 @@
 
 pub mod atomic;
 pub mod collect;
+pub mod import;
 
 use std::fs::{self, File, TryLockError};
 use std::io;

@@ -1,0 +1,228 @@
+//! `scalebook fit STUDY [--store DIR] [--format table|json]`: fit the study's laws to its
+//! collected runs (or its imported results), write `STORE/studies/<name>/fits.json`, and
+//! print it.
+
+use std::path::PathBuf;
+
+use super::store_arg::StoreArg;
+use super::{Failure, exit, load_study};
+use crate::fit::suite::{CurveRow, FitReport, Request, Row, fit_all};
+use crate::store::atomic::write_atomic;
+use crate::store::import::import_rows;
+use crate::store::{EntryState, Store};
+use crate::study::plan::plan;
+use crate::study::{Source, Study, Sweep};
+use crate::train::record::pretty;
+use crate::train::{CurvePoint, RunStatus};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The study file (YAML).
+    pub study: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArg,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Rows and curves of a trained study from the store (finished, ok runs only).
+fn trained_rows(study: &Study, store: &Store) -> Result<(Vec<Row>, Vec<CurveRow>), Failure> {
+    let specs = plan(study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    let mut rows = Vec::new();
+    let mut curves = Vec::new();
+    let mut missing = 0;
+    for spec in &specs {
+        let EntryState::Done(r) = store.inspect(spec) else {
+            missing += 1;
+            continue;
+        };
+        if r.status != RunStatus::Ok {
+            continue;
+        }
+        let Some(loss) = r.val_loss else { continue };
+        rows.push(Row {
+            name: r.name.clone(),
+            params_total: r.params_total as f64,
+            params_non_embedding: r.params_non_embedding as f64,
+            tokens: r.tokens as f64,
+            loss,
+            flops: r.flops,
+            budget: spec.budget,
+            wall_seconds: Some(r.wall_seconds).filter(|w| *w > 0.0),
+            peak_rss_bytes: r.peak_rss_bytes.map(|b| b as f64),
+        });
+        let text =
+            std::fs::read_to_string(store.entry_dir(spec).join("curve.jsonl")).unwrap_or_default();
+        let flops_per_token = r.flops / r.tokens as f64;
+        for point in text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<CurvePoint>(l).ok())
+        {
+            if let Some(val) = point.val_loss {
+                curves.push(CurveRow {
+                    params_total: r.params_total as f64,
+                    params_non_embedding: r.params_non_embedding as f64,
+                    tokens: point.tokens as f64,
+                    flops: flops_per_token * point.tokens as f64,
+                    loss: val,
+                });
+            }
+        }
+    }
+    if missing > 0 {
+        eprintln!(
+            "note: {missing} of {} planned runs are not in the store yet; fitting the {} that are \
+             (`scalebook run` trains the rest)",
+            specs.len(),
+            rows.len()
+        );
+    }
+    Ok((rows, curves))
+}
+
+/// The budgets to allocate: the final run's and the IsoFLOP budgets, else the study's
+/// largest run's compute.
+fn budgets(study: &Study, rows: &[Row]) -> Vec<f64> {
+    let mut out: Vec<f64> = study.final_run.iter().map(|f| f.budget).collect();
+    if let Some(Sweep::IsoFlop { budgets, .. }) = study.training().map(|t| &t.sweep) {
+        out.extend(budgets);
+    }
+    if out.is_empty()
+        && let Some(max) = rows.iter().map(|r| r.flops).max_by(f64::total_cmp)
+    {
+        out.push(max);
+    }
+    out.sort_by(f64::total_cmp);
+    out.dedup();
+    out
+}
+
+/// Fit a study and write its `fits.json`.
+pub fn fit_study(study: &Study, store_arg: &StoreArg) -> Result<FitReport, Failure> {
+    let path = store_arg.path();
+    let store = Store::open(&path).map_err(|e| {
+        Failure::new(
+            exit::INTERNAL,
+            format!("{}: cannot use the run store: {e}", path.display()),
+        )
+    })?;
+    let (rows, curves) = match &study.source {
+        Source::Import(spec) => (
+            import_rows(spec).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?,
+            Vec::new(),
+        ),
+        Source::Train(_) => trained_rows(study, &store)?,
+    };
+    let request = Request {
+        fits: &study.fits,
+        curves: &curves,
+        holdout: study.holdout,
+        budgets: budgets(study, &rows),
+        seed: study.seed,
+    };
+    let report = fit_all(&rows, &request);
+    let dir = store.study_dir(&study.name);
+    let out = dir.join("fits.json");
+    std::fs::create_dir_all(&dir)
+        .and_then(|_| write_atomic(&out, pretty(&report).as_bytes()))
+        .map_err(|e| Failure::new(exit::INTERNAL, format!("{}: {e}", out.display())))?;
+    Ok(report)
+}
+
+pub fn run(args: &Args) -> Result<(), Failure> {
+    let study = load_study(&args.study)?;
+    let report = fit_study(&study, &args.store)?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    match args.format {
+        Format::Json => print!("{}", pretty(&report)),
+        Format::Table => print!("{}", summary(&report)),
+    }
+    Ok(())
+}
+
+fn ci(v: Option<[f64; 2]>) -> String {
+    v.map(|[lo, hi]| format!(" [{lo:.4}, {hi:.4}]"))
+        .unwrap_or_default()
+}
+
+/// A readable summary of the fits.
+fn summary(r: &FitReport) -> String {
+    let mut out = format!("{} runs fitted\n", r.points);
+    if let Some(c) = &r.chinchilla {
+        let i = c.ci.as_ref();
+        out.push_str(&format!(
+            "chinchilla  L = E + A/N^α + B/D^β  (Huber δ {}, {} starts, {} at best, objective {:.8e}, |∇| {:.1e})\n",
+            c.delta, c.starts, c.starts_at_best, c.objective, c.grad_norm
+        ));
+        out.push_str(&format!("  E {:.4}{}\n", c.e, ci(i.map(|i| i.e))));
+        out.push_str(&format!("  A {:.4}{}\n", c.a, ci(i.map(|i| i.a))));
+        out.push_str(&format!("  B {:.4}{}\n", c.b, ci(i.map(|i| i.b))));
+        out.push_str(&format!("  α {:.5}{}\n", c.alpha, ci(i.map(|i| i.alpha))));
+        out.push_str(&format!("  β {:.5}{}\n", c.beta, ci(i.map(|i| i.beta))));
+    }
+    for a in &r.allocation {
+        out.push_str(&format!(
+            "allocation  C {:.3e}: N_opt {:.4e}, D_opt {:.4e}, {:.1} tokens/param, loss {:.4}\n",
+            a.compute, a.n_opt, a.d_opt, a.tokens_per_param, a.loss
+        ));
+    }
+    if let Some(iso) = &r.isoflop {
+        out.push_str(&format!(
+            "isoflop     N_opt ∝ C^{:.4}, D_opt ∝ C^{:.4} over {} budgets\n",
+            iso.a,
+            iso.b,
+            iso.budgets.len()
+        ));
+    }
+    if let Some(f) = &r.frontier {
+        out.push_str(&format!(
+            "frontier    N ∝ C^{:.4}, D ∝ C^{:.4} over {} compute buckets\n",
+            f.a,
+            f.b,
+            f.points.len()
+        ));
+    }
+    for p in &r.power {
+        out.push_str(&format!(
+            "power       {:?} {:?}: E {:.4}, A {:.4}, α {:.4}; RMSE(ln) {:.4}, R² {:.4}, AIC {:.1}{}\n",
+            p.x,
+            p.fit.form,
+            p.fit.e,
+            p.fit.a,
+            p.fit.alpha,
+            p.fit.rmse_log,
+            p.fit.r2_log,
+            p.fit.aic,
+            p.holdout_rel_error
+                .map(|e| format!(", hold-out error {:.2} %", e * 100.0))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(h) = &r.holdout {
+        out.push_str(&format!(
+            "holdout     {} {}: max relative error {:.2} %, mean {:.2} % on {} runs\n",
+            h.kind,
+            h.k,
+            h.rel_error_max * 100.0,
+            h.rel_error_mean * 100.0,
+            h.points.len()
+        ));
+    }
+    if let Some(c) = &r.cost
+        && let Some(w) = &c.wall_seconds
+    {
+        out.push_str(&format!(
+            "cost        wall seconds ∝ N^{:.3} D^{:.3} (RMSE(ln) {:.3})\n",
+            w.p, w.q, w.rmse_log
+        ));
+    }
+    out
+}

@@ -1,0 +1,580 @@
+//! A study's fits in one pass: every law its `fits:` list names, the allocation for its
+//! budgets, the hold-out check and the warnings, as one serialisable [`FitReport`] (what
+//! `fits.json` holds and the report reads). Still pure: rows in, numbers out.
+
+use serde::Serialize;
+
+use super::bootstrap::{self, Interval};
+use super::chinchilla::{self, Point, StartGrid, allocate};
+use super::cost;
+use super::isoflop::{self, IsoPoint};
+use super::power::{self, Form};
+use crate::study::{FitSpec, GridKind, Holdout, ParamsConvention, PowerForm, PowerX};
+
+/// One run as the fits see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub name: String,
+    pub params_total: f64,
+    pub params_non_embedding: f64,
+    pub tokens: f64,
+    pub loss: f64,
+    /// Training FLOPs (6ND for imported rows).
+    pub flops: f64,
+    pub budget: Option<f64>,
+    pub wall_seconds: Option<f64>,
+    pub peak_rss_bytes: Option<f64>,
+}
+
+impl Row {
+    fn n(&self, convention: ParamsConvention) -> f64 {
+        match convention {
+            ParamsConvention::Total => self.params_total,
+            ParamsConvention::NonEmbedding => self.params_non_embedding,
+        }
+    }
+}
+
+/// One logged point of a learning curve (for the frontier).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CurveRow {
+    pub params_total: f64,
+    pub params_non_embedding: f64,
+    /// Tokens trained so far.
+    pub tokens: f64,
+    /// Compute spent so far.
+    pub flops: f64,
+    pub loss: f64,
+}
+
+/// What to fit besides the laws.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub fits: &'a [FitSpec],
+    /// Learning curves (trained studies; empty for imported results).
+    pub curves: &'a [CurveRow],
+    pub holdout: Option<Holdout>,
+    /// Budgets to allocate (the final run's, the IsoFLOP budgets).
+    pub budgets: Vec<f64>,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChinchillaReport {
+    #[serde(rename = "E")]
+    pub e: f64,
+    #[serde(rename = "A")]
+    pub a: f64,
+    #[serde(rename = "B")]
+    pub b: f64,
+    pub alpha: f64,
+    pub beta: f64,
+    pub objective: f64,
+    pub starts: usize,
+    pub starts_at_best: usize,
+    pub grad_norm: f64,
+    pub delta: f64,
+    pub params: ParamsConvention,
+    pub points: usize,
+    /// Percentile intervals per parameter (absent without bootstrap).
+    pub ci: Option<ParamIntervals>,
+    pub bootstrap_resamples: usize,
+    pub confidence: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ParamIntervals {
+    #[serde(rename = "E")]
+    pub e: [f64; 2],
+    #[serde(rename = "A")]
+    pub a: [f64; 2],
+    #[serde(rename = "B")]
+    pub b: [f64; 2],
+    pub alpha: [f64; 2],
+    pub beta: [f64; 2],
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AllocationReport {
+    pub compute: f64,
+    pub n_opt: f64,
+    pub d_opt: f64,
+    pub tokens_per_param: f64,
+    pub loss: f64,
+    /// [lo, hi] for n_opt, d_opt, tokens_per_param, loss.
+    pub ci: Option<[[f64; 2]; 4]>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IsoflopReport {
+    pub a: f64,
+    pub b: f64,
+    pub budgets: Vec<isoflop::BudgetOptimum>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PowerReport {
+    pub x: PowerX,
+    pub params: ParamsConvention,
+    #[serde(flatten)]
+    pub fit: power::PowerFit,
+    pub holdout_rel_error: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldoutPoint {
+    pub name: String,
+    pub n: f64,
+    pub d: f64,
+    pub measured: f64,
+    pub predicted: f64,
+    pub rel_error: f64,
+    pub predicted_ci: Option<[f64; 2]>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldoutReport {
+    /// `largest` or `budgets`.
+    pub kind: &'static str,
+    pub k: u64,
+    pub fitted_points: usize,
+    pub points: Vec<HoldoutPoint>,
+    pub rel_error_max: f64,
+    pub rel_error_mean: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CostReport {
+    pub wall_seconds: Option<cost::CostLaw>,
+    pub peak_rss_bytes: Option<cost::CostLaw>,
+}
+
+/// Everything `scalebook fit` computes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FitReport {
+    pub points: usize,
+    pub chinchilla: Option<ChinchillaReport>,
+    pub allocation: Vec<AllocationReport>,
+    pub isoflop: Option<IsoflopReport>,
+    pub power: Vec<PowerReport>,
+    pub holdout: Option<HoldoutReport>,
+    pub cost: Option<CostReport>,
+    pub frontier: Option<FrontierReport>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FrontierPoint {
+    pub compute: f64,
+    pub n: f64,
+    pub d: f64,
+    pub loss: f64,
+}
+
+/// Approach 1 (Hoffmann et al. 2022, §3.1): the lower envelope of all learning curves over
+/// compute; per log-spaced compute bucket its best (N, D); N ∝ Cᵃ and D ∝ Cᵇ.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrontierReport {
+    pub a: f64,
+    pub b: f64,
+    pub points: Vec<FrontierPoint>,
+}
+
+/// Buckets per decade of compute.
+const FRONTIER_BUCKETS_PER_DECADE: f64 = 4.0;
+
+fn frontier(curves: &[CurveRow], params: ParamsConvention) -> Option<FrontierReport> {
+    let mut pts: Vec<&CurveRow> = curves
+        .iter()
+        .filter(|c| c.flops > 0.0 && c.loss.is_finite())
+        .collect();
+    pts.sort_by(|a, b| a.flops.total_cmp(&b.flops));
+    // Lower envelope: points that beat every point with less compute.
+    let mut envelope = Vec::new();
+    let mut best = f64::INFINITY;
+    for p in pts {
+        if p.loss < best {
+            best = p.loss;
+            envelope.push(p);
+        }
+    }
+    let mut buckets: Vec<(i64, &CurveRow)> = Vec::new();
+    for p in envelope {
+        let bucket = (p.flops.log10() * FRONTIER_BUCKETS_PER_DECADE).floor() as i64;
+        match buckets.last_mut() {
+            // The envelope falls with compute, so a bucket's last point is its best.
+            Some((b, q)) if *b == bucket => *q = p,
+            _ => buckets.push((bucket, p)),
+        }
+    }
+    let n_of = |c: &CurveRow| match params {
+        ParamsConvention::Total => c.params_total,
+        ParamsConvention::NonEmbedding => c.params_non_embedding,
+    };
+    let ln_c: Vec<f64> = buckets.iter().map(|(_, p)| p.flops.ln()).collect();
+    let ln_n: Vec<f64> = buckets.iter().map(|(_, p)| n_of(p).ln()).collect();
+    let ln_d: Vec<f64> = buckets.iter().map(|(_, p)| p.tokens.ln()).collect();
+    let (_, a) = super::linear::line(&ln_c, &ln_n)?;
+    let (_, b) = super::linear::line(&ln_c, &ln_d)?;
+    Some(FrontierReport {
+        a,
+        b,
+        points: buckets
+            .iter()
+            .map(|(_, p)| FrontierPoint {
+                compute: p.flops,
+                n: n_of(p),
+                d: p.tokens,
+                loss: p.loss,
+            })
+            .collect(),
+    })
+}
+
+fn pair(i: Interval) -> [f64; 2] {
+    [i.lo, i.hi]
+}
+
+fn grid(kind: GridKind) -> StartGrid {
+    match kind {
+        GridKind::Full => StartGrid::full(),
+        GridKind::Coarse => StartGrid::coarse(),
+    }
+}
+
+fn points(rows: &[&Row], params: ParamsConvention) -> Vec<Point> {
+    rows.iter()
+        .map(|r| Point {
+            n: r.n(params),
+            d: r.tokens,
+            loss: r.loss,
+        })
+        .collect()
+}
+
+/// Fit everything `request` asks for. Problems become warnings in the report, never panics
+/// or NaNs; a law that cannot be fitted is absent with a warning saying why.
+pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
+    let mut report = FitReport {
+        points: rows.len(),
+        ..FitReport::default()
+    };
+    let all: Vec<&Row> = rows.iter().collect();
+    for spec in request.fits {
+        match *spec {
+            FitSpec::Chinchilla {
+                bootstrap,
+                confidence,
+                delta,
+                grid: kind,
+                params,
+            } => fit_chinchilla(
+                &all,
+                request,
+                &mut report,
+                bootstrap,
+                confidence,
+                delta,
+                kind,
+                params,
+            ),
+            FitSpec::Isoflop { params, .. } => {
+                let iso: Vec<IsoPoint> = rows
+                    .iter()
+                    .filter_map(|r| {
+                        Some(IsoPoint {
+                            budget: r.budget?,
+                            n: r.n(params),
+                            d: r.tokens,
+                            loss: r.loss,
+                        })
+                    })
+                    .collect();
+                match isoflop::fit(&iso) {
+                    Ok(f) => {
+                        let warnings: Vec<String> =
+                            f.refusals.iter().map(|r| r.to_string()).collect();
+                        report.warnings.extend(warnings.iter().cloned());
+                        report.isoflop = Some(IsoflopReport {
+                            a: f.a,
+                            b: f.b,
+                            budgets: f.optima,
+                            warnings,
+                        });
+                    }
+                    Err(refusals) => {
+                        report
+                            .warnings
+                            .extend(refusals.iter().map(|r| r.to_string()));
+                        report.warnings.push(
+                            "isoflop: fewer than 2 budgets have a usable optimum; no exponents"
+                                .into(),
+                        );
+                    }
+                }
+            }
+            FitSpec::Power {
+                x, form, params, ..
+            } => {
+                let xs: Vec<f64> = rows
+                    .iter()
+                    .map(|r| match x {
+                        PowerX::Params => r.n(params),
+                        PowerX::Tokens => r.tokens,
+                        PowerX::Compute => r.flops,
+                    })
+                    .collect();
+                let ys: Vec<f64> = rows.iter().map(|r| r.loss).collect();
+                let forms: Vec<Form> = match form {
+                    PowerForm::Offset => vec![Form::Offset],
+                    PowerForm::Pure => vec![Form::Pure],
+                    PowerForm::Log => vec![Form::Log],
+                    PowerForm::All => vec![Form::Offset, Form::Pure, Form::Log],
+                };
+                let compared = power::compare(&xs, &ys);
+                for f in forms {
+                    match compared.iter().find(|c| c.fit.form == f) {
+                        Some(c) => report.power.push(PowerReport {
+                            x,
+                            params,
+                            fit: c.fit,
+                            holdout_rel_error: c.holdout_rel_error,
+                        }),
+                        None => report.warnings.push(format!(
+                            "power ({x:?}, {f:?}): cannot be fitted to these runs (too few distinct values, or non-positive ones)"
+                        )),
+                    }
+                }
+            }
+            FitSpec::Cost => {
+                let with = |f: &dyn Fn(&Row) -> Option<f64>| {
+                    let picked: Vec<(&Row, f64)> =
+                        rows.iter().filter_map(|r| f(r).map(|v| (r, v))).collect();
+                    let n: Vec<f64> = picked.iter().map(|(r, _)| r.params_total).collect();
+                    let d: Vec<f64> = picked.iter().map(|(r, _)| r.tokens).collect();
+                    let y: Vec<f64> = picked.iter().map(|(_, v)| *v).collect();
+                    cost::fit(&n, &d, &y)
+                };
+                let wall = with(&|r| r.wall_seconds);
+                let rss = with(&|r| r.peak_rss_bytes);
+                if wall.is_none() {
+                    report
+                        .warnings
+                        .push("cost: wall time cannot be fitted (N and D must both vary)".into());
+                }
+                report.cost = Some(CostReport {
+                    wall_seconds: wall,
+                    peak_rss_bytes: rss,
+                });
+            }
+            FitSpec::Frontier { params } => match frontier(request.curves, params) {
+                Some(f) => report.frontier = Some(f),
+                None => report.warnings.push(
+                    "frontier: the learning curves do not span enough compute (2+ buckets of the \
+                     lower envelope are needed)"
+                        .into(),
+                ),
+            },
+        }
+    }
+    report
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fit_chinchilla(
+    all: &[&Row],
+    request: &Request,
+    report: &mut FitReport,
+    resamples: u64,
+    confidence: f64,
+    delta: f64,
+    kind: GridKind,
+    params: ParamsConvention,
+) {
+    let pts = points(all, params);
+    let full = match chinchilla::fit(&pts, delta, &grid(kind)) {
+        Ok(f) => f,
+        Err(e) => {
+            report.warnings.push(e.to_string());
+            return;
+        }
+    };
+    let ci = (resamples > 0)
+        .then(|| {
+            bootstrap::chinchilla(
+                &pts,
+                delta,
+                &full,
+                &request.budgets,
+                &[],
+                resamples as usize,
+                confidence,
+                request.seed,
+            )
+        })
+        .flatten();
+    if let Some(ci) = &ci {
+        report.warnings.extend(ci.warnings.iter().cloned());
+    }
+    let law = full.law;
+    report.chinchilla = Some(ChinchillaReport {
+        e: law.e,
+        a: law.a,
+        b: law.b,
+        alpha: law.alpha,
+        beta: law.beta,
+        objective: full.objective,
+        starts: full.starts,
+        starts_at_best: full.starts_at_best,
+        grad_norm: full.grad_norm,
+        delta,
+        params,
+        points: pts.len(),
+        ci: ci.as_ref().map(|c| ParamIntervals {
+            e: pair(c.e),
+            a: pair(c.a),
+            b: pair(c.b),
+            alpha: pair(c.alpha),
+            beta: pair(c.beta),
+        }),
+        bootstrap_resamples: resamples as usize,
+        confidence,
+    });
+    report.allocation = request
+        .budgets
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let a = allocate(&law, c);
+            AllocationReport {
+                compute: c,
+                n_opt: a.n_opt,
+                d_opt: a.d_opt,
+                tokens_per_param: a.tokens_per_param,
+                loss: a.loss,
+                ci: ci.as_ref().map(|c| c.allocations[i].map(pair)),
+            }
+        })
+        .collect();
+    if let Some(holdout) = request.holdout {
+        report.holdout = fit_holdout(
+            all,
+            holdout,
+            delta,
+            kind,
+            params,
+            resamples,
+            confidence,
+            request.seed,
+            &mut report.warnings,
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fit_holdout(
+    all: &[&Row],
+    holdout: Holdout,
+    delta: f64,
+    kind: GridKind,
+    params: ParamsConvention,
+    resamples: u64,
+    confidence: f64,
+    seed: u64,
+    warnings: &mut Vec<String>,
+) -> Option<HoldoutReport> {
+    let (label, k, held): (&'static str, u64, Vec<bool>) = match holdout {
+        Holdout::Largest(k) => {
+            let mut sizes: Vec<f64> = all.iter().map(|r| r.n(params)).collect();
+            sizes.sort_by(f64::total_cmp);
+            sizes.dedup();
+            let cut = sizes.len().saturating_sub(k as usize);
+            let threshold = sizes.get(cut).copied().unwrap_or(f64::INFINITY);
+            (
+                "largest",
+                k,
+                all.iter().map(|r| r.n(params) >= threshold).collect(),
+            )
+        }
+        Holdout::Budgets(k) => {
+            let mut budgets: Vec<f64> = all.iter().filter_map(|r| r.budget).collect();
+            budgets.sort_by(f64::total_cmp);
+            budgets.dedup();
+            let cut = budgets.len().saturating_sub(k as usize);
+            let threshold = budgets.get(cut).copied().unwrap_or(f64::INFINITY);
+            (
+                "budgets",
+                k,
+                all.iter()
+                    .map(|r| r.budget.is_some_and(|b| b >= threshold))
+                    .collect(),
+            )
+        }
+    };
+    let train: Vec<&Row> = all
+        .iter()
+        .zip(&held)
+        .filter(|(_, h)| !**h)
+        .map(|(r, _)| *r)
+        .collect();
+    let test: Vec<&Row> = all
+        .iter()
+        .zip(&held)
+        .filter(|(_, h)| **h)
+        .map(|(r, _)| *r)
+        .collect();
+    if test.is_empty() {
+        warnings.push("holdout: no run is held out".into());
+        return None;
+    }
+    let pts = points(&train, params);
+    // The full start grid again: a hold-out check must not inherit the full fit's optimum.
+    let fitted = match chinchilla::fit(&pts, delta, &grid(kind)) {
+        Ok(f) => f,
+        Err(e) => {
+            warnings.push(format!("holdout: {e}"));
+            return None;
+        }
+    };
+    let at: Vec<(f64, f64)> = test.iter().map(|r| (r.n(params), r.tokens)).collect();
+    let ci = (resamples > 0)
+        .then(|| {
+            bootstrap::chinchilla(
+                &pts,
+                delta,
+                &fitted,
+                &[],
+                &at,
+                resamples as usize,
+                confidence,
+                seed,
+            )
+        })
+        .flatten();
+    let points: Vec<HoldoutPoint> = test
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let predicted = fitted.law.loss(r.n(params), r.tokens);
+            HoldoutPoint {
+                name: r.name.clone(),
+                n: r.n(params),
+                d: r.tokens,
+                measured: r.loss,
+                predicted,
+                rel_error: (predicted / r.loss - 1.0).abs(),
+                predicted_ci: ci.as_ref().map(|c| pair(c.predictions[i])),
+            }
+        })
+        .collect();
+    let errors: Vec<f64> = points.iter().map(|p| p.rel_error).collect();
+    Some(HoldoutReport {
+        kind: label,
+        k,
+        fitted_points: train.len(),
+        rel_error_max: errors.iter().copied().fold(0.0, f64::max),
+        rel_error_mean: errors.iter().sum::<f64>() / errors.len() as f64,
+        points,
+    })
+}

@@ -1,0 +1,149 @@
+//! Imported results (`results:` in a study): a CSV or Parquet table of published or earlier
+//! runs, read with polars into fit rows. Every bad cell is an error naming its row and column.
+
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::fit::suite::Row;
+use crate::study::{ResultsSpec, ResultsX};
+
+/// Why a results table cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ImportError {
+    pub path: String,
+    pub message: String,
+}
+
+fn error(path: &Path, message: impl Into<String>) -> ImportError {
+    ImportError {
+        path: path.display().to_string(),
+        message: message.into(),
+    }
+}
+
+/// Read the table as a DataFrame.
+pub fn read_table(path: &Path) -> Result<DataFrame, ImportError> {
+    let parquet = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    if parquet {
+        std::fs::File::open(path)
+            .map_err(|e| error(path, format!("cannot open: {e}")))
+            .and_then(|f| {
+                ParquetReader::new(f)
+                    .finish()
+                    .map_err(|e| error(path, format!("not a readable Parquet file: {e}")))
+            })
+    } else {
+        CsvReadOptions::default()
+            .with_has_header(true)
+            .try_into_reader_with_file_path(Some(path.to_path_buf()))
+            .and_then(|r| r.finish())
+            .map_err(|e| error(path, format!("not a readable CSV file: {e}")))
+    }
+}
+
+fn column(
+    df: &DataFrame,
+    path: &Path,
+    key: &str,
+    name: &str,
+) -> Result<Vec<Option<f64>>, ImportError> {
+    let col = df.column(name).map_err(|_| {
+        let names: Vec<String> = df
+            .get_column_names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        error(
+            path,
+            format!(
+                "results.columns.{key}: no column `{name}`; the table has {}",
+                names.join(", ")
+            ),
+        )
+    })?;
+    let floats = col
+        .cast(&DataType::Float64)
+        .map_err(|e| error(path, format!("column `{name}` is not numeric: {e}")))?;
+    let values = floats
+        .f64()
+        .map_err(|e| error(path, format!("column `{name}` is not numeric: {e}")))?;
+    Ok((0..values.len()).map(|i| values.get(i)).collect())
+}
+
+/// Rows for fitting: N, D (given, or C / 6N) and loss, the `drop_highest_loss` highest losses
+/// removed (Besiroglu et al. 2024 drop 5 of Epoch's 245 points).
+pub fn import_rows(spec: &ResultsSpec) -> Result<Vec<Row>, ImportError> {
+    let path = &spec.path;
+    let df = read_table(path)?;
+    let n = column(&df, path, "params", &spec.params_column)?;
+    let (x_key, x_name, x_is_flops) = match &spec.x_column {
+        ResultsX::Tokens(c) => ("tokens", c, false),
+        ResultsX::Flops(c) => ("flops", c, true),
+    };
+    let x = column(&df, path, x_key, x_name)?;
+    let loss = column(&df, path, "loss", &spec.loss_column)?;
+    let mut rows = Vec::with_capacity(df.height());
+    for i in 0..df.height() {
+        // Data rows are numbered from 1, as a spreadsheet shows them under the header.
+        let cell = |values: &[Option<f64>], name: &str| -> Result<f64, ImportError> {
+            match values[i] {
+                Some(v) if v.is_finite() && v > 0.0 => Ok(v),
+                Some(v) => Err(error(
+                    path,
+                    format!(
+                        "row {}, column `{name}`: {v} is not a positive finite number",
+                        i + 1
+                    ),
+                )),
+                None => Err(error(
+                    path,
+                    format!("row {}, column `{name}`: empty or not a number", i + 1),
+                )),
+            }
+        };
+        let n_i = cell(&n, &spec.params_column)?;
+        let x_i = cell(&x, x_name)?;
+        let loss_i = cell(&loss, &spec.loss_column)?;
+        let (tokens, flops) = if x_is_flops {
+            (x_i / (6.0 * n_i), x_i)
+        } else {
+            (x_i, 6.0 * n_i * x_i)
+        };
+        rows.push(Row {
+            name: format!("row {}", i + 1),
+            params_total: n_i,
+            params_non_embedding: n_i,
+            tokens,
+            loss: loss_i,
+            flops,
+            budget: None,
+            wall_seconds: None,
+            peak_rss_bytes: None,
+        });
+    }
+    let drop = spec.drop_highest_loss as usize;
+    if drop >= rows.len() {
+        return Err(error(
+            path,
+            format!(
+                "results.drop_highest_loss: dropping {drop} of {} rows leaves nothing to fit",
+                rows.len()
+            ),
+        ));
+    }
+    // Stable sort: ties keep file order, so the same rows are dropped every time.
+    let mut by_loss: Vec<usize> = (0..rows.len()).collect();
+    by_loss.sort_by(|&a, &b| rows[b].loss.total_cmp(&rows[a].loss));
+    let dropped: std::collections::HashSet<usize> = by_loss.into_iter().take(drop).collect();
+    let rows = rows
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !dropped.contains(i))
+        .map(|(_, r)| r)
+        .collect();
+    Ok(rows)
+}

@@ -1,0 +1,171 @@
+//! `scalebook fit`: the published Epoch fit from a study of imported results, fits of a
+//! mock-trained sweep, and bad imported tables.
+
+use std::fs;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::support::{assert_no_crash, scalebook, stderr, stdout};
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scalebook-fit-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn imported_epoch_runs_reproduce_the_published_fit() {
+    let Some(data) = std::env::var_os("SCALEBOOK_REFERENCE_DATA") else {
+        eprintln!("skipped: SCALEBOOK_REFERENCE_DATA is unset (.ci/run sets it to ../shared/data)");
+        return;
+    };
+    let csv = PathBuf::from(data).join("svg_extracted_data.csv");
+    let dir = temp("epoch");
+    let study = dir.join("epoch.yaml");
+    fs::write(
+        &study,
+        format!(
+            "version: 1\nname: epoch\nresults:\n  path: {}\n  columns: {{ params: \"Model Size\", flops: \"Training FLOP\", loss: loss }}\n  drop_highest_loss: 5\nfits:\n  - {{ law: chinchilla, bootstrap: 100 }}\n",
+            csv.display()
+        ),
+    )
+    .unwrap();
+    let out = scalebook(&[
+        "fit",
+        study.to_str().unwrap(),
+        "--store",
+        dir.join("store").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let fits: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let c = &fits["chinchilla"];
+    let get = |k: &str| c[k].as_f64().unwrap();
+    assert!((get("objective") - 1.01827402e-3).abs() < 3e-11, "{c}");
+    assert!((get("E") - 1.8172).abs() < 1e-4, "{c}");
+    assert!((get("alpha") - 0.34731).abs() < 5e-5, "{c}");
+    assert!((get("beta") - 0.36717).abs() < 5e-5, "{c}");
+    assert!((get("A") / 477.8 - 1.0).abs() < 1e-3 && (get("B") / 2143.4 - 1.0).abs() < 1e-3);
+    assert_eq!(c["starts"], 4500);
+    assert_eq!(fits["points"], 240);
+    let ci = &c["ci"]["alpha"];
+    assert!(ci[0].as_f64().unwrap() < get("alpha") && get("alpha") < ci[1].as_f64().unwrap());
+    // Written to the store too.
+    let written: Value = serde_json::from_str(
+        &fs::read_to_string(dir.join("store/studies/epoch/fits.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(written, fits);
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_mock_isoflop_sweep_fits_every_requested_law() {
+    let dir = temp("iso");
+    let store = dir.join("store");
+    let study = "tests/fixtures/valid/isoflop.yaml";
+    let out = scalebook(&[
+        "run",
+        study,
+        "--store",
+        store.to_str().unwrap(),
+        "--executor",
+        "mock",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = scalebook(&[
+        "fit",
+        study,
+        "--store",
+        store.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let fits: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(fits["points"], 18);
+    assert!(fits["chinchilla"]["alpha"].as_f64().unwrap() > 0.0);
+    // The allocation covers the final budget and the three IsoFLOP budgets.
+    assert_eq!(fits["allocation"].as_array().unwrap().len(), 4);
+    assert!(fits["holdout"]["rel_error_max"].as_f64().unwrap() >= 0.0);
+    assert_eq!(fits["holdout"]["kind"], "budgets");
+    assert!(
+        fits["frontier"]["points"].as_array().unwrap().len() >= 2,
+        "{}",
+        fits["frontier"]
+    );
+    let text = stdout(&out);
+    assert!(
+        !text.contains("NaN") && !text.contains("null,\n  \"chinchilla\""),
+        "{text}"
+    );
+    let table = scalebook(&["fit", study, "--store", store.to_str().unwrap()]);
+    assert!(
+        stdout(&table).contains("chinchilla  L = E + A/N^α + B/D^β"),
+        "{}",
+        stdout(&table)
+    );
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_imported_tables_exit_2_naming_row_and_column() {
+    let dir = temp("bad");
+    let write_study = |csv: &str, extra: &str| {
+        fs::write(dir.join("t.csv"), csv).unwrap();
+        let study = dir.join("s.yaml");
+        fs::write(
+            &study,
+            format!("version: 1\nname: s\nresults:\n  path: t.csv\n  columns: {{ params: N, tokens: D, loss: L }}\n{extra}"),
+        )
+        .unwrap();
+        study
+    };
+    let fit = |study: &PathBuf| {
+        scalebook(&[
+            "fit",
+            study.to_str().unwrap(),
+            "--store",
+            dir.join("store").to_str().unwrap(),
+        ])
+    };
+    let study = write_study("N,D,L\n1e6,1e9,3.0\n2e6,-1e9,2.9\n", "");
+    let out = fit(&study);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out)
+            .contains("t.csv: row 2, column `D`: -1000000000 is not a positive finite number"),
+        "{}",
+        stderr(&out)
+    );
+    let study = write_study("N,Tokens,L\n1e6,1e9,3.0\n", "");
+    let out = fit(&study);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("results.columns.tokens: no column `D`; the table has N, Tokens, L"),
+        "{}",
+        stderr(&out)
+    );
+    let study = write_study("N,D,L\n1e6,1e9,3.0\n2e6,1e9,\n", "");
+    let out = fit(&study);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("row 2, column `L`: empty or not a number"),
+        "{}",
+        stderr(&out)
+    );
+    // Too few points: a warning and no law, never a NaN or a panic.
+    let study = write_study("N,D,L\n1e6,1e9,3.0\n2e6,2e9,2.9\n", "");
+    let out = fit(&study);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("chinchilla: 2 points cannot determine 5 parameters"),
+        "{}",
+        stderr(&out)
+    );
+    assert_no_crash(&stderr(&out), &study);
+    fs::remove_dir_all(dir).unwrap();
+}
