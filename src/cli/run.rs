@@ -1,6 +1,7 @@
 //! `scalebook run STUDY`: plan the study, train every run the store does not already hold
-//! (in parallel, largest first, each recorded the moment it finishes), then collect the
-//! results into `STORE/studies/<name>/{runs,curves}.parquet`.
+//! (in parallel, largest first, each recorded the moment it finishes), collect the results
+//! into `STORE/studies/<name>/{runs,curves}.parquet`, and fit the study's laws
+//! (`fits.json`).
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -140,6 +141,26 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         executor.name(),
         store.study_dir(&study.name).join("runs.parquet").display(),
     );
+    // Fit what finished (a failed run is simply not a point of the fit).
+    if !study.fits.is_empty() {
+        let report = super::fit::fit_study(&study, &args.store)?;
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
+        if let Some(c) = &report.chinchilla {
+            eprintln!(
+                "{}: L = {:.4} + {:.4}/N^{:.4} + {:.4}/D^{:.4} over {} runs; fits in {}",
+                study.name,
+                c.e,
+                c.a,
+                c.alpha,
+                c.b,
+                c.beta,
+                c.points,
+                store.study_dir(&study.name).join("fits.json").display()
+            );
+        }
+    }
     if summary.failed.is_empty() {
         Ok(())
     } else {
