@@ -29,6 +29,20 @@ pub struct Args {
     pub store: StoreArg,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Also find the best (N, D) for this many wall-clock seconds on this machine, through
+    /// the study's `cost` law.
+    #[arg(long, value_name = "SECONDS")]
+    pub wall_budget: Option<f64>,
+    /// Cap on parameters (memory) for the constrained optima.
+    #[arg(long, value_name = "N")]
+    pub max_params: Option<f64>,
+}
+
+/// Constraints for `fit_study` (none from `scalebook run`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Constraints {
+    pub wall_budget: Option<f64>,
+    pub max_params: Option<f64>,
 }
 
 /// Rows and curves of a trained study from the store (finished, ok runs only).
@@ -104,7 +118,11 @@ fn budgets(study: &Study, rows: &[Row]) -> Vec<f64> {
 }
 
 /// Fit a study and write its `fits.json`.
-pub fn fit_study(study: &Study, store_arg: &StoreArg) -> Result<FitReport, Failure> {
+pub fn fit_study(
+    study: &Study,
+    store_arg: &StoreArg,
+    constraints: Constraints,
+) -> Result<FitReport, Failure> {
     let path = store_arg.path();
     let store = Store::open(&path).map_err(|e| {
         Failure::new(
@@ -125,6 +143,8 @@ pub fn fit_study(study: &Study, store_arg: &StoreArg) -> Result<FitReport, Failu
         holdout: study.holdout,
         budgets: budgets(study, &rows),
         seed: study.seed,
+        wall_budget: constraints.wall_budget,
+        max_params: constraints.max_params,
     };
     let report = fit_all(&rows, &request);
     let dir = store.study_dir(&study.name);
@@ -137,7 +157,22 @@ pub fn fit_study(study: &Study, store_arg: &StoreArg) -> Result<FitReport, Failu
 
 pub fn run(args: &Args) -> Result<(), Failure> {
     let study = load_study(&args.study)?;
-    let report = fit_study(&study, &args.store)?;
+    for (flag, value) in [
+        ("--wall-budget", args.wall_budget),
+        ("--max-params", args.max_params),
+    ] {
+        if value.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+            return Err(Failure::new(
+                exit::USAGE,
+                format!("{flag} must be a positive number"),
+            ));
+        }
+    }
+    let constraints = Constraints {
+        wall_budget: args.wall_budget,
+        max_params: args.max_params,
+    };
+    let report = fit_study(&study, &args.store, constraints)?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
@@ -214,6 +249,20 @@ fn summary(r: &FitReport) -> String {
             h.rel_error_max * 100.0,
             h.rel_error_mean * 100.0,
             h.points.len()
+        ));
+    }
+    for c in &r.constrained {
+        out.push_str(&format!(
+            "constrained {} {:.3e}{}: N {:.4e}, D {:.4e}, loss {:.4}{}\n",
+            c.budget_kind,
+            c.budget,
+            c.max_params
+                .map(|m| format!(" (N ≤ {m:.3e})"))
+                .unwrap_or_default(),
+            c.optimum.n,
+            c.optimum.d,
+            c.optimum.loss,
+            if c.optimum.capped { ", capped" } else { "" }
         ));
     }
     if let Some(c) = &r.cost

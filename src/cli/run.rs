@@ -143,7 +143,8 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     );
     // Fit what finished (a failed run is simply not a point of the fit).
     if !study.fits.is_empty() {
-        let report = super::fit::fit_study(&study, &args.store)?;
+        let report =
+            super::fit::fit_study(&study, &args.store, super::fit::Constraints::default())?;
         for w in &report.warnings {
             eprintln!("warning: {w}");
         }

@@ -1,11 +1,13 @@
 //! Pure numerics for scaling laws (no I/O): the Chinchilla approach-3 law and its
 //! compute-optimal allocation ([`chinchilla`]), IsoFLOP parabolas ([`isoflop`]),
-//! single-variable laws ([`power`]), cost laws ([`cost`]), bootstrap intervals
+//! single-variable laws ([`power`]), cost laws ([`cost`]), constrained optima
+//! ([`constrained`]), bootstrap intervals
 //! ([`bootstrap`]), on an allocation-free L-BFGS ([`lbfgs`]) and small least squares
 //! ([`linear`]).
 
 pub mod bootstrap;
 pub mod chinchilla;
+pub mod constrained;
 pub mod cost;
 pub mod isoflop;
 pub mod lbfgs;

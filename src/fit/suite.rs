@@ -57,6 +57,10 @@ pub struct Request<'a> {
     /// Budgets to allocate (the final run's, the IsoFLOP budgets).
     pub budgets: Vec<f64>,
     pub seed: u64,
+    /// Constrained optimum for this many wall-clock seconds (needs a `cost` fit).
+    pub wall_budget: Option<f64>,
+    /// Cap on parameters for the constrained optima.
+    pub max_params: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -161,7 +165,19 @@ pub struct FitReport {
     pub holdout: Option<HoldoutReport>,
     pub cost: Option<CostReport>,
     pub frontier: Option<FrontierReport>,
+    /// Optima under a wall-clock budget and/or a parameter cap.
+    pub constrained: Vec<ConstrainedReport>,
     pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConstrainedReport {
+    /// `wall_seconds` or `flops`.
+    pub budget_kind: &'static str,
+    pub budget: f64,
+    pub max_params: Option<f64>,
+    #[serde(flatten)]
+    pub optimum: super::constrained::Constrained,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -378,7 +394,54 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
             },
         }
     }
+    constrain(&mut report, request);
     report
+}
+
+/// Optima under the requested wall-clock budget and parameter cap.
+fn constrain(report: &mut FitReport, request: &Request) {
+    use super::chinchilla::Law;
+    use super::constrained::{for_flops, for_wall_time};
+    let Some(c) = &report.chinchilla else {
+        if request.wall_budget.is_some() || request.max_params.is_some() {
+            report
+                .warnings
+                .push("constrained optimum: needs a chinchilla fit".into());
+        }
+        return;
+    };
+    let law = Law {
+        e: c.e,
+        a: c.a,
+        b: c.b,
+        alpha: c.alpha,
+        beta: c.beta,
+    };
+    if let Some(cap) = request.max_params {
+        for &budget in &request.budgets {
+            report.constrained.push(ConstrainedReport {
+                budget_kind: "flops",
+                budget,
+                max_params: Some(cap),
+                optimum: for_flops(&law, budget, Some(cap)),
+            });
+        }
+    }
+    if let Some(seconds) = request.wall_budget {
+        let wall = report.cost.as_ref().and_then(|c| c.wall_seconds);
+        match wall.and_then(|w| for_wall_time(&law, &w, seconds, request.max_params)) {
+            Some(optimum) => report.constrained.push(ConstrainedReport {
+                budget_kind: "wall_seconds",
+                budget: seconds,
+                max_params: request.max_params,
+                optimum,
+            }),
+            None => report.warnings.push(format!(
+                "constrained optimum for {seconds} s: needs a `cost` fit whose time grows with D \
+                 (add `- {{ law: cost }}` to fits), and a budget that buys at least one token"
+            )),
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -169,3 +169,61 @@ fn bad_imported_tables_exit_2_naming_row_and_column() {
     assert_no_crash(&stderr(&out), &study);
     fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn constrained_optima_follow_the_cost_law_and_the_cap() {
+    let dir = temp("constrained");
+    let store = dir.join("store");
+    let study = "reports/quickstart.yaml";
+    let out = scalebook(&[
+        "run",
+        study,
+        "--store",
+        store.to_str().unwrap(),
+        "--executor",
+        "mock",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        store.join("studies/quickstart/fits.json").is_file(),
+        "run fits the study"
+    );
+    let out = scalebook(&[
+        "fit",
+        study,
+        "--store",
+        store.to_str().unwrap(),
+        "--format",
+        "json",
+        "--wall-budget",
+        "600",
+        "--max-params",
+        "1e6",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let fits: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let constrained = fits["constrained"].as_array().unwrap();
+    let wall = constrained
+        .iter()
+        .find(|c| c["budget_kind"] == "wall_seconds")
+        .unwrap();
+    let cost = &fits["cost"]["wall_seconds"];
+    // The optimum spends the whole budget, as the cost law predicts.
+    assert!(
+        (wall["cost"].as_f64().unwrap() / 600.0 - 1.0).abs() < 1e-6,
+        "{wall}"
+    );
+    assert!(wall["n"].as_f64().unwrap() <= 1e6 * (1.0 + 1e-9));
+    assert!(cost["q"].as_f64().unwrap() > 0.5, "{cost}");
+    let bad = scalebook(&[
+        "fit",
+        study,
+        "--store",
+        store.to_str().unwrap(),
+        "--wall-budget",
+        "-1",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("--wall-budget must be a positive number"));
+    fs::remove_dir_all(dir).unwrap();
+}
