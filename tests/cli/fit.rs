@@ -221,9 +221,13 @@ fn constrained_optima_follow_the_cost_law_and_the_cap() {
         "--store",
         store.to_str().unwrap(),
         "--wall-budget",
-        "-1",
+        "0",
     ]);
     assert_eq!(bad.status.code(), Some(2));
-    assert!(stderr(&bad).contains("--wall-budget must be a positive number"));
+    assert!(
+        stderr(&bad).contains("--wall-budget must be a positive number"),
+        "{}",
+        stderr(&bad)
+    );
     fs::remove_dir_all(dir).unwrap();
 }
