@@ -12,6 +12,15 @@ use rayon::prelude::*;
 
 use super::lbfgs::{Settings, minimize};
 
+/// Tolerances of each start of the grid (and of warm bootstrap refits): scipy's L-BFGS-B
+/// defaults (ftol = 1e7·ε ≈ 2.2e-9, gtol = 1e-5), which Hoffmann et al. and Besiroglu et al.
+/// used. The best start is then polished with [`Settings::default`]'s tight tolerances.
+const SEARCH: Settings = Settings {
+    max_iterations: 15000,
+    gradient_tolerance: 1e-5,
+    relative_tolerance: 2.220446049250313e-9,
+};
+
 /// One observed run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {
@@ -219,16 +228,15 @@ impl StartGrid {
 pub fn fit(points: &[Point], delta: f64, grid: &StartGrid) -> Result<ChinchillaFit, FitError> {
     let data = prepare(points)?;
     let f = |theta: &[f64; 5]| objective(theta, &data, delta);
-    let settings = Settings::default();
     let starts = grid.starts();
     let results: Vec<(f64, [f64; 5])> = starts
         .par_iter()
         .map(|x0| {
-            let m = minimize(&f, *x0, &settings);
+            let m = minimize(&f, *x0, &SEARCH);
             (m.f, m.x)
         })
         .collect();
-    let (_, &(best_f, best_x)) = results
+    let (_, &(search_f, search_x)) = results
         .iter()
         .enumerate()
         .filter(|(_, (v, _))| v.is_finite())
@@ -237,6 +245,14 @@ pub fn fit(points: &[Point], delta: f64, grid: &StartGrid) -> Result<ChinchillaF
             law: "chinchilla",
             why: "no start reached a finite objective".into(),
         })?;
+    // Polish the winner to full precision; a start counts as reaching the best when its
+    // search ended within 1e-9 (relative) of the polished objective.
+    let polished = minimize(&f, search_x, &Settings::default());
+    let (best_f, best_x) = if polished.f <= search_f {
+        (polished.f, polished.x)
+    } else {
+        (search_f, search_x)
+    };
     let starts_at_best = results
         .iter()
         .filter(|(v, _)| (v - best_f).abs() <= 1e-9 * best_f.abs())
@@ -257,7 +273,7 @@ pub fn fit(points: &[Point], delta: f64, grid: &StartGrid) -> Result<ChinchillaF
 pub fn refine(points: &[Point], delta: f64, start: [f64; 5]) -> Result<ChinchillaFit, FitError> {
     let data = prepare(points)?;
     let f = |theta: &[f64; 5]| objective(theta, &data, delta);
-    let m = minimize(&f, start, &Settings::default());
+    let m = minimize(&f, start, &SEARCH);
     if !m.f.is_finite() {
         return Err(FitError::Degenerate {
             law: "chinchilla",
