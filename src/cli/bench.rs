@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{Failure, exit};
+use super::{Failure, Format, exit};
 use crate::model::GptConfig;
 use crate::sys::peak_rss_bytes;
 use crate::train::bench::{BenchConfig, bench_train};
@@ -36,12 +36,6 @@ pub struct FitArgs {
     pub bootstrap: usize,
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
 }
 
 #[derive(Debug, clap::Args)]

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::store_arg::StoreArg;
-use super::{Failure, exit, load_study};
+use super::{Failure, Format, exit, load_study};
 use crate::fit::suite::{CurveRow, FitReport, Request, Row, fit_all};
 use crate::store::atomic::write_atomic;
 use crate::store::import::import_rows;
@@ -14,12 +14,6 @@ use crate::study::plan::plan;
 use crate::study::{Source, Study, Sweep};
 use crate::train::record::pretty;
 use crate::train::{CurvePoint, RunStatus};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -64,6 +64,15 @@ pub enum Command {
     },
 }
 
+/// How commands that print results print them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned text for people.
+    Table,
+    /// JSON for programs.
+    Json,
+}
+
 /// A command's failure: the exit code and the lines to print on stderr.
 #[derive(Debug)]
 pub struct Failure {

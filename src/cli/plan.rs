@@ -6,19 +6,13 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{Failure, exit, load_study};
+use super::{Failure, Format, exit, load_study};
 use crate::store::atomic::write_atomic;
 use crate::study::RunSpec;
 use crate::study::diagnostics::io_reason;
 use crate::study::plan::{add_entropy, plan};
 use crate::study::units::{format_duration, human};
 use crate::train::record::pretty;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -6,16 +6,10 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::store_arg::StoreArg;
-use super::{Failure, exit, load_study};
+use super::{Failure, Format, exit, load_study};
 use crate::store::{EntryState, Store};
 use crate::study::plan::plan;
 use crate::train::RunStatus;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
