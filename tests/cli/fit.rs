@@ -6,13 +6,10 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::support::{assert_no_crash, scalebook, stderr, stdout};
+use crate::support::{assert_no_crash, fresh_dir, scalebook, stderr, stdout};
 
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scalebook-fit-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
+    fresh_dir(&format!("fit-{name}"))
 }
 
 #[test]

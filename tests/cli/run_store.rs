@@ -9,15 +9,12 @@ use std::time::{Duration, Instant};
 use polars::prelude::*;
 use serde_json::Value;
 
-use crate::support::{root, scalebook, stderr, stdout};
+use crate::support::{fresh_dir, root, scalebook, stderr, stdout};
 
 const SWEEP: &str = "tests/fixtures/valid/tiny_sweep.yaml";
 
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scalebook-run-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
+    fresh_dir(&format!("run-{name}"))
 }
 
 fn run(study: &str, store: &Path, extra: &[&str]) -> std::process::Output {

@@ -12,6 +12,14 @@ pub fn fixture(rel: &str) -> PathBuf {
     root().join("tests/fixtures").join(rel)
 }
 
+/// An empty folder `scalebook-<name>-<pid>` under the system's temporary folder.
+pub fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scalebook-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// Run `scalebook ARGS…` from the repository root.
 pub fn scalebook(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_scalebook"))

@@ -6,13 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::{assert_no_crash, scalebook, stderr};
+use crate::support::{assert_no_crash, fresh_dir, scalebook, stderr};
 
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scalebook-tp-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
+    fresh_dir(&format!("tp-{name}"))
 }
 
 /// Emit the specs of `study` into `dir/specs` and return their paths.
