@@ -1,10 +1,11 @@
 //! A byte-level BPE tokenizer trained locally and deterministically (Sennrich et al. 2016;
 //! byte-level as in GPT-2, Radford et al. 2019).
 //!
-//! Why not the `tokenizers` crate: its trainer breaks ties between equally frequent pairs in
-//! hash-map order, so two trainings of one corpus can differ, and a run's identity must not.
-//! This trainer breaks ties by the smallest pair, so the same corpus and vocabulary always
-//! give the same merges, and the saved JSON hashes the same.
+//! Training is deterministic by construction — the most frequent pair wins, ties go to the
+//! smallest pair — so the same corpus and vocabulary always give the same merges and the saved
+//! JSON hashes the same (the run identity depends on it). The `tokenizers` crate's BpeTrainer
+//! breaks ties the same way and is already compiled as a dependency of candle-core; moving to it
+//! (for its GPT-2 regex pre-tokenizer and speed on large corpora) is a candidate follow-up.
 //!
 //! Pre-tokenisation splits text into chunks that merges never cross (GPT-2's rule, simplified
 //! to ASCII classes): an optional leading space plus a run of letters, of digits, or of other
