@@ -291,7 +291,7 @@ pub fn refine(points: &[Point], delta: f64, start: [f64; 5]) -> Result<Chinchill
 }
 
 /// The compute-optimal split of a budget C = 6·N·D under a fitted law (Hoffmann et al. 2022,
-/// Appendix D.2, eq. 4): N_opt = G·(C/6)^a, D_opt = G⁻¹·(C/6)^b with
+/// §3.3, eq. 4): N_opt = G·(C/6)^a, D_opt = G⁻¹·(C/6)^b with
 /// G = (αA/(βB))^(1/(α+β)), a = β/(α+β), b = α/(α+β).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Allocation {
