@@ -149,8 +149,14 @@ fn objective(theta: &[f64; 5], data: &Prepared, delta: f64) -> (f64, [f64; 5]) {
         let t1 = a - alpha * data.ln_n[i];
         let t2 = b - beta * data.ln_d[i];
         let t3 = e;
-        let m = t1.max(t2).max(t3);
-        let (x1, x2, x3) = ((t1 - m).exp(), (t2 - m).exp(), (t3 - m).exp());
+        // exp(t − max) with the largest term's exp(0) = 1 written out: one exp fewer per point.
+        let (m, x1, x2, x3) = if t1 >= t2 && t1 >= t3 {
+            (t1, 1.0, (t2 - t1).exp(), (t3 - t1).exp())
+        } else if t2 >= t3 {
+            (t2, (t1 - t2).exp(), 1.0, (t3 - t2).exp())
+        } else {
+            (t3, (t1 - t3).exp(), (t2 - t3).exp(), 1.0)
+        };
         let sum = x1 + x2 + x3;
         let r = m + sum.ln() - data.ln_l[i];
         // Huber: quadratic within δ, linear outside (Huber 1964).
