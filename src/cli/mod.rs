@@ -47,7 +47,7 @@ pub enum Command {
     Validate(validate::Args),
     /// List the runs a study would train, with parameters, tokens and FLOPs.
     Plan(plan::Args),
-    /// Train every run the store does not hold yet, then collect results into Parquet.
+    /// Train every run the store lacks, collect results into Parquet, fit the laws.
     Run(run::Args),
     /// Fit the study's laws to its runs (or imported results); write fits.json.
     Fit(fit::Args),
@@ -57,7 +57,7 @@ pub enum Command {
     Schema(schema::Args),
     /// Train one run from a run spec and write its record (used by executors, or by hand).
     TrainPoint(train_point::Args),
-    /// Measure scalebook itself (training throughput).
+    /// Measure scalebook itself (training throughput, fitting speed).
     Bench {
         #[command(subcommand)]
         which: bench::Which,
