@@ -54,7 +54,7 @@ pub struct Args {
     pub executor: ExecutorKind,
     /// Mock executor's law and noise: `E,A,B,alpha,beta[,noise]` [default: Chinchilla's
     /// 1.69,406.4,410.7,0.34,0.28 with 1 % noise]
-    #[arg(long, requires = "executor")]
+    #[arg(long)]
     pub mock_law: Option<String>,
 }
 
@@ -70,6 +70,12 @@ fn parallelism(args: &Args) -> (usize, usize) {
 }
 
 pub fn run(args: &Args) -> Result<(), Failure> {
+    if args.mock_law.is_some() && args.executor != ExecutorKind::Mock {
+        return Err(Failure::new(
+            exit::USAGE,
+            "--mock-law applies only to `--executor mock`",
+        ));
+    }
     let study = load_study(&args.study)?;
     let mut specs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let store_path = args.store.path();
