@@ -20,7 +20,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let summary = match &study.source {
         Source::Import(results) => format!("imports results from {}", results.path.display()),
         Source::Train(t) => {
-            check_data(&study.seed, t)?;
+            check_data(study.seed, t)?;
             let runs =
                 plan::plan(&study).map_err(|e| Failure::new(super::exit::USAGE, e.to_string()))?;
             let flops: f64 = runs.iter().map(|r| r.flops).sum();
@@ -52,7 +52,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
 /// Read file data once, so bad data (non-UTF-8 text, token ids ≥ vocab, a corpus too short
 /// for the context or the validation set) fails here rather than mid-sweep. BPE studies are
 /// checked as bytes: training the tokenizer is the run's job.
-fn check_data(seed: &u64, t: &TrainingPlan) -> Result<(), Failure> {
+fn check_data(seed: u64, t: &TrainingPlan) -> Result<(), Failure> {
     let data = match &t.data {
         DataSpec::Synthetic(_) => return Ok(()),
         DataSpec::Text(text) => DataSpec::Text(TextSpec {
@@ -62,7 +62,7 @@ fn check_data(seed: &u64, t: &TrainingPlan) -> Result<(), Failure> {
         other => other.clone(),
     };
     let (context, eval_tokens) = (t.model.context as usize, t.train.eval_tokens as usize);
-    TokenSource::open(&data, *seed, context, eval_tokens)
+    TokenSource::open(&data, seed, context, eval_tokens)
         .map(|_| ())
         .map_err(|e| Failure::new(super::exit::USAGE, e.to_string()))
 }
