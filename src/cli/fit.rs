@@ -4,8 +4,11 @@
 
 use std::path::PathBuf;
 
+use sha2::{Digest, Sha256};
+
 use super::store_arg::StoreArg;
 use super::{Failure, Format, exit, load_study};
+use crate::data::identity::hex;
 use crate::fit::suite::{CurveRow, FitReport, Request, Row, fit_all};
 use crate::store::atomic::write_atomic;
 use crate::store::import::import_rows;
@@ -111,36 +114,80 @@ fn budgets(study: &Study, rows: &[Row]) -> Vec<f64> {
     out
 }
 
+/// Open the store named by `store_arg`.
+pub fn open_store(store_arg: &StoreArg) -> Result<Store, Failure> {
+    let path = store_arg.path();
+    Store::open(&path).map_err(|e| {
+        Failure::new(
+            exit::INTERNAL,
+            format!("{}: cannot use the run store: {e}", path.display()),
+        )
+    })
+}
+
+/// The rows (and learning curves) a study's fits use: its finished runs, or its imported
+/// results.
+pub fn study_rows(study: &Study, store: &Store) -> Result<(Vec<Row>, Vec<CurveRow>), Failure> {
+    match &study.source {
+        Source::Import(spec) => Ok((
+            import_rows(spec).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?,
+            Vec::new(),
+        )),
+        Source::Train(_) => trained_rows(study, store),
+    }
+}
+
+/// What a `fits.json` was computed from: the study file's bytes, the tool version and every
+/// fitted row. A report reuses `fits.json` only when this matches.
+pub fn fit_inputs(study: &Study, rows: &[Row]) -> String {
+    let mut h = Sha256::new();
+    h.update(study.sha256.as_bytes());
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    for r in rows {
+        h.update(r.name.as_bytes());
+        for v in [
+            r.params_total,
+            r.params_non_embedding,
+            r.tokens,
+            r.loss,
+            r.flops,
+        ] {
+            h.update(v.to_bits().to_le_bytes());
+        }
+    }
+    hex(&h.finalize())
+}
+
 /// Fit a study and write its `fits.json`.
 pub fn fit_study(
     study: &Study,
     store_arg: &StoreArg,
     constraints: Constraints,
 ) -> Result<FitReport, Failure> {
-    let path = store_arg.path();
-    let store = Store::open(&path).map_err(|e| {
-        Failure::new(
-            exit::INTERNAL,
-            format!("{}: cannot use the run store: {e}", path.display()),
-        )
-    })?;
-    let (rows, curves) = match &study.source {
-        Source::Import(spec) => (
-            import_rows(spec).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?,
-            Vec::new(),
-        ),
-        Source::Train(_) => trained_rows(study, &store)?,
-    };
+    let store = open_store(store_arg)?;
+    let (rows, curves) = study_rows(study, &store)?;
+    fit_rows(study, &store, &rows, &curves, constraints)
+}
+
+/// Fit `rows` and write `fits.json`.
+pub fn fit_rows(
+    study: &Study,
+    store: &Store,
+    rows: &[Row],
+    curves: &[CurveRow],
+    constraints: Constraints,
+) -> Result<FitReport, Failure> {
     let request = Request {
         fits: &study.fits,
-        curves: &curves,
+        curves,
         holdout: study.holdout,
-        budgets: budgets(study, &rows),
+        budgets: budgets(study, rows),
         seed: study.seed,
         wall_budget: constraints.wall_budget,
         max_params: constraints.max_params,
     };
-    let report = fit_all(&rows, &request);
+    let mut report = fit_all(rows, &request);
+    report.inputs = fit_inputs(study, rows);
     let dir = store.study_dir(&study.name);
     let out = dir.join("fits.json");
     std::fs::create_dir_all(&dir)

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod fit;
 pub mod plan;
 pub mod progress;
+pub mod report;
 pub mod run;
 pub mod schema;
 pub mod status;
@@ -47,10 +48,12 @@ pub enum Command {
     Validate(validate::Args),
     /// List the runs a study would train, with parameters, tokens and FLOPs.
     Plan(plan::Args),
-    /// Train every run the store lacks, collect results into Parquet, fit the laws.
+    /// Train every run the store lacks, fit the laws, train the final run, write the book.
     Run(run::Args),
     /// Fit the study's laws to its runs (or imported results); write fits.json.
     Fit(fit::Args),
+    /// Write the study's book chapter (charts, tables, narrative) and build the HTML.
+    Report(report::Args),
     /// Show each planned run's state in the store: done, missing, running, failed, diverged.
     Status(status::Args),
     /// Print the study file's JSON Schema (for editor completion and checks).
@@ -130,6 +133,7 @@ pub fn main() -> ExitCode {
         Command::Schema(args) => schema::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Fit(args) => fit::run(&args),
+        Command::Report(args) => report::run(&args),
         Command::Status(args) => status::run(&args),
         Command::TrainPoint(args) => train_point::run(&args, threads.unwrap_or(1)),
         Command::Bench { which } => bench::run(&which),

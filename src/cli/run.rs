@@ -1,7 +1,7 @@
 //! `scalebook run STUDY`: plan the study, train every run the store does not already hold
 //! (in parallel, largest first, each recorded the moment it finishes), collect the results
-//! into `STORE/studies/<name>/{runs,curves}.parquet`, and fit the study's laws
-//! (`fits.json`).
+//! into `STORE/studies/<name>/{runs,curves}.parquet`, fit the study's laws (`fits.json`),
+//! train the final compute-optimal run and its baseline, and write the book chapter.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -17,6 +17,7 @@ use crate::exec::Executor;
 use crate::exec::local::Local;
 use crate::exec::mock::{Mock, MockLaw};
 use crate::exec::scheduler::{self, Event, Options, Outcome};
+use crate::fit::suite::FitReport;
 use crate::store::{EntryState, Store, collect};
 use crate::study::plan::{add_entropy, plan};
 use crate::study::units::format_duration;
@@ -52,6 +53,11 @@ pub struct Args {
     pub retry_failed: bool,
     #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
     pub executor: ExecutorKind,
+    #[command(flatten)]
+    pub book: super::report::BookArg,
+    /// Train and fit only; do not write the book chapter.
+    #[arg(long)]
+    pub no_report: bool,
     /// Mock executor's law and noise: `E,A,B,alpha,beta[,noise]` [default: Chinchilla's
     /// 1.69,406.4,410.7,0.34,0.28 with 1 % noise]
     #[arg(long)]
@@ -148,7 +154,9 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         store.study_dir(&study.name).join("runs.parquet").display(),
     );
     // Fit what finished (a failed run is simply not a point of the fit).
-    if !study.fits.is_empty() {
+    let fits = if study.fits.is_empty() {
+        FitReport::default()
+    } else {
         let report =
             super::fit::fit_study(&study, &args.store, super::fit::Constraints::default())?;
         for w in &report.warnings {
@@ -167,19 +175,86 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                 store.study_dir(&study.name).join("fits.json").display()
             );
         }
+        report
+    };
+    let mut failed = summary.failed.clone();
+    let mut planned = specs.len();
+    // The method's last step: train the model the law calls compute-optimal, and a baseline.
+    match super::report::plan_final(&study, &fits)? {
+        Some(fp) => {
+            let mut finals = vec![fp.run.clone(), fp.baseline.clone()];
+            if finals
+                .iter()
+                .any(|s| !matches!(store.inspect(s), EntryState::Done(_)))
+            {
+                add_entropy(&study, &mut finals);
+            }
+            eprintln!(
+                "{}: final run {} (N {:.3e} for N_opt {:.3e}, D {:.3e} for D_opt {:.3e}, C {:.3e}) and baseline {}",
+                study.name,
+                fp.run.name,
+                fp.n(&fp.run),
+                fp.n_opt,
+                fp.run.tokens() as f64,
+                fp.d_opt,
+                fp.budget,
+                fp.baseline.name
+            );
+            let display = Display::new(finals.len());
+            let outcome = scheduler::run_all(
+                &store,
+                executor.as_ref(),
+                &finals,
+                Options {
+                    jobs,
+                    fail_fast: args.fail_fast,
+                    retry_failed: args.retry_failed,
+                },
+                &|event| display.show(event),
+            );
+            display.finish();
+            if !outcome.store_errors.is_empty() {
+                return Err(Failure {
+                    code: exit::INTERNAL,
+                    lines: outcome.store_errors,
+                });
+            }
+            failed.extend(outcome.failed);
+            planned += finals.len();
+        }
+        None if study.final_run.is_some() => eprintln!(
+            "warning: {}: no final run: the law named by `final.law` was not fitted (see the warnings)",
+            study.name
+        ),
+        None => {}
     }
-    if summary.failed.is_empty() {
-        Ok(())
+    let rendered = if args.no_report {
+        None
     } else {
-        let mut lines: Vec<String> = summary
-            .failed
+        Some(super::report::report_study(
+            &study,
+            &store,
+            &fits,
+            &args.book.book,
+        )?)
+    };
+    if failed.is_empty() {
+        match &rendered {
+            Some(r) => super::report::finish(&study, r),
+            None => Ok(()),
+        }
+    } else {
+        if let Some(r) = &rendered {
+            // The failed runs decide the exit code; the checks are still printed.
+            let _ = super::report::finish(&study, r);
+        }
+        let mut lines: Vec<String> = failed
             .iter()
             .map(|(name, reason)| format!("failed: {name}: {reason}"))
             .collect();
         lines.push(format!(
-            "{} of {} runs diverged or failed; `--retry-failed` trains them again",
-            summary.failed.len(),
-            specs.len()
+            "{} of {planned} runs diverged or failed; `--retry-failed` trains them again",
+            failed.len(),
         ));
         Err(Failure {
             code: exit::RUNS_FAILED,

@@ -103,6 +103,15 @@ impl DataSpec {
         }
     }
 
+    /// `synthetic`, `text` or `tokens` (the study file's `data.source`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DataSpec::Synthetic(_) => "synthetic",
+            DataSpec::Text(_) => "text",
+            DataSpec::Tokens(_) => "tokens",
+        }
+    }
+
     /// Short description for tables and logs.
     pub fn describe(&self) -> String {
         match self {

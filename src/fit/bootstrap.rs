@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::chinchilla::{ChinchillaFit, Point, allocate, refine};
+use super::chinchilla::{ChinchillaFit, Law, Point, allocate, refine};
 use crate::rng::{SplitMix64, hash2};
 
 /// A percentile interval.
@@ -57,6 +57,9 @@ pub struct ChinchillaIntervals {
     pub allocations: Vec<[Interval; 4]>,
     /// Predicted loss at each requested (N, D).
     pub predictions: Vec<Interval>,
+    /// Every successful refit's law, in resample order (bands at any point are percentiles
+    /// over these).
+    pub laws: Vec<Law>,
     pub warnings: Vec<String>,
 }
 
@@ -145,6 +148,7 @@ pub fn chinchilla(
         beta: interval(&|f| f.law.beta)?,
         allocations,
         predictions,
+        laws: ok.iter().map(|f| f.law).collect(),
         warnings,
     })
 }

@@ -31,11 +31,14 @@ pub struct Point {
     pub loss: f64,
 }
 
-/// The fitted law.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The fitted law (serialised as `{E, A, B, alpha, beta}`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Law {
+    #[serde(rename = "E")]
     pub e: f64,
+    #[serde(rename = "A")]
     pub a: f64,
+    #[serde(rename = "B")]
     pub b: f64,
     pub alpha: f64,
     pub beta: f64,

@@ -8,7 +8,7 @@ use super::chinchilla::{Law, allocate};
 use super::cost::CostLaw;
 
 /// A constrained optimum.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Constrained {
     pub n: f64,
     pub d: f64,

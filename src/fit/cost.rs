@@ -5,7 +5,7 @@
 use super::linear::plane;
 
 /// y ≈ exp(c)·N^p·D^q.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CostLaw {
     pub c: f64,
     pub p: f64,

@@ -20,13 +20,17 @@ pub struct IsoPoint {
 }
 
 /// A budget's optimum.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BudgetOptimum {
     pub budget: f64,
     pub n_opt: f64,
     pub d_opt: f64,
     pub loss_opt: f64,
     pub sizes: usize,
+    /// The fitted parabola: loss = c0 + c1·ln N + c2·(ln N)².
+    pub parabola: [f64; 3],
+    /// The sampled range of N.
+    pub n_range: [f64; 2],
 }
 
 /// Why a budget was left out.
@@ -159,6 +163,8 @@ fn optimum(budget: f64, group: &[&IsoPoint]) -> Result<BudgetOptimum, Refusal> {
         d_opt: (d0 + d1 * vertex).exp(),
         loss_opt: c0 + c1 * vertex + c2 * vertex * vertex,
         sizes: distinct.len(),
+        parabola: [c0, c1, c2],
+        n_range: [lo.exp(), hi.exp()],
     })
 }
 

@@ -13,7 +13,7 @@ use super::lbfgs::{Settings, minimize};
 use super::linear::line;
 
 /// Functional forms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Form {
     Offset,
@@ -22,7 +22,7 @@ pub enum Form {
 }
 
 /// A fitted single-variable law.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PowerFit {
     pub form: Form,
     /// Offset law: E; pure: 0; log: a (intercept).
@@ -153,7 +153,7 @@ fn fit_offset(ln_x: &[f64], ln_y: &[f64]) -> Option<(f64, f64, f64)> {
 
 /// Fit every form and score it by AIC and by the mean relative error on the points with the
 /// largest x when fitted without them.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Comparison {
     pub fit: PowerFit,
     /// Mean |ŷ/y − 1| on the held-out largest-x points (None when too few points).

@@ -2,10 +2,10 @@
 //! budgets, the hold-out check and the warnings, as one serialisable [`FitReport`] (what
 //! `fits.json` holds and the report reads). Still pure: rows in, numbers out.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::bootstrap::{self, Interval};
-use super::chinchilla::{self, Point, StartGrid, allocate};
+use super::chinchilla::{self, Law, Point, StartGrid, allocate};
 use super::cost;
 use super::isoflop::{self, IsoPoint};
 use super::power::{self, Form};
@@ -63,7 +63,7 @@ pub struct Request<'a> {
     pub max_params: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChinchillaReport {
     #[serde(rename = "E")]
     pub e: f64,
@@ -84,9 +84,12 @@ pub struct ChinchillaReport {
     pub ci: Option<ParamIntervals>,
     pub bootstrap_resamples: usize,
     pub confidence: f64,
+    /// Every successful bootstrap refit (empty without bootstrap): bands and intervals at any
+    /// (N, D) are percentiles over these.
+    pub bootstrap_laws: Vec<Law>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ParamIntervals {
     #[serde(rename = "E")]
     pub e: [f64; 2],
@@ -98,7 +101,7 @@ pub struct ParamIntervals {
     pub beta: [f64; 2],
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AllocationReport {
     pub compute: f64,
     pub n_opt: f64,
@@ -109,15 +112,18 @@ pub struct AllocationReport {
     pub ci: Option<[[f64; 2]; 4]>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IsoflopReport {
     pub a: f64,
     pub b: f64,
+    /// ln N_opt = a_intercept + a·ln C (and likewise for D).
+    pub a_intercept: f64,
+    pub b_intercept: f64,
     pub budgets: Vec<isoflop::BudgetOptimum>,
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PowerReport {
     pub x: PowerX,
     pub params: ParamsConvention,
@@ -126,7 +132,7 @@ pub struct PowerReport {
     pub holdout_rel_error: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HoldoutPoint {
     pub name: String,
     pub n: f64,
@@ -137,26 +143,32 @@ pub struct HoldoutPoint {
     pub predicted_ci: Option<[f64; 2]>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HoldoutReport {
     /// `largest` or `budgets`.
-    pub kind: &'static str,
+    pub kind: String,
     pub k: u64,
     pub fitted_points: usize,
     pub points: Vec<HoldoutPoint>,
     pub rel_error_max: f64,
     pub rel_error_mean: f64,
+    /// The law fitted without the held-out runs, and its bootstrap refits.
+    pub law: Law,
+    pub bootstrap_laws: Vec<Law>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CostReport {
     pub wall_seconds: Option<cost::CostLaw>,
     pub peak_rss_bytes: Option<cost::CostLaw>,
 }
 
 /// Everything `scalebook fit` computes.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FitReport {
+    /// sha256 of what was fitted (study file, tool version, rows); set by `scalebook fit`.
+    #[serde(default)]
+    pub inputs: String,
     pub points: usize,
     pub chinchilla: Option<ChinchillaReport>,
     pub allocation: Vec<AllocationReport>,
@@ -170,17 +182,17 @@ pub struct FitReport {
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConstrainedReport {
     /// `wall_seconds` or `flops`.
-    pub budget_kind: &'static str,
+    pub budget_kind: String,
     pub budget: f64,
     pub max_params: Option<f64>,
     #[serde(flatten)]
     pub optimum: super::constrained::Constrained,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FrontierPoint {
     pub compute: f64,
     pub n: f64,
@@ -190,7 +202,7 @@ pub struct FrontierPoint {
 
 /// Approach 1 (Hoffmann et al. 2022, §3.1): the lower envelope of all learning curves over
 /// compute; per log-spaced compute bucket its best (N, D); N ∝ Cᵃ and D ∝ Cᵇ.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FrontierReport {
     pub a: f64,
     pub b: f64,
@@ -315,6 +327,8 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                         report.isoflop = Some(IsoflopReport {
                             a: f.a,
                             b: f.b,
+                            a_intercept: f.a_intercept,
+                            b_intercept: f.b_intercept,
                             budgets: f.optima,
                             warnings,
                         });
@@ -420,7 +434,7 @@ fn constrain(report: &mut FitReport, request: &Request) {
     if let Some(cap) = request.max_params {
         for &budget in &request.budgets {
             report.constrained.push(ConstrainedReport {
-                budget_kind: "flops",
+                budget_kind: "flops".into(),
                 budget,
                 max_params: Some(cap),
                 optimum: for_flops(&law, budget, Some(cap)),
@@ -431,7 +445,7 @@ fn constrain(report: &mut FitReport, request: &Request) {
         let wall = report.cost.as_ref().and_then(|c| c.wall_seconds);
         match wall.and_then(|w| for_wall_time(&law, &w, seconds, request.max_params)) {
             Some(optimum) => report.constrained.push(ConstrainedReport {
-                budget_kind: "wall_seconds",
+                budget_kind: "wall_seconds".into(),
                 budget: seconds,
                 max_params: request.max_params,
                 optimum,
@@ -503,6 +517,7 @@ fn fit_chinchilla(
         }),
         bootstrap_resamples: resamples as usize,
         confidence,
+        bootstrap_laws: ci.as_ref().map(|c| c.laws.clone()).unwrap_or_default(),
     });
     report.allocation = request
         .budgets
@@ -633,11 +648,13 @@ fn fit_holdout(
         .collect();
     let errors: Vec<f64> = points.iter().map(|p| p.rel_error).collect();
     Some(HoldoutReport {
-        kind: label,
+        kind: label.to_string(),
         k,
         fitted_points: train.len(),
         rel_error_max: errors.iter().copied().fold(0.0, f64::max),
         rel_error_mean: errors.iter().sum::<f64>() / errors.len() as f64,
         points,
+        law: fitted.law,
+        bootstrap_laws: ci.map(|c| c.laws).unwrap_or_default(),
     })
 }

@@ -1,3 +1,338 @@
-//! The study's book chapter: charts, tables, narrative templates, the reproducibility
-//! manifest and the in-process mdBook build. Filled in by the report issue; the study's
-//! [`crate::study::Section`]s say what to show.
+//! The study's book chapter: charts ([`charts`] drawn by [`plot`]), tables ([`tables`]),
+//! minijinja narrative and checks ([`template`]), the reproducibility appendix
+//! ([`manifest`]), and the mdBook chapter writer and in-process build ([`book`]).
+//!
+//! Rendering reads only the collected runs, the fits and the final run: no clock, no host
+//! lookups, stable ordering and fixed number formatting, so the same store gives the same
+//! bytes.
+
+pub mod book;
+pub mod charts;
+pub mod context;
+pub mod format;
+pub mod manifest;
+pub mod plot;
+pub mod tables;
+pub mod template;
+
+use std::path::{Path, PathBuf};
+
+use minijinja::value::{Serde, Value};
+
+use crate::fit::suite::FitReport;
+use crate::study::validate::{CHART_IDS, TABLE_IDS};
+use crate::study::{Section, Study};
+pub use book::BookError;
+use context::{Context, Curve, DataCtx, FinalCtx, RunRow, StudyCtx};
+use manifest::Manifest;
+use template::CheckResult;
+
+/// Everything a report is made of.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub study: Study,
+    pub data: DataCtx,
+    pub runs: Vec<RunRow>,
+    pub curves: Vec<Curve>,
+    pub fits: FitReport,
+    pub holdout: Option<crate::fit::suite::HoldoutReport>,
+    pub final_run: Option<FinalCtx>,
+    pub manifest: Manifest,
+}
+
+/// Why a report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{file}: report.sections[{index}]: template error: {message}")]
+    Template {
+        file: PathBuf,
+        index: usize,
+        message: String,
+    },
+    #[error(transparent)]
+    Chart(#[from] plot::PlotError),
+    #[error(transparent)]
+    Book(#[from] BookError),
+}
+
+/// What a render produced.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// `BOOK/src/<study>/`.
+    pub chapter: PathBuf,
+    /// `BOOK/book/` (the HTML).
+    pub html: PathBuf,
+    pub checks: Vec<CheckResult>,
+    /// Chart ids drawn.
+    pub charts: Vec<String>,
+}
+
+impl Rendered {
+    pub fn failed_checks(&self) -> Vec<&CheckResult> {
+        self.checks.iter().filter(|c| !c.passed).collect()
+    }
+}
+
+/// The sections shown when a study lists none: every chart and table that applies.
+pub fn default_sections(input: &Input) -> Vec<Section> {
+    let mut out = vec![Section::Text(DEFAULT_OVERVIEW.to_string())];
+    let chart = |id: &str| Section::Chart(id.to_string());
+    let table = |id: &str| Section::Table(id.to_string());
+    out.push(table("runs"));
+    out.extend(["loss_vs_params", "loss_vs_tokens", "loss_vs_compute"].map(chart));
+    if !input.curves.is_empty() {
+        out.push(chart("learning_curves"));
+        out.push(chart("frontier"));
+    }
+    out.push(chart("isoflop"));
+    out.push(table("fits"));
+    out.push(chart("residuals"));
+    out.push(chart("extrapolation"));
+    out.push(table("holdout"));
+    out.push(chart("allocation"));
+    out.push(table("allocation"));
+    if input.final_run.is_some() {
+        out.push(table("final"));
+    }
+    if input.runs.iter().any(|r| r.wall_seconds > 0.0) {
+        out.push(chart("cost"));
+    }
+    out.push(table("warnings"));
+    out
+}
+
+/// The overview of the default sections (a template like any other).
+pub const DEFAULT_OVERVIEW: &str = "\
+{% if study.description %}{{ study.description }}
+
+{% endif %}This chapter reports {{ runs | length }} runs on {{ data.description }}\
+{% if data.entropy %} (true entropy rate {{ data.entropy | sig(5) }} nats/token){% endif %}.\
+{% if fits.chinchilla %} The fitted law is L(N, D) = {{ fits.chinchilla.E | sig(4) }} + \
+{{ fits.chinchilla.A | sig(4) }}/N^{{ fits.chinchilla.alpha | sig(3) }} + \
+{{ fits.chinchilla.B | sig(4) }}/D^{{ fits.chinchilla.beta | sig(3) }}.{% endif %}\
+{% if holdout %} Fitted without the largest runs, it predicts them within \
+{{ holdout.rel_error_max | pct }}.{% endif %}\
+{% if final and final.run.measured %} The final compute-optimal run `{{ final.run.name }}` \
+measured {{ final.run.measured | sig(5) }} against a prediction of \
+{{ final.run.predicted | sig(5) }}.{% endif %}
+";
+
+fn heading(section: &Section) -> Option<String> {
+    let title = match section {
+        Section::Text(_) => return None,
+        Section::Chart(id) => match id.as_str() {
+            "loss_vs_params" => "Loss vs parameters",
+            "loss_vs_tokens" => "Loss vs tokens",
+            "loss_vs_compute" => "Loss vs compute",
+            "isoflop" => "IsoFLOP profiles",
+            "learning_curves" => "Learning curves",
+            "extrapolation" => "Extrapolation",
+            "residuals" => "Residuals",
+            "allocation" => "Compute-optimal allocation",
+            "cost" => "Cost",
+            "frontier" => "Compute frontier",
+            _ => return None,
+        },
+        Section::Table(id) => match id.as_str() {
+            "runs" => "Runs",
+            "fits" => "Fitted laws",
+            "allocation" => "Allocation",
+            "holdout" => "Hold-out check",
+            "warnings" => "Warnings",
+            "checks" => "Checks",
+            "final" => "Final compute-optimal run",
+            _ => return None,
+        },
+    };
+    Some(format!("## {title}\n\n"))
+}
+
+/// An SVG inlined into the page (so the DOM holds the chart), with a link to its file.
+fn inline_figure(id: &str, svg: &str) -> String {
+    // A blank line would end the HTML block in CommonMark; plotters writes none, but be sure.
+    let body: String = svg
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!(
+        "<figure class=\"scalebook-chart\" id=\"chart-{id}\">\n{body}\n<figcaption>{} \
+         <a href=\"figures/{id}.svg\">SVG</a></figcaption>\n</figure>\n",
+        template::escape_markdown(charts::caption(id))
+    )
+}
+
+fn appendix(m: &Manifest, checks: &[CheckResult]) -> String {
+    let mut out = String::from("## Reproducibility\n\n");
+    let line = |k: &str, v: &str| format!("- **{k}**: {v}\n");
+    out.push_str(&line(
+        "Study file",
+        &format!(
+            "`{}` (sha256 `{}`)",
+            template::escape_markdown(&m.study_file),
+            m.study_sha256
+        ),
+    ));
+    out.push_str(&line(
+        "scalebook",
+        &format!("{} (git `{}`)", m.tool_version, m.git_commit),
+    ));
+    out.push_str(&line("rustc", &template::escape_markdown(&m.rustc)));
+    out.push_str(&line(
+        "Cargo.lock sha256",
+        &format!("`{}`", m.cargo_lock_sha256),
+    ));
+    out.push_str(&line("Dependencies", &m.dependencies.join(", ")));
+    out.push_str(&line(
+        "Trained on",
+        &if m.machines.is_empty() {
+            "— (imported results)".to_string()
+        } else {
+            template::escape_markdown(&m.machines.join("; "))
+        },
+    ));
+    out.push_str(&line("Seed", &m.seed.to_string()));
+    if let Some(t) = &m.trainer {
+        out.push_str(&line("Trainer", &format!("`{t}`")));
+    }
+    if let Some(d) = &m.data_identity {
+        out.push_str(&line(
+            "Data identity",
+            &format!("`{}`", d.replace('`', "'")),
+        ));
+    }
+    if !checks.is_empty() {
+        let passed = checks.iter().filter(|c| c.passed).count();
+        out.push_str(&line(
+            "Checks",
+            &format!("{passed} of {} passed", checks.len()),
+        ));
+    }
+    out.push_str("\nRe-run the study and rebuild this chapter (finished runs are reused from the store):\n\n```sh\n");
+    for c in &m.commands {
+        out.push_str(c);
+        out.push('\n');
+    }
+    out.push_str("```\n");
+    if !m.store_keys.is_empty() {
+        out.push_str("\n<details><summary>Store keys</summary>\n\n| run | key |\n| --- | --- |\n");
+        for k in &m.store_keys {
+            out.push_str(&format!(
+                "| `{}` | `{}` |\n",
+                template::escape_markdown(&k.name),
+                k.key
+            ));
+        }
+        out.push_str("\n</details>\n");
+    }
+    out
+}
+
+/// Render the chapter into `BOOK/src/<study>/`, update `SUMMARY.md` and build the HTML.
+pub fn render(input: &Input, book: &Path) -> Result<Rendered, ReportError> {
+    let study = &input.study;
+    let ctx = Value::from(Serde(&Context {
+        study: StudyCtx::of(study),
+        data: input.data.clone(),
+        runs: input.runs.clone(),
+        fits: input.fits.clone(),
+        holdout: input.holdout.clone(),
+        final_run: input.final_run.clone(),
+        manifest: input.manifest.clone(),
+    }));
+    let env = template::environment();
+    let checks = template::run_checks(&env, &study.checks, &ctx);
+    let sections = if study.sections.is_empty() {
+        default_sections(input)
+    } else {
+        study.sections.clone()
+    };
+    let mut index = format!("# {}\n\n", template::escape_markdown(&study.title));
+    let mut report = index.clone();
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut drawn: Vec<String> = Vec::new();
+    for (i, section) in sections.iter().enumerate() {
+        let mut both = heading(section).unwrap_or_default();
+        let (page, md) = match section {
+            Section::Text(source) => {
+                let text = template::render_text(&env, source, &ctx).map_err(|message| {
+                    ReportError::Template {
+                        file: study.path.clone(),
+                        index: i,
+                        message,
+                    }
+                })?;
+                let text = format!("{}\n", text.trim_end());
+                (text.clone(), text)
+            }
+            Section::Chart(id) if CHART_IDS.contains(&id.as_str()) => {
+                match charts::panels(id, input) {
+                    Ok(panels) => {
+                        let svg = plot::render(id, &panels)?;
+                        if !drawn.contains(id) {
+                            files.push((format!("figures/{id}.svg"), svg.clone().into_bytes()));
+                            drawn.push(id.clone());
+                        }
+                        (
+                            inline_figure(id, &svg),
+                            format!(
+                                "![{}](figures/{id}.svg)\n\n*{}*\n",
+                                template::escape_markdown(charts::caption(id)),
+                                template::escape_markdown(charts::caption(id))
+                            ),
+                        )
+                    }
+                    Err(why) => {
+                        let note = format!(
+                            "*Chart `{id}` not drawn: {}.*\n",
+                            template::escape_markdown(&why)
+                        );
+                        (note.clone(), note)
+                    }
+                }
+            }
+            Section::Table(id) if TABLE_IDS.contains(&id.as_str()) => {
+                let t = tables::render(id, input, &checks);
+                (t.clone(), t)
+            }
+            // Validation rejects unknown ids; a hand-built study still renders.
+            Section::Chart(id) | Section::Table(id) => {
+                let note = format!("*Unknown section `{}`.*\n", template::escape_markdown(id));
+                (note.clone(), note)
+            }
+        };
+        both.push_str(&page);
+        index.push_str(&both);
+        index.push('\n');
+        report.push_str(&heading(section).unwrap_or_default());
+        report.push_str(&md);
+        report.push('\n');
+    }
+    let listed_checks = sections
+        .iter()
+        .any(|s| matches!(s, Section::Table(id) if id == "checks"));
+    if !study.checks.is_empty() && !listed_checks {
+        let t = format!("## Checks\n\n{}\n", tables::checks(&checks));
+        index.push_str(&t);
+        report.push_str(&t);
+    }
+    let appendix = appendix(&input.manifest, &checks);
+    index.push_str(&appendix);
+    report.push_str(&appendix);
+    files.push(("index.md".into(), index.clone().into_bytes()));
+    files.push(("report.md".into(), report.clone().into_bytes()));
+
+    book::ensure_book(book)?;
+    let chapter = book.join("src").join(&study.name);
+    book::write_chapter(&chapter, &files)?;
+    book::check_links(&chapter.join("index.md"), &index)?;
+    book::check_links(&chapter.join("report.md"), &report)?;
+    book::write_summary(book, &study.name, &study.title)?;
+    let html = book::build(book)?;
+    Ok(Rendered {
+        chapter,
+        html,
+        checks,
+        charts: drawn,
+    })
+}

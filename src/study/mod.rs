@@ -6,6 +6,7 @@
 
 pub mod diagnostics;
 pub mod file;
+pub mod final_run;
 pub mod locate;
 pub mod parse;
 pub mod plan;

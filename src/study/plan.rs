@@ -126,7 +126,7 @@ pub struct BudgetExpansion {
     pub too_small: Option<ShortBudget>,
 }
 
-fn gpt_config(model: &ModelSpec, index: usize, vocab: u64) -> GptConfig {
+pub(crate) fn gpt_config(model: &ModelSpec, index: usize, vocab: u64) -> GptConfig {
     let s = &model.sizes[index];
     GptConfig {
         layers: s.layers,
@@ -204,6 +204,44 @@ pub fn add_entropy(study: &Study, specs: &mut [RunSpec]) {
     }
 }
 
+/// The spec of one run of shape `model` trained on `tokens` (a whole number of steps), named
+/// `<shape>-<label>`.
+#[allow(clippy::too_many_arguments)]
+pub fn run_spec(
+    seed: u64,
+    t: &TrainingPlan,
+    data: &DataIdentity,
+    model: GptConfig,
+    size_name: &str,
+    tokens: u64,
+    budget: Option<f64>,
+    label: &str,
+) -> RunSpec {
+    let step = t.train.batch * t.model.context;
+    let params = param_counts(&model);
+    let identity = RunIdentity {
+        trainer: TRAINER_VERSION.to_string(),
+        model,
+        tokens,
+        data: data.clone(),
+        train: t.train,
+        seed,
+    };
+    RunSpec {
+        key: identity.key(),
+        name: format!("{}-{label}", model.short_name()),
+        size_name: size_name.to_string(),
+        budget,
+        steps: tokens / step,
+        params,
+        flops: train_flops_per_token(&model) * tokens as f64,
+        flops_6nd: flops_6nd(params.non_embedding, tokens),
+        identity,
+        data: t.data.clone(),
+        data_entropy: None,
+    }
+}
+
 fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
     let vocab = DataSpec::vocab(&t.data);
     let step = t.train.batch * t.model.context;
@@ -235,28 +273,16 @@ fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
         .into_iter()
         .map(|(index, tokens, budget, label)| {
             let model = gpt_config(&t.model, index, vocab);
-            let params = param_counts(&model);
-            let identity = RunIdentity {
-                trainer: TRAINER_VERSION.to_string(),
-                model,
-                tokens,
-                data: data.clone(),
-                train: t.train,
+            run_spec(
                 seed,
-            };
-            RunSpec {
-                key: identity.key(),
-                name: format!("{}-{label}", model.short_name()),
-                size_name: t.model.sizes[index].name.clone(),
+                t,
+                data,
+                model,
+                &t.model.sizes[index].name,
+                tokens,
                 budget,
-                steps: tokens / step,
-                params,
-                flops: train_flops_per_token(&model) * tokens as f64,
-                flops_6nd: flops_6nd(params.non_embedding, tokens),
-                identity,
-                data: t.data.clone(),
-                data_entropy: None,
-            }
+                &label,
+            )
         })
         .collect();
     specs.sort_by(|a, b| {

@@ -318,6 +318,10 @@ impl Validator {
                 continue;
             }
             if let Some(text) = &s.text {
+                if let Err(why) = crate::report::template::check_template(text) {
+                    self.error(format!("{field}.text"), format!("template error: {why}"));
+                    continue;
+                }
                 out.push(Section::Text(text.clone()));
             } else if let Some(chart) = &s.chart {
                 if self.known_id(&format!("{field}.chart"), chart, &CHART_IDS, "chart") {
@@ -353,6 +357,8 @@ impl Validator {
         for (i, c) in checks.iter().enumerate() {
             if c.trim().is_empty() {
                 self.error(format!("checks[{i}]"), "empty check expression");
+            } else if let Err(why) = crate::report::template::check_expression(c) {
+                self.error(format!("checks[{i}]"), format!("expression error: {why}"));
             }
         }
         checks

@@ -1,0 +1,269 @@
+//! `scalebook report STUDY [--store DIR] [--book DIR]`: write the study's chapter into the
+//! book from what the store holds — its runs, its fits (`fits.json`, refitted when stale) and
+//! its final run — build the HTML, and exit 4 when a `checks:` gate fails. `scalebook run`
+//! calls the same code after training.
+
+use std::path::{Path, PathBuf};
+
+use super::fit::{Constraints, fit_inputs, fit_rows, open_store, study_rows};
+use super::store_arg::StoreArg;
+use super::{Failure, exit, load_study};
+use crate::fit::suite::{FitReport, Row};
+use crate::report::context::{DataCtx, FinalCtx, RunRow, curves, final_ctx, run_rows};
+use crate::report::manifest::Manifest;
+use crate::report::{Input, Rendered, render};
+use crate::store::{EntryState, Store, collect};
+use crate::study::final_run::{FinalPlan, final_plan};
+use crate::study::plan::plan;
+use crate::study::{LawKind, Source, Study};
+use crate::train::RunResult;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The study file (YAML).
+    pub study: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArg,
+    #[command(flatten)]
+    pub book: BookArg,
+}
+
+/// The `--book` option shared by `run` and `report`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BookArg {
+    /// mdBook folder the chapter goes into (created if missing)
+    #[arg(long, value_name = "DIR", default_value = "book")]
+    pub book: PathBuf,
+}
+
+pub fn run(args: &Args) -> Result<(), Failure> {
+    let study = load_study(&args.study)?;
+    let store = open_store(&args.store)?;
+    let fits = current_fits(&study, &store)?;
+    let rendered = report_study(&study, &store, &fits, &args.book.book)?;
+    finish(&study, &rendered)
+}
+
+/// The study's fits: `fits.json` when it was computed from exactly the runs the store holds
+/// now, else a fresh fit.
+pub fn current_fits(study: &Study, store: &Store) -> Result<FitReport, Failure> {
+    let (rows, curves) = study_rows(study, store)?;
+    let path = store.study_dir(&study.name).join("fits.json");
+    let cached = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<FitReport>(&text).ok())
+        .filter(|f| f.inputs == fit_inputs(study, &rows));
+    match cached {
+        Some(f) => Ok(f),
+        None => {
+            if !rows.is_empty() {
+                eprintln!(
+                    "{}: fitting {} runs (fits.json is missing or older than the store)",
+                    study.name,
+                    rows.len()
+                );
+            }
+            fit_rows(study, store, &rows, &curves, Constraints::default())
+        }
+    }
+}
+
+/// The final run and baseline the fits call for, if the study has `final:` and the law gave
+/// an optimum.
+pub fn plan_final(study: &Study, fits: &FitReport) -> Result<Option<FinalPlan>, Failure> {
+    let (Some(spec), Some(training)) = (study.final_run, study.training()) else {
+        return Ok(None);
+    };
+    let (n_opt, d_opt, params) = match spec.law {
+        LawKind::Isoflop => {
+            let Some(iso) = &fits.isoflop else {
+                return Ok(None);
+            };
+            let ln_c = spec.budget.ln();
+            let params = study
+                .fits
+                .iter()
+                .find_map(|f| match f {
+                    crate::study::FitSpec::Isoflop { params, .. } => Some(*params),
+                    _ => None,
+                })
+                .unwrap_or(crate::study::ParamsConvention::Total);
+            (
+                (iso.a_intercept + iso.a * ln_c).exp(),
+                (iso.b_intercept + iso.b * ln_c).exp(),
+                params,
+            )
+        }
+        _ => {
+            let (Some(c), Some(a)) = (
+                &fits.chinchilla,
+                fits.allocation.iter().find(|a| a.compute == spec.budget),
+            ) else {
+                return Ok(None);
+            };
+            (a.n_opt, a.d_opt, c.params)
+        }
+    };
+    let data = training
+        .data
+        .identity()
+        .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    Ok(final_plan(
+        study.seed,
+        training,
+        &data,
+        spec.budget,
+        n_opt,
+        d_opt,
+        params,
+    ))
+}
+
+fn record(store: &Store, spec: &crate::study::RunSpec) -> Option<RunResult> {
+    match store.inspect(spec) {
+        EntryState::Done(r) | EntryState::Failed(r) => Some(*r),
+        EntryState::Missing | EntryState::Corrupt(_) => None,
+    }
+}
+
+fn imported_rows(rows: &[Row]) -> Vec<RunRow> {
+    rows.iter()
+        .map(|r| RunRow {
+            key: String::new(),
+            name: r.name.clone(),
+            size: crate::report::format::human(r.params_total),
+            status: "ok".into(),
+            reason: None,
+            layers: 0,
+            d_model: 0,
+            heads: 0,
+            params_total: r.params_total as u64,
+            params_non_embedding: r.params_non_embedding as u64,
+            tokens: r.tokens as u64,
+            flops: r.flops,
+            budget: r.budget,
+            loss: Some(r.loss),
+            wall_seconds: 0.0,
+            tokens_per_second: 0.0,
+            peak_rss_bytes: None,
+        })
+        .collect()
+}
+
+/// Gather the report's input from the store and render it into `book`.
+pub fn report_study(
+    study: &Study,
+    store: &Store,
+    fits: &FitReport,
+    book: &Path,
+) -> Result<Rendered, Failure> {
+    let internal = |e: String| Failure::new(exit::INTERNAL, e);
+    let (runs, curve_list, records, data) = match &study.source {
+        Source::Train(training) => {
+            let specs = plan(study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+            let collected = collect::collect(store, &specs).map_err(|e| internal(e.to_string()))?;
+            let runs = run_rows(&collected.runs).map_err(|e| internal(e.to_string()))?;
+            let curve_list = curves(&collected.curves).map_err(|e| internal(e.to_string()))?;
+            let records: Vec<RunResult> = specs.iter().filter_map(|s| record(store, s)).collect();
+            let entropy = records.iter().find_map(|r| {
+                Some((
+                    r.data_entropy_nats?,
+                    r.data_entropy_stderr.unwrap_or(f64::NAN),
+                ))
+            });
+            let data = DataCtx {
+                source: training.data.kind().to_string(),
+                description: training.data.describe(),
+                vocab: Some(training.data.vocab()),
+                entropy: entropy.map(|e| e.0),
+                entropy_stderr: entropy.map(|e| e.1),
+            };
+            (runs, curve_list, records, data)
+        }
+        Source::Import(spec) => {
+            let (rows, _) = study_rows(study, store)?;
+            let data = DataCtx {
+                source: "imported".into(),
+                description: format!("imported results from `{}`", spec.path.display()),
+                vocab: None,
+                entropy: None,
+                entropy_stderr: None,
+            };
+            (imported_rows(&rows), Vec::new(), Vec::new(), data)
+        }
+    };
+    let final_plan = plan_final(study, fits)?;
+    let mut all_records: Vec<&RunResult> = records.iter().collect();
+    let final_records = final_plan
+        .as_ref()
+        .map(|p| (record(store, &p.run), record(store, &p.baseline)));
+    let final_run: Option<FinalCtx> = final_plan.as_ref().map(|p| {
+        let (run, baseline) = final_records.as_ref().expect("set with the plan");
+        final_ctx(p, run.as_ref(), baseline.as_ref(), fits)
+    });
+    if let Some((run, baseline)) = &final_records {
+        all_records.extend(run.iter().chain(baseline.iter()));
+    }
+    let manifest = Manifest::new(study, &all_records, &book.display().to_string());
+    let input = Input {
+        study: study.clone(),
+        data,
+        runs,
+        curves: curve_list,
+        holdout: fits.holdout.clone(),
+        fits: fits.clone(),
+        final_run,
+        manifest,
+    };
+    render(&input, book).map_err(|e| {
+        let code = match e {
+            crate::report::ReportError::Template { .. } => exit::USAGE,
+            _ => exit::INTERNAL,
+        };
+        Failure::new(code, e.to_string())
+    })
+}
+
+/// Print where the report went and turn failed checks into exit 4.
+pub fn finish(study: &Study, rendered: &Rendered) -> Result<(), Failure> {
+    eprintln!(
+        "{}: report in {} ({} charts); HTML in {}",
+        study.name,
+        rendered.chapter.join("index.md").display(),
+        rendered.charts.len(),
+        rendered.html.join(&study.name).join("index.html").display()
+    );
+    for c in &rendered.checks {
+        eprintln!(
+            "check {}: {} ({})",
+            if c.passed { "passed" } else { "FAILED" },
+            c.expression,
+            c.detail
+        );
+    }
+    let failed = rendered.failed_checks();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        let mut lines: Vec<String> = failed
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}: check failed: {} ({})",
+                    study.path.display(),
+                    c.expression,
+                    c.detail
+                )
+            })
+            .collect();
+        lines.push(format!(
+            "{} of {} checks failed; the report was written",
+            failed.len(),
+            rendered.checks.len()
+        ));
+        Err(Failure {
+            code: exit::CHECK_FAILED,
+            lines,
+        })
+    }
+}

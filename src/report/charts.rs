@@ -1,0 +1,785 @@
+//! The report's charts, one function per chart id (`CHART_IDS`), each turning the runs and
+//! fits into [`Panel`]s. A chart that has nothing to show (no fit, no IsoFLOP sweep) says
+//! why instead of failing the report.
+
+use std::collections::BTreeMap;
+
+use super::Input;
+use super::context::{RunRow, band};
+use super::plot::{Mark, Panel, Series, colour};
+use crate::fit::chinchilla::{Law, allocate};
+use crate::study::ParamsConvention;
+
+/// Captions for each chart id.
+pub fn caption(id: &str) -> &'static str {
+    match id {
+        "loss_vs_params" => {
+            "Final validation loss against parameters N, one colour per token budget D; dashed: the fitted law L(N, D)."
+        }
+        "loss_vs_tokens" => {
+            "Final validation loss against training tokens D, one colour per model size; dashed: the fitted law."
+        }
+        "loss_vs_compute" => {
+            "Loss against training compute C: every run, the lower envelope of the learning curves (frontier) and the fitted law's compute-optimal loss L(N_opt(C), D_opt(C))."
+        }
+        "isoflop" => {
+            "IsoFLOP profiles: loss against N at fixed compute, with each profile's minimum marked."
+        }
+        "learning_curves" => "Validation loss during training, one line per run, coloured by size.",
+        "extrapolation" => {
+            "The law fitted without the held-out runs, extrapolated (with its bootstrap band) to them and to the final run."
+        }
+        "residuals" => {
+            "Relative residual (measured / predicted − 1) of every run under the fitted law."
+        }
+        "allocation" => {
+            "Compute-optimal N_opt(C) and D_opt(C) from the fitted law with bootstrap bands, against measured optima."
+        }
+        "cost" => {
+            "Measured cost of every run against scale, with the cost-law forecast for the final run."
+        }
+        "frontier" => {
+            "Learning curves over compute and their lower envelope (approach 1, Hoffmann et al. 2022 §3.1)."
+        }
+        _ => "",
+    }
+}
+
+const CURVE_POINTS: usize = 64;
+
+fn log_space(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    let (a, b) = (lo.ln(), hi.ln());
+    (0..n)
+        .map(|i| (a + (b - a) * i as f64 / (n - 1) as f64).exp())
+        .collect()
+}
+
+fn law_of(input: &Input) -> Option<(Law, ParamsConvention)> {
+    input.fits.chinchilla.as_ref().map(|c| {
+        (
+            Law {
+                e: c.e,
+                a: c.a,
+                b: c.b,
+                alpha: c.alpha,
+                beta: c.beta,
+            },
+            c.params,
+        )
+    })
+}
+
+fn params_of(input: &Input) -> ParamsConvention {
+    law_of(input).map_or(ParamsConvention::Total, |(_, p)| p)
+}
+
+fn ok_runs<'a>(input: &'a Input) -> Vec<&'a RunRow> {
+    input
+        .runs
+        .iter()
+        .filter(|r| r.ok_loss().is_some())
+        .collect()
+}
+
+/// Sizes in order of parameters, each with its colour index.
+fn size_colours(input: &Input) -> BTreeMap<String, usize> {
+    let mut sizes: Vec<(u64, &str)> = input
+        .runs
+        .iter()
+        .map(|r| (r.params_total, r.size.as_str()))
+        .collect();
+    sizes.sort();
+    sizes.dedup();
+    let mut out = BTreeMap::new();
+    for (_, name) in sizes {
+        let next = out.len();
+        out.entry(name.to_string()).or_insert(next);
+    }
+    out
+}
+
+/// Groups of runs sharing D (grids) or a budget (IsoFLOP sweeps), in increasing order.
+fn d_groups<'a>(runs: &[&'a RunRow]) -> Vec<(String, Option<f64>, Vec<&'a RunRow>)> {
+    let mut groups: BTreeMap<(u64, u64), Vec<&RunRow>> = BTreeMap::new();
+    for r in runs {
+        let k = match r.budget {
+            Some(b) => (1, b.to_bits()),
+            None => (0, r.tokens),
+        };
+        groups.entry(k).or_default().push(r);
+    }
+    groups
+        .into_iter()
+        .map(|((kind, v), rows)| {
+            if kind == 1 {
+                let c = f64::from_bits(v);
+                (format!("C = {}", super::format::sci(c)), Some(c), rows)
+            } else {
+                (
+                    format!("D = {}", super::format::human(v as f64)),
+                    None,
+                    rows,
+                )
+            }
+        })
+        .collect()
+}
+
+fn n_range(input: &Input, params: ParamsConvention) -> (f64, f64) {
+    let ns: Vec<f64> = input.runs.iter().map(|r| r.n(params)).collect();
+    let mut lo = ns.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut hi = ns.iter().copied().fold(0.0, f64::max);
+    if let Some(f) = &input.final_run {
+        lo = lo.min(f.run.params);
+        hi = hi.max(f.run.params);
+    }
+    (lo / 1.25, hi * 1.25)
+}
+
+pub fn loss_vs_params(input: &Input) -> Result<Vec<Panel>, String> {
+    let params = params_of(input);
+    let runs = ok_runs(input);
+    if runs.is_empty() {
+        return Err("no finished runs".into());
+    }
+    let mut panel = Panel::new(
+        "Loss vs parameters",
+        "parameters N",
+        "validation loss (nats/token)",
+    );
+    let (lo, hi) = n_range(input, params);
+    for (i, (label, budget, rows)) in d_groups(&runs).into_iter().enumerate() {
+        let c = colour(i);
+        let pts = rows
+            .iter()
+            .filter_map(|r| Some((r.n(params), r.ok_loss()?)))
+            .collect();
+        panel
+            .series
+            .push(Series::new(Some(label), Mark::Dots, c, pts));
+        if let Some((law, _)) = law_of(input) {
+            let d = rows[0].tokens as f64;
+            let curve = log_space(lo, hi, CURVE_POINTS)
+                .into_iter()
+                .map(|n| {
+                    // IsoFLOP groups: D = C / 6N (Kaplan et al. 2020's C ≈ 6ND).
+                    let d = budget.map_or(d, |c| c / (6.0 * n));
+                    (n, law.loss(n, d))
+                })
+                .collect();
+            panel.series.push(Series::new(None, Mark::Dashed, c, curve));
+        }
+    }
+    entropy_line(input, &mut panel);
+    Ok(vec![panel.auto_y()])
+}
+
+fn entropy_line(input: &Input, panel: &mut Panel) {
+    if let Some(h) = input.data.entropy {
+        panel.h_line = Some((h, "entropy of the data".into()));
+    }
+}
+
+pub fn loss_vs_tokens(input: &Input) -> Result<Vec<Panel>, String> {
+    let params = params_of(input);
+    let runs = ok_runs(input);
+    if runs.is_empty() {
+        return Err("no finished runs".into());
+    }
+    let colours = size_colours(input);
+    let mut panel = Panel::new(
+        "Loss vs tokens",
+        "training tokens D",
+        "validation loss (nats/token)",
+    );
+    let ds: Vec<f64> = runs.iter().map(|r| r.tokens as f64).collect();
+    let lo = ds.iter().copied().fold(f64::INFINITY, f64::min) / 1.25;
+    let hi = ds.iter().copied().fold(0.0, f64::max) * 1.25;
+    let mut by_size: BTreeMap<usize, Vec<&RunRow>> = BTreeMap::new();
+    for r in &runs {
+        by_size.entry(colours[&r.size]).or_default().push(r);
+    }
+    for (ci, rows) in by_size {
+        let c = colour(ci);
+        let label = format!(
+            "{} ({})",
+            rows[0].size,
+            super::format::human(rows[0].n(params))
+        );
+        let pts = rows
+            .iter()
+            .filter_map(|r| Some((r.tokens as f64, r.ok_loss()?)))
+            .collect();
+        panel
+            .series
+            .push(Series::new(Some(label), Mark::Dots, c, pts));
+        if let Some((law, _)) = law_of(input) {
+            let n = rows[0].n(params);
+            let curve = log_space(lo, hi, CURVE_POINTS)
+                .into_iter()
+                .map(|d| (d, law.loss(n, d)))
+                .collect();
+            panel.series.push(Series::new(None, Mark::Dashed, c, curve));
+        }
+    }
+    entropy_line(input, &mut panel);
+    Ok(vec![panel.auto_y()])
+}
+
+pub fn loss_vs_compute(input: &Input) -> Result<Vec<Panel>, String> {
+    let runs = ok_runs(input);
+    if runs.is_empty() {
+        return Err("no finished runs".into());
+    }
+    let colours = size_colours(input);
+    let mut panel = Panel::new(
+        "Loss vs compute",
+        "training compute C (FLOPs)",
+        "validation loss (nats/token)",
+    );
+    let mut by_size: BTreeMap<usize, Vec<&RunRow>> = BTreeMap::new();
+    for r in &runs {
+        by_size.entry(colours[&r.size]).or_default().push(r);
+    }
+    for (ci, rows) in by_size {
+        let pts = rows
+            .iter()
+            .filter_map(|r| Some((r.flops, r.ok_loss()?)))
+            .collect();
+        panel.series.push(Series::new(
+            Some(rows[0].size.clone()),
+            Mark::Dots,
+            colour(ci),
+            pts,
+        ));
+    }
+    if let Some(f) = &input.fits.frontier {
+        let pts = f.points.iter().map(|p| (p.compute, p.loss)).collect();
+        panel.series.push(
+            Series::new(
+                Some("frontier (approach 1)".into()),
+                Mark::Line,
+                colour(7),
+                pts,
+            )
+            .bold(),
+        );
+    }
+    let cs: Vec<f64> = runs.iter().map(|r| r.flops).collect();
+    let lo = cs.iter().copied().fold(f64::INFINITY, f64::min) / 1.5;
+    let mut hi = cs.iter().copied().fold(0.0, f64::max) * 1.5;
+    if let Some(f) = &input.final_run {
+        hi = hi.max(f.run.flops * 1.5);
+        if let Some(m) = f.run.measured {
+            panel.series.push(Series::new(
+                Some(format!("final run {}", f.run.name)),
+                Mark::Crosses,
+                colour(3),
+                vec![(f.run.flops, m)],
+            ));
+        }
+    }
+    if let Some((law, _)) = law_of(input) {
+        // C ≈ 6ND (Kaplan et al. 2020) is the budget the allocation solves for.
+        let curve = log_space(lo, hi, CURVE_POINTS)
+            .into_iter()
+            .map(|c| (c, allocate(&law, c).loss))
+            .collect();
+        panel.series.push(Series::new(
+            Some("law at the optimum L(N_opt, D_opt)".into()),
+            Mark::Dashed,
+            colour(6),
+            curve,
+        ));
+    }
+    entropy_line(input, &mut panel);
+    Ok(vec![panel.auto_y()])
+}
+
+pub fn isoflop(input: &Input) -> Result<Vec<Panel>, String> {
+    let params = params_of(input);
+    if let Some(iso) = &input.fits.isoflop {
+        let mut panel = Panel::new(
+            "IsoFLOP profiles (approach 2)",
+            "parameters N",
+            "validation loss (nats/token)",
+        );
+        let runs = ok_runs(input);
+        for (i, b) in iso.budgets.iter().enumerate() {
+            let c = colour(i);
+            let pts = runs
+                .iter()
+                .filter(|r| r.budget == Some(b.budget))
+                .filter_map(|r| Some((r.n(params), r.ok_loss()?)))
+                .collect();
+            panel.series.push(Series::new(
+                Some(format!("C = {}", super::format::sci(b.budget))),
+                Mark::Dots,
+                c,
+                pts,
+            ));
+            let [c0, c1, c2] = b.parabola;
+            let curve = log_space(b.n_range[0], b.n_range[1], CURVE_POINTS)
+                .into_iter()
+                .map(|n| (n, c0 + c1 * n.ln() + c2 * n.ln() * n.ln()))
+                .collect();
+            panel.series.push(Series::new(None, Mark::Line, c, curve));
+            panel.series.push(Series::new(
+                None,
+                Mark::Rings,
+                c,
+                vec![(b.n_opt, b.loss_opt)],
+            ));
+        }
+        return Ok(vec![panel.auto_y()]);
+    }
+    // A grid sweep has no measured IsoFLOP profiles; show the fitted law's instead.
+    let (law, _) = law_of(input).ok_or("needs an IsoFLOP sweep or a chinchilla fit")?;
+    let mut budgets: Vec<f64> = input.fits.allocation.iter().map(|a| a.compute).collect();
+    let mut flops: Vec<f64> = ok_runs(input).iter().map(|r| r.flops).collect();
+    flops.sort_by(f64::total_cmp);
+    if let (Some(lo), Some(hi)) = (flops.first(), flops.last()) {
+        budgets.extend([*lo, (lo * hi).sqrt(), *hi]);
+    }
+    budgets.sort_by(f64::total_cmp);
+    budgets.dedup();
+    let mut panel = Panel::new(
+        "IsoFLOP profiles of the fitted law",
+        "parameters N",
+        "predicted loss (nats/token)",
+    );
+    for (i, c) in budgets.iter().enumerate() {
+        let opt = allocate(&law, *c);
+        let curve = log_space(opt.n_opt / 8.0, opt.n_opt * 8.0, CURVE_POINTS)
+            .into_iter()
+            .map(|n| (n, law.loss(n, c / (6.0 * n))))
+            .collect();
+        panel.series.push(Series::new(
+            Some(format!("C = {}", super::format::sci(*c))),
+            Mark::Line,
+            colour(i),
+            curve,
+        ));
+        panel.series.push(Series::new(
+            None,
+            Mark::Rings,
+            colour(i),
+            vec![(opt.n_opt, opt.loss)],
+        ));
+    }
+    Ok(vec![panel.auto_y()])
+}
+
+pub fn learning_curves(input: &Input) -> Result<Vec<Panel>, String> {
+    if input.curves.is_empty() {
+        return Err("no learning curves (imported results have none)".into());
+    }
+    let colours = size_colours(input);
+    let by_key: BTreeMap<&str, &RunRow> = input.runs.iter().map(|r| (r.key.as_str(), r)).collect();
+    let mut panel = Panel::new(
+        "Learning curves",
+        "tokens trained",
+        "validation loss (nats/token)",
+    );
+    let mut labelled = std::collections::BTreeSet::new();
+    for curve in &input.curves {
+        let Some(run) = by_key.get(curve.key.as_str()) else {
+            continue;
+        };
+        let ci = colours[&run.size];
+        let label = labelled.insert(ci).then(|| run.size.clone());
+        panel.series.push(Series::new(
+            label,
+            Mark::Line,
+            colour(ci),
+            curve.points.clone(),
+        ));
+    }
+    entropy_line(input, &mut panel);
+    Ok(vec![panel.auto_y()])
+}
+
+pub fn frontier(input: &Input) -> Result<Vec<Panel>, String> {
+    if input.curves.is_empty() {
+        return Err("no learning curves (imported results have none)".into());
+    }
+    let colours = size_colours(input);
+    let by_key: BTreeMap<&str, &RunRow> = input.runs.iter().map(|r| (r.key.as_str(), r)).collect();
+    let mut panel = Panel::new(
+        "Compute frontier",
+        "compute so far (FLOPs)",
+        "validation loss (nats/token)",
+    );
+    let mut labelled = std::collections::BTreeSet::new();
+    for curve in &input.curves {
+        let Some(run) = by_key.get(curve.key.as_str()) else {
+            continue;
+        };
+        let per_token = run.flops / run.tokens.max(1) as f64;
+        let ci = colours[&run.size];
+        let label = labelled.insert(ci).then(|| run.size.clone());
+        let pts = curve
+            .points
+            .iter()
+            .map(|(t, l)| (t * per_token, *l))
+            .collect();
+        panel
+            .series
+            .push(Series::new(label, Mark::Line, colour(ci), pts));
+    }
+    if let Some(f) = &input.fits.frontier {
+        let pts: Vec<(f64, f64)> = f.points.iter().map(|p| (p.compute, p.loss)).collect();
+        panel.series.push(
+            Series::new(
+                Some(format!("envelope: N ∝ C^{:.3}, D ∝ C^{:.3}", f.a, f.b)),
+                Mark::Line,
+                colour(7),
+                pts.clone(),
+            )
+            .bold(),
+        );
+        panel
+            .series
+            .push(Series::new(None, Mark::Dots, colour(7), pts));
+    }
+    Ok(vec![panel.auto_y()])
+}
+
+/// One extrapolated curve: a law at fixed D over N, with its bootstrap band.
+fn law_curve(
+    panel: &mut Panel,
+    law: &Law,
+    laws: &[Law],
+    confidence: f64,
+    d: f64,
+    (lo, hi): (f64, f64),
+    c: plotters::style::RGBColor,
+    label: String,
+) {
+    let ns = log_space(lo, hi, CURVE_POINTS);
+    if !laws.is_empty() {
+        let bands: Vec<(f64, [f64; 2])> = ns
+            .iter()
+            .filter_map(|&n| Some((n, band(laws, confidence, |l| l.loss(n, d))?)))
+            .collect();
+        panel.series.push(Series::band(
+            c,
+            bands.iter().map(|(n, b)| (*n, b[0])).collect(),
+            bands.iter().map(|(n, b)| (*n, b[1])).collect(),
+        ));
+    }
+    let curve = ns.into_iter().map(|n| (n, law.loss(n, d))).collect();
+    panel
+        .series
+        .push(Series::new(Some(label), Mark::Dashed, c, curve));
+}
+
+pub fn extrapolation(input: &Input) -> Result<Vec<Panel>, String> {
+    let (full, params) = law_of(input).ok_or("needs a chinchilla fit")?;
+    let chin = input.fits.chinchilla.as_ref().expect("law_of checked it");
+    let range = n_range(input, params);
+    let mut panel = Panel::new(
+        "Extrapolation",
+        "parameters N",
+        "validation loss (nats/token)",
+    );
+    let runs = ok_runs(input);
+    let mut i = 0;
+    if let Some(h) = &input.holdout {
+        let mut ds: Vec<u64> = h.points.iter().map(|p| p.d as u64).collect();
+        ds.sort();
+        ds.dedup();
+        for d in ds {
+            let c = colour(i);
+            i += 1;
+            law_curve(
+                &mut panel,
+                &h.law,
+                &h.bootstrap_laws,
+                chin.confidence,
+                d as f64,
+                range,
+                c,
+                format!(
+                    "fit without hold-out, D = {}",
+                    super::format::human(d as f64)
+                ),
+            );
+            let fitted = runs
+                .iter()
+                .filter(|r| r.tokens == d && !h.points.iter().any(|p| p.name == r.name))
+                .filter_map(|r| Some((r.n(params), r.ok_loss()?)))
+                .collect();
+            panel.series.push(Series::new(None, Mark::Dots, c, fitted));
+            let held = h
+                .points
+                .iter()
+                .filter(|p| p.d as u64 == d)
+                .map(|p| (p.n, p.measured))
+                .collect();
+            panel.series.push(Series::new(None, Mark::Rings, c, held));
+        }
+        panel.series.push(Series::new(
+            Some("held out (rings)".into()),
+            Mark::Rings,
+            colour(7),
+            Vec::new(),
+        ));
+    }
+    if let Some(f) = &input.final_run {
+        let c = colour(i);
+        law_curve(
+            &mut panel,
+            &full,
+            &chin.bootstrap_laws,
+            chin.confidence,
+            f.run.tokens as f64,
+            range,
+            c,
+            format!(
+                "full fit, D = {} (final run)",
+                super::format::human(f.run.tokens as f64)
+            ),
+        );
+        if let Some([lo, hi]) = f.run.predicted_ci {
+            panel.series.push(Series {
+                upper: vec![(f.run.params, hi)],
+                ..Series::new(None, Mark::ErrorBars, c, vec![(f.run.params, lo)])
+            });
+        }
+        if let Some(m) = f.run.measured {
+            panel.series.push(Series::new(
+                Some(format!("final run {} (measured)", f.run.name)),
+                Mark::Crosses,
+                c,
+                vec![(f.run.params, m)],
+            ));
+        }
+    }
+    if input.holdout.is_none() && input.final_run.is_none() {
+        for (j, (label, _, rows)) in d_groups(&runs).into_iter().enumerate() {
+            let d = rows[0].tokens as f64;
+            law_curve(
+                &mut panel,
+                &full,
+                &chin.bootstrap_laws,
+                chin.confidence,
+                d,
+                range,
+                colour(j),
+                label,
+            );
+            let pts = rows
+                .iter()
+                .filter_map(|r| Some((r.n(params), r.ok_loss()?)))
+                .collect();
+            panel
+                .series
+                .push(Series::new(None, Mark::Dots, colour(j), pts));
+        }
+    }
+    Ok(vec![panel.auto_y()])
+}
+
+pub fn residuals(input: &Input) -> Result<Vec<Panel>, String> {
+    let (law, params) = law_of(input).ok_or("needs a chinchilla fit")?;
+    let runs = ok_runs(input);
+    let mut panel = Panel::new("Residuals", "parameters N", "measured / predicted − 1 (%)");
+    for (i, (label, _, rows)) in d_groups(&runs).into_iter().enumerate() {
+        let pts = rows
+            .iter()
+            .filter_map(|r| {
+                let n = r.n(params);
+                let pred = law.loss(n, r.tokens as f64);
+                Some((n, (r.ok_loss()? / pred - 1.0) * 100.0))
+            })
+            .collect();
+        panel
+            .series
+            .push(Series::new(Some(label), Mark::Dots, colour(i), pts));
+    }
+    panel.h_line = Some((0.0, "zero".into()));
+    Ok(vec![panel])
+}
+
+pub fn allocation(input: &Input) -> Result<Vec<Panel>, String> {
+    let (law, _) = law_of(input).ok_or("needs a chinchilla fit")?;
+    let chin = input.fits.chinchilla.as_ref().expect("law_of checked it");
+    let flops: Vec<f64> = input.runs.iter().map(|r| r.flops).collect();
+    let mut lo = flops.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut hi = flops.iter().copied().fold(0.0, f64::max);
+    for a in &input.fits.allocation {
+        lo = lo.min(a.compute);
+        hi = hi.max(a.compute);
+    }
+    let cs = log_space(lo / 2.0, hi * 4.0, CURVE_POINTS);
+    let mut panel = Panel::new(
+        "Compute-optimal allocation",
+        "compute C (FLOPs)",
+        "N_opt, D_opt",
+    );
+    panel.y_log = true;
+    for (k, (name, pick)) in [
+        (
+            "N_opt(C)",
+            (|a: &crate::fit::chinchilla::Allocation| a.n_opt) as fn(&_) -> f64,
+        ),
+        ("D_opt(C)", |a| a.d_opt),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let c = colour(k);
+        if !chin.bootstrap_laws.is_empty() {
+            let bands: Vec<(f64, [f64; 2])> = cs
+                .iter()
+                .filter_map(|&x| {
+                    Some((
+                        x,
+                        band(&chin.bootstrap_laws, chin.confidence, |l| {
+                            pick(&allocate(l, x))
+                        })?,
+                    ))
+                })
+                .collect();
+            panel.series.push(Series::band(
+                c,
+                bands.iter().map(|(x, b)| (*x, b[0])).collect(),
+                bands.iter().map(|(x, b)| (*x, b[1])).collect(),
+            ));
+        }
+        let line = cs.iter().map(|&x| (x, pick(&allocate(&law, x)))).collect();
+        panel
+            .series
+            .push(Series::new(Some(name.into()), Mark::Line, c, line));
+    }
+    if let Some(iso) = &input.fits.isoflop {
+        panel.series.push(Series::new(
+            Some("IsoFLOP optima N".into()),
+            Mark::Rings,
+            colour(0),
+            iso.budgets.iter().map(|b| (b.budget, b.n_opt)).collect(),
+        ));
+        panel.series.push(Series::new(
+            Some("IsoFLOP optima D".into()),
+            Mark::Rings,
+            colour(1),
+            iso.budgets.iter().map(|b| (b.budget, b.d_opt)).collect(),
+        ));
+    }
+    if let Some(f) = &input.fits.frontier {
+        panel.series.push(Series::new(
+            Some("frontier N".into()),
+            Mark::Dots,
+            colour(0),
+            f.points.iter().map(|p| (p.compute, p.n)).collect(),
+        ));
+        panel.series.push(Series::new(
+            Some("frontier D".into()),
+            Mark::Dots,
+            colour(1),
+            f.points.iter().map(|p| (p.compute, p.d)).collect(),
+        ));
+    }
+    if let Some(f) = &input.final_run {
+        panel.series.push(Series::new(
+            Some("final run (N, D)".into()),
+            Mark::Crosses,
+            colour(3),
+            vec![(f.budget, f.run.params), (f.budget, f.run.tokens as f64)],
+        ));
+    }
+    Ok(vec![panel])
+}
+
+pub fn cost(input: &Input) -> Result<Vec<Panel>, String> {
+    let runs: Vec<&RunRow> = input
+        .runs
+        .iter()
+        .filter(|r| r.status == "ok" && r.wall_seconds > 0.0)
+        .collect();
+    if runs.is_empty() {
+        return Err("no measured wall times (imported results have none)".into());
+    }
+    let colours = size_colours(input);
+    let mut time = Panel::new("Wall time", "training compute C (FLOPs)", "wall seconds");
+    time.y_log = true;
+    let mut memory = Panel::new("Peak memory", "parameters N (total)", "peak RSS (MiB)");
+    let mut by_size: BTreeMap<usize, Vec<&RunRow>> = BTreeMap::new();
+    for r in &runs {
+        by_size.entry(colours[&r.size]).or_default().push(r);
+    }
+    for (ci, rows) in by_size {
+        let c = colour(ci);
+        time.series.push(Series::new(
+            Some(rows[0].size.clone()),
+            Mark::Dots,
+            c,
+            rows.iter().map(|r| (r.flops, r.wall_seconds)).collect(),
+        ));
+        memory.series.push(Series::new(
+            None,
+            Mark::Dots,
+            c,
+            rows.iter()
+                .filter_map(|r| Some((r.params_total as f64, r.peak_rss_bytes? as f64 / 1048576.0)))
+                .collect(),
+        ));
+    }
+    if let Some(f) = &input.final_run {
+        if let Some(w) = f.run.wall_forecast {
+            time.series.push(Series::new(
+                Some("final: forecast".into()),
+                Mark::Rings,
+                colour(7),
+                vec![(f.run.flops, w)],
+            ));
+        }
+        if let Some(w) = f.run.wall_seconds {
+            time.series.push(Series::new(
+                Some("final: measured".into()),
+                Mark::Crosses,
+                colour(3),
+                vec![(f.run.flops, w)],
+            ));
+        }
+        if let Some(m) = f.run.rss_forecast {
+            memory.series.push(Series::new(
+                Some("final: forecast".into()),
+                Mark::Rings,
+                colour(7),
+                vec![(f.run.params_total as f64, m / 1048576.0)],
+            ));
+        }
+        if let Some(m) = f.run.peak_rss_bytes {
+            memory.series.push(Series::new(
+                Some("final: measured".into()),
+                Mark::Crosses,
+                colour(3),
+                vec![(f.run.params_total as f64, m as f64 / 1048576.0)],
+            ));
+        }
+    }
+    let mut panels = vec![time];
+    if memory.series.iter().any(|s| !s.points.is_empty()) {
+        panels.push(memory.auto_y());
+    }
+    Ok(panels)
+}
+
+/// Panels for a chart id.
+pub fn panels(id: &str, input: &Input) -> Result<Vec<Panel>, String> {
+    match id {
+        "loss_vs_params" => loss_vs_params(input),
+        "loss_vs_tokens" => loss_vs_tokens(input),
+        "loss_vs_compute" => loss_vs_compute(input),
+        "isoflop" => isoflop(input),
+        "learning_curves" => learning_curves(input),
+        "extrapolation" => extrapolation(input),
+        "residuals" => residuals(input),
+        "allocation" => allocation(input),
+        "cost" => cost(input),
+        "frontier" => frontier(input),
+        other => Err(format!("unknown chart `{other}`")),
+    }
+}

@@ -1,0 +1,446 @@
+//! The report's tables as GitHub-flavoured Markdown, one function per table id
+//! (`TABLE_IDS`). Cell text from the data is escaped; numbers use [`super::format`].
+
+use super::Input;
+use super::format::{human, interval, mib, pct, sci, seconds, sig};
+use super::template::{CheckResult, escape_markdown};
+
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut out = format!("| {} |\n", header.join(" | "));
+    out.push_str(&format!(
+        "|{}\n",
+        header
+            .iter()
+            .map(|h| if h.starts_with(' ') {
+                " ---: |"
+            } else {
+                " --- |"
+            })
+            .collect::<String>()
+    ));
+    for row in rows {
+        out.push_str(&format!("| {} |\n", row.join(" | ")));
+    }
+    out
+}
+
+fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    v.map(f).unwrap_or_else(|| "—".into())
+}
+
+pub fn runs(input: &Input) -> String {
+    if input.runs.is_empty() {
+        return "*No runs are recorded yet.*\n".into();
+    }
+    let rows = input
+        .runs
+        .iter()
+        .map(|r| {
+            vec![
+                format!("`{}`", escape_markdown(&r.name)),
+                escape_markdown(&r.size),
+                format!("{}/{}/{}", r.layers, r.d_model, r.heads),
+                human(r.params_total as f64),
+                human(r.tokens as f64),
+                sci(r.flops),
+                opt(r.loss, |l| sig(l, 5)),
+                match &r.reason {
+                    Some(why) if r.status != "ok" => {
+                        format!("{}: {}", r.status, escape_markdown(why))
+                    }
+                    _ => r.status.clone(),
+                },
+                if r.wall_seconds > 0.0 {
+                    seconds(r.wall_seconds)
+                } else {
+                    "—".into()
+                },
+                if r.tokens_per_second > 0.0 {
+                    format!("{:.0}", r.tokens_per_second)
+                } else {
+                    "—".into()
+                },
+                opt(r.peak_rss_bytes.map(|b| b as f64), mib),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "run",
+            "size",
+            "L/d/h",
+            " N (total)",
+            " D",
+            " C (FLOPs)",
+            " loss",
+            "status",
+            " wall",
+            " tok/s",
+            " peak RSS",
+        ],
+        rows,
+    )
+}
+
+pub fn fits(input: &Input) -> String {
+    let f = &input.fits;
+    let mut out = String::new();
+    if let Some(c) = &f.chinchilla {
+        out.push_str(&format!(
+            "**Approach 3** (Hoffmann et al. 2022; Besiroglu et al. 2024): L(N, D) = E + A/N^α + B/D^β, \
+             Huber δ = {} on ln L, {} starts ({} reached the best objective), {} runs, N = {} parameters.\n\n",
+            c.delta,
+            c.starts,
+            c.starts_at_best,
+            c.points,
+            match c.params {
+                crate::study::ParamsConvention::Total => "total",
+                crate::study::ParamsConvention::NonEmbedding => "non-embedding",
+            }
+        ));
+        let conf = format!(" {:.0} % interval", c.confidence * 100.0);
+        let ci = c.ci.as_ref();
+        let rows = vec![
+            vec!["E".into(), sig(c.e, 5), interval(ci.map(|i| i.e), 4)],
+            vec!["A".into(), sig(c.a, 5), interval(ci.map(|i| i.a), 4)],
+            vec!["B".into(), sig(c.b, 5), interval(ci.map(|i| i.b), 4)],
+            vec![
+                "α".into(),
+                sig(c.alpha, 5),
+                interval(ci.map(|i| i.alpha), 4),
+            ],
+            vec!["β".into(), sig(c.beta, 5), interval(ci.map(|i| i.beta), 4)],
+        ];
+        out.push_str(&table(&["parameter", " estimate", &conf], rows));
+        out.push_str(&format!(
+            "\nObjective {:.8e}, gradient norm {:.1e}, {} bootstrap resamples.\n",
+            c.objective, c.grad_norm, c.bootstrap_resamples
+        ));
+        if let Some(h) = input.data.entropy {
+            out.push_str(&format!(
+                "\nThe data's true entropy rate is {} ± {} nats/token: the fitted E should sit at or above it.\n",
+                sig(h, 5),
+                sig(input.data.entropy_stderr.unwrap_or(f64::NAN), 2)
+            ));
+        }
+    }
+    if !f.power.is_empty() {
+        out.push_str("\n**Single-variable laws** (compared by AIC and hold-out error):\n\n");
+        let rows = f
+            .power
+            .iter()
+            .map(|p| {
+                vec![
+                    format!("{:?}", p.x).to_lowercase(),
+                    format!("{:?}", p.fit.form).to_lowercase(),
+                    sig(p.fit.e, 5),
+                    sig(p.fit.a, 5),
+                    sig(p.fit.alpha, 4),
+                    sig(p.fit.rmse_log, 3),
+                    sig(p.fit.r2_log, 4),
+                    format!("{:.1}", p.fit.aic),
+                    opt(p.holdout_rel_error, pct),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &[
+                "x",
+                "form",
+                " E / a",
+                " A / b",
+                " α",
+                " RMSE (ln)",
+                " R² (ln)",
+                " AIC",
+                " hold-out error",
+            ],
+            rows,
+        ));
+    }
+    if let Some(iso) = &f.isoflop {
+        out.push_str(&format!(
+            "\n**Approach 2** (IsoFLOP): N_opt ∝ C^{:.4}, D_opt ∝ C^{:.4} over {} budgets.\n\n",
+            iso.a,
+            iso.b,
+            iso.budgets.len()
+        ));
+        let rows = iso
+            .budgets
+            .iter()
+            .map(|b| {
+                vec![
+                    sci(b.budget),
+                    human(b.n_opt),
+                    human(b.d_opt),
+                    sig(b.loss_opt, 5),
+                    b.sizes.to_string(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&[" C", " N_opt", " D_opt", " loss", " sizes"], rows));
+    }
+    if let Some(fr) = &f.frontier {
+        out.push_str(&format!(
+            "\n**Approach 1** (frontier): N ∝ C^{:.4}, D ∝ C^{:.4} over {} compute buckets.\n",
+            fr.a,
+            fr.b,
+            fr.points.len()
+        ));
+    }
+    if let Some(cost) = &f.cost {
+        if let Some(w) = &cost.wall_seconds {
+            out.push_str(&format!(
+                "\n**Cost law**: wall seconds ≈ e^{:.3} · N^{:.3} · D^{:.3} (RMSE of ln {:.3}, {} runs).\n",
+                w.c, w.p, w.q, w.rmse_log, w.points
+            ));
+        }
+        if let Some(m) = &cost.peak_rss_bytes {
+            out.push_str(&format!(
+                "\n**Memory law**: peak RSS bytes ≈ e^{:.3} · N^{:.3} · D^{:.3} (RMSE of ln {:.3}).\n",
+                m.c, m.p, m.q, m.rmse_log
+            ));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("*No law could be fitted; see the warnings.*\n");
+    }
+    out
+}
+
+pub fn allocation(input: &Input) -> String {
+    let f = &input.fits;
+    if f.allocation.is_empty() {
+        return "*No allocation: it needs a chinchilla fit.*\n".into();
+    }
+    let mut out = String::from(
+        "Compute-optimal split of each budget under the fitted law (Hoffmann et al. 2022, eq. 4: \
+         N_opt = G·(C/6)^a, D_opt = G⁻¹·(C/6)^b, C ≈ 6ND):\n\n",
+    );
+    let rows = f
+        .allocation
+        .iter()
+        .map(|a| {
+            let ci = |i: usize| a.ci.map(|c| c[i]);
+            vec![
+                sci(a.compute),
+                format!("{} {}", human(a.n_opt), interval_human(ci(0))),
+                format!("{} {}", human(a.d_opt), interval_human(ci(1))),
+                format!("{} {}", sig(a.tokens_per_param, 3), interval(ci(2), 3)),
+                format!("{} {}", sig(a.loss, 4), interval(ci(3), 4)),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            " C (FLOPs)",
+            " N_opt",
+            " D_opt",
+            " tokens/param",
+            " predicted loss",
+        ],
+        rows,
+    ));
+    for c in &f.constrained {
+        out.push_str(&format!(
+            "\nUnder a {} budget of {}{}: N = {}, D = {}, predicted loss {}.\n",
+            c.budget_kind.replace('_', " "),
+            sig(c.budget, 3),
+            c.max_params
+                .map(|m| format!(" with N ≤ {}", human(m)))
+                .unwrap_or_default(),
+            human(c.optimum.n),
+            human(c.optimum.d),
+            sig(c.optimum.loss, 4)
+        ));
+    }
+    out
+}
+
+fn interval_human(ci: Option<[f64; 2]>) -> String {
+    ci.map(|[lo, hi]| format!("[{}, {}]", human(lo), human(hi)))
+        .unwrap_or_default()
+}
+
+pub fn holdout(input: &Input) -> String {
+    let Some(h) = &input.holdout else {
+        return "*No hold-out check: add `holdout: {largest: 1}` to the study.*\n".into();
+    };
+    let mut out = format!(
+        "Fitted on {} runs without the {} {} held out, then asked to predict them:\n\n",
+        h.fitted_points,
+        h.k,
+        if h.kind == "largest" {
+            "largest model size(s)"
+        } else {
+            "largest budget(s)"
+        }
+    );
+    let rows = h
+        .points
+        .iter()
+        .map(|p| {
+            vec![
+                format!("`{}`", escape_markdown(&p.name)),
+                human(p.n),
+                human(p.d),
+                sig(p.measured, 5),
+                sig(p.predicted, 5),
+                interval(p.predicted_ci, 4),
+                pct(p.rel_error),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "run",
+            " N",
+            " D",
+            " measured",
+            " predicted",
+            " interval",
+            " error",
+        ],
+        rows,
+    ));
+    out.push_str(&format!(
+        "\nLargest relative error {}, mean {}.\n",
+        pct(h.rel_error_max),
+        pct(h.rel_error_mean)
+    ));
+    out
+}
+
+pub fn final_run(input: &Input) -> String {
+    let Some(f) = &input.final_run else {
+        return "*No final run: add `final: {budget: C}` to the study.*\n".into();
+    };
+    let mut out = format!(
+        "For C = {} FLOPs the fitted law's optimum is N_opt = {} {}, D_opt = {} {}. The nearest \
+         buildable model is `{}` ({} layers, d_model {}, {} heads: N = {}), trained on {} tokens \
+         ({} FLOPs counted exactly). The baseline is the study's smallest model on the same tokens.\n\n",
+        sci(f.budget),
+        human(f.n_opt),
+        interval_human(f.n_opt_ci),
+        human(f.d_opt),
+        interval_human(f.d_opt_ci),
+        escape_markdown(&f.run.name),
+        f.run.layers,
+        f.run.d_model,
+        f.run.heads,
+        human(f.run.params),
+        human(f.run.tokens as f64),
+        sci(f.run.flops),
+    );
+    let row = |label: &str, m: &super::context::FinalModel| {
+        vec![
+            label.to_string(),
+            format!("`{}`", escape_markdown(&m.name)),
+            human(m.params),
+            human(m.tokens as f64),
+            sig(m.predicted, 5),
+            interval(m.predicted_ci, 4),
+            match m.measured {
+                Some(v) if m.status == "ok" => sig(v, 5),
+                _ => m.status.clone(),
+            },
+            opt(m.wall_forecast, seconds),
+            opt(m.wall_seconds, seconds),
+            opt(m.rss_forecast, mib),
+            opt(m.peak_rss_bytes.map(|b| b as f64), mib),
+        ]
+    };
+    out.push_str(&table(
+        &[
+            "model",
+            "run",
+            " N",
+            " D",
+            " predicted loss",
+            " interval",
+            " measured loss",
+            " wall forecast",
+            " wall measured",
+            " RSS forecast",
+            " RSS measured",
+        ],
+        vec![row("final", &f.run), row("baseline", &f.baseline)],
+    ));
+    match (f.run.measured, f.rel_error) {
+        (Some(m), Some(e)) if f.run.status == "ok" => {
+            out.push_str(&format!(
+                "\n**Predicted {} vs measured {}**: relative error {}, {} the {:.0} % interval. ",
+                sig(f.run.predicted, 5),
+                sig(m, 5),
+                pct(e),
+                match f.within_ci {
+                    Some(true) => "inside",
+                    Some(false) => "outside",
+                    None => "no bootstrap for",
+                },
+                input
+                    .fits
+                    .chinchilla
+                    .as_ref()
+                    .map_or(95.0, |c| c.confidence * 100.0)
+            ));
+            if let (Some(g), Some(r)) = (f.gain, f.gain_rel) {
+                out.push_str(&format!(
+                    "Gain over the baseline: {} nats/token ({}).\n",
+                    sig(g, 3),
+                    pct(r)
+                ));
+            } else {
+                out.push('\n');
+            }
+        }
+        _ => out.push_str(&format!(
+            "\nThe final run is {}: `scalebook run` trains it.\n",
+            f.run.status
+        )),
+    }
+    out
+}
+
+pub fn warnings(input: &Input) -> String {
+    if input.fits.warnings.is_empty() {
+        return "*No warnings.*\n".into();
+    }
+    input
+        .fits
+        .warnings
+        .iter()
+        .map(|w| format!("- {}\n", escape_markdown(w)))
+        .collect()
+}
+
+pub fn checks(results: &[CheckResult]) -> String {
+    if results.is_empty() {
+        return "*The study has no `checks:`.*\n".into();
+    }
+    let rows = results
+        .iter()
+        .map(|c| {
+            vec![
+                format!("`{}`", c.expression.replace('`', "'").replace('|', "\\|")),
+                if c.passed { "✅ pass" } else { "❌ fail" }.to_string(),
+                escape_markdown(&c.detail),
+            ]
+        })
+        .collect();
+    table(&["check", "result", "detail"], rows)
+}
+
+/// Markdown for a table id.
+pub fn render(id: &str, input: &Input, checks_done: &[CheckResult]) -> String {
+    match id {
+        "runs" => runs(input),
+        "fits" => fits(input),
+        "allocation" => allocation(input),
+        "holdout" => holdout(input),
+        "final" => final_run(input),
+        "warnings" => warnings(input),
+        "checks" => checks(checks_done),
+        other => format!("*Unknown table `{}`.*\n", escape_markdown(other)),
+    }
+}

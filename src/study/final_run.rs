@@ -1,0 +1,206 @@
+//! The method's last step (Hoffmann et al. 2022, §3.4): train one model at the fitted
+//! compute-optimal (N_opt, D_opt) for the study's `final.budget`, next to a baseline — the
+//! study's smallest model trained on the same tokens — and compare prediction with outcome.
+//!
+//! N_opt is a real number; a GPT has a shape. The shape rule (documented in the book's study
+//! file reference): every depth L in 1..=[`MAX_LAYERS`], the head count h of the study's
+//! largest size, and widths d that are multiples of 8·h (whole heads of a multiple-of-8
+//! dimension); keep shapes whose aspect ratio d/L lies within a factor [`ASPECT_SLACK`] of the
+//! study's own range of ratios (so the final model is the same kind of model the law was
+//! fitted on); pick the one whose parameter count (in the fit's convention) is nearest to
+//! N_opt in log space, ties to the shallower. Tokens are D_opt rounded to whole steps.
+
+use super::plan::{run_spec, steps_for};
+use super::{ParamsConvention, RunSpec, TrainingPlan};
+use crate::data::{DataIdentity, DataSpec};
+use crate::model::{GptConfig, param_counts};
+
+/// Deepest final model considered.
+pub const MAX_LAYERS: u64 = 48;
+/// Widest final model considered.
+pub const MAX_D_MODEL: u64 = 8192;
+/// How far (as a factor) the final model's d/L may stray outside the study's range.
+pub const ASPECT_SLACK: f64 = 2.0;
+
+/// The final run and its baseline.
+#[derive(Debug, Clone)]
+pub struct FinalPlan {
+    pub budget: f64,
+    /// The law's optimum (N in the fit's convention).
+    pub n_opt: f64,
+    pub d_opt: f64,
+    pub params: ParamsConvention,
+    pub run: RunSpec,
+    pub baseline: RunSpec,
+}
+
+impl FinalPlan {
+    /// N of the chosen shape in the fit's convention.
+    pub fn n(&self, spec: &RunSpec) -> f64 {
+        match self.params {
+            ParamsConvention::Total => spec.params.total as f64,
+            ParamsConvention::NonEmbedding => spec.params.non_embedding as f64,
+        }
+    }
+}
+
+fn convention_params(cfg: &GptConfig, params: ParamsConvention) -> f64 {
+    let p = param_counts(cfg);
+    match params {
+        ParamsConvention::Total => p.total as f64,
+        ParamsConvention::NonEmbedding => p.non_embedding as f64,
+    }
+}
+
+/// The buildable shape nearest to `n_target` parameters (see the module doc for the rule).
+pub fn choose_shape(t: &TrainingPlan, n_target: f64, params: ParamsConvention) -> GptConfig {
+    let vocab = DataSpec::vocab(&t.data);
+    let largest = t
+        .model
+        .sizes
+        .iter()
+        .max_by_key(|s| (s.layers * s.d_model * s.d_model, s.layers))
+        .expect("a validated study has sizes");
+    let heads = largest.heads.max(1);
+    let ratios = t
+        .model
+        .sizes
+        .iter()
+        .map(|s| s.d_model as f64 / s.layers as f64);
+    let lo = ratios.clone().fold(f64::INFINITY, f64::min) / ASPECT_SLACK;
+    let hi = ratios.fold(0.0, f64::max) * ASPECT_SLACK;
+    let base = GptConfig {
+        layers: largest.layers,
+        d_model: largest.d_model,
+        heads,
+        context: t.model.context,
+        vocab,
+        tie_embeddings: t.model.tie_embeddings,
+    };
+    let mut best = (f64::INFINITY, base);
+    let unit = 8 * heads;
+    for layers in 1..=MAX_LAYERS {
+        let mut d = unit;
+        while d <= MAX_D_MODEL {
+            let ratio = d as f64 / layers as f64;
+            if ratio >= lo && ratio <= hi {
+                let cfg = GptConfig {
+                    layers,
+                    d_model: d,
+                    ..base
+                };
+                let miss = (convention_params(&cfg, params).ln() - n_target.ln()).abs();
+                // Strictly better only: ties keep the shallower shape found first.
+                if miss < best.0 {
+                    best = (miss, cfg);
+                }
+            }
+            d += unit;
+        }
+    }
+    best.1
+}
+
+/// Plan the final run for `budget` from the law's optimum (`n_opt`, `d_opt`).
+pub fn final_plan(
+    seed: u64,
+    t: &TrainingPlan,
+    data: &DataIdentity,
+    budget: f64,
+    n_opt: f64,
+    d_opt: f64,
+    params: ParamsConvention,
+) -> Option<FinalPlan> {
+    if !(n_opt.is_finite() && d_opt.is_finite() && n_opt > 0.0 && d_opt >= 1.0) {
+        return None;
+    }
+    let step = t.train.batch * t.model.context;
+    let tokens = steps_for(d_opt.min(1e15) as u64, step) * step;
+    let shape = choose_shape(t, n_opt, params);
+    let run = run_spec(seed, t, data, shape, "final", tokens, Some(budget), "final");
+    let smallest = &t.model.sizes[0];
+    let small = crate::study::plan::gpt_config(&t.model, 0, DataSpec::vocab(&t.data));
+    let baseline = run_spec(
+        seed,
+        t,
+        data,
+        small,
+        &smallest.name,
+        tokens,
+        Some(budget),
+        "baseline",
+    );
+    Some(FinalPlan {
+        budget,
+        n_opt,
+        d_opt,
+        params,
+        run,
+        baseline,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::study::from_bytes;
+
+    const STUDY: &str = "\
+version: 1
+name: fin
+title: Final
+seed: 1
+model:
+  context: 64
+  sizes:
+    - { layers: 2, d_model: 32, heads: 2 }
+    - { layers: 3, d_model: 96, heads: 4 }
+tokens: [1e5]
+train: { batch: 8, lr: 3e-3 }
+fits: [{ law: chinchilla, bootstrap: 0 }]
+final: { budget: 1e12 }
+";
+
+    fn plan_of() -> TrainingPlan {
+        let study = from_bytes(STUDY.as_bytes(), Path::new("fin.yaml")).unwrap();
+        study.training().unwrap().clone()
+    }
+
+    #[test]
+    fn shape_is_nearest_buildable_and_keeps_the_studys_aspect() {
+        let t = plan_of();
+        for target in [5e4, 3e5, 1e6, 4e6] {
+            let cfg = choose_shape(&t, target, ParamsConvention::Total);
+            let n = param_counts(&cfg).total as f64;
+            assert_eq!(cfg.heads, 4);
+            assert_eq!(cfg.d_model % 32, 0);
+            let ratio = cfg.d_model as f64 / cfg.layers as f64;
+            assert!((8.0..=64.0).contains(&ratio), "{cfg:?}");
+            // Nearest: no allowed neighbour (one more or fewer width unit) is closer.
+            for dd in [cfg.d_model - 32, cfg.d_model + 32] {
+                let other = GptConfig { d_model: dd, ..cfg };
+                let r = dd as f64 / cfg.layers as f64;
+                if dd > 0 && (8.0..=64.0).contains(&r) {
+                    let m = param_counts(&other).total as f64;
+                    assert!((n.ln() - target.ln()).abs() <= (m.ln() - target.ln()).abs());
+                }
+            }
+            assert!((n / target).ln().abs() < 0.35, "{target} → {n}");
+        }
+    }
+
+    #[test]
+    fn final_and_baseline_share_tokens_and_differ_from_the_grid() {
+        let t = plan_of();
+        let data = t.data.identity().unwrap();
+        let p = final_plan(1, &t, &data, 1e12, 1e6, 3e5, ParamsConvention::Total).unwrap();
+        assert_eq!(p.run.tokens(), p.baseline.tokens());
+        assert_eq!(p.run.tokens() % 512, 0);
+        assert!((p.run.tokens() as f64 - 3e5).abs() <= 512.0);
+        assert_eq!(p.baseline.identity.model.d_model, 32);
+        assert_ne!(p.run.key, p.baseline.key);
+        assert!(final_plan(1, &t, &data, 1e12, f64::NAN, 3e5, ParamsConvention::Total).is_none());
+    }
+}
