@@ -73,7 +73,7 @@ fn params_of(input: &Input) -> ParamsConvention {
     law_of(input).map_or(ParamsConvention::Total, |(_, p)| p)
 }
 
-fn ok_runs<'a>(input: &'a Input) -> Vec<&'a RunRow> {
+fn ok_runs(input: &Input) -> Vec<&RunRow> {
     input
         .runs
         .iter()
@@ -445,12 +445,22 @@ pub fn frontier(input: &Input) -> Result<Vec<Panel>, String> {
     Ok(vec![panel.auto_y()])
 }
 
+/// A law and its bootstrap refits.
+#[derive(Clone, Copy)]
+struct Fitted<'a> {
+    law: &'a Law,
+    laws: &'a [Law],
+    confidence: f64,
+}
+
 /// One extrapolated curve: a law at fixed D over N, with its bootstrap band.
 fn law_curve(
     panel: &mut Panel,
-    law: &Law,
-    laws: &[Law],
-    confidence: f64,
+    Fitted {
+        law,
+        laws,
+        confidence,
+    }: Fitted,
     d: f64,
     (lo, hi): (f64, f64),
     c: plotters::style::RGBColor,
@@ -494,9 +504,11 @@ pub fn extrapolation(input: &Input) -> Result<Vec<Panel>, String> {
             i += 1;
             law_curve(
                 &mut panel,
-                &h.law,
-                &h.bootstrap_laws,
-                chin.confidence,
+                Fitted {
+                    law: &h.law,
+                    laws: &h.bootstrap_laws,
+                    confidence: chin.confidence,
+                },
                 d as f64,
                 range,
                 c,
@@ -530,9 +542,11 @@ pub fn extrapolation(input: &Input) -> Result<Vec<Panel>, String> {
         let c = colour(i);
         law_curve(
             &mut panel,
-            &full,
-            &chin.bootstrap_laws,
-            chin.confidence,
+            Fitted {
+                law: &full,
+                laws: &chin.bootstrap_laws,
+                confidence: chin.confidence,
+            },
             f.run.tokens as f64,
             range,
             c,
@@ -561,9 +575,11 @@ pub fn extrapolation(input: &Input) -> Result<Vec<Panel>, String> {
             let d = rows[0].tokens as f64;
             law_curve(
                 &mut panel,
-                &full,
-                &chin.bootstrap_laws,
-                chin.confidence,
+                Fitted {
+                    law: &full,
+                    laws: &chin.bootstrap_laws,
+                    confidence: chin.confidence,
+                },
                 d,
                 range,
                 colour(j),

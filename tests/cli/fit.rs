@@ -71,6 +71,7 @@ fn a_mock_isoflop_sweep_fits_every_requested_law() {
         store.to_str().unwrap(),
         "--executor",
         "mock",
+        "--no-report",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = scalebook(&[
@@ -179,6 +180,7 @@ fn constrained_optima_follow_the_cost_law_and_the_cap() {
         store.to_str().unwrap(),
         "--executor",
         "mock",
+        "--no-report",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(

@@ -3,6 +3,7 @@
 
 mod fit;
 mod plan;
+mod report;
 mod run_store;
 mod schema;
 mod support;

@@ -18,7 +18,14 @@ fn temp(name: &str) -> PathBuf {
 }
 
 fn run(study: &str, store: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["run", study, "--store", store.to_str().unwrap()];
+    // The report has its own tests (report.rs); these are about the store.
+    let mut args = vec![
+        "run",
+        study,
+        "--store",
+        store.to_str().unwrap(),
+        "--no-report",
+    ];
     args.extend_from_slice(extra);
     scalebook(&args)
 }
@@ -239,7 +246,13 @@ fn kill_9_mid_sweep_loses_nothing() {
     let store = temp("kill");
     let args = ["--jobs", "1", "--threads-per-job", "1"];
     let mut child = Command::new(env!("CARGO_BIN_EXE_scalebook"))
-        .args(["run", SWEEP, "--store", store.to_str().unwrap()])
+        .args([
+            "run",
+            SWEEP,
+            "--store",
+            store.to_str().unwrap(),
+            "--no-report",
+        ])
         .args(args)
         .current_dir(root())
         .stdout(Stdio::null())
@@ -322,6 +335,7 @@ fn two_concurrent_sweeps_train_each_key_once() {
                 SWEEP,
                 "--store",
                 store.to_str().unwrap(),
+                "--no-report",
                 "--jobs",
                 "1",
                 "--threads-per-job",

@@ -1,0 +1,442 @@
+//! `scalebook run`/`report` writing the book: every chart and table, the built HTML in a real
+//! browser, byte-identical re-renders, `checks:` → exit 4, escaping, SUMMARY.md with two
+//! studies, and template errors naming their section.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{assert_no_crash, fresh_dir, scalebook, stderr};
+
+const STUDY: &str = "tests/fixtures/valid/report_mock.yaml";
+const CHARTS: [&str; 10] = [
+    "loss_vs_params",
+    "loss_vs_tokens",
+    "loss_vs_compute",
+    "learning_curves",
+    "frontier",
+    "isoflop",
+    "residuals",
+    "extrapolation",
+    "allocation",
+    "cost",
+];
+
+fn run_mock(study: &Path, dir: &Path) -> std::process::Output {
+    let store = dir.join("store");
+    let book = dir.join("book");
+    scalebook(&[
+        "run",
+        study.to_str().unwrap(),
+        "--executor",
+        "mock",
+        "--store",
+        store.to_str().unwrap(),
+        "--book",
+        book.to_str().unwrap(),
+    ])
+}
+
+fn report(study: &Path, dir: &Path) -> std::process::Output {
+    let store = dir.join("store");
+    let book = dir.join("book");
+    scalebook(&[
+        "report",
+        study.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--book",
+        book.to_str().unwrap(),
+    ])
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).unwrap().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// A copy of a fixture study with text replaced, written into `dir`.
+fn edited(dir: &Path, from: &str, replace: &[(&str, &str)]) -> PathBuf {
+    let mut text = fs::read_to_string(crate::support::root().join(from)).unwrap();
+    for (a, b) in replace {
+        assert!(text.contains(a), "fixture lacks `{a}`");
+        text = text.replacen(a, b, 1);
+    }
+    let path = dir.join("study.yaml");
+    fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn run_writes_every_chart_and_table_and_builds_the_book() {
+    let dir = fresh_dir("report-all");
+    let out = run_mock(Path::new(STUDY), &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let chapter = dir.join("book/src/report-mock");
+    let index = fs::read_to_string(chapter.join("index.md")).unwrap();
+    let report_md = fs::read_to_string(chapter.join("report.md")).unwrap();
+    for id in CHARTS {
+        let svg = fs::read_to_string(chapter.join(format!("figures/{id}.svg"))).unwrap();
+        assert!(
+            svg.contains("<polyline") || svg.contains("<circle"),
+            "{id} is empty"
+        );
+        assert!(
+            index.contains(&format!("id=\"chart-{id}\"")),
+            "{id} not inlined"
+        );
+        assert!(
+            report_md.contains(&format!("](figures/{id}.svg)")),
+            "{id} not linked"
+        );
+    }
+    for heading in [
+        "## Runs",
+        "## Fitted laws",
+        "## Hold-out check",
+        "## Allocation",
+        "## Final compute-optimal run",
+        "## Warnings",
+        "## Checks",
+        "## Reproducibility",
+    ] {
+        assert!(index.contains(heading), "missing {heading}");
+        assert!(report_md.contains(heading), "report.md missing {heading}");
+    }
+    // The runs table lists all 15 grid runs; the final table both final models.
+    assert!(index.matches("| `l").count() >= 15 + 2);
+    assert!(index.contains("`l1-d16-baseline`"));
+    assert!(index.contains("**Predicted "), "predicted-vs-measured line");
+    // GitHub comment: images only, no inline SVG.
+    assert!(!report_md.contains("<svg"));
+    // Appendix facts.
+    assert!(index.contains("sha256 `"));
+    assert!(index.contains("candle-core="));
+    assert!(index.contains("scalebook run "));
+    // The HTML was built in-process, with the figures copied next to it.
+    let html = fs::read_to_string(dir.join("book/book/report-mock/index.html")).unwrap();
+    assert!(html.matches("<svg").count() >= CHARTS.len());
+    assert!(dir.join("book/book/report-mock/figures/cost.svg").is_file());
+    let summary = fs::read_to_string(dir.join("book/src/SUMMARY.md")).unwrap();
+    assert!(summary.contains("- [Report test study](report-mock/index.md)"));
+}
+
+#[test]
+fn report_twice_gives_the_same_bytes() {
+    let dir = fresh_dir("report-determinism");
+    assert_eq!(run_mock(Path::new(STUDY), &dir).status.code(), Some(0));
+    let first = snapshot(&dir.join("book/src"));
+    let html_first = fs::read(dir.join("book/book/report-mock/index.html")).unwrap();
+    // Force a refit too: fits.json gone, so `report` fits again from the store.
+    fs::remove_file(dir.join("store/studies/report-mock/fits.json")).unwrap();
+    let out = report(Path::new(STUDY), &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("fitting"), "refit announced");
+    let second = snapshot(&dir.join("book/src"));
+    assert_eq!(
+        first.keys().collect::<Vec<_>>(),
+        second.keys().collect::<Vec<_>>()
+    );
+    for (path, bytes) in &first {
+        assert!(
+            bytes == &second[path],
+            "{} differs between renders",
+            path.display()
+        );
+    }
+    let html_second = fs::read(dir.join("book/book/report-mock/index.html")).unwrap();
+    assert!(html_first == html_second, "HTML differs between renders");
+}
+
+#[test]
+fn a_failed_check_exits_4_after_writing_the_report() {
+    let dir = fresh_dir("report-check");
+    let study = edited(
+        &dir,
+        STUDY,
+        &[(
+            "\"fits.chinchilla.alpha > 0\"",
+            "\"fits.chinchilla.alpha > 5\"",
+        )],
+    );
+    let out = run_mock(&study, &dir);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("check failed: fits.chinchilla.alpha > 5"),
+        "{err}"
+    );
+    assert!(err.contains("1 of 2 checks failed"), "{err}");
+    let index = fs::read_to_string(dir.join("book/src/report-mock/index.md")).unwrap();
+    assert!(index.contains("❌ fail"));
+    assert!(index.contains("✅ pass"));
+    // `report` alone gives the same verdict.
+    assert_eq!(report(&study, &dir).status.code(), Some(4));
+    // A check that names something the fits lack fails, saying why.
+    let study = edited(
+        &dir,
+        STUDY,
+        &[("\"fits.chinchilla.alpha > 0\"", "\"fits.isoflop.a > 0\"")],
+    );
+    let out = report(&study, &dir);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        stderr(&out).contains("cannot be evaluated"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn study_text_is_escaped_in_every_page() {
+    let dir = fresh_dir("report-xss");
+    let study = edited(
+        &dir,
+        STUDY,
+        &[
+            (
+                "title: Report test study",
+                "title: \"<script>alert('t')</script> *x*\"",
+            ),
+            (
+                "description: Mock losses from a known law, to exercise every chart and table.",
+                "description: \"<img src=x onerror=alert(1)>\"",
+            ),
+            (
+                "checks:",
+                "report:\n  sections:\n    - text: \"Title: {{ study.title }} / {{ study.description }} / {{ '<b>ok</b>' | safe }}\"\n    - chart: cost\ncheck_placeholder:",
+            ),
+        ],
+    );
+    // Keep the study valid: drop the placeholder key and the checks under it.
+    let text = fs::read_to_string(&study).unwrap();
+    let text = text.split("check_placeholder:").next().unwrap().to_string();
+    fs::write(&study, text).unwrap();
+    let out = run_mock(&study, &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for page in ["book/book/report-mock/index.html", "book/book/index.html"] {
+        let html = fs::read_to_string(dir.join(page)).unwrap();
+        assert!(!html.contains("<script>alert"), "{page} runs the title");
+        assert!(
+            !html.contains("<img src=x"),
+            "{page} has the injected image"
+        );
+    }
+    let html = fs::read_to_string(dir.join("book/book/report-mock/index.html")).unwrap();
+    assert!(
+        html.contains("&lt;script&gt;alert"),
+        "the title shows as text"
+    );
+    assert!(html.contains("<b>ok</b>"), "`| safe` is passed through");
+}
+
+#[test]
+fn two_studies_share_one_summary() {
+    let dir = fresh_dir("report-two");
+    let book = dir.join("book");
+    fs::create_dir_all(book.join("src")).unwrap();
+    fs::write(book.join("book.toml"), "[book]\ntitle = \"t\"\n").unwrap();
+    fs::write(
+        book.join("src/SUMMARY.md"),
+        "# Summary\n\n[Intro](intro.md)\n\n# Studies\n\n- [Old](old/index.md)\n",
+    )
+    .unwrap();
+    fs::write(book.join("src/intro.md"), "# Intro\n").unwrap();
+    fs::create_dir_all(book.join("src/old")).unwrap();
+    fs::write(book.join("src/old/index.md"), "# Old\n").unwrap();
+    assert_eq!(run_mock(Path::new(STUDY), &dir).status.code(), Some(0));
+    let second = edited(
+        &dir,
+        STUDY,
+        &[
+            ("name: report-mock", "name: second"),
+            ("title: Report test study", "title: Second"),
+        ],
+    );
+    let out = run_mock(&second, &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary = fs::read_to_string(book.join("src/SUMMARY.md")).unwrap();
+    assert_eq!(
+        summary,
+        "# Summary\n\n[Intro](intro.md)\n\n# Studies\n\n- [Old](old/index.md)\n\
+         - [Report test study](report-mock/index.md)\n- [Second](second/index.md)\n"
+    );
+    // Re-rendering the first leaves the file as it is.
+    assert_eq!(report(Path::new(STUDY), &dir).status.code(), Some(0));
+    assert_eq!(
+        fs::read_to_string(book.join("src/SUMMARY.md")).unwrap(),
+        summary
+    );
+    for page in [
+        "old/index.html",
+        "report-mock/index.html",
+        "second/index.html",
+    ] {
+        assert!(book.join("book").join(page).is_file(), "{page}");
+    }
+    // A chapter another study lists but that is missing fails the command.
+    fs::remove_file(book.join("src/old/index.md")).unwrap();
+    let out = report(Path::new(STUDY), &dir);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("old/index.md"), "{}", stderr(&out));
+}
+
+#[test]
+fn template_errors_name_the_section() {
+    let dir = fresh_dir("report-template");
+    let bad_syntax = edited(
+        &dir,
+        STUDY,
+        &[(
+            "checks:",
+            "report:\n  sections:\n    - chart: cost\n    - text: \"{% if %}\"\nchecks:",
+        )],
+    );
+    let out = scalebook(&["validate", bad_syntax.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("report.sections[1].text: template error"),
+        "{err}"
+    );
+    assert_no_crash(&err, &bad_syntax);
+    let unknown = edited(
+        &dir,
+        STUDY,
+        &[(
+            "checks:",
+            "report:\n  sections:\n    - text: \"{{ fits.chinchilla.gamma }}\"\nchecks:",
+        )],
+    );
+    let out = run_mock(&unknown, &dir);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("report.sections[0]: template error"), "{err}");
+    assert!(err.contains("undefined"), "{err}");
+    assert_no_crash(&err, &unknown);
+    let bad_check = edited(
+        &dir,
+        STUDY,
+        &[("\"fits.chinchilla.alpha > 0\"", "\"alpha >\"")],
+    );
+    let out = scalebook(&["validate", bad_check.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("checks[0]: expression error"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Debian's chromium (installed by .ci/run); CI sets SCALEBOOK_REQUIRE_BROWSER so a missing
+/// browser fails there instead of skipping.
+fn chromium() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("SCALEBOOK_CHROMIUM").map(PathBuf::from),
+        Some(PathBuf::from("/usr/bin/chromium")),
+        Some(PathBuf::from("/usr/bin/chromium-browser")),
+    ];
+    candidates.into_iter().flatten().find(|p| p.is_file())
+}
+
+fn headless(browser: &Path, profile: &Path, extra: &[&str], page: &Path) -> std::process::Output {
+    Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium starts")
+}
+
+#[test]
+fn the_book_renders_in_a_browser() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("SCALEBOOK_REQUIRE_BROWSER").is_none(),
+            "SCALEBOOK_REQUIRE_BROWSER is set but chromium is not installed"
+        );
+        eprintln!("note: chromium not found (apt install chromium); browser test skipped");
+        return;
+    };
+    let dir = fresh_dir("report-browser");
+    assert_eq!(run_mock(Path::new(STUDY), &dir).status.code(), Some(0));
+    let page = dir.join("book/book/report-mock/index.html");
+    let out = headless(&browser, &dir.join("profile"), &["--dump-dom"], &page);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains("Report test study"),
+        "DOM dump failed: {}",
+        stderr(&out)
+    );
+    let figures: Vec<&str> = dom
+        .split("<figure class=\"scalebook-chart\"")
+        .skip(1)
+        .map(|f| f.split("</figure>").next().unwrap())
+        .collect();
+    assert_eq!(figures.len(), CHARTS.len(), "one figure per chart");
+    for (figure, id) in figures.iter().zip(CHARTS) {
+        assert!(
+            figure.contains(&format!("id=\"chart-{id}\"")),
+            "figure order"
+        );
+        assert!(figure.contains("<svg"), "{id}: no <svg> in the DOM");
+        let marks = figure.matches("<polyline").count() + figure.matches("<circle").count();
+        assert!(marks > 0, "{id}: nothing plotted");
+        assert!(figure.contains("<text"), "{id}: no axis text");
+    }
+    // No broken images: every <img> names a file that exists.
+    for img in dom.split("<img").skip(1) {
+        let src = img.split("src=\"").nth(1).and_then(|s| s.split('"').next());
+        let src = src.expect("img has a src");
+        assert!(
+            src.contains("://") || page.parent().unwrap().join(src).is_file(),
+            "broken image {src}"
+        );
+    }
+    // A screenshot for people (kept as a CI artifact when SCALEBOOK_ARTIFACTS is set).
+    let shots = std::env::var_os("SCALEBOOK_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.clone());
+    fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("report-mock.png");
+    let arg = format!("--screenshot={}", shot.display());
+    let out = headless(
+        &browser,
+        &dir.join("profile"),
+        &[&arg, "--window-size=1200,4000", "--hide-scrollbars"],
+        &page,
+    );
+    assert!(
+        fs::metadata(&shot)
+            .map(|m| m.len() > 10_000)
+            .unwrap_or(false),
+        "screenshot missing: {}",
+        stderr(&out)
+    );
+}
