@@ -155,10 +155,12 @@ fn inline_figure(id: &str, svg: &str) -> String {
         .filter(|l| !l.trim().is_empty())
         .collect::<Vec<_>>()
         .join("\n");
+    // Scale wide (two-panel) charts down to the page instead of overflowing it.
+    let body = body.replacen("<svg ", "<svg style=\"max-width:100%;height:auto\" ", 1);
     format!(
         "<figure class=\"scalebook-chart\" id=\"chart-{id}\">\n{body}\n<figcaption>{} \
          <a href=\"figures/{id}.svg\">SVG</a></figcaption>\n</figure>\n",
-        template::escape_markdown(charts::caption(id))
+        template::escape_html(charts::caption(id))
     )
 }
 

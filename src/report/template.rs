@@ -36,6 +36,23 @@ pub fn escape_markdown(text: &str) -> String {
     out
 }
 
+/// Escape text for an HTML context (inside an HTML block Markdown is not parsed, so
+/// backslash escapes would show).
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The sandboxed environment with scalebook's number filters.
 pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
