@@ -10,6 +10,7 @@
 
 use rayon::prelude::*;
 
+use super::lanes::{Chunked, Isa};
 use super::lbfgs::{Settings, minimize};
 
 /// Tolerances of each start of the grid (and of warm bootstrap refits): scipy's L-BFGS-B
@@ -100,9 +101,8 @@ pub enum FitError {
 
 /// Points in log space, checked.
 struct Prepared {
-    ln_n: Vec<f64>,
-    ln_d: Vec<f64>,
-    ln_l: Vec<f64>,
+    chunked: Chunked,
+    isa: Isa,
 }
 
 fn prepare(points: &[Point]) -> Result<Prepared, FitError> {
@@ -136,47 +136,19 @@ fn prepare(points: &[Point]) -> Result<Prepared, FitError> {
             why: "needs at least two distinct model sizes and two distinct token counts".into(),
         });
     }
+    let ln_n: Vec<f64> = points.iter().map(|p| p.n.ln()).collect();
+    let ln_d: Vec<f64> = points.iter().map(|p| p.d.ln()).collect();
+    let ln_l: Vec<f64> = points.iter().map(|p| p.loss.ln()).collect();
     Ok(Prepared {
-        ln_n: points.iter().map(|p| p.n.ln()).collect(),
-        ln_d: points.iter().map(|p| p.d.ln()).collect(),
-        ln_l: points.iter().map(|p| p.loss.ln()).collect(),
+        chunked: Chunked::new(&ln_n, &ln_d, &ln_l),
+        isa: super::lanes::detect(),
     })
 }
 
-/// Σ Huber_δ(ln L̂ − ln L) and its gradient in θ = (a, b, e, α, β).
+/// Σ Huber_δ(ln L̂ − ln L) and its gradient in θ = (a, b, e, α, β), evaluated eight points
+/// at a time ([`super::lanes`]).
 fn objective(theta: &[f64; 5], data: &Prepared, delta: f64) -> (f64, [f64; 5]) {
-    let [a, b, e, alpha, beta] = *theta;
-    let mut value = 0.0;
-    let mut grad = [0.0; 5];
-    for i in 0..data.ln_l.len() {
-        let t1 = a - alpha * data.ln_n[i];
-        let t2 = b - beta * data.ln_d[i];
-        let t3 = e;
-        // exp(t − max) with the largest term's exp(0) = 1 written out: one exp fewer per point.
-        let (m, x1, x2, x3) = if t1 >= t2 && t1 >= t3 {
-            (t1, 1.0, (t2 - t1).exp(), (t3 - t1).exp())
-        } else if t2 >= t3 {
-            (t2, (t1 - t2).exp(), 1.0, (t3 - t2).exp())
-        } else {
-            (t3, (t1 - t3).exp(), (t2 - t3).exp(), 1.0)
-        };
-        let sum = x1 + x2 + x3;
-        let r = m + sum.ln() - data.ln_l[i];
-        // Huber: quadratic within δ, linear outside (Huber 1964).
-        let (h, dh) = if r.abs() <= delta {
-            (0.5 * r * r, r)
-        } else {
-            (delta * (r.abs() - 0.5 * delta), delta * r.signum())
-        };
-        value += h;
-        let (w1, w2, w3) = (dh * x1 / sum, dh * x2 / sum, dh * x3 / sum);
-        grad[0] += w1;
-        grad[1] += w2;
-        grad[2] += w3;
-        grad[3] -= w1 * data.ln_n[i];
-        grad[4] -= w2 * data.ln_d[i];
-    }
-    (value, grad)
+    super::lanes::objective(data.isa, theta, &data.chunked, delta)
 }
 
 /// Start grids for θ = (a, b, e, α, β).

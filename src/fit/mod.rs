@@ -10,6 +10,7 @@ pub mod chinchilla;
 pub mod constrained;
 pub mod cost;
 pub mod isoflop;
+pub mod lanes;
 pub mod lbfgs;
 pub mod linear;
 pub mod power;
