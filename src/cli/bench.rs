@@ -31,9 +31,12 @@ pub struct FitArgs {
     pub loss: String,
     #[arg(long, default_value_t = 5)]
     pub drop_highest_loss: u64,
-    /// Warm-started bootstrap refits to time.
+    /// Bootstrap refits to time (warm-started unless --bootstrap-grid).
     #[arg(long, default_value_t = 1000)]
     pub bootstrap: usize,
+    /// Refit every resample from the whole 4,500-start grid instead of warm starts.
+    #[arg(long)]
+    pub bootstrap_grid: bool,
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
 }
@@ -156,11 +159,17 @@ fn run_fit(args: &FitArgs) -> Result<(), Failure> {
         })
         .collect();
     let t = Instant::now();
-    let full = fit(&points, 1e-3, &StartGrid::full())
-        .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    let grid = StartGrid::full();
+    let full = fit(&points, 1e-3, &grid).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let grid_seconds = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let ci = bootstrap::chinchilla(&points, 1e-3, &full, &[], &[], args.bootstrap, 0.95, 0);
+    let how = bootstrap::Resampling {
+        resamples: args.bootstrap,
+        confidence: 0.95,
+        seed: 0,
+        grid: args.bootstrap_grid.then_some(&grid),
+    };
+    let ci = bootstrap::chinchilla(&points, 1e-3, &full, &[], &[], &how);
     let bootstrap_seconds = t.elapsed().as_secs_f64();
     let law = full.law;
     println!(
@@ -174,6 +183,7 @@ fn run_fit(args: &FitArgs) -> Result<(), Failure> {
             "objective": full.objective,
             "E": law.e, "A": law.a, "B": law.b, "alpha": law.alpha, "beta": law.beta,
             "bootstrap_resamples": args.bootstrap,
+            "bootstrap_starts": if args.bootstrap_grid { "grid" } else { "warm" },
             "bootstrap_seconds": bootstrap_seconds,
             "bootstrap_failed": ci.as_ref().map(|c| c.failed),
         })

@@ -59,6 +59,18 @@ impl PowerFit {
 /// Fit `form` to (x, y); `None` when the data cannot determine it (too few distinct x,
 /// non-positive values, or a prediction that is not positive everywhere for log form).
 pub fn fit(form: Form, x: &[f64], y: &[f64]) -> Option<PowerFit> {
+    fit_from(form, x, y, None)
+}
+
+/// Refit warm-started from `from` (bootstrap resamples): the offset form runs one L-BFGS
+/// from `from`'s parameters instead of its 216-start grid.
+pub fn refit(x: &[f64], y: &[f64], from: &PowerFit) -> Option<PowerFit> {
+    let start = (from.form == Form::Offset && from.a > 0.0 && from.e > 0.0)
+        .then(|| [from.a.ln(), from.e.ln(), from.alpha]);
+    fit_from(from.form, x, y, start)
+}
+
+fn fit_from(form: Form, x: &[f64], y: &[f64], start: Option<[f64; 3]>) -> Option<PowerFit> {
     let usable = x.len() == y.len() && x.iter().chain(y).all(|v| v.is_finite() && *v > 0.0) && {
         let mut d = x.to_vec();
         d.sort_by(f64::total_cmp);
@@ -79,7 +91,7 @@ pub fn fit(form: Form, x: &[f64], y: &[f64]) -> Option<PowerFit> {
             let (c, slope) = line(&ln_x, y)?;
             (c, -slope, 0.0)
         }
-        Form::Offset => fit_offset(&ln_x, &ln_y)?,
+        Form::Offset => fit_offset(&ln_x, &ln_y, start)?,
     };
     let mut result = PowerFit {
         form,
@@ -111,7 +123,7 @@ pub fn fit(form: Form, x: &[f64], y: &[f64]) -> Option<PowerFit> {
 }
 
 /// E + A·x^(−α) by Huber (δ = 1e-3) on ln y with ln ŷ = LSE(a − α ln x, e).
-fn fit_offset(ln_x: &[f64], ln_y: &[f64]) -> Option<(f64, f64, f64)> {
+fn fit_offset(ln_x: &[f64], ln_y: &[f64], start: Option<[f64; 3]>) -> Option<(f64, f64, f64)> {
     const DELTA: f64 = 1e-3;
     let f = |t: &[f64; 3]| {
         let [a, e, alpha] = *t;
@@ -137,6 +149,11 @@ fn fit_offset(ln_x: &[f64], ln_y: &[f64]) -> Option<(f64, f64, f64)> {
     };
     let settings = Settings::default();
     let mut best: Option<(f64, [f64; 3])> = None;
+    if let Some(x0) = start {
+        let m = minimize(&f, x0, &settings);
+        let [a, e, alpha] = m.x;
+        return m.f.is_finite().then(|| (e.exp(), a.exp(), alpha));
+    }
     for a in [0.0, 5.0, 10.0, 15.0, 20.0, 25.0] {
         for e in [-1.0, -0.5, 0.0, 0.5, 1.0, 1.5] {
             for alpha in [0.05, 0.25, 0.5, 1.0, 1.5, 2.0] {

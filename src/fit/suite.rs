@@ -9,7 +9,9 @@ use super::chinchilla::{self, Law, Point, StartGrid, allocate};
 use super::cost;
 use super::isoflop::{self, IsoPoint};
 use super::power::{self, Form};
-use crate::study::{FitSpec, GridKind, Holdout, ParamsConvention, PowerForm, PowerX};
+use crate::study::{
+    BootstrapStarts, FitSpec, GridKind, Holdout, ParamsConvention, PowerForm, PowerX,
+};
 
 /// One run as the fits see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +103,29 @@ pub struct ParamIntervals {
     pub beta: [f64; 2],
 }
 
+/// Intervals for the IsoFLOP exponents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExponentIntervals {
+    pub a: [f64; 2],
+    pub b: [f64; 2],
+    pub resamples: usize,
+    pub failed: usize,
+    pub confidence: f64,
+}
+
+/// Intervals for a single-variable law's parameters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PowerIntervals {
+    #[serde(rename = "E")]
+    pub e: [f64; 2],
+    #[serde(rename = "A")]
+    pub a: [f64; 2],
+    pub alpha: [f64; 2],
+    pub resamples: usize,
+    pub failed: usize,
+    pub confidence: f64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AllocationReport {
     pub compute: f64,
@@ -116,6 +141,9 @@ pub struct AllocationReport {
 pub struct IsoflopReport {
     pub a: f64,
     pub b: f64,
+    /// Bootstrap percentile intervals for a and b (runs resampled with replacement).
+    #[serde(default)]
+    pub ci: Option<ExponentIntervals>,
     /// ln N_opt = a_intercept + a·ln C (and likewise for D).
     pub a_intercept: f64,
     pub b_intercept: f64,
@@ -127,6 +155,9 @@ pub struct IsoflopReport {
 pub struct PowerReport {
     pub x: PowerX,
     pub params: ParamsConvention,
+    /// Bootstrap percentile intervals for E, A and α (runs resampled with replacement).
+    #[serde(default)]
+    pub ci: Option<PowerIntervals>,
     #[serde(flatten)]
     pub fit: power::PowerFit,
     pub holdout_rel_error: Option<f64>,
@@ -296,18 +327,26 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                 confidence,
                 delta,
                 grid: kind,
+                bootstrap_starts,
                 params,
             } => fit_chinchilla(
                 &all,
                 request,
                 &mut report,
+                &ChinchillaOptions {
+                    resamples: bootstrap,
+                    confidence,
+                    delta,
+                    kind,
+                    bootstrap_starts,
+                    params,
+                },
+            ),
+            FitSpec::Isoflop {
+                params,
                 bootstrap,
                 confidence,
-                delta,
-                kind,
-                params,
-            ),
-            FitSpec::Isoflop { params, .. } => {
+            } => {
                 let iso: Vec<IsoPoint> = rows
                     .iter()
                     .filter_map(|r| {
@@ -323,12 +362,30 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                     Ok(f) => {
                         let warnings: Vec<String> =
                             f.refusals.iter().map(|r| r.to_string()).collect();
+                        let ci = bootstrap::resample_intervals(
+                            iso.len(),
+                            bootstrap as usize,
+                            confidence,
+                            request.seed,
+                            &|idx| {
+                                let sample: Vec<IsoPoint> = idx.iter().map(|&i| iso[i]).collect();
+                                isoflop::fit(&sample).ok().map(|f| vec![f.a, f.b])
+                            },
+                        )
+                        .map(|(iv, failed)| ExponentIntervals {
+                            a: pair(iv[0]),
+                            b: pair(iv[1]),
+                            resamples: bootstrap as usize,
+                            failed,
+                            confidence,
+                        });
                         report.warnings.extend(warnings.iter().cloned());
                         report.isoflop = Some(IsoflopReport {
                             a: f.a,
                             b: f.b,
                             a_intercept: f.a_intercept,
                             b_intercept: f.b_intercept,
+                            ci,
                             budgets: f.optima,
                             warnings,
                         });
@@ -345,7 +402,11 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                 }
             }
             FitSpec::Power {
-                x, form, params, ..
+                x,
+                form,
+                params,
+                bootstrap,
+                confidence,
             } => {
                 let xs: Vec<f64> = rows
                     .iter()
@@ -365,12 +426,34 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                 let compared = power::compare(&xs, &ys);
                 for f in forms {
                     match compared.iter().find(|c| c.fit.form == f) {
-                        Some(c) => report.power.push(PowerReport {
-                            x,
-                            params,
-                            fit: c.fit,
-                            holdout_rel_error: c.holdout_rel_error,
-                        }),
+                        Some(c) => {
+                            let ci = bootstrap::resample_intervals(
+                                xs.len(),
+                                bootstrap as usize,
+                                confidence,
+                                request.seed,
+                                &|idx| {
+                                    let sx: Vec<f64> = idx.iter().map(|&i| xs[i]).collect();
+                                    let sy: Vec<f64> = idx.iter().map(|&i| ys[i]).collect();
+                                    power::refit(&sx, &sy, &c.fit).map(|p| vec![p.e, p.a, p.alpha])
+                                },
+                            )
+                            .map(|(iv, failed)| PowerIntervals {
+                                e: pair(iv[0]),
+                                a: pair(iv[1]),
+                                alpha: pair(iv[2]),
+                                resamples: bootstrap as usize,
+                                failed,
+                                confidence,
+                            });
+                            report.power.push(PowerReport {
+                                x,
+                                params,
+                                ci,
+                                fit: c.fit,
+                                holdout_rel_error: c.holdout_rel_error,
+                            })
+                        }
                         None => report.warnings.push(format!(
                             "power ({x:?}, {f:?}): cannot be fitted to these runs (too few distinct values, or non-positive ones)"
                         )),
@@ -458,17 +541,39 @@ fn constrain(report: &mut FitReport, request: &Request) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn fit_chinchilla(
-    all: &[&Row],
-    request: &Request,
-    report: &mut FitReport,
+/// The approach-3 options of a study's `chinchilla` fit.
+#[derive(Debug, Clone, Copy)]
+struct ChinchillaOptions {
     resamples: u64,
     confidence: f64,
     delta: f64,
     kind: GridKind,
+    bootstrap_starts: BootstrapStarts,
     params: ParamsConvention,
+}
+
+impl ChinchillaOptions {
+    /// The start grid each bootstrap resample runs (`None`: warm starts).
+    fn resample_grid(&self) -> Option<StartGrid> {
+        (self.bootstrap_starts == BootstrapStarts::Grid).then(|| grid(self.kind))
+    }
+}
+
+fn fit_chinchilla(
+    all: &[&Row],
+    request: &Request,
+    report: &mut FitReport,
+    options: &ChinchillaOptions,
 ) {
+    let &ChinchillaOptions {
+        resamples,
+        confidence,
+        delta,
+        kind,
+        params,
+        ..
+    } = options;
+    let resample_grid = options.resample_grid();
     let pts = points(all, params);
     let full = match chinchilla::fit(&pts, delta, &grid(kind)) {
         Ok(f) => f,
@@ -485,9 +590,12 @@ fn fit_chinchilla(
                 &full,
                 &request.budgets,
                 &[],
-                resamples as usize,
-                confidence,
-                request.seed,
+                &bootstrap::Resampling {
+                    resamples: resamples as usize,
+                    confidence,
+                    seed: request.seed,
+                    grid: resample_grid.as_ref(),
+                },
             )
         })
         .flatten();
@@ -536,32 +644,26 @@ fn fit_chinchilla(
         })
         .collect();
     if let Some(holdout) = request.holdout {
-        report.holdout = fit_holdout(
-            all,
-            holdout,
-            delta,
-            kind,
-            params,
-            resamples,
-            confidence,
-            request.seed,
-            &mut report.warnings,
-        );
+        report.holdout = fit_holdout(all, holdout, options, request.seed, &mut report.warnings);
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn fit_holdout(
     all: &[&Row],
     holdout: Holdout,
-    delta: f64,
-    kind: GridKind,
-    params: ParamsConvention,
-    resamples: u64,
-    confidence: f64,
+    options: &ChinchillaOptions,
     seed: u64,
     warnings: &mut Vec<String>,
 ) -> Option<HoldoutReport> {
+    let &ChinchillaOptions {
+        resamples,
+        confidence,
+        delta,
+        kind,
+        params,
+        ..
+    } = options;
+    let resample_grid = options.resample_grid();
     let (label, k, held): (&'static str, u64, Vec<bool>) = match holdout {
         Holdout::Largest(k) => {
             let mut sizes: Vec<f64> = all.iter().map(|r| r.n(params)).collect();
@@ -624,9 +726,12 @@ fn fit_holdout(
                 &fitted,
                 &[],
                 &at,
-                resamples as usize,
-                confidence,
-                seed,
+                &bootstrap::Resampling {
+                    resamples: resamples as usize,
+                    confidence,
+                    seed,
+                    grid: resample_grid.as_ref(),
+                },
             )
         })
         .flatten();
@@ -657,4 +762,95 @@ fn fit_holdout(
         law: fitted.law,
         bootstrap_laws: ci.map(|c| c.laws).unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+
+    fn row(n: f64, d: f64, loss: f64, budget: Option<f64>) -> Row {
+        Row {
+            name: format!("n{n:e}-d{d:e}"),
+            params_total: n,
+            params_non_embedding: n,
+            tokens: d,
+            loss,
+            flops: 6.0 * n * d,
+            budget,
+            wall_seconds: None,
+            peak_rss_bytes: None,
+        }
+    }
+
+    /// Single-variable laws and IsoFLOP exponents get bootstrap intervals that contain the
+    /// law the points came from.
+    #[test]
+    fn power_and_isoflop_fits_carry_bootstrap_intervals() {
+        let mut rng = SplitMix64::new(11);
+        // L(N) = 1.7 + 400·N^−0.34 with 1 % noise.
+        let rows: Vec<Row> = (0..24)
+            .map(|i| {
+                let n = 1e6 * 1.5f64.powi(i);
+                let noise = 1.0 + 0.01 * (2.0 * rng.next_f64() - 1.0);
+                row(n, 1e9, (1.7 + 400.0 * n.powf(-0.34)) * noise, None)
+            })
+            .collect();
+        let fits = [FitSpec::Power {
+            x: PowerX::Params,
+            form: PowerForm::Offset,
+            bootstrap: 200,
+            confidence: 0.95,
+            params: ParamsConvention::Total,
+        }];
+        let request = Request {
+            fits: &fits,
+            curves: &[],
+            holdout: None,
+            budgets: Vec::new(),
+            seed: 1,
+            wall_budget: None,
+            max_params: None,
+        };
+        let report = fit_all(&rows, &request);
+        let ci = report.power[0].ci.as_ref().expect("intervals");
+        assert!(ci.alpha[0] <= 0.34 && 0.34 <= ci.alpha[1], "{:?}", ci.alpha);
+        assert!(ci.alpha[1] - ci.alpha[0] > 1e-3, "a real interval");
+        assert_eq!(ci.resamples, 200);
+
+        // Noise-free IsoFLOP profiles of the rounded Chinchilla law: a = 0.4516.
+        let law = crate::fit::chinchilla::Law {
+            e: 1.69,
+            a: 406.4,
+            b: 410.7,
+            alpha: 0.34,
+            beta: 0.28,
+        };
+        let mut iso = Vec::new();
+        for k in 0..6 {
+            let c = 1e18 * 10f64.powi(k);
+            let opt = crate::fit::chinchilla::allocate(&law, c);
+            for j in -4..=4 {
+                let n = opt.n_opt * (0.25 * j as f64).exp();
+                let d = c / (6.0 * n);
+                iso.push(row(n, d, law.loss(n, d), Some(c)));
+            }
+        }
+        let fits = [FitSpec::Isoflop {
+            bootstrap: 100,
+            confidence: 0.9,
+            params: ParamsConvention::Total,
+        }];
+        let report = fit_all(
+            &iso,
+            &Request {
+                fits: &fits,
+                ..request
+            },
+        );
+        let iso = report.isoflop.expect("isoflop fit");
+        let ci = iso.ci.expect("intervals");
+        assert!(ci.a[0] <= iso.a && iso.a <= ci.a[1]);
+        assert!((iso.a - 0.4516).abs() < 2e-3, "{}", iso.a);
+    }
 }

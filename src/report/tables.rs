@@ -136,6 +136,7 @@ pub fn fits(input: &Input) -> String {
                     sig(p.fit.e, 5),
                     sig(p.fit.a, 5),
                     sig(p.fit.alpha, 4),
+                    interval(p.ci.as_ref().map(|c| c.alpha), 3),
                     sig(p.fit.rmse_log, 3),
                     sig(p.fit.r2_log, 4),
                     format!("{:.1}", p.fit.aic),
@@ -160,9 +161,17 @@ pub fn fits(input: &Input) -> String {
     }
     if let Some(iso) = &f.isoflop {
         out.push_str(&format!(
-            "\n**Approach 2** (IsoFLOP): N_opt ∝ C^{:.4}, D_opt ∝ C^{:.4} over {} budgets.\n\n",
+            "\n**Approach 2** (IsoFLOP): N_opt ∝ C^{:.4}{}, D_opt ∝ C^{:.4}{} over {} budgets.\n\n",
             iso.a,
+            iso.ci
+                .as_ref()
+                .map(|c| format!(" {}", interval(Some(c.a), 3)))
+                .unwrap_or_default(),
             iso.b,
+            iso.ci
+                .as_ref()
+                .map(|c| format!(" {}", interval(Some(c.b), 3)))
+                .unwrap_or_default(),
             iso.budgets.len()
         ));
         let rows = iso

@@ -303,6 +303,14 @@ pub enum PowerForm {
     All,
 }
 
+/// Where each bootstrap refit of the approach-3 fit starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BootstrapStarts {
+    Warm,
+    Grid,
+}
+
 /// Start grids for the approach-3 fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -331,6 +339,11 @@ pub struct FitFile {
     /// Chinchilla only: `full` (default) or `coarse` start grid.
     #[serde(default)]
     pub grid: Option<GridKind>,
+    /// Chinchilla only: bootstrap refits start from the full-data optimum (`warm`, default)
+    /// or run the whole start grid per resample (`grid`: slower, immune to a resample whose
+    /// optimum lies in another basin).
+    #[serde(default)]
+    pub bootstrap_starts: Option<BootstrapStarts>,
     /// Parameter-count convention (chinchilla, isoflop, power, frontier; default total).
     #[serde(default)]
     pub params: Option<ParamsConvention>,

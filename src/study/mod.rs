@@ -21,7 +21,9 @@ use sha2::{Digest, Sha256};
 use crate::data::DataSpec;
 use crate::data::identity::hex;
 pub use diagnostics::{Diagnostic, Severity, StudyError};
-pub use file::{GridKind, IsoFlopSizes, LawKind, ParamsConvention, PowerForm, PowerX};
+pub use file::{
+    BootstrapStarts, GridKind, IsoFlopSizes, LawKind, ParamsConvention, PowerForm, PowerX,
+};
 pub use plan::RunSpec;
 
 /// The only study-file version this build reads.
@@ -130,6 +132,7 @@ pub enum FitSpec {
         confidence: f64,
         delta: f64,
         grid: GridKind,
+        bootstrap_starts: BootstrapStarts,
         params: ParamsConvention,
     },
     Isoflop {

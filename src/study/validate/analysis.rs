@@ -7,8 +7,8 @@ use std::path::Path;
 use super::{CHART_IDS, TABLE_IDS, Validator};
 use crate::study::diagnostics::did_you_mean;
 use crate::study::file::{
-    FinalFile, FitFile, GridKind, HoldoutFile, LawKind, ParamsConvention, PowerForm, ReportFile,
-    ResultsFile,
+    BootstrapStarts, FinalFile, FitFile, GridKind, HoldoutFile, LawKind, ParamsConvention,
+    PowerForm, ReportFile, ResultsFile,
 };
 use crate::study::units::Count;
 use crate::study::{FinalSpec, FitSpec, Holdout, ResultsSpec, ResultsX, Section, Source, Sweep};
@@ -113,6 +113,12 @@ impl Validator {
             if law != LawKind::Chinchilla {
                 only(self, "delta", f.delta.is_some(), "chinchilla");
                 only(self, "grid", f.grid.is_some(), "chinchilla");
+                only(
+                    self,
+                    "bootstrap_starts",
+                    f.bootstrap_starts.is_some(),
+                    "chinchilla",
+                );
             }
             if law == LawKind::Cost {
                 only(
@@ -159,6 +165,7 @@ impl Validator {
                         x > 0.0
                     }),
                     grid: f.grid.unwrap_or(GridKind::Full),
+                    bootstrap_starts: f.bootstrap_starts.unwrap_or(BootstrapStarts::Warm),
                     params,
                 },
                 LawKind::Isoflop => FitSpec::Isoflop {
@@ -372,6 +379,7 @@ fn default_fit(law: LawKind) -> FitFile {
         confidence: None,
         delta: None,
         grid: None,
+        bootstrap_starts: None,
         params: None,
         x: None,
         form: None,
