@@ -213,8 +213,22 @@ pub enum Isa {
     Baseline,
 }
 
-/// The widest instruction set available.
+/// The widest instruction set available; `SCALEBOOK_FIT_ISA=avx2|baseline` picks a narrower
+/// one (for measuring; every choice gives the same bits).
 pub fn detect() -> Isa {
+    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *ISA.get_or_init(detect_now)
+}
+
+fn detect_now() -> Isa {
+    match std::env::var("SCALEBOOK_FIT_ISA").as_deref() {
+        Ok("baseline") => return Isa::Baseline,
+        #[cfg(target_arch = "x86_64")]
+        Ok("avx2") if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") => {
+            return Isa::Avx2;
+        }
+        _ => {}
+    }
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx512f")
