@@ -34,9 +34,11 @@ pub struct FitArgs {
     /// Bootstrap refits to time (warm-started unless --bootstrap-grid).
     #[arg(long, default_value_t = 1000)]
     pub bootstrap: usize,
-    /// Refit every resample from the whole 4,500-start grid instead of warm starts.
-    #[arg(long)]
-    pub bootstrap_grid: bool,
+    /// Where bootstrap refits start: `warm` (the full-data optimum), `grid` (every start of
+    /// the 4,500-start grid per resample) or `pruned` (the grid pruned to its 64 best starts
+    /// after 10 iterations).
+    #[arg(long, default_value = "warm", value_parser = ["warm", "grid", "pruned"])]
+    pub bootstrap_starts: String,
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
 }
@@ -167,7 +169,8 @@ fn run_fit(args: &FitArgs) -> Result<(), Failure> {
         resamples: args.bootstrap,
         confidence: 0.95,
         seed: 0,
-        grid: args.bootstrap_grid.then_some(&grid),
+        grid: (args.bootstrap_starts != "warm").then_some(&grid),
+        pruned: args.bootstrap_starts == "pruned",
     };
     let ci = bootstrap::chinchilla(&points, 1e-3, &full, &[], &[], &how);
     let bootstrap_seconds = t.elapsed().as_secs_f64();
@@ -183,9 +186,14 @@ fn run_fit(args: &FitArgs) -> Result<(), Failure> {
             "objective": full.objective,
             "E": law.e, "A": law.a, "B": law.b, "alpha": law.alpha, "beta": law.beta,
             "bootstrap_resamples": args.bootstrap,
-            "bootstrap_starts": if args.bootstrap_grid { "grid" } else { "warm" },
+            "bootstrap_starts": args.bootstrap_starts,
             "bootstrap_seconds": bootstrap_seconds,
             "bootstrap_failed": ci.as_ref().map(|c| c.failed),
+            "ci": ci.as_ref().map(|c| serde_json::json!({
+                "E": [c.e.lo, c.e.hi],
+                "alpha": [c.alpha.lo, c.alpha.hi],
+                "beta": [c.beta.lo, c.beta.hi],
+            })),
         })
     );
     Ok(())

@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::chinchilla::{ChinchillaFit, Law, Point, StartGrid, allocate, fit, refine};
+use super::chinchilla::{ChinchillaFit, Law, Point, StartGrid, allocate, fit, fit_pruned, refine};
 use crate::rng::{SplitMix64, hash2};
 
 /// A percentile interval.
@@ -107,6 +107,8 @@ pub struct Resampling<'a> {
     /// Refit each resample from every start of this grid instead of warm-starting it from
     /// the full-data optimum.
     pub grid: Option<&'a StartGrid>,
+    /// With `grid`: prune it ([`fit_pruned`]).
+    pub pruned: bool,
 }
 
 /// Bootstrap the approach-3 fit; `budgets` are the compute budgets whose allocation gets
@@ -125,6 +127,7 @@ pub fn chinchilla(
         confidence,
         seed,
         grid,
+        pruned,
     } = how;
     let n = points.len();
     let fits: Vec<Option<ChinchillaFit>> = (0..resamples)
@@ -135,6 +138,7 @@ pub fn chinchilla(
                 .map(|_| points[rng.below(n as u64) as usize])
                 .collect();
             match grid {
+                Some(g) if pruned => fit_pruned(&sample, delta, g).ok(),
                 Some(g) => fit(&sample, delta, g).ok(),
                 None => refine(&sample, delta, full.theta).ok(),
             }
@@ -247,6 +251,7 @@ mod tests {
             confidence: 0.9,
             seed: 3,
             grid: None,
+            pruned: false,
         };
         let warm = chinchilla(&points, 1e-3, &full, &[], &[], &how).unwrap();
         how.grid = Some(&grid);
@@ -293,6 +298,7 @@ mod tests {
                 confidence: 0.95,
                 seed: trial,
                 grid: None,
+                pruned: false,
             };
             let ci = chinchilla(&points, 1e-3, &full, &[], &[], &how).unwrap();
             for (k, (interval, value)) in [

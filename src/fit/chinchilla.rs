@@ -11,7 +11,7 @@
 use rayon::prelude::*;
 
 use super::lanes::{Chunked, Isa};
-use super::lbfgs::{Settings, minimize};
+use super::lbfgs::{Objective, Settings, minimize};
 
 /// Tolerances of each start of the grid (and of warm bootstrap refits): scipy's L-BFGS-B
 /// defaults (ftol = 1e7·ε ≈ 2.2e-9, gtol = 1e-5), which Hoffmann et al. and Besiroglu et al.
@@ -217,6 +217,63 @@ pub fn fit(points: &[Point], delta: f64, grid: &StartGrid) -> Result<ChinchillaF
             (m.f, m.x)
         })
         .collect();
+    best_of(&f, &results, starts.len())
+}
+
+/// Iterations every start gets in the probe phase of [`fit_pruned`].
+pub const PROBE_ITERATIONS: usize = 10;
+/// Starts that continue to convergence after the probe phase of [`fit_pruned`].
+pub const PRUNED_KEEP: usize = 64;
+
+/// The grid search with pruning, for bootstrap resamples that want a global search at a
+/// sixth of the price: [`PROBE_ITERATIONS`] L-BFGS iterations from every start of `grid`,
+/// then only the [`PRUNED_KEEP`] starts with the lowest objective so far continue (from
+/// where they stopped) to convergence. `starts_at_best` counts among those that continued.
+/// A start that ends at the global optimum is almost always among the best after ten
+/// iterations; a test checks the pruned search reaches the full grid's optimum on Epoch's
+/// Chinchilla data and on resamples of it.
+pub fn fit_pruned(
+    points: &[Point],
+    delta: f64,
+    grid: &StartGrid,
+) -> Result<ChinchillaFit, FitError> {
+    let data = prepare(points)?;
+    let f = |theta: &[f64; 5]| objective(theta, &data, delta);
+    let starts = grid.starts();
+    let probe = Settings {
+        max_iterations: PROBE_ITERATIONS,
+        ..SEARCH
+    };
+    let probed: Vec<(f64, [f64; 5])> = starts
+        .par_iter()
+        .map(|x0| {
+            let m = minimize(&f, *x0, &probe);
+            (m.f, m.x)
+        })
+        .collect();
+    // The most promising starts, ties to the earliest (deterministic).
+    let mut order: Vec<usize> = (0..probed.len())
+        .filter(|&i| probed[i].0.is_finite())
+        .collect();
+    order.sort_by(|&i, &j| probed[i].0.total_cmp(&probed[j].0).then(i.cmp(&j)));
+    order.truncate(PRUNED_KEEP);
+    order.sort_unstable();
+    let results: Vec<(f64, [f64; 5])> = order
+        .par_iter()
+        .map(|&i| {
+            let m = minimize(&f, probed[i].1, &SEARCH);
+            (m.f, m.x)
+        })
+        .collect();
+    best_of(&f, &results, starts.len())
+}
+
+/// The best of the searched starts (ties to the earliest), polished to full precision.
+fn best_of(
+    f: Objective<'_, 5>,
+    results: &[(f64, [f64; 5])],
+    starts: usize,
+) -> Result<ChinchillaFit, FitError> {
     let (_, &(search_f, search_x)) = results
         .iter()
         .enumerate()
@@ -228,7 +285,7 @@ pub fn fit(points: &[Point], delta: f64, grid: &StartGrid) -> Result<ChinchillaF
         })?;
     // Polish the winner to full precision; a start counts as reaching the best when its
     // search ended within 1e-9 (relative) of the polished objective.
-    let polished = minimize(&f, search_x, &Settings::default());
+    let polished = minimize(f, search_x, &Settings::default());
     let (best_f, best_x) = if polished.f <= search_f {
         (polished.f, polished.x)
     } else {
@@ -242,7 +299,7 @@ pub fn fit(points: &[Point], delta: f64, grid: &StartGrid) -> Result<ChinchillaF
     Ok(ChinchillaFit {
         law: Law::from_theta(&best_x),
         objective: best_f,
-        starts: starts.len(),
+        starts,
         starts_at_best,
         grad_norm: g.iter().map(|v| v * v).sum::<f64>().sqrt(),
         theta: best_x,
@@ -421,5 +478,32 @@ mod tests {
         assert!((law.b / 2143.4 - 1.0).abs() < 1e-3, "{law:?}");
         assert_eq!(fit.starts, 4500);
         assert!(fit.starts_at_best >= 1 && fit.grad_norm < 1e-6, "{fit:?}");
+
+        // The pruned grid reaches the full grid's optimum, on the data and on resamples.
+        let same = |full: &ChinchillaFit, pruned: &ChinchillaFit, what: &str| {
+            assert!(
+                (pruned.objective / full.objective - 1.0).abs() < 1e-9,
+                "{what}: pruned {:e} vs full {:e}",
+                pruned.objective,
+                full.objective
+            );
+            assert!((pruned.law.alpha - full.law.alpha).abs() < 1e-6, "{what}");
+            assert!((pruned.law.beta - full.law.beta).abs() < 1e-6, "{what}");
+        };
+        let grid = StartGrid::full();
+        same(
+            &fit,
+            &fit_pruned(&points, 1e-3, &grid).unwrap(),
+            "all points",
+        );
+        for seed in 0..2u64 {
+            let mut rng = crate::rng::SplitMix64::new(seed);
+            let sample: Vec<Point> = (0..points.len())
+                .map(|_| points[rng.below(points.len() as u64) as usize])
+                .collect();
+            let full = super::fit(&sample, 1e-3, &grid).unwrap();
+            let pruned = fit_pruned(&sample, 1e-3, &grid).unwrap();
+            same(&full, &pruned, &format!("resample {seed}"));
+        }
     }
 }

@@ -555,7 +555,11 @@ struct ChinchillaOptions {
 impl ChinchillaOptions {
     /// The start grid each bootstrap resample runs (`None`: warm starts).
     fn resample_grid(&self) -> Option<StartGrid> {
-        (self.bootstrap_starts == BootstrapStarts::Grid).then(|| grid(self.kind))
+        (self.bootstrap_starts != BootstrapStarts::Warm).then(|| grid(self.kind))
+    }
+
+    fn pruned(&self) -> bool {
+        self.bootstrap_starts == BootstrapStarts::Pruned
     }
 }
 
@@ -595,6 +599,7 @@ fn fit_chinchilla(
                     confidence,
                     seed: request.seed,
                     grid: resample_grid.as_ref(),
+                    pruned: options.pruned(),
                 },
             )
         })
@@ -731,6 +736,7 @@ fn fit_holdout(
                     confidence,
                     seed,
                     grid: resample_grid.as_ref(),
+                    pruned: options.pruned(),
                 },
             )
         })
