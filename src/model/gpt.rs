@@ -135,9 +135,15 @@ impl Block {
         })
     }
 
-    fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, mask: &Tensor, fused: bool) -> Result<Tensor> {
         let x = (x + self.attn.forward(&self.ln1.forward(x)?, mask)?)?;
-        let h = self.fc.forward(&self.ln2.forward(&x)?)?.gelu()?; // GELU, tanh approximation
+        let h = self.fc.forward(&self.ln2.forward(&x)?)?;
+        // GELU, tanh approximation.
+        let h = if fused {
+            super::fused::gelu(&h)?
+        } else {
+            h.gelu()?
+        };
         &x + self.fc2.forward(&h)?
     }
 }
@@ -153,6 +159,9 @@ pub struct Gpt {
     /// (T, T): 0 on and below the diagonal, −∞ above.
     mask: Tensor,
     cfg: GptConfig,
+    /// Use scalebook's fused CPU ops ([`super::fused`]); `false` runs candle's own
+    /// composition (the reference the fused ops are tested against).
+    pub fused: bool,
 }
 
 impl Gpt {
@@ -191,6 +200,7 @@ impl Gpt {
             head,
             mask,
             cfg: *cfg,
+            fused: true,
         })
     }
 
@@ -206,7 +216,7 @@ impl Gpt {
         let mut x = tok.broadcast_add(&pos)?;
         let mask = self.mask.narrow(0, 0, t)?.narrow(1, 0, t)?.contiguous()?;
         for block in &self.blocks {
-            x = block.forward(&x, &mask)?;
+            x = block.forward(&x, &mask, self.fused)?;
         }
         let x = self.ln_f.forward(&x)?;
         match &self.head {

@@ -3,6 +3,7 @@
 //! ([`init`]).
 
 pub mod accounting;
+pub mod fused;
 pub mod gpt;
 pub mod init;
 
