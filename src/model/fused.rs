@@ -129,6 +129,208 @@ impl CustomOp2 for GeluBackward {
     }
 }
 
+/// Causal softmax over the last dimension of (…, T, T) attention scores: row t keeps
+/// columns 0..=t (the rest get probability 0, as adding −∞ then exponentiating gives),
+/// in one pass instead of candle's mask add + max + sub + exp + sum + div, each allocating a
+/// B·H·T·T tensor — the largest activations of the model.
+pub struct CausalSoftmax;
+
+impl CustomOp1 for CausalSoftmax {
+    fn name(&self) -> &'static str {
+        "scalebook-causal-softmax"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(storage, layout, self.name())?;
+        let dims = layout.shape().dims();
+        let t = *dims.last().unwrap_or(&0);
+        if dims.len() < 2 || dims[dims.len() - 2] != t || t == 0 {
+            candle_core::bail!("{}: expected (…, T, T) scores, got {dims:?}", self.name());
+        }
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(t * t)
+            .zip(x.par_chunks(t * t))
+            .for_each(|(out, inp)| {
+                for (row, (o, v)) in out.chunks_mut(t).zip(inp.chunks(t)).enumerate() {
+                    let valid = &v[..=row];
+                    let m = valid.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0f32;
+                    for (oj, &vj) in o[..=row].iter_mut().zip(valid) {
+                        let e = exp_f32(vj - m);
+                        *oj = e;
+                        sum += e;
+                    }
+                    let inv = 1.0 / sum;
+                    for oj in &mut o[..=row] {
+                        *oj *= inv;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(y), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let y = res.contiguous()?;
+        let grad = grad_res.contiguous()?;
+        Ok(Some(y.apply_op2_no_bwd(&grad, &SoftmaxBackward)?))
+    }
+}
+
+/// dx = y ⊙ (g − Σ_j g_j y_j) per row (masked entries have y = 0 and get 0).
+struct SoftmaxBackward;
+
+impl CustomOp2 for SoftmaxBackward {
+    fn name(&self) -> &'static str {
+        "scalebook-softmax-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let y = contiguous(s1, l1, self.name())?;
+        let g = contiguous(s2, l2, self.name())?;
+        let t = *l1.shape().dims().last().unwrap_or(&0);
+        if y.len() != g.len() || t == 0 {
+            candle_core::bail!("{}: shapes differ", self.name());
+        }
+        let mut out = vec![0f32; y.len()];
+        // Whole rows per task.
+        let per_task = (CHUNK / t).max(1) * t;
+        out.par_chunks_mut(per_task)
+            .zip(y.par_chunks(per_task).zip(g.par_chunks(per_task)))
+            .for_each(|(o, (ys, gs))| {
+                for ((o, yr), gr) in o.chunks_mut(t).zip(ys.chunks(t)).zip(gs.chunks(t)) {
+                    let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
+                    for ((oj, &yj), &gj) in o.iter_mut().zip(yr).zip(gr) {
+                        *oj = yj * (gj - dot);
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// Causal softmax of (…, T, T) scores: fused on the CPU for f32, mask + candle's composed
+/// softmax otherwise.
+pub fn causal_softmax(scores: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    if scores.dtype() == DType::F32 && scores.device().is_cpu() {
+        scores.contiguous()?.apply_op1(CausalSoftmax)
+    } else {
+        candle_nn::ops::softmax(&scores.broadcast_add(mask)?, candle_core::D::Minus1)
+    }
+}
+
+/// LayerNorm's normalisation x̂ = (x − μ)/√(σ² + ε) over the last dimension in one pass
+/// (candle's composition is mean, sub, sqr, mean, add, sqrt, div); the gain and bias stay
+/// candle ops so their gradients flow as usual.
+pub struct Normalize {
+    pub eps: f32,
+}
+
+impl CustomOp1 for Normalize {
+    fn name(&self) -> &'static str {
+        "scalebook-normalize"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(storage, layout, self.name())?;
+        let d = *layout.shape().dims().last().unwrap_or(&0);
+        if d == 0 {
+            candle_core::bail!("{}: empty last dimension", self.name());
+        }
+        let per_task = (CHUNK / d).max(1) * d;
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(per_task)
+            .zip(x.par_chunks(per_task))
+            .for_each(|(out, inp)| {
+                for (o, v) in out.chunks_mut(d).zip(inp.chunks(d)) {
+                    let mean = v.iter().sum::<f32>() / d as f32;
+                    let var = v.iter().map(|a| (a - mean) * (a - mean)).sum::<f32>() / d as f32;
+                    let inv = 1.0 / (var + self.eps).sqrt();
+                    for (oj, &vj) in o.iter_mut().zip(v) {
+                        *oj = (vj - mean) * inv;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(y), layout.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        // dx = (g − mean(g) − x̂·mean(g·x̂)) / σ, with σ recomputed from x.
+        let x = arg.contiguous()?;
+        let xhat = res.contiguous()?;
+        let g = grad_res.contiguous()?;
+        let packed = Tensor::cat(&[&xhat, &g], candle_core::D::Minus1)?;
+        Ok(Some(x.apply_op2_no_bwd(
+            &packed,
+            &NormalizeBackward { eps: self.eps },
+        )?))
+    }
+}
+
+/// The backward of [`Normalize`]: inputs x and [x̂ | g] concatenated on the last dimension.
+struct NormalizeBackward {
+    eps: f32,
+}
+
+impl CustomOp2 for NormalizeBackward {
+    fn name(&self) -> &'static str {
+        "scalebook-normalize-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(s1, l1, self.name())?;
+        let packed = contiguous(s2, l2, self.name())?;
+        let d = *l1.shape().dims().last().unwrap_or(&0);
+        if d == 0 || packed.len() != 2 * x.len() {
+            candle_core::bail!("{}: shapes differ", self.name());
+        }
+        let rows_per_task = (CHUNK / d).max(1);
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(rows_per_task * d)
+            .zip(
+                x.par_chunks(rows_per_task * d)
+                    .zip(packed.par_chunks(rows_per_task * 2 * d)),
+            )
+            .for_each(|(o, (xs, ps))| {
+                for ((o, v), p) in o.chunks_mut(d).zip(xs.chunks(d)).zip(ps.chunks(2 * d)) {
+                    let (xhat, g) = p.split_at(d);
+                    let mean = v.iter().sum::<f32>() / d as f32;
+                    let var = v.iter().map(|a| (a - mean) * (a - mean)).sum::<f32>() / d as f32;
+                    let inv = 1.0 / (var + self.eps).sqrt();
+                    let mean_g = g.iter().sum::<f32>() / d as f32;
+                    let mean_gx = g.iter().zip(xhat).map(|(a, b)| a * b).sum::<f32>() / d as f32;
+                    for ((oj, &gj), &xj) in o.iter_mut().zip(g).zip(xhat) {
+                        *oj = (gj - mean_g - xj * mean_gx) * inv;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// LayerNorm's normalisation: fused on the CPU for f32, candle's composition otherwise.
+pub fn normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
+    if x.dtype() == DType::F32 && x.device().is_cpu() {
+        x.contiguous()?.apply_op1(Normalize { eps: eps as f32 })
+    } else {
+        let mean = x.mean_keepdim(candle_core::D::Minus1)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(candle_core::D::Minus1)?;
+        centred.broadcast_div(&(var + eps)?.sqrt()?)
+    }
+}
+
 /// GELU (tanh approximation): fused for contiguous f32 on the CPU, candle's op otherwise.
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
     if x.dtype() == DType::F32 && x.device().is_cpu() {
@@ -158,6 +360,95 @@ mod tests {
             worst = worst.max((tanh_f32(u) - u.tanh()).abs());
         }
         assert!(worst < 3e-7, "tanh off by {worst:e}");
+    }
+
+    /// Causal softmax and its gradient agree with mask + candle's composed softmax.
+    #[test]
+    fn causal_softmax_matches_the_composed_one() {
+        let device = Device::Cpu;
+        let t = 37;
+        let scores =
+            Var::from_tensor(&(Tensor::randn(0f32, 3f32, (2, 3, t, t), &device).unwrap())).unwrap();
+        let mask: Vec<f32> = (0..t * t)
+            .map(|i| {
+                if i % t > i / t {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (t, t), &device).unwrap();
+        let weights = Tensor::randn(0f32, 1f32, (2, 3, t, t), &device).unwrap();
+        let fused = CausalSoftmax;
+        let a = scores.as_tensor().apply_op1(fused).unwrap();
+        let b = candle_nn::ops::softmax(
+            &scores.as_tensor().broadcast_add(&mask).unwrap(),
+            candle_core::D::Minus1,
+        )
+        .unwrap();
+        let diff = (&a - &b).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
+        let ga = (&a * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gb = (&b * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let d = (ga.get(&scores).unwrap() - gb.get(&scores).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        assert!(d.to_scalar::<f32>().unwrap() < 1e-5);
+    }
+
+    /// The fused normalisation and its gradient agree with candle's composition.
+    #[test]
+    fn normalize_matches_the_composed_one() {
+        let device = Device::Cpu;
+        let x =
+            Var::from_tensor(&Tensor::randn(0.5f32, 2f32, (3, 5, 48), &device).unwrap()).unwrap();
+        let weights = Tensor::randn(0f32, 1f32, (3, 5, 48), &device).unwrap();
+        let a = x.as_tensor().apply_op1(Normalize { eps: 1e-5 }).unwrap();
+        let mean = x.as_tensor().mean_keepdim(candle_core::D::Minus1).unwrap();
+        let centred = x.as_tensor().broadcast_sub(&mean).unwrap();
+        let var = centred
+            .sqr()
+            .unwrap()
+            .mean_keepdim(candle_core::D::Minus1)
+            .unwrap();
+        let b = centred
+            .broadcast_div(&(var + 1e-5).unwrap().sqrt().unwrap())
+            .unwrap();
+        let diff = (&a - &b).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 2e-6);
+        let ga = (&a * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gb = (&b * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let d = (ga.get(&x).unwrap() - gb.get(&x).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        assert!(d.to_scalar::<f32>().unwrap() < 1e-5);
     }
 
     /// Forward and gradient agree with candle's unfused GELU (tolerance 1e-6 absolute on

@@ -70,12 +70,16 @@ impl LayerNorm {
     }
 }
 
-impl Module for LayerNorm {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centred.broadcast_div(&(var + LN_EPS)?.sqrt()?)?;
+impl LayerNorm {
+    fn forward(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
+        let normed = if fused {
+            super::fused::normalize(x, LN_EPS)?
+        } else {
+            let mean = x.mean_keepdim(D::Minus1)?;
+            let centred = x.broadcast_sub(&mean)?;
+            let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+            centred.broadcast_div(&(var + LN_EPS)?.sqrt()?)?
+        };
         normed
             .broadcast_mul(&self.weight)?
             .broadcast_add(&self.bias)
@@ -90,7 +94,7 @@ struct Attention {
 }
 
 impl Attention {
-    fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, mask: &Tensor, fused: bool) -> Result<Tensor> {
         let (b, t, c) = x.dims3()?;
         let hd = c / self.heads;
         let qkv = self.qkv.forward(x)?; // (B, T, 3C)
@@ -103,8 +107,11 @@ impl Attention {
         let (q, k, v) = (split(0)?, split(1)?, split(2)?);
         let scale = 1.0 / (hd as f64).sqrt();
         let att = (q.matmul(&k.t()?)? * scale)?; // (B, H, T, T)
-        let att = att.broadcast_add(mask)?;
-        let att = candle_nn::ops::softmax(&att, D::Minus1)?;
+        let att = if fused {
+            super::fused::causal_softmax(&att, mask)?
+        } else {
+            candle_nn::ops::softmax(&att.broadcast_add(mask)?, D::Minus1)?
+        };
         let y = att.matmul(&v)?; // (B, H, T, hd)
         let y = y.transpose(1, 2)?.contiguous()?.reshape((b, t, c))?;
         self.proj.forward(&y)
@@ -136,8 +143,10 @@ impl Block {
     }
 
     fn forward(&self, x: &Tensor, mask: &Tensor, fused: bool) -> Result<Tensor> {
-        let x = (x + self.attn.forward(&self.ln1.forward(x)?, mask)?)?;
-        let h = self.fc.forward(&self.ln2.forward(&x)?)?;
+        let x = (x + self
+            .attn
+            .forward(&self.ln1.forward(x, fused)?, mask, fused)?)?;
+        let h = self.fc.forward(&self.ln2.forward(&x, fused)?)?;
         // GELU, tanh approximation.
         let h = if fused {
             super::fused::gelu(&h)?
@@ -218,7 +227,7 @@ impl Gpt {
         for block in &self.blocks {
             x = block.forward(&x, &mask, self.fused)?;
         }
-        let x = self.ln_f.forward(&x)?;
+        let x = self.ln_f.forward(&x, self.fused)?;
         match &self.head {
             Some(head) => head.forward(&x),
             None => Linear {
