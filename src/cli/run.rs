@@ -116,19 +116,21 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             },
         }),
     };
-    let display = Display::new(specs.len());
-    let summary = scheduler::run_all(
-        &store,
-        executor.as_ref(),
-        &specs,
-        Options {
-            jobs,
-            fail_fast: args.fail_fast,
-            retry_failed: args.retry_failed,
-        },
-        &|event| display.show(event),
-    );
-    display.finish();
+    let options = Options {
+        jobs,
+        fail_fast: args.fail_fast,
+        retry_failed: args.retry_failed,
+    };
+    // Train `specs` with progress shown, largest first.
+    let train = |specs: &[crate::study::RunSpec]| {
+        let display = Display::new(specs.len());
+        let summary = scheduler::run_all(&store, executor.as_ref(), specs, options, &|event| {
+            display.show(event)
+        });
+        display.finish();
+        summary
+    };
+    let summary = train(&specs);
 
     let collected = collect::export(&store, &study.name, &specs);
     if !summary.store_errors.is_empty() {
@@ -200,19 +202,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                 fp.budget,
                 fp.baseline.name
             );
-            let display = Display::new(finals.len());
-            let outcome = scheduler::run_all(
-                &store,
-                executor.as_ref(),
-                &finals,
-                Options {
-                    jobs,
-                    fail_fast: args.fail_fast,
-                    retry_failed: args.retry_failed,
-                },
-                &|event| display.show(event),
-            );
-            display.finish();
+            let outcome = train(&finals);
             if !outcome.store_errors.is_empty() {
                 return Err(Failure {
                     code: exit::INTERNAL,

@@ -324,11 +324,16 @@ pub fn normalize(x: &Tensor, eps: f64) -> Result<Tensor> {
     if x.dtype() == DType::F32 && x.device().is_cpu() {
         x.contiguous()?.apply_op1(Normalize { eps: eps as f32 })
     } else {
-        let mean = x.mean_keepdim(candle_core::D::Minus1)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim(candle_core::D::Minus1)?;
-        centred.broadcast_div(&(var + eps)?.sqrt()?)
+        normalize_composed(x, eps)
     }
+}
+
+/// The same normalisation composed from candle ops (mean, sub, sqr, mean, add, sqrt, div).
+pub fn normalize_composed(x: &Tensor, eps: f64) -> Result<Tensor> {
+    let mean = x.mean_keepdim(candle_core::D::Minus1)?;
+    let centred = x.broadcast_sub(&mean)?;
+    let var = centred.sqr()?.mean_keepdim(candle_core::D::Minus1)?;
+    centred.broadcast_div(&(var + eps)?.sqrt()?)
 }
 
 /// GELU (tanh approximation): fused for contiguous f32 on the CPU, candle's op otherwise.

@@ -75,10 +75,7 @@ impl LayerNorm {
         let normed = if fused {
             super::fused::normalize(x, LN_EPS)?
         } else {
-            let mean = x.mean_keepdim(D::Minus1)?;
-            let centred = x.broadcast_sub(&mean)?;
-            let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-            centred.broadcast_div(&(var + LN_EPS)?.sqrt()?)?
+            super::fused::normalize_composed(x, LN_EPS)?
         };
         normed
             .broadcast_mul(&self.weight)?

@@ -370,52 +370,24 @@ pub fn isoflop(input: &Input) -> Result<Vec<Panel>, String> {
     Ok(vec![panel.auto_y()])
 }
 
-pub fn learning_curves(input: &Input) -> Result<Vec<Panel>, String> {
+/// One line per learning curve, coloured by size (one legend entry per size), with x in
+/// tokens or, when `over_compute`, in FLOPs spent so far.
+fn curve_panel(input: &Input, mut panel: Panel, over_compute: bool) -> Result<Panel, String> {
     if input.curves.is_empty() {
         return Err("no learning curves (imported results have none)".into());
     }
     let colours = size_colours(input);
     let by_key: BTreeMap<&str, &RunRow> = input.runs.iter().map(|r| (r.key.as_str(), r)).collect();
-    let mut panel = Panel::new(
-        "Learning curves",
-        "tokens trained",
-        "validation loss (nats/token)",
-    );
     let mut labelled = std::collections::BTreeSet::new();
     for curve in &input.curves {
         let Some(run) = by_key.get(curve.key.as_str()) else {
             continue;
         };
-        let ci = colours[&run.size];
-        let label = labelled.insert(ci).then(|| run.size.clone());
-        panel.series.push(Series::new(
-            label,
-            Mark::Line,
-            colour(ci),
-            curve.points.clone(),
-        ));
-    }
-    entropy_line(input, &mut panel);
-    Ok(vec![panel.auto_y()])
-}
-
-pub fn frontier(input: &Input) -> Result<Vec<Panel>, String> {
-    if input.curves.is_empty() {
-        return Err("no learning curves (imported results have none)".into());
-    }
-    let colours = size_colours(input);
-    let by_key: BTreeMap<&str, &RunRow> = input.runs.iter().map(|r| (r.key.as_str(), r)).collect();
-    let mut panel = Panel::new(
-        "Compute frontier",
-        "compute so far (FLOPs)",
-        "validation loss (nats/token)",
-    );
-    let mut labelled = std::collections::BTreeSet::new();
-    for curve in &input.curves {
-        let Some(run) = by_key.get(curve.key.as_str()) else {
-            continue;
+        let per_token = if over_compute {
+            run.flops / run.tokens.max(1) as f64
+        } else {
+            1.0
         };
-        let per_token = run.flops / run.tokens.max(1) as f64;
         let ci = colours[&run.size];
         let label = labelled.insert(ci).then(|| run.size.clone());
         let pts = curve
@@ -427,6 +399,27 @@ pub fn frontier(input: &Input) -> Result<Vec<Panel>, String> {
             .series
             .push(Series::new(label, Mark::Line, colour(ci), pts));
     }
+    Ok(panel)
+}
+
+pub fn learning_curves(input: &Input) -> Result<Vec<Panel>, String> {
+    let panel = Panel::new(
+        "Learning curves",
+        "tokens trained",
+        "validation loss (nats/token)",
+    );
+    let mut panel = curve_panel(input, panel, false)?;
+    entropy_line(input, &mut panel);
+    Ok(vec![panel.auto_y()])
+}
+
+pub fn frontier(input: &Input) -> Result<Vec<Panel>, String> {
+    let panel = Panel::new(
+        "Compute frontier",
+        "compute so far (FLOPs)",
+        "validation loss (nats/token)",
+    );
+    let mut panel = curve_panel(input, panel, true)?;
     if let Some(f) = &input.fits.frontier {
         let pts: Vec<(f64, f64)> = f.points.iter().map(|p| (p.compute, p.loss)).collect();
         panel.series.push(
