@@ -214,6 +214,21 @@ impl CustomOp2 for SoftmaxBackward {
     }
 }
 
+/// The additive causal mask (T, T): 0 on and below the diagonal, −∞ above (what the fused
+/// softmax applies implicitly, and what the composed path adds).
+pub fn causal_mask(t: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let mask: Vec<f32> = (0..t * t)
+        .map(|i| {
+            if i % t > i / t {
+                f32::NEG_INFINITY
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Tensor::from_vec(mask, (t, t), device)
+}
+
 /// Causal softmax of (…, T, T) scores: fused on the CPU for f32, mask + candle's composed
 /// softmax otherwise.
 pub fn causal_softmax(scores: &Tensor, mask: &Tensor) -> Result<Tensor> {
@@ -374,16 +389,7 @@ mod tests {
         let t = 37;
         let scores =
             Var::from_tensor(&(Tensor::randn(0f32, 3f32, (2, 3, t, t), &device).unwrap())).unwrap();
-        let mask: Vec<f32> = (0..t * t)
-            .map(|i| {
-                if i % t > i / t {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (t, t), &device).unwrap();
+        let mask = causal_mask(t, &device).unwrap();
         let weights = Tensor::randn(0f32, 1f32, (2, 3, t, t), &device).unwrap();
         let fused = CausalSoftmax;
         let a = scores.as_tensor().apply_op1(fused).unwrap();

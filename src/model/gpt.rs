@@ -188,16 +188,7 @@ impl Gpt {
         } else {
             Some(Linear::new(vb.pp("head"), d, v, false)?)
         };
-        let mask: Vec<f32> = (0..t * t)
-            .map(|i| {
-                if i % t > i / t {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (t, t), vb.device())?.to_dtype(vb.dtype())?;
+        let mask = super::fused::causal_mask(t, vb.device())?.to_dtype(vb.dtype())?;
         Ok(Gpt {
             wte,
             wpe,
