@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SB=${SCALEBOOK:-target/release/scalebook}
+# What the local executor gives every training run (src/exec/local.rs).
+export MIMALLOC_PURGE_DELAY=${MIMALLOC_PURGE_DELAY:--1}
 REF=${REF:-../shared/bench/gpt_torch.py}
 declare -A CFG=([S1]="2 128 4" [S2]="4 256 4" [S3]="6 384 6" [S4]="8 512 8")
 # (timed steps, warm-up steps) for scalebook; the reference script uses its own table.
