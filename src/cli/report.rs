@@ -210,7 +210,6 @@ pub fn report_study(
         data,
         runs,
         curves: curve_list,
-        holdout: fits.holdout.clone(),
         fits: fits.clone(),
         final_run,
         manifest,

@@ -91,6 +91,19 @@ pub struct ChinchillaReport {
     pub bootstrap_laws: Vec<Law>,
 }
 
+impl ChinchillaReport {
+    /// The fitted law.
+    pub fn law(&self) -> Law {
+        Law {
+            e: self.e,
+            a: self.a,
+            b: self.b,
+            alpha: self.alpha,
+            beta: self.beta,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ParamIntervals {
     #[serde(rename = "E")]
@@ -497,7 +510,6 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
 
 /// Optima under the requested wall-clock budget and parameter cap.
 fn constrain(report: &mut FitReport, request: &Request) {
-    use super::chinchilla::Law;
     use super::constrained::{for_flops, for_wall_time};
     let Some(c) = &report.chinchilla else {
         if request.wall_budget.is_some() || request.max_params.is_some() {
@@ -507,13 +519,7 @@ fn constrain(report: &mut FitReport, request: &Request) {
         }
         return;
     };
-    let law = Law {
-        e: c.e,
-        a: c.a,
-        b: c.b,
-        alpha: c.alpha,
-        beta: c.beta,
-    };
+    let law = c.law();
     if let Some(cap) = request.max_params {
         for &budget in &request.budgets {
             report.constrained.push(ConstrainedReport {

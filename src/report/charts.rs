@@ -55,18 +55,7 @@ fn log_space(lo: f64, hi: f64, n: usize) -> Vec<f64> {
 }
 
 fn law_of(input: &Input) -> Option<(Law, ParamsConvention)> {
-    input.fits.chinchilla.as_ref().map(|c| {
-        (
-            Law {
-                e: c.e,
-                a: c.a,
-                b: c.b,
-                alpha: c.alpha,
-                beta: c.beta,
-            },
-            c.params,
-        )
-    })
+    input.fits.chinchilla.as_ref().map(|c| (c.law(), c.params))
 }
 
 fn params_of(input: &Input) -> ParamsConvention {
@@ -488,7 +477,7 @@ pub fn extrapolation(input: &Input) -> Result<Vec<Panel>, String> {
     );
     let runs = ok_runs(input);
     let mut i = 0;
-    if let Some(h) = &input.holdout {
+    if let Some(h) = &input.fits.holdout {
         let mut ds: Vec<u64> = h.points.iter().map(|p| p.d as u64).collect();
         ds.sort();
         ds.dedup();
@@ -563,7 +552,7 @@ pub fn extrapolation(input: &Input) -> Result<Vec<Panel>, String> {
             ));
         }
     }
-    if input.holdout.is_none() && input.final_run.is_none() {
+    if input.fits.holdout.is_none() && input.final_run.is_none() {
         for (j, (label, _, rows)) in d_groups(&runs).into_iter().enumerate() {
             let d = rows[0].tokens as f64;
             law_curve(

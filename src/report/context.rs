@@ -232,13 +232,7 @@ fn final_model(
     let c = fits.chinchilla.as_ref();
     let n = plan.n(spec);
     let d = spec.tokens() as f64;
-    let law = c.map(|c| Law {
-        e: c.e,
-        a: c.a,
-        b: c.b,
-        alpha: c.alpha,
-        beta: c.beta,
-    });
+    let law = c.map(|c| c.law());
     let cost = fits.cost.as_ref();
     let total = spec.params.total as f64;
     FinalModel {

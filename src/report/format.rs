@@ -18,33 +18,17 @@ pub fn sig(x: f64, sig: usize) -> String {
     }
 }
 
-/// Counts and sizes the way people say them: `43.9k`, `1.2M`, `3.4B`, `2.0e14`.
+/// Counts and sizes the way people say them: `43.9k`, `1.2M`, `3.4B` (the study file's
+/// [`crate::study::units::human`]), with three significant digits below 1,000 and `—` for
+/// non-finite values.
 pub fn human(x: f64) -> String {
     if !x.is_finite() {
-        return "—".into();
+        "—".into()
+    } else if x.abs() < 1e3 {
+        sig(x, 3)
+    } else {
+        crate::study::units::human(x)
     }
-    let a = x.abs();
-    let (v, suffix) = if a >= 1e15 {
-        return format!("{x:.1e}");
-    } else if a >= 1e12 {
-        (x / 1e12, "T")
-    } else if a >= 1e9 {
-        (x / 1e9, "B")
-    } else if a >= 1e6 {
-        (x / 1e6, "M")
-    } else if a >= 1e3 {
-        (x / 1e3, "k")
-    } else {
-        return sig(x, 3);
-    };
-    let digits = if v.abs() >= 100.0 {
-        0
-    } else if v.abs() >= 10.0 {
-        1
-    } else {
-        2
-    };
-    format!("{v:.digits$}{suffix}")
 }
 
 /// A FLOP count or other quantity better read in scientific notation: `4.70e11`.

@@ -35,7 +35,6 @@ pub struct Input {
     pub runs: Vec<RunRow>,
     pub curves: Vec<Curve>,
     pub fits: FitReport,
-    pub holdout: Option<crate::fit::suite::HoldoutReport>,
     pub final_run: Option<FinalCtx>,
     pub manifest: Manifest,
 }
@@ -238,7 +237,7 @@ pub fn render(input: &Input, book: &Path) -> Result<Rendered, ReportError> {
         data: input.data.clone(),
         runs: input.runs.clone(),
         fits: input.fits.clone(),
-        holdout: input.holdout.clone(),
+        holdout: input.fits.holdout.clone(),
         final_run: input.final_run.clone(),
         manifest: input.manifest.clone(),
     }));

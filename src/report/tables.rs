@@ -272,7 +272,7 @@ fn interval_human(ci: Option<[f64; 2]>) -> String {
 }
 
 pub fn holdout(input: &Input) -> String {
-    let Some(h) = &input.holdout else {
+    let Some(h) = &input.fits.holdout else {
         return "*No hold-out check: add `holdout: {largest: 1}` to the study.*\n".into();
     };
     let mut out = format!(
