@@ -4,10 +4,12 @@
 //! residual], final LayerNorm, untied head without bias (or tied to the token embedding).
 //! Init N(0, 0.02) for every matrix, zero biases (Radford et al. 2019; nanoGPT).
 //!
-//! Every op here has a backward pass: candle-nn's fused `LayerNorm`, `softmax_last_dim`,
-//! `rms_norm` and `flash_attn` silently cut the graph (DESIGN.md, stack notes), so layer norm
-//! and softmax are composed from basic ops, and a test checks that every parameter gets a
-//! gradient.
+//! This is the *reference* model: the mathematics written plainly in candle ops, with candle's
+//! autograd for the backward. Training runs on the CPU engine ([`super::cpu`]), which is
+//! tested against it (same weights, gradients, and loss curve). Every op here has a backward
+//! pass: candle-nn's fused `LayerNorm`, `softmax_last_dim`, `rms_norm` and `flash_attn`
+//! silently cut the graph (DESIGN.md, stack notes), so layer norm and softmax are composed
+//! from basic ops, and a test checks that every parameter gets a gradient.
 
 use candle_core::{D, DType, Device, Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
@@ -71,13 +73,12 @@ impl LayerNorm {
 }
 
 impl LayerNorm {
-    fn forward(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
-        let normed = if fused {
-            super::fused::normalize(x, LN_EPS)?
-        } else {
-            super::fused::normalize_composed(x, LN_EPS)?
-        };
-        normed
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        centred
+            .broadcast_div(&(var + LN_EPS)?.sqrt()?)?
             .broadcast_mul(&self.weight)?
             .broadcast_add(&self.bias)
     }
@@ -91,7 +92,7 @@ struct Attention {
 }
 
 impl Attention {
-    fn forward(&self, x: &Tensor, mask: &Tensor, fused: bool) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (b, t, c) = x.dims3()?;
         let hd = c / self.heads;
         let qkv = self.qkv.forward(x)?; // (B, T, 3C)
@@ -104,11 +105,7 @@ impl Attention {
         let (q, k, v) = (split(0)?, split(1)?, split(2)?);
         let scale = 1.0 / (hd as f64).sqrt();
         let att = (q.matmul(&k.t()?)? * scale)?; // (B, H, T, T)
-        let att = if fused {
-            super::fused::causal_softmax(&att, mask)?
-        } else {
-            candle_nn::ops::softmax(&att.broadcast_add(mask)?, D::Minus1)?
-        };
+        let att = candle_nn::ops::softmax(&att.broadcast_add(mask)?, D::Minus1)?;
         let y = att.matmul(&v)?; // (B, H, T, hd)
         let y = y.transpose(1, 2)?.contiguous()?.reshape((b, t, c))?;
         self.proj.forward(&y)
@@ -139,17 +136,11 @@ impl Block {
         })
     }
 
-    fn forward(&self, x: &Tensor, mask: &Tensor, fused: bool) -> Result<Tensor> {
-        let x = (x + self
-            .attn
-            .forward(&self.ln1.forward(x, fused)?, mask, fused)?)?;
-        let h = self.fc.forward(&self.ln2.forward(&x, fused)?)?;
+    fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let x = (x + self.attn.forward(&self.ln1.forward(x)?, mask)?)?;
+        let h = self.fc.forward(&self.ln2.forward(&x)?)?;
         // GELU, tanh approximation.
-        let h = if fused {
-            super::fused::gelu(&h)?
-        } else {
-            h.gelu()?
-        };
+        let h = h.gelu()?;
         &x + self.fc2.forward(&h)?
     }
 }
@@ -165,9 +156,6 @@ pub struct Gpt {
     /// (T, T): 0 on and below the diagonal, −∞ above.
     mask: Tensor,
     cfg: GptConfig,
-    /// Use scalebook's fused CPU ops ([`super::fused`]); `false` runs candle's own
-    /// composition (the reference the fused ops are tested against).
-    pub fused: bool,
 }
 
 impl Gpt {
@@ -188,7 +176,17 @@ impl Gpt {
         } else {
             Some(Linear::new(vb.pp("head"), d, v, false)?)
         };
-        let mask = super::fused::causal_mask(t, vb.device())?.to_dtype(vb.dtype())?;
+        // (T, T): 0 on and below the diagonal, −∞ above.
+        let mask: Vec<f32> = (0..t * t)
+            .map(|i| {
+                if i % t > i / t {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (t, t), vb.device())?.to_dtype(vb.dtype())?;
         Ok(Gpt {
             wte,
             wpe,
@@ -197,7 +195,6 @@ impl Gpt {
             head,
             mask,
             cfg: *cfg,
-            fused: true,
         })
     }
 
@@ -213,9 +210,9 @@ impl Gpt {
         let mut x = tok.broadcast_add(&pos)?;
         let mask = self.mask.narrow(0, 0, t)?.narrow(1, 0, t)?.contiguous()?;
         for block in &self.blocks {
-            x = block.forward(&x, &mask, self.fused)?;
+            x = block.forward(&x, &mask)?;
         }
-        let x = self.ln_f.forward(&x, self.fused)?;
+        let x = self.ln_f.forward(&x)?;
         match &self.head {
             Some(head) => head.forward(&x),
             None => Linear {

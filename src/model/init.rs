@@ -26,22 +26,24 @@ impl SeededInit {
             lock: Mutex::new(()),
         }
     }
+}
 
-    fn values(&self, name: &str, n: usize, init: Init) -> Result<Vec<f32>> {
-        let mut rng = SplitMix64::new(hash2(self.seed, hash_str(name)));
-        Ok(match init {
-            Init::Const(c) => vec![c as f32; n],
-            Init::Randn { mean, stdev } => (0..n)
-                .map(|_| (mean + stdev * rng.normal()) as f32)
-                .collect(),
-            Init::Uniform { lo, up } => (0..n)
-                .map(|_| (lo + (up - lo) * rng.next_f64()) as f32)
-                .collect(),
-            Init::Kaiming { .. } => {
-                candle_core::bail!("{name}: Kaiming init is not used by scalebook's models")
-            }
-        })
-    }
+/// The initial values of the variable `name` (n elements) for `seed`: the same numbers for
+/// candle's model and the CPU engine ([`super::cpu`]), so both start from identical weights.
+pub fn seeded_values(seed: u64, name: &str, n: usize, init: Init) -> Result<Vec<f32>> {
+    let mut rng = SplitMix64::new(hash2(seed, hash_str(name)));
+    Ok(match init {
+        Init::Const(c) => vec![c as f32; n],
+        Init::Randn { mean, stdev } => (0..n)
+            .map(|_| (mean + stdev * rng.normal()) as f32)
+            .collect(),
+        Init::Uniform { lo, up } => (0..n)
+            .map(|_| (lo + (up - lo) * rng.next_f64()) as f32)
+            .collect(),
+        Init::Kaiming { .. } => {
+            candle_core::bail!("{name}: Kaiming init is not used by scalebook's models")
+        }
+    })
 }
 
 impl SimpleBackend for SeededInit {
@@ -54,7 +56,7 @@ impl SimpleBackend for SeededInit {
             }
             return Ok(var.as_tensor().clone());
         }
-        let values = self.values(name, s.elem_count(), h)?;
+        let values = seeded_values(self.seed, name, s.elem_count(), h)?;
         let tensor = Tensor::from_vec(values, s, dev)?.to_dtype(dtype)?;
         let var = Var::from_tensor(&tensor)?;
         data.insert(name.to_string(), var.clone());

@@ -1,9 +1,9 @@
 //! The GPT model: its shape ([`GptConfig`]), exact parameter and FLOP accounting
-//! ([`accounting`]), the candle implementation ([`gpt`]) and its seeded initialisation
-//! ([`init`]).
+//! ([`accounting`]), the CPU training engine ([`cpu`]), the candle reference implementation
+//! it is tested against ([`gpt`]) and the seeded initialisation both share ([`init`]).
 
 pub mod accounting;
-pub mod fused;
+pub mod cpu;
 pub mod gpt;
 pub mod init;
 

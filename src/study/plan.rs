@@ -16,8 +16,8 @@ use crate::model::accounting::flops_6nd;
 use crate::model::{GptConfig, ParamCounts, param_counts, train_flops_per_token};
 
 /// Version of the trainer's numerics; part of every key. Bump when training changes results.
-/// 2: fused GELU (same mathematics, different rounding: `model::fused`).
-pub const TRAINER_VERSION: &str = "scalebook-gpt/2";
+/// 2: fused GELU (same mathematics, different rounding). 3: the CPU engine (`model::cpu`).
+pub const TRAINER_VERSION: &str = "scalebook-gpt/3";
 
 /// `isoflop.sizes: auto` keeps sizes whose tokens per (total) parameter lie in this range: a
 /// bracket around Hoffmann et al. 2022's ~20 tokens per parameter wide enough that each

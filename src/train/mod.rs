@@ -12,11 +12,8 @@ pub mod step;
 
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
-
 use crate::data::bpe::Bpe;
 use crate::data::source::{DataError, TokenSource, split_window};
-use crate::model::gpt::{Gpt, ids_tensor};
 use crate::study::RunSpec;
 pub use record::{CurvePoint, RunResult, RunStatus};
 use step::Stepper;
@@ -155,8 +152,7 @@ impl<'a> Run<'a> {
     ) -> candle_core::Result<Stop> {
         let id = &self.spec.identity;
         let train = &id.train;
-        let device = Device::Cpu;
-        let mut stepper = Stepper::new(&id.model, train, id.seed, &device)?;
+        let mut stepper = Stepper::new(&id.model, train, id.seed)?;
         let built = stepper.parameter_count() as u64;
         if built != self.spec.params.total {
             candle_core::bail!(
@@ -179,9 +175,7 @@ impl<'a> Run<'a> {
             let lr = schedule::lr_at(train, step, steps);
             let t0 = Instant::now();
             let b = batcher.next_batch();
-            let x = ids_tensor(&b.inputs, b.sequences, context, &device)?;
-            let y = Tensor::from_slice(&b.targets, b.targets.len(), &device)?;
-            let loss = stepper.step(&x, &y, lr)?;
+            let loss = stepper.step(&b.inputs, &b.targets, b.sequences, lr)?;
             if !loss.is_finite() {
                 self.diverged_at = Some(step + 1);
                 return Ok(Stop::Diverged(format!(
@@ -208,7 +202,7 @@ impl<'a> Run<'a> {
             let done = step + 1;
             let eval_now = done % train.eval_every == 0 || done == steps;
             let val_loss = if eval_now {
-                let v = evaluate(&stepper.model, &val, context, batch, &device)?;
+                let v = evaluate(&mut stepper, &val, context, batch)?;
                 if !v.is_finite() {
                     self.diverged_at = Some(done);
                     return Ok(Stop::Diverged(format!(
@@ -294,11 +288,10 @@ impl<'a> Run<'a> {
 
 /// Mean validation loss (nats/token) over every sequence of `val`.
 fn evaluate(
-    model: &Gpt,
+    stepper: &mut Stepper,
     val: &[u32],
     context: usize,
     batch: usize,
-    device: &Device,
 ) -> candle_core::Result<f64> {
     let n = val.len() / (context + 1);
     let mut total = 0.0;
@@ -307,9 +300,7 @@ fn evaluate(
         let b = batch.min(n - first);
         let window = &val[first * (context + 1)..(first + b) * (context + 1)];
         let batch = split_window(window, b, context);
-        let x = ids_tensor(&batch.inputs, b, context, device)?;
-        let y = Tensor::from_slice(&batch.targets, batch.targets.len(), device)?;
-        let loss = f64::from(model.loss(&x, &y)?.detach().to_scalar::<f32>()?);
+        let loss = stepper.loss(&batch.inputs, &batch.targets, b)?;
         total += loss * (b * context) as f64;
         first += b;
     }

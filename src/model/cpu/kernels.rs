@@ -1,0 +1,398 @@
+//! The engine's element-wise and row-wise kernels, each one pass over memory, split over the
+//! rayon pool in fixed row chunks so every reduction is summed in the same order whatever
+//! the thread count (the same seed gives the same bits).
+//!
+//! - LayerNorm (Ba et al. 2016): y = (x − μ)/√(σ² + ε)·γ + β, biased σ², ε = 1e-5; its
+//!   backward after llm.c (Karpathy 2024): with x̂ the normalised input and ĝ = γ ⊙ g,
+//!   dx = (ĝ − mean(ĝ) − x̂·mean(ĝ ⊙ x̂))/√(σ² + ε), dγ = Σ g ⊙ x̂, dβ = Σ g.
+//! - GELU, tanh form (Hendrycks & Gimpel 2016): ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
+//! - Softmax cross-entropy: loss = log Σ e^z − z_y per row; dz = (softmax(z) − onehot(y))/rows.
+
+use rayon::prelude::*;
+
+/// √(2/π), as candle and PyTorch use it.
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+const CUBIC: f32 = 0.044_715;
+/// Elements per parallel task: large enough to amortise a task, small enough to balance.
+const CHUNK: usize = 32 * 1024;
+
+/// Rows per parallel task for rows of `width` elements.
+pub fn rows_per_task(width: usize) -> usize {
+    (CHUNK / width.max(1)).max(1)
+}
+
+/// e^x in f32 for |x| ≤ 88: Cody–Waite reduction by ln 2, degree-7 Taylor polynomial
+/// (~1 ulp; branch-free so loops over it vectorise, unlike libm's `expf`).
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = x.clamp(-87.0, 88.0);
+    let shifted = x * std::f32::consts::LOG2_E + MAGIC;
+    let k = shifted - MAGIC;
+    let k_int = shifted.to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
+    let r = (x - k * LN2_HI) - k * LN2_LO;
+    let r2 = r * r;
+    let p = (1.0 + r)
+        + r2 * ((0.5 + r * (1.0 / 6.0))
+            + r2 * ((1.0 / 24.0 + r * (1.0 / 120.0)) + r2 * (1.0 / 720.0 + r * (1.0 / 5040.0))));
+    p * f32::from_bits((k_int.wrapping_add(127) as u32) << 23)
+}
+
+/// tanh u = sign(u)·(1 − 2/(e^{2|u|} + 1)).
+#[inline(always)]
+fn tanh_f32(u: f32) -> f32 {
+    let a = u.abs();
+    let t = 1.0 - 2.0 / (exp_f32(2.0 * a) + 1.0);
+    if u < 0.0 { -t } else { t }
+}
+
+#[inline(always)]
+fn gelu_f32(x: f32) -> f32 {
+    let u = SQRT_2_OVER_PI * x * (1.0 + CUBIC * x * x);
+    0.5 * x * (1.0 + tanh_f32(u))
+}
+
+/// d gelu / dx = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²), t = tanh u.
+#[inline(always)]
+fn gelu_grad_f32(x: f32) -> f32 {
+    let x2 = x * x;
+    let u = SQRT_2_OVER_PI * x * (1.0 + CUBIC * x2);
+    let t = tanh_f32(u);
+    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * CUBIC * x2)
+}
+
+/// y = gelu(x).
+pub fn gelu(y: &mut [f32], x: &[f32]) {
+    y.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(y, x)| {
+            for (o, &v) in y.iter_mut().zip(x) {
+                *o = gelu_f32(v);
+            }
+        });
+}
+
+/// g ← g ⊙ gelu'(x) (in place: the gradient buffer becomes the pre-activation's gradient).
+pub fn gelu_backward(g: &mut [f32], x: &[f32]) {
+    g.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(g, x)| {
+            for (o, &v) in g.iter_mut().zip(x) {
+                *o *= gelu_grad_f32(v);
+            }
+        });
+}
+
+/// Every row of `y` (rows × width) ← `base` row + `bias` (`base` None: the bias alone), the
+/// starting value a product is then accumulated onto (bias add and residual add fused).
+pub fn fill_rows(y: &mut [f32], base: Option<&[f32]>, bias: &[f32]) {
+    let width = bias.len();
+    let per = rows_per_task(width) * width;
+    match base {
+        Some(base) => y
+            .par_chunks_mut(per)
+            .zip(base.par_chunks(per))
+            .for_each(|(y, base)| {
+                for (yr, br) in y.chunks_mut(width).zip(base.chunks(width)) {
+                    for ((o, &b), &c) in yr.iter_mut().zip(br).zip(bias) {
+                        *o = b + c;
+                    }
+                }
+            }),
+        None => y.par_chunks_mut(per).for_each(|y| {
+            for yr in y.chunks_mut(width) {
+                yr.copy_from_slice(bias);
+            }
+        }),
+    }
+}
+
+/// Column sums of `g` (rows × out.len()) into `out` (a bias gradient), overwriting it.
+pub fn column_sums(out: &mut [f32], g: &[f32]) {
+    let width = out.len();
+    let per = rows_per_task(width) * width;
+    let partials: Vec<Vec<f32>> = g
+        .par_chunks(per)
+        .map(|g| {
+            let mut acc = vec![0f32; width];
+            for row in g.chunks(width) {
+                for (a, &v) in acc.iter_mut().zip(row) {
+                    *a += v;
+                }
+            }
+            acc
+        })
+        .collect();
+    out.fill(0.0);
+    for p in &partials {
+        for (o, v) in out.iter_mut().zip(p) {
+            *o += v;
+        }
+    }
+}
+
+/// LayerNorm forward over rows of `x`; keeps each row's mean and 1/σ for the backward.
+pub fn layer_norm(
+    y: &mut [f32],
+    mean: &mut [f32],
+    rstd: &mut [f32],
+    x: &[f32],
+    gain: &[f32],
+    bias: &[f32],
+    eps: f32,
+) {
+    let d = gain.len();
+    let rows = rows_per_task(d);
+    y.par_chunks_mut(rows * d)
+        .zip(x.par_chunks(rows * d))
+        .zip(mean.par_chunks_mut(rows).zip(rstd.par_chunks_mut(rows)))
+        .for_each(|((y, x), (mean, rstd))| {
+            for (((yr, xr), m), r) in y
+                .chunks_mut(d)
+                .zip(x.chunks(d))
+                .zip(mean.iter_mut())
+                .zip(rstd.iter_mut())
+            {
+                let mu = xr.iter().sum::<f32>() / d as f32;
+                let var = xr.iter().map(|a| (a - mu) * (a - mu)).sum::<f32>() / d as f32;
+                let inv = 1.0 / (var + eps).sqrt();
+                for (((o, &v), &g), &b) in yr.iter_mut().zip(xr).zip(gain).zip(bias) {
+                    *o = (v - mu) * inv * g + b;
+                }
+                *m = mu;
+                *r = inv;
+            }
+        });
+}
+
+/// LayerNorm backward: dx += the input gradient (the residual stream's gradient is
+/// accumulated in place), dgain/dbias overwritten.
+#[allow(clippy::too_many_arguments)]
+pub fn layer_norm_backward(
+    dx: &mut [f32],
+    dgain: &mut [f32],
+    dbias: &mut [f32],
+    g: &[f32],
+    x: &[f32],
+    mean: &[f32],
+    rstd: &[f32],
+    gain: &[f32],
+) {
+    let d = gain.len();
+    let rows = rows_per_task(d);
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
+        .par_chunks_mut(rows * d)
+        .zip(g.par_chunks(rows * d).zip(x.par_chunks(rows * d)))
+        .zip(mean.par_chunks(rows).zip(rstd.par_chunks(rows)))
+        .map(|((dx, (g, x)), (mean, rstd))| {
+            let mut dgain = vec![0f32; d];
+            let mut dbias = vec![0f32; d];
+            for ((((dxr, gr), xr), &mu), &inv) in dx
+                .chunks_mut(d)
+                .zip(g.chunks(d))
+                .zip(x.chunks(d))
+                .zip(mean)
+                .zip(rstd)
+            {
+                let mut mean_g = 0f32;
+                let mut mean_gx = 0f32;
+                for ((&gj, &xj), &wj) in gr.iter().zip(xr).zip(gain) {
+                    let xhat = (xj - mu) * inv;
+                    let gh = gj * wj;
+                    mean_g += gh;
+                    mean_gx += gh * xhat;
+                }
+                mean_g /= d as f32;
+                mean_gx /= d as f32;
+                for (((((o, &gj), &xj), &wj), dw), db) in dxr
+                    .iter_mut()
+                    .zip(gr)
+                    .zip(xr)
+                    .zip(gain)
+                    .zip(dgain.iter_mut())
+                    .zip(dbias.iter_mut())
+                {
+                    let xhat = (xj - mu) * inv;
+                    *o += (gj * wj - mean_g - xhat * mean_gx) * inv;
+                    *dw += gj * xhat;
+                    *db += gj;
+                }
+            }
+            (dgain, dbias)
+        })
+        .collect();
+    dgain.fill(0.0);
+    dbias.fill(0.0);
+    for (pg, pb) in &partials {
+        for (o, v) in dgain.iter_mut().zip(pg) {
+            *o += v;
+        }
+        for (o, v) in dbias.iter_mut().zip(pb) {
+            *o += v;
+        }
+    }
+}
+
+/// Softmax cross-entropy over rows of `logits` (rows × V) against `targets`: returns the
+/// mean loss; with `grad`, overwrites the logits with d(mean loss)/d logits.
+pub fn cross_entropy(logits: &mut [f32], targets: &[u32], grad: bool) -> f64 {
+    let v = logits.len() / targets.len().max(1);
+    let scale = 1.0 / targets.len() as f32;
+    let rows = rows_per_task(v);
+    let losses: Vec<f64> = logits
+        .par_chunks_mut(rows * v)
+        .zip(targets.par_chunks(rows))
+        .map(|(z, ys)| {
+            let mut sum = 0f64;
+            for (zr, &y) in z.chunks_mut(v).zip(ys) {
+                let m = zr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let total: f32 = zr.iter().map(|&a| exp_f32(a - m)).sum();
+                let lse = m + total.ln();
+                sum += f64::from(lse - zr[y as usize]);
+                if grad {
+                    for a in zr.iter_mut() {
+                        *a = exp_f32(*a - lse) * scale;
+                    }
+                    zr[y as usize] -= scale;
+                }
+            }
+            sum
+        })
+        .collect();
+    losses.iter().sum::<f64>() / targets.len() as f64
+}
+
+/// x[b, t] = wte[ids[b, t]] + wpe[t] for rows of width d (t = row index mod `t_len`).
+pub fn embed(x: &mut [f32], ids: &[u32], wte: &[f32], wpe: &[f32], t_len: usize, d: usize) {
+    x.par_chunks_mut(d)
+        .zip(ids.par_iter())
+        .enumerate()
+        .for_each(|(r, (xr, &id))| {
+            let tok = &wte[id as usize * d..(id as usize + 1) * d];
+            let pos = &wpe[(r % t_len) * d..(r % t_len + 1) * d];
+            for ((o, &a), &b) in xr.iter_mut().zip(tok).zip(pos) {
+                *o = a + b;
+            }
+        });
+}
+
+/// The embeddings' backward: dwte[id] += g row, dwpe[t] = Σ_b g[b, t] (dwpe overwritten,
+/// dwte accumulated, so a tied head's gradient already in it is kept). Rows are visited in
+/// order, so repeated tokens sum identically every run.
+pub fn embed_backward(
+    dwte: &mut [f32],
+    dwpe: &mut [f32],
+    g: &[f32],
+    ids: &[u32],
+    t_len: usize,
+    d: usize,
+) {
+    dwpe[..t_len * d].fill(0.0);
+    for (r, (gr, &id)) in g.chunks(d).zip(ids).enumerate() {
+        let tok = &mut dwte[id as usize * d..(id as usize + 1) * d];
+        for (o, &v) in tok.iter_mut().zip(gr) {
+            *o += v;
+        }
+        let pos = &mut dwpe[(r % t_len) * d..(r % t_len + 1) * d];
+        for (o, &v) in pos.iter_mut().zip(gr) {
+            *o += v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_matches_libm() {
+        for i in -870..=880 {
+            let x = i as f32 * 0.1;
+            let (a, b) = (exp_f32(x), x.exp());
+            assert!(((a - b) / b).abs() < 4e-7, "exp({x}) = {a}, libm {b}");
+        }
+    }
+
+    #[test]
+    fn gelu_gradient_matches_finite_differences() {
+        for i in -60..=60 {
+            let x = i as f64 * 0.1;
+            let exact = |x: f64| {
+                0.5 * x
+                    * (1.0
+                        + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
+            };
+            assert!(
+                (f64::from(gelu_f32(x as f32)) - exact(x)).abs() < 1e-6,
+                "gelu({x})"
+            );
+            let h = 1e-4;
+            let fd = (exact(x + h) - exact(x - h)) / (2.0 * h);
+            assert!(
+                (f64::from(gelu_grad_f32(x as f32)) - fd).abs() < 1e-5,
+                "gelu'({x})"
+            );
+        }
+    }
+
+    /// Finite differences of Σ w ⊙ LayerNorm(x) in f64 against the backward.
+    #[test]
+    fn layer_norm_backward_matches_finite_differences() {
+        let (rows, d) = (3, 8);
+        let x: Vec<f32> = (0..rows * d)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.3)
+            .collect();
+        let gain: Vec<f32> = (0..d).map(|i| 1.0 + 0.1 * i as f32).collect();
+        let bias: Vec<f32> = (0..d).map(|i| 0.05 * i as f32).collect();
+        let w: Vec<f32> = (0..rows * d)
+            .map(|i| ((i * 5 % 7) as f32 - 3.0) * 0.2)
+            .collect();
+        let objective = |x: &[f32], gain: &[f32]| -> f64 {
+            let mut y = vec![0f32; rows * d];
+            let (mut m, mut r) = (vec![0f32; rows], vec![0f32; rows]);
+            layer_norm(&mut y, &mut m, &mut r, x, gain, &bias, 1e-5);
+            y.iter().zip(&w).map(|(a, b)| f64::from(a * b)).sum()
+        };
+        let mut y = vec![0f32; rows * d];
+        let (mut m, mut r) = (vec![0f32; rows], vec![0f32; rows]);
+        layer_norm(&mut y, &mut m, &mut r, &x, &gain, &bias, 1e-5);
+        let mut dx = vec![0f32; rows * d];
+        let (mut dg, mut db) = (vec![0f32; d], vec![0f32; d]);
+        layer_norm_backward(&mut dx, &mut dg, &mut db, &w, &x, &m, &r, &gain);
+        let h = 1e-2f32;
+        for i in 0..rows * d {
+            let (mut up, mut down) = (x.clone(), x.clone());
+            up[i] += h;
+            down[i] -= h;
+            let fd = (objective(&up, &gain) - objective(&down, &gain)) / (2.0 * f64::from(h));
+            assert!(
+                (f64::from(dx[i]) - fd).abs() < 2e-3,
+                "dx[{i}] {} vs {fd}",
+                dx[i]
+            );
+        }
+        for j in 0..d {
+            let (mut up, mut down) = (gain.clone(), gain.clone());
+            up[j] += h;
+            down[j] -= h;
+            let fd = (objective(&x, &up) - objective(&x, &down)) / (2.0 * f64::from(h));
+            assert!((f64::from(dg[j]) - fd).abs() < 2e-3, "dgain[{j}]");
+            let want: f32 = (0..rows).map(|r| w[r * d + j]).sum();
+            assert!((db[j] - want).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn cross_entropy_value_and_gradient() {
+        let mut z = vec![1.0f32, 2.0, 3.0, 0.5, 0.5, 0.5];
+        let loss = cross_entropy(&mut z, &[2, 0], true);
+        let row0 = (1f64.exp() + 2f64.exp() + 3f64.exp()).ln() - 3.0;
+        let row1 = 3f64.ln();
+        assert!((loss - (row0 + row1) / 2.0).abs() < 1e-6);
+        // Each row of the gradient sums to zero; the target entry is negative.
+        assert!((z[0] + z[1] + z[2]).abs() < 1e-6 && z[2] < 0.0);
+        assert!((z[4] - 1.0 / 6.0).abs() < 1e-6 && (z[3] - (1.0 / 6.0 - 0.5)).abs() < 1e-6);
+    }
+}
