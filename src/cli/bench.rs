@@ -131,6 +131,14 @@ pub fn run(which: &Which) -> Result<(), Failure> {
                 },
                 peak_rss_bytes().unwrap_or(0) >> 20
             );
+            for line in report.profile.iter().flatten() {
+                println!(
+                    "  {:>8.1} ms/step {:>5.1} %  {}",
+                    line.ms_per_step,
+                    line.share * 100.0,
+                    line.section
+                );
+            }
         }
     }
     Ok(())

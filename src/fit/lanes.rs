@@ -205,45 +205,7 @@ fn objective_avx2(theta: &[f64; 5], data: &Chunked, delta: f64) -> (f64, [f64; 5
     objective_body(theta, data, delta)
 }
 
-/// Which compiled copy of the objective this CPU runs (decided once).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isa {
-    Avx512,
-    Avx2,
-    Baseline,
-}
-
-/// The widest instruction set available; `SCALEBOOK_FIT_ISA=avx2|baseline` picks a narrower
-/// one (for measuring; every choice gives the same bits).
-pub fn detect() -> Isa {
-    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
-    *ISA.get_or_init(detect_now)
-}
-
-fn detect_now() -> Isa {
-    match std::env::var("SCALEBOOK_FIT_ISA").as_deref() {
-        Ok("baseline") => return Isa::Baseline,
-        #[cfg(target_arch = "x86_64")]
-        Ok("avx2") if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") => {
-            return Isa::Avx2;
-        }
-        _ => {}
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512dq")
-            && is_x86_feature_detected!("avx512vl")
-            && is_x86_feature_detected!("fma")
-        {
-            return Isa::Avx512;
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            return Isa::Avx2;
-        }
-    }
-    Isa::Baseline
-}
+pub use crate::isa::{Isa, detect};
 
 /// The objective on the given instruction set (all give the same bits).
 pub fn objective(isa: Isa, theta: &[f64; 5], data: &Chunked, delta: f64) -> (f64, [f64; 5]) {

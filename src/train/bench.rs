@@ -8,6 +8,7 @@ use candle_core::{Device, Tensor};
 use serde::Serialize;
 
 use super::step::Stepper;
+use crate::model::cpu::profile;
 use crate::model::{GptConfig, param_counts};
 use crate::rng::SplitMix64;
 use crate::study::{Schedule, TrainSpec};
@@ -49,6 +50,18 @@ pub struct BenchReport {
     pub peak_rss_bytes: Option<u64>,
     pub loss_first: f64,
     pub loss_last: f64,
+    /// Time per step by kind of work, with `SCALEBOOK_PROFILE` set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Vec<ProfileLine>>,
+}
+
+/// One kind of work's share of the timed steps.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileLine {
+    pub section: &'static str,
+    pub ms_per_step: f64,
+    /// Of the mean step time.
+    pub share: f64,
 }
 
 /// Best f32 matmul throughput of this machine through candle, in GFLOP/s.
@@ -98,6 +111,9 @@ pub fn bench_train(config: &BenchConfig) -> candle_core::Result<BenchReport> {
     let mut times = Vec::with_capacity(config.steps);
     let mut losses = Vec::with_capacity(config.steps);
     for i in 0..config.warmup_steps + config.steps {
+        if i == config.warmup_steps {
+            profile::reset();
+        }
         let (x, y) = &batches[i % batches.len()];
         let start = Instant::now();
         let loss = stepper.step(x, y, b, train.lr)?;
@@ -138,6 +154,16 @@ pub fn bench_train(config: &BenchConfig) -> candle_core::Result<BenchReport> {
         peak_rss_bytes: crate::sys::peak_rss_bytes(),
         loss_first: losses.first().copied().unwrap_or(f64::NAN),
         loss_last: losses.last().copied().unwrap_or(f64::NAN),
+        profile: profile::totals().map(|lines| {
+            lines
+                .into_iter()
+                .map(|(section, seconds)| ProfileLine {
+                    section,
+                    ms_per_step: seconds / times.len() as f64 * 1e3,
+                    share: seconds / total,
+                })
+                .collect()
+        }),
     })
 }
 

@@ -11,8 +11,9 @@
 
 use rayon::prelude::*;
 
-use super::kernels::exp_f32;
+use super::kernels;
 use super::matmul::{Threads, View, ViewMut, matmul};
+use super::profile::{self, Section};
 
 /// Query rows per block.
 const BLOCK: usize = 64;
@@ -32,6 +33,7 @@ pub struct Dims {
 
 /// y (B·T, C) ← attention of `qkv` (B·T, 3C); `att` (B·H·T·T) ← the probabilities.
 pub fn forward(y: &mut [f32], att: &mut [f32], qkv: &[f32], dims: Dims) {
+    let _timer = profile::Timer::new(Section::AttentionForward);
     let Dims { t, c, heads, .. } = dims;
     let hd = c / heads;
     let scale = 1.0 / (hd as f32).sqrt();
@@ -51,19 +53,7 @@ pub fn forward(y: &mut [f32], att: &mut [f32], qkv: &[f32], dims: Dims) {
                         Threads::One,
                     );
                     for i in r0..r1 {
-                        let row = &mut p[i * t..(i + 1) * t];
-                        let (valid, masked) = row.split_at_mut(i + 1);
-                        let m = valid.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                        let mut sum = 0f32;
-                        for v in valid.iter_mut() {
-                            *v = exp_f32(*v - m);
-                            sum += *v;
-                        }
-                        let inv = 1.0 / sum;
-                        for v in valid.iter_mut() {
-                            *v *= inv;
-                        }
-                        masked.fill(0.0);
+                        kernels::causal_softmax_row(&mut p[i * t..(i + 1) * t], i);
                     }
                     // Y[r0..r1] = P[r0..r1, 0..r1]·V[0..r1]
                     matmul(
@@ -89,6 +79,7 @@ pub fn backward(
     qkv: &[f32],
     dims: Dims,
 ) {
+    let _timer = profile::Timer::new(Section::AttentionBackward);
     let Dims { t, c, heads, .. } = dims;
     let hd = c / heads;
     let scale = 1.0 / (hd as f32).sqrt();
@@ -109,13 +100,11 @@ pub fn backward(
                         Threads::One,
                     );
                     for i in r0..r1 {
-                        let d = &mut ds[i * t..i * t + r1];
-                        let pr = &p[i * t..i * t + r1];
-                        let dot: f32 = d[..=i].iter().zip(&pr[..=i]).map(|(a, b)| a * b).sum();
-                        for (dj, &pj) in d[..=i].iter_mut().zip(&pr[..=i]) {
-                            *dj = pj * (*dj - dot);
-                        }
-                        d[i + 1..].fill(0.0);
+                        kernels::softmax_backward_row(
+                            &mut ds[i * t..i * t + r1],
+                            &p[i * t..i * t + r1],
+                            i,
+                        );
                     }
                 }
                 for (r0, r1) in blocks(t) {

@@ -10,6 +10,9 @@
 
 use rayon::prelude::*;
 
+use super::profile::{self, Section};
+use super::simd::{self, multiversion};
+
 /// √(2/π), as candle and PyTorch use it.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const CUBIC: f32 = 0.044_715;
@@ -65,42 +68,47 @@ fn gelu_grad_f32(x: f32) -> f32 {
 
 /// y = gelu(x).
 pub fn gelu(y: &mut [f32], x: &[f32]) {
+    let _timer = profile::Timer::new(Section::Gelu);
     y.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
-        .for_each(|(y, x)| {
-            for (o, &v) in y.iter_mut().zip(x) {
-                *o = gelu_f32(v);
-            }
-        });
+        .for_each(|(y, x)| gelu_chunk(y, x));
+}
+
+multiversion! {
+    fn gelu_chunk(y: &mut [f32], x: &[f32]) {
+        for (o, &v) in y.iter_mut().zip(x) {
+            *o = gelu_f32(v);
+        }
+    }
 }
 
 /// g ← g ⊙ gelu'(x) (in place: the gradient buffer becomes the pre-activation's gradient).
 pub fn gelu_backward(g: &mut [f32], x: &[f32]) {
+    let _timer = profile::Timer::new(Section::Gelu);
     g.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
-        .for_each(|(g, x)| {
-            for (o, &v) in g.iter_mut().zip(x) {
-                *o *= gelu_grad_f32(v);
-            }
-        });
+        .for_each(|(g, x)| gelu_backward_chunk(g, x));
+}
+
+multiversion! {
+    fn gelu_backward_chunk(g: &mut [f32], x: &[f32]) {
+        for (o, &v) in g.iter_mut().zip(x) {
+            *o *= gelu_grad_f32(v);
+        }
+    }
 }
 
 /// Every row of `y` (rows × width) ← `base` row + `bias` (`base` None: the bias alone), the
 /// starting value a product is then accumulated onto (bias add and residual add fused).
 pub fn fill_rows(y: &mut [f32], base: Option<&[f32]>, bias: &[f32]) {
+    let _timer = profile::Timer::new(Section::BiasAndResidual);
     let width = bias.len();
     let per = rows_per_task(width) * width;
     match base {
         Some(base) => y
             .par_chunks_mut(per)
             .zip(base.par_chunks(per))
-            .for_each(|(y, base)| {
-                for (yr, br) in y.chunks_mut(width).zip(base.chunks(width)) {
-                    for ((o, &b), &c) in yr.iter_mut().zip(br).zip(bias) {
-                        *o = b + c;
-                    }
-                }
-            }),
+            .for_each(|(y, base)| add_rows_chunk(y, base, bias)),
         None => y.par_chunks_mut(per).for_each(|y| {
             for yr in y.chunks_mut(width) {
                 yr.copy_from_slice(bias);
@@ -109,19 +117,26 @@ pub fn fill_rows(y: &mut [f32], base: Option<&[f32]>, bias: &[f32]) {
     }
 }
 
+multiversion! {
+    fn add_rows_chunk(y: &mut [f32], base: &[f32], bias: &[f32]) {
+        for (yr, br) in y.chunks_mut(bias.len()).zip(base.chunks(bias.len())) {
+            for ((o, &b), &c) in yr.iter_mut().zip(br).zip(bias) {
+                *o = b + c;
+            }
+        }
+    }
+}
+
 /// Column sums of `g` (rows × out.len()) into `out` (a bias gradient), overwriting it.
 pub fn column_sums(out: &mut [f32], g: &[f32]) {
+    let _timer = profile::Timer::new(Section::BiasAndResidual);
     let width = out.len();
     let per = rows_per_task(width) * width;
     let partials: Vec<Vec<f32>> = g
         .par_chunks(per)
         .map(|g| {
             let mut acc = vec![0f32; width];
-            for row in g.chunks(width) {
-                for (a, &v) in acc.iter_mut().zip(row) {
-                    *a += v;
-                }
-            }
+            column_sums_chunk(&mut acc, g);
             acc
         })
         .collect();
@@ -129,6 +144,16 @@ pub fn column_sums(out: &mut [f32], g: &[f32]) {
     for p in &partials {
         for (o, v) in out.iter_mut().zip(p) {
             *o += v;
+        }
+    }
+}
+
+multiversion! {
+    fn column_sums_chunk(acc: &mut [f32], g: &[f32]) {
+        for row in g.chunks(acc.len()) {
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a += v;
+            }
         }
     }
 }
@@ -143,28 +168,42 @@ pub fn layer_norm(
     bias: &[f32],
     eps: f32,
 ) {
+    let _timer = profile::Timer::new(Section::LayerNorm);
     let d = gain.len();
     let rows = rows_per_task(d);
     y.par_chunks_mut(rows * d)
         .zip(x.par_chunks(rows * d))
         .zip(mean.par_chunks_mut(rows).zip(rstd.par_chunks_mut(rows)))
-        .for_each(|((y, x), (mean, rstd))| {
-            for (((yr, xr), m), r) in y
-                .chunks_mut(d)
-                .zip(x.chunks(d))
-                .zip(mean.iter_mut())
-                .zip(rstd.iter_mut())
-            {
-                let mu = xr.iter().sum::<f32>() / d as f32;
-                let var = xr.iter().map(|a| (a - mu) * (a - mu)).sum::<f32>() / d as f32;
-                let inv = 1.0 / (var + eps).sqrt();
-                for (((o, &v), &g), &b) in yr.iter_mut().zip(xr).zip(gain).zip(bias) {
-                    *o = (v - mu) * inv * g + b;
-                }
-                *m = mu;
-                *r = inv;
+        .for_each(|((y, x), (mean, rstd))| layer_norm_chunk(y, mean, rstd, x, gain, bias, eps));
+}
+
+multiversion! {
+    fn layer_norm_chunk(
+        y: &mut [f32],
+        mean: &mut [f32],
+        rstd: &mut [f32],
+        x: &[f32],
+        gain: &[f32],
+        bias: &[f32],
+        eps: f32,
+    ) {
+        let d = gain.len();
+        for (((yr, xr), m), r) in y
+            .chunks_mut(d)
+            .zip(x.chunks(d))
+            .zip(mean.iter_mut())
+            .zip(rstd.iter_mut())
+        {
+            let mu = simd::sum(xr) / d as f32;
+            let var = simd::sum_map(xr, |a| (a - mu) * (a - mu)) / d as f32;
+            let inv = 1.0 / (var + eps).sqrt();
+            for (((o, &v), &g), &b) in yr.iter_mut().zip(xr).zip(gain).zip(bias) {
+                *o = (v - mu) * inv * g + b;
             }
-        });
+            *m = mu;
+            *r = inv;
+        }
+    }
 }
 
 /// LayerNorm backward: dx += the input gradient (the residual stream's gradient is
@@ -180,6 +219,7 @@ pub fn layer_norm_backward(
     rstd: &[f32],
     gain: &[f32],
 ) {
+    let _timer = profile::Timer::new(Section::LayerNorm);
     let d = gain.len();
     let rows = rows_per_task(d);
     let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
@@ -189,37 +229,18 @@ pub fn layer_norm_backward(
         .map(|((dx, (g, x)), (mean, rstd))| {
             let mut dgain = vec![0f32; d];
             let mut dbias = vec![0f32; d];
-            for ((((dxr, gr), xr), &mu), &inv) in dx
-                .chunks_mut(d)
-                .zip(g.chunks(d))
-                .zip(x.chunks(d))
-                .zip(mean)
-                .zip(rstd)
-            {
-                let mut mean_g = 0f32;
-                let mut mean_gx = 0f32;
-                for ((&gj, &xj), &wj) in gr.iter().zip(xr).zip(gain) {
-                    let xhat = (xj - mu) * inv;
-                    let gh = gj * wj;
-                    mean_g += gh;
-                    mean_gx += gh * xhat;
-                }
-                mean_g /= d as f32;
-                mean_gx /= d as f32;
-                for (((((o, &gj), &xj), &wj), dw), db) in dxr
-                    .iter_mut()
-                    .zip(gr)
-                    .zip(xr)
-                    .zip(gain)
-                    .zip(dgain.iter_mut())
-                    .zip(dbias.iter_mut())
-                {
-                    let xhat = (xj - mu) * inv;
-                    *o += (gj * wj - mean_g - xhat * mean_gx) * inv;
-                    *dw += gj * xhat;
-                    *db += gj;
-                }
-            }
+            let mut scratch = vec![0f32; 2 * d];
+            layer_norm_backward_chunk(
+                dx,
+                &mut dgain,
+                &mut dbias,
+                &mut scratch,
+                g,
+                x,
+                mean,
+                rstd,
+                gain,
+            );
             (dgain, dbias)
         })
         .collect();
@@ -235,37 +256,120 @@ pub fn layer_norm_backward(
     }
 }
 
+multiversion! {
+    /// One chunk of rows; `scratch` (2d) holds a row's x̂ and γ ⊙ g.
+    fn layer_norm_backward_chunk(
+        dx: &mut [f32],
+        dgain: &mut [f32],
+        dbias: &mut [f32],
+        scratch: &mut [f32],
+        g: &[f32],
+        x: &[f32],
+        mean: &[f32],
+        rstd: &[f32],
+        gain: &[f32],
+    ) {
+        let d = gain.len();
+        let (xhat, gh) = scratch.split_at_mut(d);
+        for ((((dxr, gr), xr), &mu), &inv) in dx
+            .chunks_mut(d)
+            .zip(g.chunks(d))
+            .zip(x.chunks(d))
+            .zip(mean)
+            .zip(rstd)
+        {
+            for ((((xh, ghj), &gj), &xj), &wj) in
+                xhat.iter_mut().zip(gh.iter_mut()).zip(gr).zip(xr).zip(gain)
+            {
+                *xh = (xj - mu) * inv;
+                *ghj = gj * wj;
+            }
+            let mean_g = simd::sum(gh) / d as f32;
+            let mean_gx = simd::dot(gh, xhat) / d as f32;
+            for (((((o, &gj), &xh), &ghj), dw), db) in dxr
+                .iter_mut()
+                .zip(gr)
+                .zip(xhat.iter())
+                .zip(gh.iter())
+                .zip(dgain.iter_mut())
+                .zip(dbias.iter_mut())
+            {
+                *o += (ghj - mean_g - xh * mean_gx) * inv;
+                *dw += gj * xh;
+                *db += gj;
+            }
+        }
+    }
+}
+
 /// Softmax cross-entropy over rows of `logits` (rows × V) against `targets`: returns the
 /// mean loss; with `grad`, overwrites the logits with d(mean loss)/d logits.
 pub fn cross_entropy(logits: &mut [f32], targets: &[u32], grad: bool) -> f64 {
+    let _timer = profile::Timer::new(Section::CrossEntropy);
     let v = logits.len() / targets.len().max(1);
     let scale = 1.0 / targets.len() as f32;
     let rows = rows_per_task(v);
     let losses: Vec<f64> = logits
         .par_chunks_mut(rows * v)
         .zip(targets.par_chunks(rows))
-        .map(|(z, ys)| {
-            let mut sum = 0f64;
-            for (zr, &y) in z.chunks_mut(v).zip(ys) {
-                let m = zr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let total: f32 = zr.iter().map(|&a| exp_f32(a - m)).sum();
-                let lse = m + total.ln();
-                sum += f64::from(lse - zr[y as usize]);
-                if grad {
-                    for a in zr.iter_mut() {
-                        *a = exp_f32(*a - lse) * scale;
-                    }
-                    zr[y as usize] -= scale;
-                }
-            }
-            sum
-        })
+        .map(|(z, ys)| cross_entropy_chunk(z, ys, scale, grad))
         .collect();
     losses.iter().sum::<f64>() / targets.len() as f64
 }
 
+multiversion! {
+    fn cross_entropy_chunk(z: &mut [f32], ys: &[u32], scale: f32, grad: bool) -> f64 {
+        let v = z.len() / ys.len().max(1);
+        let mut sum = 0f64;
+        for (zr, &y) in z.chunks_mut(v).zip(ys) {
+            let m = simd::max(zr);
+            let total = simd::sum_map(zr, |a| exp_f32(a - m));
+            let lse = m + total.ln();
+            sum += f64::from(lse - zr[y as usize]);
+            if grad {
+                for a in zr.iter_mut() {
+                    *a = exp_f32(*a - lse) * scale;
+                }
+                zr[y as usize] -= scale;
+            }
+        }
+        sum
+    }
+}
+
+multiversion! {
+    /// One attention score row in place: softmax over columns 0..=i (the causal window),
+    /// zero beyond, so masked entries never reach the exponential.
+    pub fn causal_softmax_row(row: &mut [f32], i: usize) {
+        let (valid, masked) = row.split_at_mut(i + 1);
+        let m = simd::max(valid);
+        for v in valid.iter_mut() {
+            *v = exp_f32(*v - m);
+        }
+        let inv = 1.0 / simd::sum(valid);
+        for v in valid.iter_mut() {
+            *v *= inv;
+        }
+        masked.fill(0.0);
+    }
+}
+
+multiversion! {
+    /// The softmax backward of one row in place: d ← p ⊙ (d − Σ p ⊙ d) over 0..=i, 0 beyond.
+    pub fn softmax_backward_row(d: &mut [f32], p: &[f32], i: usize) {
+        let (valid, masked) = d.split_at_mut(i + 1);
+        let p = &p[..=i];
+        let dot = simd::dot(valid, p);
+        for (dj, &pj) in valid.iter_mut().zip(p) {
+            *dj = pj * (*dj - dot);
+        }
+        masked.fill(0.0);
+    }
+}
+
 /// x[b, t] = wte[ids[b, t]] + wpe[t] for rows of width d (t = row index mod `t_len`).
 pub fn embed(x: &mut [f32], ids: &[u32], wte: &[f32], wpe: &[f32], t_len: usize, d: usize) {
+    let _timer = profile::Timer::new(Section::Embedding);
     x.par_chunks_mut(d)
         .zip(ids.par_iter())
         .enumerate()
@@ -289,6 +393,7 @@ pub fn embed_backward(
     t_len: usize,
     d: usize,
 ) {
+    let _timer = profile::Timer::new(Section::Embedding);
     dwpe[..t_len * d].fill(0.0);
     for (r, (gr, &id)) in g.chunks(d).zip(ids).enumerate() {
         let tok = &mut dwte[id as usize * d..(id as usize + 1) * d];

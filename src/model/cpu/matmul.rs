@@ -5,6 +5,8 @@
 
 use gemm::Parallelism;
 
+use super::profile::{self, Section};
+
 /// A read-only matrix view: element (i, j) is `data[offset + i·rs + j·cs]`.
 #[derive(Clone, Copy)]
 pub struct View<'a> {
@@ -118,6 +120,9 @@ pub fn matmul(dst: ViewMut, accumulate: bool, a: View, b: View, scale: f32, thre
         "output shape differs"
     );
     let (m, n, k) = (dst.rows, dst.cols, a.cols);
+    // Products inside attention tasks are counted in the attention sections.
+    let _timer =
+        matches!(threads, Threads::Pool).then(|| profile::Timer::new(Section::LayerProducts));
     if m == 0 || n == 0 {
         return;
     }

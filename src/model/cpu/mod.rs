@@ -16,6 +16,8 @@ pub mod attention;
 pub mod kernels;
 pub mod layout;
 pub mod matmul;
+pub mod profile;
+pub mod simd;
 
 use adamw::{AdamW, Hyper};
 use attention::Dims;
@@ -162,6 +164,7 @@ impl CpuGpt {
             return Ok(loss);
         }
         self.backward(ids, batch);
+        let _timer = profile::Timer::new(profile::Section::Optimizer);
         let mut scale = 1.0;
         if grad_clip > 0.0 {
             let norm = adamw::squared_norm(&self.grads).sqrt();
