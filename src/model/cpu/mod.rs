@@ -235,68 +235,50 @@ impl CpuGpt {
             let out = &mut after[..rc];
             let ln1 = part_mut(&mut buf.ln1, l, rc);
             let (m1, r1) = part_mut(&mut buf.ln1_stats, l, 2 * rows).split_at_mut(rows);
-            kernels::layer_norm(
-                ln1,
-                m1,
-                r1,
-                x,
-                &p[bp.ln1_w.clone()],
-                &p[bp.ln1_b.clone()],
-                LN_EPS,
-            );
+            let (g1, b1) = (&p[bp.ln1_w.clone()], &p[bp.ln1_b.clone()]);
+            kernels::layer_norm(ln1, m1, r1, x, g1, b1, LN_EPS);
             let qkv = part_mut(&mut buf.qkv, l, r3);
-            kernels::fill_rows(qkv, None, &p[bp.qkv_b.clone()]);
-            matmul(
-                ViewMut::rows(qkv, rows, 3 * c),
-                true,
-                View::rows(ln1, rows, c),
-                View::rows(&p[bp.qkv_w.clone()], 3 * c, c).t(),
-                1.0,
-                Threads::Pool,
+            linear(
+                qkv,
+                None,
+                ln1,
+                &p[bp.qkv_w.clone()],
+                &p[bp.qkv_b.clone()],
+                rows,
             );
             let atty = part_mut(&mut buf.atty, l, rc);
             attention::forward(atty, part_mut(&mut buf.att, l, att_len), qkv, dims);
             let mid = part_mut(&mut buf.mid, l, rc);
-            kernels::fill_rows(mid, Some(x), &p[bp.proj_b.clone()]);
-            matmul(
-                ViewMut::rows(mid, rows, c),
-                true,
-                View::rows(atty, rows, c),
-                View::rows(&p[bp.proj_w.clone()], c, c).t(),
-                1.0,
-                Threads::Pool,
+            linear(
+                mid,
+                Some(x),
+                atty,
+                &p[bp.proj_w.clone()],
+                &p[bp.proj_b.clone()],
+                rows,
             );
             let ln2 = part_mut(&mut buf.ln2, l, rc);
             let (m2, r2) = part_mut(&mut buf.ln2_stats, l, 2 * rows).split_at_mut(rows);
-            kernels::layer_norm(
-                ln2,
-                m2,
-                r2,
-                mid,
-                &p[bp.ln2_w.clone()],
-                &p[bp.ln2_b.clone()],
-                LN_EPS,
-            );
+            let (g2, b2) = (&p[bp.ln2_w.clone()], &p[bp.ln2_b.clone()]);
+            kernels::layer_norm(ln2, m2, r2, mid, g2, b2, LN_EPS);
             let fc = part_mut(&mut buf.fc, l, r4);
-            kernels::fill_rows(fc, None, &p[bp.fc_b.clone()]);
-            matmul(
-                ViewMut::rows(fc, rows, 4 * c),
-                true,
-                View::rows(ln2, rows, c),
-                View::rows(&p[bp.fc_w.clone()], 4 * c, c).t(),
-                1.0,
-                Threads::Pool,
+            linear(
+                fc,
+                None,
+                ln2,
+                &p[bp.fc_w.clone()],
+                &p[bp.fc_b.clone()],
+                rows,
             );
             let gelu = part_mut(&mut buf.gelu, l, r4);
             kernels::gelu(gelu, fc);
-            kernels::fill_rows(out, Some(mid), &p[bp.fc2_b.clone()]);
-            matmul(
-                ViewMut::rows(out, rows, c),
-                true,
-                View::rows(gelu, rows, 4 * c),
-                View::rows(&p[bp.fc2_w.clone()], c, 4 * c).t(),
-                1.0,
-                Threads::Pool,
+            linear(
+                out,
+                Some(mid),
+                gelu,
+                &p[bp.fc2_w.clone()],
+                &p[bp.fc2_b.clone()],
+                rows,
             );
         }
         let layers = lay.blocks.len();
@@ -393,86 +375,28 @@ impl CpuGpt {
         for (l, bp) in lay.blocks.iter().enumerate().rev() {
             let x = part(&buf.resid, l, rc);
             let mid = part(&buf.mid, l, rc);
-            let gelu = part(&buf.gelu, l, r4);
             // out = mid + gelu·fc2ᵀ + b: dres is d out.
-            matmul(
-                ViewMut::rows(&mut g[bp.fc2_w.clone()], c, 4 * c),
-                false,
-                View::rows(dres, rows, c).t(),
-                View::rows(gelu, rows, 4 * c),
-                1.0,
-                Threads::Pool,
-            );
-            kernels::column_sums(&mut g[bp.fc2_b.clone()], dres);
-            matmul(
-                ViewMut::rows(dfc, rows, 4 * c),
-                false,
-                View::rows(dres, rows, c),
-                View::rows(&p[bp.fc2_w.clone()], c, 4 * c),
-                1.0,
-                Threads::Pool,
-            );
+            let (dw, db) = split_pair(g, &bp.fc2_w, &bp.fc2_b);
+            let fc2_w = &p[bp.fc2_w.clone()];
+            linear_backward(dw, db, dfc, dres, part(&buf.gelu, l, r4), fc2_w, rows);
             kernels::gelu_backward(dfc, part(&buf.fc, l, r4));
-            matmul(
-                ViewMut::rows(&mut g[bp.fc_w.clone()], 4 * c, c),
-                false,
-                View::rows(dfc, rows, 4 * c).t(),
-                View::rows(part(&buf.ln2, l, rc), rows, c),
-                1.0,
-                Threads::Pool,
-            );
-            kernels::column_sums(&mut g[bp.fc_b.clone()], dfc);
-            matmul(
-                ViewMut::rows(dln, rows, c),
-                false,
-                View::rows(dfc, rows, 4 * c),
-                View::rows(&p[bp.fc_w.clone()], 4 * c, c),
-                1.0,
-                Threads::Pool,
-            );
+            let (dw, db) = split_pair(g, &bp.fc_w, &bp.fc_b);
+            let fc_w = &p[bp.fc_w.clone()];
+            linear_backward(dw, db, dln, dfc, part(&buf.ln2, l, rc), fc_w, rows);
             {
                 let (dw, db) = split_pair(g, &bp.ln2_w, &bp.ln2_b);
                 let (m2, r2) = part(&buf.ln2_stats, l, 2 * rows).split_at(rows);
                 kernels::layer_norm_backward(dres, dw, db, dln, mid, m2, r2, &p[bp.ln2_w.clone()]);
             }
             // mid = x + atty·projᵀ + b: dres is now d mid.
-            matmul(
-                ViewMut::rows(&mut g[bp.proj_w.clone()], c, c),
-                false,
-                View::rows(dres, rows, c).t(),
-                View::rows(part(&buf.atty, l, rc), rows, c),
-                1.0,
-                Threads::Pool,
-            );
-            kernels::column_sums(&mut g[bp.proj_b.clone()], dres);
-            matmul(
-                ViewMut::rows(datty, rows, c),
-                false,
-                View::rows(dres, rows, c),
-                View::rows(&p[bp.proj_w.clone()], c, c),
-                1.0,
-                Threads::Pool,
-            );
+            let (dw, db) = split_pair(g, &bp.proj_w, &bp.proj_b);
+            let proj_w = &p[bp.proj_w.clone()];
+            linear_backward(dw, db, datty, dres, part(&buf.atty, l, rc), proj_w, rows);
             let qkv = part(&buf.qkv, l, r3);
             attention::backward(dqkv, datt, datty, part(&buf.att, l, att_len), qkv, dims);
-            let ln1 = part(&buf.ln1, l, rc);
-            matmul(
-                ViewMut::rows(&mut g[bp.qkv_w.clone()], 3 * c, c),
-                false,
-                View::rows(dqkv, rows, 3 * c).t(),
-                View::rows(ln1, rows, c),
-                1.0,
-                Threads::Pool,
-            );
-            kernels::column_sums(&mut g[bp.qkv_b.clone()], dqkv);
-            matmul(
-                ViewMut::rows(dln, rows, c),
-                false,
-                View::rows(dqkv, rows, 3 * c),
-                View::rows(&p[bp.qkv_w.clone()], 3 * c, c),
-                1.0,
-                Threads::Pool,
-            );
+            let (dw, db) = split_pair(g, &bp.qkv_w, &bp.qkv_b);
+            let qkv_w = &p[bp.qkv_w.clone()];
+            linear_backward(dw, db, dln, dqkv, part(&buf.ln1, l, rc), qkv_w, rows);
             let (dw, db) = split_pair(g, &bp.ln1_w, &bp.ln1_b);
             let (m1, r1) = part(&buf.ln1_stats, l, 2 * rows).split_at(rows);
             kernels::layer_norm_backward(dres, dw, db, dln, x, m1, r1, &p[bp.ln1_w.clone()]);
@@ -480,6 +404,52 @@ impl CpuGpt {
         let (dwte, dwpe) = split_pair(g, &lay.wte, &lay.wpe);
         kernels::embed_backward(dwte, dwpe, dres, ids, t, c);
     }
+}
+
+/// out ← base + x·Wᵀ + b for x (rows × in), W (out × in, as torch.nn.Linear), b (out):
+/// the bias (and the residual stream, when `base` is given) is the product's starting value.
+fn linear(out: &mut [f32], base: Option<&[f32]>, x: &[f32], w: &[f32], b: &[f32], rows: usize) {
+    let (outputs, inputs) = (b.len(), x.len() / rows);
+    kernels::fill_rows(out, base, b);
+    matmul(
+        ViewMut::rows(out, rows, outputs),
+        true,
+        View::rows(x, rows, inputs),
+        View::rows(w, outputs, inputs).t(),
+        1.0,
+        Threads::Pool,
+    );
+}
+
+/// The backward of [`linear`] given dy (rows × out): dW = dyᵀ·x, db = Σ_rows dy, dx = dy·W,
+/// all three overwritten.
+fn linear_backward(
+    dw: &mut [f32],
+    db: &mut [f32],
+    dx: &mut [f32],
+    dy: &[f32],
+    x: &[f32],
+    w: &[f32],
+    rows: usize,
+) {
+    let (outputs, inputs) = (db.len(), x.len() / rows);
+    matmul(
+        ViewMut::rows(dw, outputs, inputs),
+        false,
+        View::rows(dy, rows, outputs).t(),
+        View::rows(x, rows, inputs),
+        1.0,
+        Threads::Pool,
+    );
+    kernels::column_sums(db, dy);
+    matmul(
+        ViewMut::rows(dx, rows, inputs),
+        false,
+        View::rows(dy, rows, outputs),
+        View::rows(w, outputs, inputs),
+        1.0,
+        Threads::Pool,
+    );
 }
 
 /// Two disjoint ranges of one buffer, mutably.
