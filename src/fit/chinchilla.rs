@@ -10,8 +10,9 @@
 
 use rayon::prelude::*;
 
-use super::lanes::{Chunked, Isa};
+use super::lanes::Chunked;
 use super::lbfgs::{Objective, Settings, minimize};
+use crate::isa::Isa;
 
 /// Tolerances of each start of the grid (and of warm bootstrap refits): scipy's L-BFGS-B
 /// defaults (ftol = 1e7·ε ≈ 2.2e-9, gtol = 1e-5), which Hoffmann et al. and Besiroglu et al.
@@ -141,7 +142,7 @@ fn prepare(points: &[Point]) -> Result<Prepared, FitError> {
     let ln_l: Vec<f64> = points.iter().map(|p| p.loss.ln()).collect();
     Ok(Prepared {
         chunked: Chunked::new(&ln_n, &ln_d, &ln_l),
-        isa: super::lanes::detect(),
+        isa: crate::isa::detect(),
     })
 }
 

@@ -205,7 +205,7 @@ fn objective_avx2(theta: &[f64; 5], data: &Chunked, delta: f64) -> (f64, [f64; 5
     objective_body(theta, data, delta)
 }
 
-pub use crate::isa::{Isa, detect};
+use crate::isa::Isa;
 
 /// The objective on the given instruction set (all give the same bits).
 pub fn objective(isa: Isa, theta: &[f64; 5], data: &Chunked, delta: f64) -> (f64, [f64; 5]) {
@@ -288,7 +288,7 @@ mod tests {
             [0.0, 25.0, 1.0, 2.0, 0.0],
             [0.0, 0.0, 1.0, 1.0, 1.0],
         ] {
-            let (v, g) = objective(detect(), &theta, &data, 1e-3);
+            let (v, g) = objective(crate::isa::detect(), &theta, &data, 1e-3);
             let (v0, g0) = scalar(&theta, &n, &d, &l, 1e-3);
             assert!((v / v0 - 1.0).abs() < 1e-13, "{theta:?}: {v} vs {v0}");
             for k in 0..5 {
@@ -313,7 +313,7 @@ mod tests {
         let data = Chunked::new(&n, &d, &l);
         let theta = [6.0, 7.5, 0.5, 0.34, 0.28];
         let base = objective(Isa::Baseline, &theta, &data, 1e-3);
-        let best = objective(detect(), &theta, &data, 1e-3);
+        let best = objective(crate::isa::detect(), &theta, &data, 1e-3);
         assert_eq!(base.0.to_bits(), best.0.to_bits());
         for k in 0..5 {
             assert_eq!(base.1[k].to_bits(), best.1[k].to_bits());

@@ -725,37 +725,26 @@ pub fn cost(input: &Input) -> Result<Vec<Panel>, String> {
         ));
     }
     if let Some(f) = &input.final_run {
-        if let Some(w) = f.run.wall_forecast {
-            time.series.push(Series::new(
-                Some("final: forecast".into()),
-                Mark::Rings,
-                colour(7),
-                vec![(f.run.flops, w)],
-            ));
-        }
-        if let Some(w) = f.run.wall_seconds {
-            time.series.push(Series::new(
-                Some("final: measured".into()),
-                Mark::Crosses,
-                colour(3),
-                vec![(f.run.flops, w)],
-            ));
-        }
-        if let Some(m) = f.run.rss_forecast {
-            memory.series.push(Series::new(
-                Some("final: forecast".into()),
-                Mark::Rings,
-                colour(7),
-                vec![(f.run.params_total as f64, m / 1048576.0)],
-            ));
-        }
-        if let Some(m) = f.run.peak_rss_bytes {
-            memory.series.push(Series::new(
-                Some("final: measured".into()),
-                Mark::Crosses,
-                colour(3),
-                vec![(f.run.params_total as f64, m as f64 / 1048576.0)],
-            ));
+        let (flops, params) = (f.run.flops, f.run.params_total as f64);
+        // The final run's forecast (rings) and measurement (crosses) in both panels.
+        for (panel, x, forecast, measured) in [
+            (&mut time, flops, f.run.wall_forecast, f.run.wall_seconds),
+            (
+                &mut memory,
+                params,
+                f.run.rss_forecast.map(|m| m / 1048576.0),
+                f.run.peak_rss_bytes.map(|m| m as f64 / 1048576.0),
+            ),
+        ] {
+            for (label, mark, c, y) in [
+                ("final: forecast", Mark::Rings, 7, forecast),
+                ("final: measured", Mark::Crosses, 3, measured),
+            ] {
+                if let Some(y) = y {
+                    let series = Series::new(Some(label.into()), mark, colour(c), vec![(x, y)]);
+                    panel.series.push(series);
+                }
+            }
         }
     }
     let mut panels = vec![time];

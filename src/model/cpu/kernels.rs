@@ -66,12 +66,17 @@ fn gelu_grad_f32(x: f32) -> f32 {
     0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * CUBIC * x2)
 }
 
+/// `chunk(y part, x part)` over matching chunks of `y` and `x`, in parallel.
+fn zip_chunks(y: &mut [f32], x: &[f32], chunk: fn(&mut [f32], &[f32])) {
+    y.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(y, x)| chunk(y, x));
+}
+
 /// y = gelu(x).
 pub fn gelu(y: &mut [f32], x: &[f32]) {
     let _timer = profile::Timer::new(Section::Gelu);
-    y.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(y, x)| gelu_chunk(y, x));
+    zip_chunks(y, x, gelu_chunk);
 }
 
 multiversion! {
@@ -85,9 +90,7 @@ multiversion! {
 /// g ← g ⊙ gelu'(x) (in place: the gradient buffer becomes the pre-activation's gradient).
 pub fn gelu_backward(g: &mut [f32], x: &[f32]) {
     let _timer = profile::Timer::new(Section::Gelu);
-    g.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(g, x)| gelu_backward_chunk(g, x));
+    zip_chunks(g, x, gelu_backward_chunk);
 }
 
 multiversion! {

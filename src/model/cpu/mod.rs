@@ -109,8 +109,8 @@ fn part_mut(buf: &mut [f32], i: usize, len: usize) -> &mut [f32] {
 /// A GPT with its parameters, gradients, optimizer state and activation buffers.
 pub struct CpuGpt {
     cfg: GptConfig,
-    pub layout: Layout,
-    pub params: Vec<f32>,
+    layout: Layout,
+    params: Vec<f32>,
     grads: Vec<f32>,
     opt: AdamW,
     buffers: Option<Buffers>,
@@ -207,6 +207,8 @@ impl CpuGpt {
             candle_core::bail!("token id {bad} is outside the vocabulary of {v}");
         }
         if self.buffers.as_ref().is_none_or(|b| b.batch < batch) {
+            // Free the smaller set first: both at once would raise the peak RSS.
+            self.buffers = None;
             self.buffers = Some(Buffers::new(&cfg, batch));
         }
         let buf = self.buffers.as_mut().expect("allocated above");

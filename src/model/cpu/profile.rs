@@ -41,7 +41,7 @@ pub const SECTIONS: [(Section, &str); 9] = [
     (Section::Optimizer, "gradient norm + AdamW"),
 ];
 
-static TOTALS: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
+static TOTALS: [AtomicU64; SECTIONS.len()] = [const { AtomicU64::new(0) }; SECTIONS.len()];
 
 fn enabled() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
