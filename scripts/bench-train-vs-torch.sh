@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Training throughput of scalebook vs PyTorch eager on the reference configs S1–S4
 # (../shared/bench/README.md), alternated config by config for ROUNDS rounds (default 3) in
-# one run, so machine noise hits both alike; the summary takes each side's median.
+# one run, so machine noise hits both alike; the summary gives each side's median and the
+# median of the per-round ratios (each round's pair ran back to back).
 # Needs: a release build (cargo build --release), python3 with torch (pip install torch numpy).
 # Prints per measurement: impl config tokens/s step-ms MFU% peak-RSS-MiB (RSS via
 # /usr/bin/time for PyTorch, getrusage for scalebook), then one summary line per config.
@@ -31,13 +32,18 @@ done
 python3 - "$out" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
-print("\nmedians: config torch-tok/s scalebook-tok/s ratio torch-peak-RSS-MiB scalebook-peak-RSS-MiB")
+print("\nmedians: config torch-tok/s scalebook-tok/s ratio-of-medians median-of-round-ratios"
+      " [round ratios] torch-peak-RSS-MiB scalebook-peak-RSS-MiB")
 for s in sorted({r[1] for r in rows}):
     t = [float(r[2]) for r in rows if r[0] == "torch" and r[1] == s]
     b = [float(r[2]) for r in rows if r[0] == "scalebook" and r[1] == s]
+    # Each round's pair ran back to back, so its ratio is the least disturbed by the
+    # machine's slow and fast phases.
+    rounds = [y / x for x, y in zip(t, b)]
     tr = max(int(r[5]) for r in rows if r[0] == "torch" and r[1] == s)
     br = max(int(r[5]) for r in rows if r[0] == "scalebook" and r[1] == s)
     mt, mb = statistics.median(t), statistics.median(b)
-    print(f"{s} {mt:.0f} {mb:.0f} {mb / mt:.2f}x {tr} {br}")
+    listed = ", ".join(f"{r:.2f}" for r in rounds)
+    print(f"{s} {mt:.0f} {mb:.0f} {mb / mt:.2f}x {statistics.median(rounds):.2f}x [{listed}] {tr} {br}")
 PY
 rm -f "$out"
