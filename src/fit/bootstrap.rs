@@ -215,6 +215,15 @@ mod tests {
     use super::*;
     use crate::fit::chinchilla::{Law, StartGrid, fit};
 
+    /// The law the synthetic points below are drawn from.
+    const TRUTH: Law = Law {
+        e: 1.8,
+        a: 480.0,
+        b: 2100.0,
+        alpha: 0.35,
+        beta: 0.37,
+    };
+
     #[test]
     fn percentiles_interpolate_like_numpy() {
         let mut v: Vec<f64> = (0..=100).map(f64::from).collect();
@@ -222,20 +231,12 @@ mod tests {
         assert!((i.lo - 5.0).abs() < 1e-12 && (i.hi - 95.0).abs() < 1e-12);
     }
 
-    /// Points from a known law with seeded noise: the 95 % interval covers each true parameter
-    /// in at least 90 % of 50 trials.
     /// Whole-grid refits per resample never end above the warm-started ones (a resample's
     /// optimum can lie in another basin than the full data's: that is what the grid option
     /// is for), and on most resamples they agree.
     #[test]
     fn grid_resamples_agree_with_warm_ones() {
-        let truth = Law {
-            e: 1.8,
-            a: 480.0,
-            b: 2100.0,
-            alpha: 0.35,
-            beta: 0.37,
-        };
+        let truth = TRUTH;
         let mut rng = SplitMix64::new(5);
         let mut points = Vec::new();
         for n in [1e7, 3e7, 1e8, 3e8, 1e9] {
@@ -272,15 +273,11 @@ mod tests {
         assert!(agree < 20, "the grid never improved on a warm start here");
     }
 
+    /// Points from a known law with seeded noise: the 95 % interval covers each true parameter
+    /// in at least 90 % of 50 trials.
     #[test]
     fn intervals_cover_the_truth() {
-        let truth = Law {
-            e: 1.8,
-            a: 480.0,
-            b: 2100.0,
-            alpha: 0.35,
-            beta: 0.37,
-        };
+        let truth = TRUTH;
         let trials = 50;
         let mut covered = [0usize; 5];
         for trial in 0..trials {

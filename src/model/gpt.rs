@@ -11,7 +11,7 @@
 //! silently cut the graph (DESIGN.md, stack notes), so layer norm and softmax are composed
 //! from basic ops, and a test checks that every parameter gets a gradient.
 
-use candle_core::{D, DType, Device, Module, Result, Tensor};
+use candle_core::{D, DType, Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use super::GptConfig;
@@ -232,27 +232,29 @@ impl Gpt {
     }
 }
 
-/// Token ids as a (B, T) u32 tensor.
-pub fn ids_tensor(ids: &[u32], b: usize, t: usize, device: &Device) -> Result<Tensor> {
-    Tensor::from_slice(ids, (b, t), device)
-}
-
 /// The dtype every model trains in.
 pub const DTYPE: DType = DType::F32;
 
+/// The model built with seeded initial values, and its variables: the reference the CPU
+/// engine's tests compare against.
+#[cfg(test)]
+pub(crate) fn seeded(cfg: &GptConfig, seed: u64) -> (Gpt, candle_nn::VarMap) {
+    let varmap = candle_nn::VarMap::new();
+    let backend = crate::model::init::SeededInit::new(varmap.clone(), seed);
+    let vb = VarBuilder::from_backend(Box::new(backend), DTYPE, candle_core::Device::Cpu);
+    (Gpt::new(cfg, vb).unwrap(), varmap)
+}
+
 #[cfg(test)]
 mod tests {
-    use candle_nn::VarMap;
+    use candle_core::Device;
 
     use super::*;
-    use crate::model::init::SeededInit;
     use crate::model::param_counts;
 
-    fn build(cfg: &GptConfig, seed: u64) -> (Gpt, VarMap) {
-        let varmap = VarMap::new();
-        let backend = SeededInit::new(varmap.clone(), seed);
-        let vb = VarBuilder::from_backend(Box::new(backend), DTYPE, Device::Cpu);
-        (Gpt::new(cfg, vb).unwrap(), varmap)
+    /// Token ids as a (B, T) u32 tensor.
+    fn ids_tensor(ids: &[u32], b: usize, t: usize, device: &Device) -> Result<Tensor> {
+        Tensor::from_slice(ids, (b, t), device)
     }
 
     fn cfg(tie: bool) -> GptConfig {
@@ -270,7 +272,7 @@ mod tests {
     fn built_parameter_count_equals_the_plan() {
         for tie in [false, true] {
             let c = cfg(tie);
-            let (_, varmap) = build(&c, 1);
+            let (_, varmap) = seeded(&c, 1);
             let built: usize = varmap.all_vars().iter().map(|v| v.elem_count()).sum();
             assert_eq!(built as u64, param_counts(&c).total, "tie = {tie}");
         }
@@ -279,7 +281,7 @@ mod tests {
     #[test]
     fn every_parameter_gets_a_gradient() {
         for tie in [false, true] {
-            let (model, varmap) = build(&cfg(tie), 1);
+            let (model, varmap) = seeded(&cfg(tie), 1);
             let ids: Vec<u32> = (0..2 * 16).map(|i| (i * 7 % 50) as u32).collect();
             let targets: Vec<u32> = (0..2 * 16).map(|i| (i * 3 % 50) as u32).collect();
             let x = ids_tensor(&ids, 2, 16, &Device::Cpu).unwrap();
@@ -299,15 +301,15 @@ mod tests {
 
     #[test]
     fn initial_loss_is_near_uniform_and_init_is_seeded() {
-        let (model, _) = build(&cfg(false), 1);
+        let (model, _) = seeded(&cfg(false), 1);
         let ids: Vec<u32> = (0..16).map(|i| i as u32).collect();
         let x = ids_tensor(&ids, 1, 16, &Device::Cpu).unwrap();
         let y = Tensor::from_slice(&ids, 16, &Device::Cpu).unwrap();
         let loss: f32 = model.loss(&x, &y).unwrap().to_scalar().unwrap();
         // Small init ⇒ near-uniform predictions ⇒ loss ≈ ln V.
         assert!((loss - (50f32).ln()).abs() < 0.1, "{loss}");
-        let (again, _) = build(&cfg(false), 1);
-        let (other, _) = build(&cfg(false), 2);
+        let (again, _) = seeded(&cfg(false), 1);
+        let (other, _) = seeded(&cfg(false), 2);
         let same: f32 = again.loss(&x, &y).unwrap().to_scalar().unwrap();
         let diff: f32 = other.loss(&x, &y).unwrap().to_scalar().unwrap();
         assert_eq!(loss.to_bits(), same.to_bits());
@@ -317,7 +319,7 @@ mod tests {
     #[test]
     fn attention_is_causal() {
         // Changing a later token must not change earlier logits.
-        let (model, _) = build(&cfg(false), 3);
+        let (model, _) = seeded(&cfg(false), 3);
         let a: Vec<u32> = (0..16).map(|i| i as u32).collect();
         let mut b = a.clone();
         b[10] = 42;

@@ -61,11 +61,10 @@ impl Stepper {
 #[cfg(test)]
 mod tests {
     use candle_core::{Device, Tensor, Var};
-    use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+    use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
     use super::*;
-    use crate::model::gpt::{DTYPE, Gpt};
-    use crate::model::init::SeededInit;
+    use crate::model::gpt::{self, Gpt};
     use crate::rng::SplitMix64;
     use crate::study::Schedule;
 
@@ -80,13 +79,7 @@ mod tests {
 
     impl Reference {
         fn new(cfg: &GptConfig, train: &TrainSpec, seed: u64) -> Self {
-            let varmap = VarMap::new();
-            let vb = VarBuilder::from_backend(
-                Box::new(SeededInit::new(varmap.clone(), seed)),
-                DTYPE,
-                Device::Cpu,
-            );
-            let model = Gpt::new(cfg, vb).unwrap();
+            let (model, varmap) = gpt::seeded(cfg, seed);
             let mut vars: Vec<(String, Var)> = varmap
                 .data()
                 .lock()

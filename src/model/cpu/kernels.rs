@@ -143,8 +143,14 @@ pub fn column_sums(out: &mut [f32], g: &[f32]) {
             acc
         })
         .collect();
+    sum_in_order(out, partials.iter().map(Vec::as_slice));
+}
+
+/// out ← Σ of the per-chunk partial sums, added in chunk order (so the bits do not depend on
+/// which thread finished first).
+fn sum_in_order<'a>(out: &mut [f32], partials: impl Iterator<Item = &'a [f32]>) {
     out.fill(0.0);
-    for p in &partials {
+    for p in partials {
         for (o, v) in out.iter_mut().zip(p) {
             *o += v;
         }
@@ -247,16 +253,8 @@ pub fn layer_norm_backward(
             (dgain, dbias)
         })
         .collect();
-    dgain.fill(0.0);
-    dbias.fill(0.0);
-    for (pg, pb) in &partials {
-        for (o, v) in dgain.iter_mut().zip(pg) {
-            *o += v;
-        }
-        for (o, v) in dbias.iter_mut().zip(pb) {
-            *o += v;
-        }
-    }
+    sum_in_order(dgain, partials.iter().map(|(g, _)| g.as_slice()));
+    sum_in_order(dbias, partials.iter().map(|(_, b)| b.as_slice()));
 }
 
 multiversion! {

@@ -340,9 +340,8 @@ impl CpuGpt {
             1.0,
             Threads::Pool,
         );
-        if cfg.tie_embeddings {
-            // The head already wrote wte's gradient.
-        } else {
+        if !cfg.tie_embeddings {
+            // Tied, the head's product above already wrote wte's gradient.
             g[lay.wte.clone()].fill(0.0);
         }
         let dln = &mut buf.dln[..rc];
@@ -473,11 +472,8 @@ fn split_pair<'a>(
 #[cfg(test)]
 mod tests {
     use candle_core::{Device, Tensor};
-    use candle_nn::{VarBuilder, VarMap};
 
     use super::*;
-    use crate::model::gpt::{DTYPE, Gpt};
-    use crate::model::init::SeededInit;
 
     /// Every gradient of the engine against candle's autograd on the same weights and batch.
     #[test]
@@ -501,13 +497,7 @@ mod tests {
             },
         )
         .unwrap();
-        let varmap = VarMap::new();
-        let vb = VarBuilder::from_backend(
-            Box::new(SeededInit::new(varmap.clone(), 5)),
-            DTYPE,
-            Device::Cpu,
-        );
-        let model = Gpt::new(&cfg, vb).unwrap();
+        let (model, varmap) = crate::model::gpt::seeded(&cfg, 5);
         let inputs: Vec<u32> = (0..2 * 8).map(|i| (i * 7 % 24) as u32).collect();
         let targets: Vec<u32> = (0..2 * 8).map(|i| (i * 5 % 24) as u32).collect();
         let x = Tensor::from_slice(&inputs, (2, 8), &Device::Cpu).unwrap();
