@@ -87,16 +87,35 @@ multiversion! {
     }
 }
 
-/// g ← g ⊙ gelu'(x) (in place: the gradient buffer becomes the pre-activation's gradient).
-pub fn gelu_backward(g: &mut [f32], x: &[f32]) {
+/// g ← g ⊙ gelu'(x) for rows of g and x (rows × `db.len()`), in place (the gradient buffer
+/// becomes the pre-activation's gradient), and db ← the column sums of the result: the
+/// gradient of the bias that the pre-activation's product added, taken in the same pass
+/// instead of a second read of g. Chunked and summed exactly as [`column_sums`], so the
+/// bits are the same as that separate pass.
+pub fn gelu_backward(g: &mut [f32], db: &mut [f32], x: &[f32]) {
     let _timer = profile::Timer::new(Section::Gelu);
-    zip_chunks(g, x, gelu_backward_chunk);
+    let width = db.len();
+    let per = rows_per_task(width) * width;
+    let partials: Vec<Vec<f32>> = g
+        .par_chunks_mut(per)
+        .zip(x.par_chunks(per))
+        .map(|(g, x)| {
+            let mut acc = vec![0f32; width];
+            gelu_backward_chunk(g, &mut acc, x);
+            acc
+        })
+        .collect();
+    sum_in_order(db, partials.iter().map(Vec::as_slice));
 }
 
 multiversion! {
-    fn gelu_backward_chunk(g: &mut [f32], x: &[f32]) {
-        for (o, &v) in g.iter_mut().zip(x) {
-            *o *= gelu_grad_f32(v);
+    fn gelu_backward_chunk(g: &mut [f32], acc: &mut [f32], x: &[f32]) {
+        let width = acc.len();
+        for (gr, xr) in g.chunks_mut(width).zip(x.chunks(width)) {
+            for ((o, &v), a) in gr.iter_mut().zip(xr).zip(acc.iter_mut()) {
+                *o *= gelu_grad_f32(v);
+                *a += *o;
+            }
         }
     }
 }
@@ -216,10 +235,15 @@ multiversion! {
 }
 
 /// LayerNorm backward: dx += the input gradient (the residual stream's gradient is
-/// accumulated in place), dgain/dbias overwritten.
+/// accumulated in place), dgain/dbias overwritten, and `dx_sums` ← the column sums of the
+/// updated dx. dx is the gradient of the residual stream, which is also the output gradient
+/// of the product that added to it (attention projection, MLP down), so those sums are that
+/// product's bias gradient, taken here while the rows are in registers instead of in a
+/// second pass; they are chunked and summed exactly as [`column_sums`] would.
 #[allow(clippy::too_many_arguments)]
 pub fn layer_norm_backward(
     dx: &mut [f32],
+    dx_sums: &mut [f32],
     dgain: &mut [f32],
     dbias: &mut [f32],
     g: &[f32],
@@ -231,38 +255,29 @@ pub fn layer_norm_backward(
     let _timer = profile::Timer::new(Section::LayerNorm);
     let d = gain.len();
     let rows = rows_per_task(d);
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
+    // Per chunk: [dgain | dbias | dx sums], each d long.
+    let partials: Vec<Vec<f32>> = dx
         .par_chunks_mut(rows * d)
         .zip(g.par_chunks(rows * d).zip(x.par_chunks(rows * d)))
         .zip(mean.par_chunks(rows).zip(rstd.par_chunks(rows)))
         .map(|((dx, (g, x)), (mean, rstd))| {
-            let mut dgain = vec![0f32; d];
-            let mut dbias = vec![0f32; d];
+            let mut sums = vec![0f32; 3 * d];
             let mut scratch = vec![0f32; 2 * d];
-            layer_norm_backward_chunk(
-                dx,
-                &mut dgain,
-                &mut dbias,
-                &mut scratch,
-                g,
-                x,
-                mean,
-                rstd,
-                gain,
-            );
-            (dgain, dbias)
+            layer_norm_backward_chunk(dx, &mut sums, &mut scratch, g, x, mean, rstd, gain);
+            sums
         })
         .collect();
-    sum_in_order(dgain, partials.iter().map(|(g, _)| g.as_slice()));
-    sum_in_order(dbias, partials.iter().map(|(_, b)| b.as_slice()));
+    for (i, out) in [dgain, dbias, dx_sums].into_iter().enumerate() {
+        sum_in_order(out, partials.iter().map(|p| &p[i * d..(i + 1) * d]));
+    }
 }
 
 multiversion! {
-    /// One chunk of rows; `scratch` (2d) holds a row's x̂ and γ ⊙ g.
+    /// One chunk of rows; `sums` (3d) accumulates dgain, dbias and the column sums of the
+    /// updated dx; `scratch` (2d) holds a row's x̂ and γ ⊙ g.
     fn layer_norm_backward_chunk(
         dx: &mut [f32],
-        dgain: &mut [f32],
-        dbias: &mut [f32],
+        sums: &mut [f32],
         scratch: &mut [f32],
         g: &[f32],
         x: &[f32],
@@ -272,6 +287,8 @@ multiversion! {
     ) {
         let d = gain.len();
         let (xhat, gh) = scratch.split_at_mut(d);
+        let (dgain, rest) = sums.split_at_mut(d);
+        let (dbias, dx_sums) = rest.split_at_mut(d);
         for ((((dxr, gr), xr), &mu), &inv) in dx
             .chunks_mut(d)
             .zip(g.chunks(d))
@@ -287,17 +304,19 @@ multiversion! {
             }
             let mean_g = simd::sum(gh) / d as f32;
             let mean_gx = simd::dot(gh, xhat) / d as f32;
-            for (((((o, &gj), &xh), &ghj), dw), db) in dxr
+            for ((((((o, &gj), &xh), &ghj), dw), db), s) in dxr
                 .iter_mut()
                 .zip(gr)
                 .zip(xhat.iter())
                 .zip(gh.iter())
                 .zip(dgain.iter_mut())
                 .zip(dbias.iter_mut())
+                .zip(dx_sums.iter_mut())
             {
                 *o += (ghj - mean_g - xh * mean_gx) * inv;
                 *dw += gj * xh;
                 *db += gj;
+                *s += *o;
             }
         }
     }
@@ -465,8 +484,8 @@ mod tests {
         let (mut m, mut r) = (vec![0f32; rows], vec![0f32; rows]);
         layer_norm(&mut y, &mut m, &mut r, &x, &gain, &bias, 1e-5);
         let mut dx = vec![0f32; rows * d];
-        let (mut dg, mut db) = (vec![0f32; d], vec![0f32; d]);
-        layer_norm_backward(&mut dx, &mut dg, &mut db, &w, &x, &m, &r, &gain);
+        let (mut dg, mut db, mut sums) = (vec![0f32; d], vec![0f32; d], vec![0f32; d]);
+        layer_norm_backward(&mut dx, &mut sums, &mut dg, &mut db, &w, &x, &m, &r, &gain);
         let h = 1e-2f32;
         for i in 0..rows * d {
             let (mut up, mut down) = (x.clone(), x.clone());
@@ -487,6 +506,47 @@ mod tests {
             assert!((f64::from(dg[j]) - fd).abs() < 2e-3, "dgain[{j}]");
             let want: f32 = (0..rows).map(|r| w[r * d + j]).sum();
             assert!((db[j] - want).abs() < 1e-6);
+        }
+    }
+
+    /// Rows × width values with a spread of magnitudes (so a different summation order
+    /// would show in the low bits).
+    fn wavy(n: usize, k: f32) -> Vec<f32> {
+        (0..n)
+            .map(|i| (i as f32 * k).sin() * (1.0 + (i % 7) as f32))
+            .collect()
+    }
+
+    /// The bias gradients taken inside the GELU and LayerNorm backward passes are bit for
+    /// bit the separate column-sum pass over the same result, at widths whose rows do and
+    /// do not divide the parallel chunk (1536 = 4·384).
+    #[test]
+    fn fused_bias_gradients_equal_the_separate_column_sums() {
+        for width in [64, 1536] {
+            let rows = 3 * rows_per_task(width) + 5;
+            let x = wavy(rows * width, 0.37);
+            let mut g = wavy(rows * width, 0.11);
+            let mut want_g = g.clone();
+            let mut db = vec![f32::NAN; width];
+            gelu_backward(&mut g, &mut db, &x);
+            for (o, &v) in want_g.iter_mut().zip(&x) {
+                *o *= gelu_grad_f32(v);
+            }
+            assert_eq!(g, want_g, "GELU backward values");
+            let mut want = vec![0f32; width];
+            column_sums(&mut want, &g);
+            assert_eq!(db, want, "GELU bias gradient, width {width}");
+
+            let gain = wavy(width, 0.05);
+            let (mean, rstd) = (wavy(rows, 0.3), vec![1.5f32; rows]);
+            let mut dx = wavy(rows * width, 0.23);
+            let (mut dg, mut dbias, mut sums) =
+                (vec![0f32; width], vec![0f32; width], vec![0f32; width]);
+            layer_norm_backward(
+                &mut dx, &mut sums, &mut dg, &mut dbias, &g, &x, &mean, &rstd, &gain,
+            );
+            column_sums(&mut want, &dx);
+            assert_eq!(sums, want, "LayerNorm dx sums, width {width}");
         }
     }
 

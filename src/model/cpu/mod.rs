@@ -53,6 +53,9 @@ struct Buffers {
     logits: Vec<f32>,
     // Backward scratch, one layer's worth.
     dresid: Vec<f32>,
+    /// Column sums of `dresid` after each LayerNorm backward: the bias gradient of the
+    /// product whose output gradient `dresid` is next (MLP down, attention projection).
+    dresid_sums: Vec<f32>,
     dln: Vec<f32>,
     datty: Vec<f32>,
     dqkv: Vec<f32>,
@@ -88,6 +91,7 @@ impl Buffers {
             lnf_stats: z(2 * rows),
             logits: z(rows * v),
             dresid: z(rows * c),
+            dresid_sums: z(c),
             dln: z(rows * c),
             datty: z(rows * c),
             dqkv: z(rows * 3 * c),
@@ -354,12 +358,14 @@ impl CpuGpt {
             Threads::Pool,
         );
         let dres = &mut buf.dresid[..rc];
+        let dres_sums = &mut buf.dresid_sums[..];
         dres.fill(0.0);
         {
             let (dw, db) = split_pair(g, &lay.ln_f_w, &lay.ln_f_b);
             let (mf, rf) = buf.lnf_stats[..2 * rows].split_at(rows);
             kernels::layer_norm_backward(
                 dres,
+                dres_sums,
                 dw,
                 db,
                 dln,
@@ -376,31 +382,36 @@ impl CpuGpt {
         for (l, bp) in lay.blocks.iter().enumerate().rev() {
             let x = part(&buf.resid, l, rc);
             let mid = part(&buf.mid, l, rc);
-            // out = mid + gelu·fc2ᵀ + b: dres is d out.
+            // out = mid + gelu·fc2ᵀ + b: dres is d out, and its column sums (from the
+            // LayerNorm backward that wrote it) are d b.
             let (dw, db) = split_pair(g, &bp.fc2_w, &bp.fc2_b);
+            db.copy_from_slice(dres_sums);
             let fc2_w = &p[bp.fc2_w.clone()];
-            linear_backward(dw, db, dfc, dres, part(&buf.gelu, l, r4), fc2_w, rows);
-            kernels::gelu_backward(dfc, part(&buf.fc, l, r4));
+            linear_backward(dw, None, dfc, dres, part(&buf.gelu, l, r4), fc2_w, rows);
             let (dw, db) = split_pair(g, &bp.fc_w, &bp.fc_b);
+            kernels::gelu_backward(dfc, db, part(&buf.fc, l, r4));
             let fc_w = &p[bp.fc_w.clone()];
-            linear_backward(dw, db, dln, dfc, part(&buf.ln2, l, rc), fc_w, rows);
+            linear_backward(dw, None, dln, dfc, part(&buf.ln2, l, rc), fc_w, rows);
             {
                 let (dw, db) = split_pair(g, &bp.ln2_w, &bp.ln2_b);
                 let (m2, r2) = part(&buf.ln2_stats, l, 2 * rows).split_at(rows);
-                kernels::layer_norm_backward(dres, dw, db, dln, mid, m2, r2, &p[bp.ln2_w.clone()]);
+                let ln2_w = &p[bp.ln2_w.clone()];
+                kernels::layer_norm_backward(dres, dres_sums, dw, db, dln, mid, m2, r2, ln2_w);
             }
             // mid = x + atty·projᵀ + b: dres is now d mid.
             let (dw, db) = split_pair(g, &bp.proj_w, &bp.proj_b);
+            db.copy_from_slice(dres_sums);
             let proj_w = &p[bp.proj_w.clone()];
-            linear_backward(dw, db, datty, dres, part(&buf.atty, l, rc), proj_w, rows);
+            linear_backward(dw, None, datty, dres, part(&buf.atty, l, rc), proj_w, rows);
             let qkv = part(&buf.qkv, l, r3);
             attention::backward(dqkv, datt, datty, part(&buf.att, l, att_len), qkv, dims);
             let (dw, db) = split_pair(g, &bp.qkv_w, &bp.qkv_b);
             let qkv_w = &p[bp.qkv_w.clone()];
-            linear_backward(dw, db, dln, dqkv, part(&buf.ln1, l, rc), qkv_w, rows);
+            linear_backward(dw, Some(db), dln, dqkv, part(&buf.ln1, l, rc), qkv_w, rows);
             let (dw, db) = split_pair(g, &bp.ln1_w, &bp.ln1_b);
             let (m1, r1) = part(&buf.ln1_stats, l, 2 * rows).split_at(rows);
-            kernels::layer_norm_backward(dres, dw, db, dln, x, m1, r1, &p[bp.ln1_w.clone()]);
+            let ln1_w = &p[bp.ln1_w.clone()];
+            kernels::layer_norm_backward(dres, dres_sums, dw, db, dln, x, m1, r1, ln1_w);
         }
         let (dwte, dwpe) = split_pair(g, &lay.wte, &lay.wpe);
         kernels::embed_backward(dwte, dwpe, dres, ids, t, c);
@@ -422,18 +433,19 @@ fn linear(out: &mut [f32], base: Option<&[f32]>, x: &[f32], w: &[f32], b: &[f32]
     );
 }
 
-/// The backward of [`linear`] given dy (rows × out): dW = dyᵀ·x, db = Σ_rows dy, dx = dy·W,
-/// all three overwritten.
+/// The backward of [`linear`] given dy (rows × out): dW = dyᵀ·x, db = Σ_rows dy (when asked
+/// for: `None` where the pass that wrote dy already summed it), dx = dy·W, all overwritten.
 fn linear_backward(
     dw: &mut [f32],
-    db: &mut [f32],
+    db: Option<&mut [f32]>,
     dx: &mut [f32],
     dy: &[f32],
     x: &[f32],
     w: &[f32],
     rows: usize,
 ) {
-    let (outputs, inputs) = (db.len(), x.len() / rows);
+    let inputs = x.len() / rows;
+    let outputs = dw.len() / inputs;
     matmul(
         ViewMut::rows(dw, outputs, inputs),
         false,
@@ -442,7 +454,9 @@ fn linear_backward(
         1.0,
         Threads::Pool,
     );
-    kernels::column_sums(db, dy);
+    if let Some(db) = db {
+        kernels::column_sums(db, dy);
+    }
     matmul(
         ViewMut::rows(dx, rows, inputs),
         false,
