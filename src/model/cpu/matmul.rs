@@ -345,6 +345,13 @@ mod tests {
         c
     }
 
+    /// Row-major a (m × k) and b (k × n) with a spread of values.
+    fn operands(m: usize, k: usize, n: usize) -> (Vec<f32>, Vec<f32>) {
+        let a = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        (a, b)
+    }
+
     /// Speed-weighted bands: proportional, on the row grain, never under the minimum.
     #[test]
     fn bands_follow_the_weights_within_their_limits() {
@@ -366,8 +373,7 @@ mod tests {
     #[test]
     fn every_split_gives_the_same_bits() {
         let (m, k, n) = (300, 700, 80);
-        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let (a, b) = operands(m, k, n);
         let mut whole = vec![0f32; m * n];
         product(
             ViewMut::rows(&mut whole, m, n),
@@ -410,8 +416,7 @@ mod tests {
     #[test]
     fn strided_products_match_the_naive_loop() {
         let (m, k, n) = (7, 5, 3);
-        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let (a, b) = operands(m, k, n);
         let want = naive(&a, &b, m, k, n);
         // Plain.
         let mut c = vec![0f32; m * n];
