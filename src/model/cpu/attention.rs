@@ -2,14 +2,15 @@
 //! softmax(QKᵀ/√d_h + mask)·V), read straight out of the fused QKV activations.
 //!
 //! Each batch element is one parallel task; inside it every head's products are strided
-//! views into the (T, 3C) QKV rows, so no head split, transpose or merge copy is made, and
-//! the result lands directly in its head's columns of the (T, C) output. Rows go in blocks
+//! views into the (T, 3C) QKV rows, so no head split or merge copy is made (one transpose
+//! per head, below), and the result lands directly in its head's columns of the (T, C)
+//! output. Rows go in blocks
 //! of [`BLOCK`]: row block [r₀, r₁) only needs key columns [0, r₁), which skips ~3/8 of the
 //! score products at T = 256 and never exponentiates a masked entry. The probabilities P
 //! are kept (masked entries stored as 0) for the backward:
 //! dP = dY·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ = dS·K/√d_h, dK = dSᵀ·Q/√d_h, dV = Pᵀ·dY.
 //!
-//! The one exception to "no copies": the two products with a transposed head as their right
+//! The transposes: the two products with a transposed head as their right
 //! operand (QKᵀ forward, dY·Vᵀ backward) read it from a per-head (d_h, T) transposed copy.
 //! Handed the strided (T, d_h) rows instead, `gemm` gathers them into its packed layout on
 //! every call, once per row block (2.5 T rows per head at T = 256): a profile of attention

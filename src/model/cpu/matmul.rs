@@ -147,9 +147,9 @@ pub fn matmul(dst: ViewMut, accumulate: bool, a: View, b: View, scale: f32, thre
         return product(dst, accumulate, a, b, scale);
     }
     // Speed-weighted bands only where every band's `gemm` call takes the same code path
-    // whatever its height: `gemm` picks a different depth blocking (so different rounding)
-    // for products at most 64 × 64, and a band can only get that small when the output is
-    // at most 64 columns wide. Those narrow products keep the fixed equal split.
+    // whatever its height: `gemm` has a separate path, with its own depth blocking (so
+    // other rounding), for outputs at most 64 × 64. A band wider than 64 columns can never
+    // take it; narrower products keep the fixed equal split they always had.
     let bounds = if dst.cols > SMALL_GEMM {
         weighted_bounds(m, &speed_weights(bands))
     } else {
