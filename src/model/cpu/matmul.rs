@@ -121,7 +121,7 @@ pub enum Threads {
 /// each a single-threaded `gemm` call: for the tall products of training (B·T rows) this
 /// beat `gemm`'s own splitting by 3–5 % at S2 (three alternated `bench train` pairs), and
 /// each element's sum is the same whatever the split. The bands are sized in proportion to
-/// each thread's recent speed ([`speed_weights`]): on a shared machine the two cores of a
+/// each thread's recent speed (`speed_weights`): on a shared machine the two cores of a
 /// 2-core VM ran at different speeds for stretches of tens of products, so equal bands left
 /// the faster thread waiting (measured at S4: the two equal bands' finish times differed by
 /// 17 % of the product's time on average, 9 % of the threads' time idle).

@@ -6,9 +6,9 @@
 //! every intermediate, copies heads in and out of (B, H, T, hd) layout, accumulates gradients
 //! with `zeros_like` + `add`, and runs element-wise maps one at a time — together ~70 % of a
 //! step, measured (book/src/throughput.md). This engine allocates every activation once per
-//! shape, reads heads and transposes as strides into `gemm` (the kernels candle itself calls),
-//! fuses bias and residual adds into the products' starting values, and updates parameters
-//! in place. candle's model stays as the reference it is tested against: same names, same
+//! shape, reads heads and transposes as strides into `gemm` (the kernels candle itself
+//! calls; only K and V get one transposed copy per head, see [`attention`]), fuses bias and
+//! residual adds into the products' starting values, and updates parameters in place. candle's model stays as the reference it is tested against: same names, same
 //! initial values, the same loss curve to 1e-4 over 100 steps.
 
 pub mod adamw;
