@@ -66,17 +66,12 @@ fn gelu_grad_f32(x: f32) -> f32 {
     0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * CUBIC * x2)
 }
 
-/// `chunk(y part, x part)` over matching chunks of `y` and `x`, in parallel.
-fn zip_chunks(y: &mut [f32], x: &[f32], chunk: fn(&mut [f32], &[f32])) {
-    y.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(y, x)| chunk(y, x));
-}
-
 /// y = gelu(x).
 pub fn gelu(y: &mut [f32], x: &[f32]) {
     let _timer = profile::Timer::new(Section::Gelu);
-    zip_chunks(y, x, gelu_chunk);
+    y.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(y, x)| gelu_chunk(y, x));
 }
 
 multiversion! {
@@ -96,15 +91,8 @@ pub fn gelu_backward(g: &mut [f32], db: &mut [f32], x: &[f32]) {
     let _timer = profile::Timer::new(Section::Gelu);
     let width = db.len();
     let per = rows_per_task(width) * width;
-    let partials: Vec<Vec<f32>> = g
-        .par_chunks_mut(per)
-        .zip(x.par_chunks(per))
-        .map(|(g, x)| {
-            let mut acc = vec![0f32; width];
-            gelu_backward_chunk(g, &mut acc, x);
-            acc
-        })
-        .collect();
+    let chunks = g.par_chunks_mut(per).zip(x.par_chunks(per));
+    let partials = partial_sums(chunks, width, |(g, x), acc| gelu_backward_chunk(g, acc, x));
     sum_in_order(db, partials.iter().map(Vec::as_slice));
 }
 
@@ -154,15 +142,24 @@ pub fn column_sums(out: &mut [f32], g: &[f32]) {
     let _timer = profile::Timer::new(Section::BiasAndResidual);
     let width = out.len();
     let per = rows_per_task(width) * width;
-    let partials: Vec<Vec<f32>> = g
-        .par_chunks(per)
-        .map(|g| {
-            let mut acc = vec![0f32; width];
-            column_sums_chunk(&mut acc, g);
+    let partials = partial_sums(g.par_chunks(per), width, |g, acc| column_sums_chunk(acc, g));
+    sum_in_order(out, partials.iter().map(Vec::as_slice));
+}
+
+/// One zeroed `len`-long accumulator per chunk, filled by `fill(chunk, accumulator)` in
+/// parallel, returned in chunk order for [`sum_in_order`].
+fn partial_sums<I: IndexedParallelIterator>(
+    chunks: I,
+    len: usize,
+    fill: impl Fn(I::Item, &mut [f32]) + Sync + Send,
+) -> Vec<Vec<f32>> {
+    chunks
+        .map(|chunk| {
+            let mut acc = vec![0f32; len];
+            fill(chunk, &mut acc);
             acc
         })
-        .collect();
-    sum_in_order(out, partials.iter().map(Vec::as_slice));
+        .collect()
 }
 
 /// out ← Σ of the per-chunk partial sums, added in chunk order (so the bits do not depend on
@@ -255,18 +252,15 @@ pub fn layer_norm_backward(
     let _timer = profile::Timer::new(Section::LayerNorm);
     let d = gain.len();
     let rows = rows_per_task(d);
-    // Per chunk: [dgain | dbias | dx sums], each d long.
-    let partials: Vec<Vec<f32>> = dx
+    let chunks = dx
         .par_chunks_mut(rows * d)
         .zip(g.par_chunks(rows * d).zip(x.par_chunks(rows * d)))
-        .zip(mean.par_chunks(rows).zip(rstd.par_chunks(rows)))
-        .map(|((dx, (g, x)), (mean, rstd))| {
-            let mut sums = vec![0f32; 3 * d];
-            let mut scratch = vec![0f32; 2 * d];
-            layer_norm_backward_chunk(dx, &mut sums, &mut scratch, g, x, mean, rstd, gain);
-            sums
-        })
-        .collect();
+        .zip(mean.par_chunks(rows).zip(rstd.par_chunks(rows)));
+    // Per chunk: [dgain | dbias | dx sums], each d long.
+    let partials = partial_sums(chunks, 3 * d, |((dx, (g, x)), (mean, rstd)), sums| {
+        let mut scratch = vec![0f32; 2 * d];
+        layer_norm_backward_chunk(dx, sums, &mut scratch, g, x, mean, rstd, gain);
+    });
     for (i, out) in [dgain, dbias, dx_sums].into_iter().enumerate() {
         sum_in_order(out, partials.iter().map(|p| &p[i * d..(i + 1) * d]));
     }

@@ -240,15 +240,17 @@ const SPEED_SMOOTHING: f64 = 0.3;
 /// band ÷ the mean over the bands of the same product, smoothed over products.
 static SPEEDS: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
 
-/// The relative speeds of threads 0..bands (1 where not measured yet).
+/// One thread's relative speed (1 where not measured yet).
+fn speed(slot: &AtomicU64) -> f64 {
+    match f64::from_bits(slot.load(Ordering::Relaxed)) {
+        v if v > 0.0 && v.is_finite() => v,
+        _ => 1.0,
+    }
+}
+
+/// The relative speeds of threads 0..bands.
 fn speed_weights(bands: usize) -> Vec<f64> {
-    SPEEDS[..bands]
-        .iter()
-        .map(|s| match f64::from_bits(s.load(Ordering::Relaxed)) {
-            v if v > 0.0 && v.is_finite() => v,
-            _ => 1.0,
-        })
-        .collect()
+    SPEEDS[..bands].iter().map(speed).collect()
 }
 
 /// Fold one product's per-band rates (rows per second, thread i = band i) into the speeds.
@@ -258,13 +260,7 @@ fn record_speeds(rates: &[f64]) {
         return;
     }
     for (slot, &rate) in SPEEDS.iter().zip(rates) {
-        let old = f64::from_bits(slot.load(Ordering::Relaxed));
-        let old = if old > 0.0 && old.is_finite() {
-            old
-        } else {
-            1.0
-        };
-        let new = (1.0 - SPEED_SMOOTHING) * old + SPEED_SMOOTHING * (rate / mean);
+        let new = (1.0 - SPEED_SMOOTHING) * speed(slot) + SPEED_SMOOTHING * (rate / mean);
         slot.store(new.clamp(0.1, 10.0).to_bits(), Ordering::Relaxed);
     }
 }

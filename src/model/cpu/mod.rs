@@ -8,8 +8,9 @@
 //! step, measured (book/src/throughput.md). This engine allocates every activation once per
 //! shape, reads heads and transposes as strides into `gemm` (the kernels candle itself
 //! calls; only K and V get one transposed copy per head, see [`attention`]), fuses bias and
-//! residual adds into the products' starting values, and updates parameters in place. candle's model stays as the reference it is tested against: same names, same
-//! initial values, the same loss curve to 1e-4 over 100 steps.
+//! residual adds into the products' starting values, and updates parameters in place.
+//! candle's model stays as the reference it is tested against: same names, same initial
+//! values, the same loss curve to 1e-4 over 100 steps.
 
 pub mod adamw;
 pub mod attention;
@@ -244,48 +245,24 @@ impl CpuGpt {
             let (g1, b1) = (&p[bp.ln1_w.clone()], &p[bp.ln1_b.clone()]);
             kernels::layer_norm(ln1, m1, r1, x, g1, b1, LN_EPS);
             let qkv = part_mut(&mut buf.qkv, l, r3);
-            linear(
-                qkv,
-                None,
-                ln1,
-                &p[bp.qkv_w.clone()],
-                &p[bp.qkv_b.clone()],
-                rows,
-            );
+            let (w, b) = (&p[bp.qkv_w.clone()], &p[bp.qkv_b.clone()]);
+            linear(qkv, None, ln1, w, b, rows);
             let atty = part_mut(&mut buf.atty, l, rc);
             attention::forward(atty, part_mut(&mut buf.att, l, att_len), qkv, dims);
             let mid = part_mut(&mut buf.mid, l, rc);
-            linear(
-                mid,
-                Some(x),
-                atty,
-                &p[bp.proj_w.clone()],
-                &p[bp.proj_b.clone()],
-                rows,
-            );
+            let (w, b) = (&p[bp.proj_w.clone()], &p[bp.proj_b.clone()]);
+            linear(mid, Some(x), atty, w, b, rows);
             let ln2 = part_mut(&mut buf.ln2, l, rc);
             let (m2, r2) = part_mut(&mut buf.ln2_stats, l, 2 * rows).split_at_mut(rows);
             let (g2, b2) = (&p[bp.ln2_w.clone()], &p[bp.ln2_b.clone()]);
             kernels::layer_norm(ln2, m2, r2, mid, g2, b2, LN_EPS);
             let fc = part_mut(&mut buf.fc, l, r4);
-            linear(
-                fc,
-                None,
-                ln2,
-                &p[bp.fc_w.clone()],
-                &p[bp.fc_b.clone()],
-                rows,
-            );
+            let (w, b) = (&p[bp.fc_w.clone()], &p[bp.fc_b.clone()]);
+            linear(fc, None, ln2, w, b, rows);
             let gelu = part_mut(&mut buf.gelu, l, r4);
             kernels::gelu(gelu, fc);
-            linear(
-                out,
-                Some(mid),
-                gelu,
-                &p[bp.fc2_w.clone()],
-                &p[bp.fc2_b.clone()],
-                rows,
-            );
+            let (w, b) = (&p[bp.fc2_w.clone()], &p[bp.fc2_b.clone()]);
+            linear(out, Some(mid), gelu, w, b, rows);
         }
         let layers = lay.blocks.len();
         let (mf, rf) = buf.lnf_stats[..2 * rows].split_at_mut(rows);
