@@ -47,23 +47,23 @@ pub fn run(args: &Args) -> Result<(), Failure> {
 /// The study's fits: `fits.json` when it was computed from exactly the runs the store holds
 /// now, else a fresh fit.
 pub fn current_fits(study: &Study, store: &Store) -> Result<FitReport, Failure> {
-    let (rows, curves) = study_rows(study, store)?;
+    let input = study_rows(study, store)?;
     let path = store.study_dir(&study.name).join("fits.json");
     let cached = std::fs::read_to_string(&path)
         .ok()
         .and_then(|text| serde_json::from_str::<FitReport>(&text).ok())
-        .filter(|f| f.inputs == fit_inputs(study, &rows));
+        .filter(|f| f.inputs == fit_inputs(study, &input));
     match cached {
         Some(f) => Ok(f),
         None => {
-            if !rows.is_empty() {
+            if !input.rows.is_empty() {
                 eprintln!(
                     "{}: fitting {} runs (fits.json is missing or older than the store)",
                     study.name,
-                    rows.len()
+                    input.rows.len()
                 );
             }
-            fit_rows(study, store, &rows, &curves, Constraints::default())
+            fit_rows(study, store, &input, Constraints::default())
         }
     }
 }
@@ -108,6 +108,12 @@ pub fn plan_final(study: &Study, fits: &FitReport) -> Result<Option<FinalPlan>, 
         .data
         .identity()
         .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    // With a learning-rate sweep, the final run trains at the fitted η*(N, D).
+    let lr_law = fits
+        .hyper
+        .as_ref()
+        .and_then(|h| h.eta.as_ref())
+        .map(|e| (e.c, e.a, e.b));
     Ok(final_plan(
         study.seed,
         training,
@@ -116,6 +122,7 @@ pub fn plan_final(study: &Study, fits: &FitReport) -> Result<Option<FinalPlan>, 
         n_opt,
         d_opt,
         params,
+        lr_law,
     ))
 }
 
@@ -146,6 +153,12 @@ fn imported_rows(rows: &[Row]) -> Vec<RunRow> {
             wall_seconds: 0.0,
             tokens_per_second: 0.0,
             peak_rss_bytes: None,
+            spikes: None,
+            largest_spike_step: None,
+            largest_spike_ratio: None,
+            lr: f64::NAN,
+            point: r.name.clone(),
+            selected: true,
         })
         .collect()
 }
@@ -162,7 +175,13 @@ pub fn report_study(
         Source::Train(training) => {
             let specs = plan(study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
             let collected = collect::collect(store, &specs).map_err(|e| internal(e.to_string()))?;
-            let runs = run_rows(&collected.runs).map_err(|e| internal(e.to_string()))?;
+            let mut runs = run_rows(&collected.runs).map_err(|e| internal(e.to_string()))?;
+            // A learning-rate sweep's runs that are not their point's best are shown, not fitted.
+            if let Some(h) = &fits.hyper {
+                for r in &mut runs {
+                    r.selected = h.points.iter().any(|p| p.run == r.name);
+                }
+            }
             let curve_list = curves(&collected.curves).map_err(|e| internal(e.to_string()))?;
             let records: Vec<RunResult> = specs.iter().filter_map(|s| record(store, s)).collect();
             let entropy = records.iter().find_map(|r| {
@@ -181,7 +200,7 @@ pub fn report_study(
             (runs, curve_list, records, data)
         }
         Source::Import(spec) => {
-            let (rows, _) = study_rows(study, store)?;
+            let rows = study_rows(study, store)?.rows;
             let data = DataCtx {
                 source: "imported".into(),
                 description: format!("imported results from `{}`", spec.path.display()),

@@ -95,7 +95,7 @@ pub struct ChinchillaIntervals {
     pub laws: Vec<Law>,
     /// Each successful refit's objective (same order as `laws`).
     pub objectives: Vec<f64>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<super::diagnose::Warning>,
 }
 
 /// How to resample.
@@ -182,15 +182,25 @@ pub fn chinchilla(
     };
     let alpha = interval(&|f| f.law.alpha)?;
     if distinct_runs < 20 && alpha.hi - alpha.lo < 0.01 * full.law.alpha.abs() {
-        warnings.push(format!(
-            "the bootstrap interval for α is under 1 % wide from only {distinct_runs} runs: with \
-             so few runs it understates the real uncertainty"
+        warnings.push(super::diagnose::Warning::new(
+            "interval_understated",
+            "chinchilla.alpha",
+            format!(
+                "the bootstrap interval for α is under 1 % wide from only {distinct_runs} runs: \
+                 with so few runs it understates the real uncertainty"
+            ),
+            "read the intervals as lower bounds on the uncertainty; 20+ runs make them reliable",
         ));
     }
     let failed = fits.len() - ok.len();
     if failed * 10 > resamples {
-        warnings.push(format!(
-            "{failed} of {resamples} bootstrap refits failed; the intervals rest on the rest"
+        warnings.push(super::diagnose::Warning::new(
+            "bootstrap_failures",
+            "chinchilla",
+            format!(
+                "{failed} of {resamples} bootstrap refits failed; the intervals rest on the rest"
+            ),
+            "more runs per size and token count make resamples fittable",
         ));
     }
     Some(ChinchillaIntervals {

@@ -1,7 +1,8 @@
 //! Pure numerics for scaling laws (no I/O): the Chinchilla approach-3 law and its
 //! compute-optimal allocation ([`chinchilla`]), IsoFLOP parabolas ([`isoflop`]),
 //! single-variable laws ([`power`]), cost laws ([`cost`]), constrained optima
-//! ([`constrained`]), bootstrap intervals
+//! ([`constrained`]), the learning-rate envelope and η*(N, D) ([`hyper`]), reduced laws compared by AIC ([`reduced`]), structured warnings
+//! ([`diagnose`]), bootstrap intervals
 //! ([`bootstrap`]), on an allocation-free L-BFGS ([`lbfgs`]) and small least squares
 //! ([`linear`]).
 
@@ -9,9 +10,12 @@ pub mod bootstrap;
 pub mod chinchilla;
 pub mod constrained;
 pub mod cost;
+pub mod diagnose;
+pub mod hyper;
 pub mod isoflop;
 pub mod lanes;
 pub mod lbfgs;
 pub mod linear;
 pub mod power;
+pub mod reduced;
 pub mod suite;

@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 use super::bootstrap::{self, Interval};
 use super::chinchilla::{self, Law, Point, StartGrid, allocate};
 use super::cost;
+use super::diagnose::{self, Evidence, LeftOut, Warning};
+use super::hyper::{self, HyperReport, SweepRun};
 use super::isoflop::{self, IsoPoint};
 use super::power::{self, Form};
+use super::reduced::{self, Candidate};
 use crate::study::{
     BootstrapStarts, FitSpec, GridKind, Holdout, ParamsConvention, PowerForm, PowerX,
 };
@@ -29,7 +32,7 @@ pub struct Row {
 }
 
 impl Row {
-    fn n(&self, convention: ParamsConvention) -> f64 {
+    pub fn n(&self, convention: ParamsConvention) -> f64 {
         match convention {
             ParamsConvention::Total => self.params_total,
             ParamsConvention::NonEmbedding => self.params_non_embedding,
@@ -63,6 +66,14 @@ pub struct Request<'a> {
     pub wall_budget: Option<f64>,
     /// Cap on parameters for the constrained optima.
     pub max_params: Option<f64>,
+    /// The data's true entropy rate and its standard error (synthetic data).
+    pub entropy: Option<(f64, f64)>,
+    /// Planned runs that are not among `rows` because they failed or diverged.
+    pub left_out: Vec<LeftOut>,
+    /// The final run's budget (for the extrapolation warning).
+    pub final_budget: Option<f64>,
+    /// Every run of a learning-rate sweep (empty without one): `rows` holds the envelope.
+    pub sweep: Vec<SweepRun>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,6 +100,13 @@ pub struct ChinchillaReport {
     /// Every successful bootstrap refit (empty without bootstrap): bands and intervals at any
     /// (N, D) are percentiles over these.
     pub bootstrap_laws: Vec<Law>,
+    /// Parameters whose bootstrap interval is degenerate (zero width, or not moved by the
+    /// resamples): the chapter shows no interval for them.
+    #[serde(default)]
+    pub degenerate: Vec<String>,
+    /// The free-E law beside the reduced forms (E fixed at the known entropy, E = 0), by AIC.
+    #[serde(default)]
+    pub reduced: Vec<Candidate>,
 }
 
 impl ChinchillaReport {
@@ -223,7 +241,14 @@ pub struct FitReport {
     pub frontier: Option<FrontierReport>,
     /// Optima under a wall-clock budget and/or a parameter cap.
     pub constrained: Vec<ConstrainedReport>,
-    pub warnings: Vec<String>,
+    /// The learning-rate sweep: the best run per point and η*(N, D) (absent without a sweep).
+    #[serde(default)]
+    pub hyper: Option<HyperReport>,
+    /// Structured warnings ([`diagnose`]), in a fixed order.
+    pub warnings: Vec<Warning>,
+    /// The warnings' codes, for `checks:` (e.g. `"'param_at_bound' not in fits.warning_codes"`).
+    #[serde(default)]
+    pub warning_codes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -392,7 +417,9 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                             failed,
                             confidence,
                         });
-                        report.warnings.extend(warnings.iter().cloned());
+                        report
+                            .warnings
+                            .extend(warnings.iter().map(Warning::problem));
                         report.isoflop = Some(IsoflopReport {
                             a: f.a,
                             b: f.b,
@@ -406,11 +433,10 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                     Err(refusals) => {
                         report
                             .warnings
-                            .extend(refusals.iter().map(|r| r.to_string()));
-                        report.warnings.push(
-                            "isoflop: fewer than 2 budgets have a usable optimum; no exponents"
-                                .into(),
-                        );
+                            .extend(refusals.iter().map(|r| Warning::problem(r.to_string())));
+                        report.warnings.push(Warning::problem(
+                            "isoflop: fewer than 2 budgets have a usable optimum; no exponents",
+                        ));
                     }
                 }
             }
@@ -467,9 +493,9 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                                 holdout_rel_error: c.holdout_rel_error,
                             })
                         }
-                        None => report.warnings.push(format!(
+                        None => report.warnings.push(Warning::problem(format!(
                             "power ({x:?}, {f:?}): cannot be fitted to these runs (too few distinct values, or non-positive ones)"
-                        )),
+                        ))),
                     }
                 }
             }
@@ -485,9 +511,9 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                 let wall = with(&|r| r.wall_seconds);
                 let rss = with(&|r| r.peak_rss_bytes);
                 if wall.is_none() {
-                    report
-                        .warnings
-                        .push("cost: wall time cannot be fitted (N and D must both vary)".into());
+                    report.warnings.push(Warning::problem(
+                        "cost: wall time cannot be fitted (N and D must both vary)",
+                    ));
                 }
                 report.cost = Some(CostReport {
                     wall_seconds: wall,
@@ -496,16 +522,49 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
             }
             FitSpec::Frontier { params } => match frontier(request.curves, params) {
                 Some(f) => report.frontier = Some(f),
-                None => report.warnings.push(
+                None => report.warnings.push(Warning::problem(
                     "frontier: the learning curves do not span enough compute (2+ buckets of the \
-                     lower envelope are needed)"
-                        .into(),
-                ),
+                     lower envelope are needed)",
+                )),
             },
         }
     }
     constrain(&mut report, request);
+    report.hyper = hyper::report(&request.sweep, ETA_RESAMPLES, ETA_CONFIDENCE, request.seed);
+    diagnose_report(rows, request, &mut report);
     report
+}
+
+/// Bootstrap resamples and confidence of the η*(N, D) law's intervals.
+const ETA_RESAMPLES: usize = 200;
+const ETA_CONFIDENCE: f64 = 0.95;
+
+/// Append the [`diagnose`] warnings and list every warning's code.
+fn diagnose_report(rows: &[Row], request: &Request, report: &mut FitReport) {
+    let params = report
+        .chinchilla
+        .as_ref()
+        .map_or(ParamsConvention::Total, |c| c.params);
+    let all: Vec<&Row> = rows.iter().collect();
+    let pts = points(&all, params);
+    let flops: Vec<f64> = rows.iter().map(|r| r.flops).collect();
+    let found = diagnose::diagnose(
+        report,
+        &Evidence {
+            points: &pts,
+            flops: &flops,
+            entropy: request.entropy,
+            left_out: &request.left_out,
+            final_budget: request.final_budget,
+        },
+    );
+    // The runs left out come first: they qualify every number after them.
+    let mut warnings = found;
+    warnings.append(&mut report.warnings);
+    warnings.sort_by_key(|w| w.code != "runs_left_out");
+    report.warnings = warnings;
+    report.warning_codes = report.warnings.iter().map(|w| w.code.clone()).collect();
+    report.warning_codes.dedup();
 }
 
 /// Optima under the requested wall-clock budget and parameter cap.
@@ -513,9 +572,9 @@ fn constrain(report: &mut FitReport, request: &Request) {
     use super::constrained::{for_flops, for_wall_time};
     let Some(c) = &report.chinchilla else {
         if request.wall_budget.is_some() || request.max_params.is_some() {
-            report
-                .warnings
-                .push("constrained optimum: needs a chinchilla fit".into());
+            report.warnings.push(Warning::problem(
+                "constrained optimum: needs a chinchilla fit",
+            ));
         }
         return;
     };
@@ -539,10 +598,10 @@ fn constrain(report: &mut FitReport, request: &Request) {
                 max_params: request.max_params,
                 optimum,
             }),
-            None => report.warnings.push(format!(
+            None => report.warnings.push(Warning::problem(format!(
                 "constrained optimum for {seconds} s: needs a `cost` fit whose time grows with D \
                  (add `- {{ law: cost }}` to fits), and a budget that buys at least one token"
-            )),
+            ))),
         }
     }
 }
@@ -588,7 +647,7 @@ fn fit_chinchilla(
     let full = match chinchilla::fit(&pts, delta, &grid(kind)) {
         Ok(f) => f,
         Err(e) => {
-            report.warnings.push(e.to_string());
+            report.warnings.push(Warning::problem(e.to_string()));
             return;
         }
     };
@@ -614,7 +673,8 @@ fn fit_chinchilla(
         report.warnings.extend(ci.warnings.iter().cloned());
     }
     let law = full.law;
-    report.chinchilla = Some(ChinchillaReport {
+    let reduced = reduced::compare(&pts, &law, request.entropy.map(|e| e.0), delta);
+    let mut chin = ChinchillaReport {
         e: law.e,
         a: law.a,
         b: law.b,
@@ -637,7 +697,14 @@ fn fit_chinchilla(
         bootstrap_resamples: resamples as usize,
         confidence,
         bootstrap_laws: ci.as_ref().map(|c| c.laws.clone()).unwrap_or_default(),
-    });
+        degenerate: Vec::new(),
+        reduced,
+    };
+    chin.degenerate = diagnose::degenerate(&chin)
+        .into_iter()
+        .map(String::from)
+        .collect();
+    report.chinchilla = Some(chin);
     report.allocation = request
         .budgets
         .iter()
@@ -664,7 +731,7 @@ fn fit_holdout(
     holdout: Holdout,
     options: &ChinchillaOptions,
     seed: u64,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Warning>,
 ) -> Option<HoldoutReport> {
     let &ChinchillaOptions {
         resamples,
@@ -716,7 +783,7 @@ fn fit_holdout(
         .map(|(r, _)| *r)
         .collect();
     if test.is_empty() {
-        warnings.push("holdout: no run is held out".into());
+        warnings.push(Warning::problem("holdout: no run is held out"));
         return None;
     }
     let pts = points(&train, params);
@@ -724,7 +791,7 @@ fn fit_holdout(
     let fitted = match chinchilla::fit(&pts, delta, &grid(kind)) {
         Ok(f) => f,
         Err(e) => {
-            warnings.push(format!("holdout: {e}"));
+            warnings.push(Warning::problem(format!("holdout: {e}")));
             return None;
         }
     };
@@ -823,6 +890,10 @@ mod tests {
             seed: 1,
             wall_budget: None,
             max_params: None,
+            entropy: None,
+            left_out: Vec::new(),
+            final_budget: None,
+            sweep: Vec::new(),
         };
         let report = fit_all(&rows, &request);
         let ci = report.power[0].ci.as_ref().expect("intervals");

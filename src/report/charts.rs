@@ -41,6 +41,9 @@ pub fn caption(id: &str) -> &'static str {
         "frontier" => {
             "Learning curves over compute and their lower envelope (approach 1, Hoffmann et al. 2022 §3.1)."
         }
+        "loss_vs_lr" => {
+            "Left: final loss against the learning rate at every point, one colour per size, each point's best run ringed. Right: the refined optimum η* against N, one colour per D; dashed: the fitted η*(N, D)."
+        }
         _ => "",
     }
 }
@@ -62,16 +65,17 @@ fn params_of(input: &Input) -> ParamsConvention {
     law_of(input).map_or(ParamsConvention::Total, |(_, p)| p)
 }
 
+/// Finished runs the fits use (a sweep's best run per point).
 fn ok_runs(input: &Input) -> Vec<&RunRow> {
     input
         .runs
         .iter()
-        .filter(|r| r.ok_loss().is_some())
+        .filter(|r| r.selected && r.ok_loss().is_some())
         .collect()
 }
 
 /// Sizes in order of parameters, each with its colour index.
-fn size_colours(input: &Input) -> BTreeMap<String, usize> {
+pub(super) fn size_colours(input: &Input) -> BTreeMap<String, usize> {
     let mut sizes: Vec<(u64, &str)> = input
         .runs
         .iter()
@@ -767,6 +771,7 @@ pub fn panels(id: &str, input: &Input) -> Result<Vec<Panel>, String> {
         "allocation" => allocation(input),
         "cost" => cost(input),
         "frontier" => frontier(input),
+        "loss_vs_lr" => super::sweep::chart(input),
         other => Err(format!("unknown chart `{other}`")),
     }
 }

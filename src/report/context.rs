@@ -34,6 +34,18 @@ pub struct RunRow {
     pub wall_seconds: f64,
     pub tokens_per_second: f64,
     pub peak_rss_bytes: Option<u64>,
+    /// Loss spikes the run recovered from (absent for mock and older runs).
+    pub spikes: Option<u64>,
+    /// The largest spike: its step and its peak over the lowest moving mean before it.
+    pub largest_spike_step: Option<u64>,
+    pub largest_spike_ratio: Option<f64>,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// The (size, tokens) point (the name without a learning-rate suffix).
+    pub point: String,
+    /// Whether the fits use this run: always, except the runs of a learning-rate sweep that
+    /// are not their point's best.
+    pub selected: bool,
 }
 
 impl RunRow {
@@ -103,6 +115,34 @@ pub fn run_rows(runs: &DataFrame) -> PolarsResult<Vec<RunRow>> {
     let wall = f64s(runs, "wall_seconds")?;
     let tps = f64s(runs, "tokens_per_second")?;
     let rss = u64s(runs, "peak_rss_bytes")?;
+    // Columns added after the first release: absent in older frames.
+    let newer = |name: &str| runs.get_column_names().iter().any(|c| c.as_str() == name);
+    let none = vec![None; runs.height()];
+    let lr = if newer("lr") {
+        f64s(runs, "lr")?
+    } else {
+        vec![None; runs.height()]
+    };
+    let point = if newer("point") {
+        strs(runs, "point")?
+    } else {
+        name.clone()
+    };
+    let spikes = if newer("spikes") {
+        u64s(runs, "spikes")?
+    } else {
+        none.clone()
+    };
+    let spike_step = if newer("largest_spike_step") {
+        u64s(runs, "largest_spike_step")?
+    } else {
+        none
+    };
+    let spike_ratio = if newer("largest_spike_ratio") {
+        f64s(runs, "largest_spike_ratio")?
+    } else {
+        vec![None; runs.height()]
+    };
     Ok((0..runs.height())
         .map(|i| RunRow {
             key: key[i].clone(),
@@ -122,6 +162,12 @@ pub fn run_rows(runs: &DataFrame) -> PolarsResult<Vec<RunRow>> {
             wall_seconds: wall[i].unwrap_or(0.0),
             tokens_per_second: tps[i].unwrap_or(0.0),
             peak_rss_bytes: rss[i],
+            spikes: spikes[i],
+            largest_spike_step: spike_step[i],
+            largest_spike_ratio: spike_ratio[i],
+            lr: lr[i].unwrap_or(f64::NAN),
+            point: point[i].clone(),
+            selected: true,
         })
         .collect())
 }
@@ -195,6 +241,8 @@ pub struct FinalModel {
     pub wall_forecast: Option<f64>,
     pub peak_rss_bytes: Option<u64>,
     pub rss_forecast: Option<f64>,
+    /// Peak learning rate it trains at.
+    pub lr: f64,
 }
 
 /// The final compute-optimal run against the law's prediction and the baseline.
@@ -215,6 +263,8 @@ pub struct FinalCtx {
     /// Baseline loss − final loss (nats/token; positive means the optimum is better).
     pub gain: Option<f64>,
     pub gain_rel: Option<f64>,
+    /// The final run and the baseline train at the fitted η*(N, D).
+    pub lr_from_law: bool,
 }
 
 /// Percentile interval of `f` over bootstrap laws.
@@ -264,6 +314,7 @@ fn final_model(
         rss_forecast: cost
             .and_then(|c| c.peak_rss_bytes.as_ref())
             .map(|w| w.predict(total, d)),
+        lr: spec.identity.train.lr,
     }
 }
 
@@ -293,6 +344,7 @@ pub fn final_ctx(
             .map(|(m, [lo, hi])| lo <= m && m <= hi),
         gain,
         gain_rel: gain.zip(ok(&baseline)).map(|(g, b)| g / b),
+        lr_from_law: plan.lr_from_law,
         run,
         baseline,
     }

@@ -12,6 +12,7 @@ pub mod context;
 pub mod format;
 pub mod manifest;
 pub mod plot;
+pub mod sweep;
 pub mod tables;
 pub mod template;
 
@@ -79,12 +80,17 @@ pub fn default_sections(input: &Input) -> Vec<Section> {
     let table = |id: &str| Section::Table(id.to_string());
     out.push(table("runs"));
     out.extend(["loss_vs_params", "loss_vs_tokens", "loss_vs_compute"].map(chart));
+    if input.fits.hyper.is_some() {
+        out.push(chart("loss_vs_lr"));
+        out.push(table("learning_rate"));
+    }
     if !input.curves.is_empty() {
         out.push(chart("learning_curves"));
         out.push(chart("frontier"));
     }
     out.push(chart("isoflop"));
     out.push(table("fits"));
+    out.push(table("laws"));
     out.push(chart("residuals"));
     out.push(chart("extrapolation"));
     out.push(table("holdout"));
@@ -130,11 +136,14 @@ fn heading(section: &Section) -> Option<String> {
             "allocation" => "Compute-optimal allocation",
             "cost" => "Cost",
             "frontier" => "Compute frontier",
+            "loss_vs_lr" => "Learning rate per point",
             _ => return None,
         },
         Section::Table(id) => match id.as_str() {
             "runs" => "Runs",
             "fits" => "Fitted laws",
+            "laws" => "Which law the data support",
+            "learning_rate" => "Tuned learning rates",
             "allocation" => "Allocation",
             "holdout" => "Hold-out check",
             "warnings" => "Warnings",
@@ -249,6 +258,7 @@ pub fn render(input: &Input, book: &Path) -> Result<Rendered, ReportError> {
         study.sections.clone()
     };
     let mut index = format!("# {}\n\n", template::escape_markdown(&study.title));
+    index.push_str(&tables::warnings_banner(input));
     let mut report = index.clone();
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let mut drawn: Vec<String> = Vec::new();

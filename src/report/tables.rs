@@ -5,7 +5,7 @@ use super::Input;
 use super::format::{human, interval, mib, pct, sci, seconds, sig};
 use super::template::{CheckResult, escape_markdown};
 
-fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+pub(super) fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut out = format!("| {} |\n", header.join(" | "));
     out.push_str(&format!(
         "|{}\n",
@@ -32,24 +32,39 @@ pub fn runs(input: &Input) -> String {
     if input.runs.is_empty() {
         return "*No runs are recorded yet.*\n".into();
     }
+    // A learning-rate sweep adds the lr and says which run of each point the fits use.
+    let swept = input.fits.hyper.is_some();
     let rows = input
         .runs
         .iter()
         .map(|r| {
-            vec![
+            let mut status = match &r.reason {
+                Some(why) if r.status != "ok" => {
+                    format!("{}: {}", r.status, escape_markdown(why))
+                }
+                _ => format!("{}{}", r.status, spike_note(r)),
+            };
+            if swept && r.status == "ok" {
+                status.push_str(if r.selected {
+                    ", best lr"
+                } else {
+                    ", not fitted"
+                });
+            }
+            let mut row = vec![
                 format!("`{}`", escape_markdown(&r.name)),
                 escape_markdown(&r.size),
                 format!("{}/{}/{}", r.layers, r.d_model, r.heads),
                 human(r.params_total as f64),
                 human(r.tokens as f64),
+            ];
+            if swept {
+                row.push(format!("{:e}", r.lr));
+            }
+            row.extend([
                 sci(r.flops),
                 opt(r.loss, |l| sig(l, 5)),
-                match &r.reason {
-                    Some(why) if r.status != "ok" => {
-                        format!("{}: {}", r.status, escape_markdown(why))
-                    }
-                    _ => r.status.clone(),
-                },
+                status,
                 if r.wall_seconds > 0.0 {
                     seconds(r.wall_seconds)
                 } else {
@@ -61,25 +76,34 @@ pub fn runs(input: &Input) -> String {
                     "—".into()
                 },
                 opt(r.peak_rss_bytes.map(|b| b as f64), mib),
-            ]
+            ]);
+            row
         })
         .collect();
-    table(
-        &[
-            "run",
-            "size",
-            "L/d/h",
-            " N (total)",
-            " D",
-            " C (FLOPs)",
-            " loss",
-            "status",
-            " wall",
-            " tok/s",
-            " peak RSS",
-        ],
-        rows,
-    )
+    let mut header = vec!["run", "size", "L/d/h", " N (total)", " D"];
+    if swept {
+        header.push(" lr");
+    }
+    header.extend([
+        " C (FLOPs)",
+        " loss",
+        "status",
+        " wall",
+        " tok/s",
+        " peak RSS",
+    ]);
+    table(&header, rows)
+}
+
+/// " (2 spikes, largest ×1.8 at step 121)" for a run that recovered from loss spikes.
+fn spike_note(r: &super::context::RunRow) -> String {
+    match (r.spikes, r.largest_spike_step, r.largest_spike_ratio) {
+        (Some(n), Some(step), Some(ratio)) if n > 0 => format!(
+            " ({n} spike{}, largest ×{ratio:.2} at step {step})",
+            if n == 1 { "" } else { "s" }
+        ),
+        _ => String::new(),
+    }
 }
 
 pub fn fits(input: &Input) -> String {
@@ -100,16 +124,24 @@ pub fn fits(input: &Input) -> String {
         ));
         let conf = format!(" {:.0} % interval", c.confidence * 100.0);
         let ci = c.ci.as_ref();
+        // A degenerate interval is not shown as if it measured anything.
+        let iv = |name: &str, v: Option<[f64; 2]>| {
+            if c.degenerate.iter().any(|d| d == name) {
+                "— (degenerate: the resamples did not move it)".to_string()
+            } else {
+                interval(v, 4)
+            }
+        };
         let rows = vec![
-            vec!["E".into(), sig(c.e, 5), interval(ci.map(|i| i.e), 4)],
-            vec!["A".into(), sig(c.a, 5), interval(ci.map(|i| i.a), 4)],
-            vec!["B".into(), sig(c.b, 5), interval(ci.map(|i| i.b), 4)],
+            vec!["E".into(), sig(c.e, 5), iv("E", ci.map(|i| i.e))],
+            vec!["A".into(), sig(c.a, 5), iv("A", ci.map(|i| i.a))],
+            vec!["B".into(), sig(c.b, 5), iv("B", ci.map(|i| i.b))],
             vec![
                 "α".into(),
                 sig(c.alpha, 5),
-                interval(ci.map(|i| i.alpha), 4),
+                iv("alpha", ci.map(|i| i.alpha)),
             ],
-            vec!["β".into(), sig(c.beta, 5), interval(ci.map(|i| i.beta), 4)],
+            vec!["β".into(), sig(c.beta, 5), iv("beta", ci.map(|i| i.beta))],
         ];
         out.push_str(&table(&["parameter", " estimate", &conf], rows));
         out.push_str(&format!(
@@ -130,13 +162,23 @@ pub fn fits(input: &Input) -> String {
             .power
             .iter()
             .map(|p| {
+                // The log form a − b·ln x has no exponent.
+                let log = p.fit.form == crate::fit::power::Form::Log;
                 vec![
                     format!("{:?}", p.x).to_lowercase(),
                     format!("{:?}", p.fit.form).to_lowercase(),
                     sig(p.fit.e, 5),
                     sig(p.fit.a, 5),
-                    sig(p.fit.alpha, 4),
-                    interval(p.ci.as_ref().map(|c| c.alpha), 3),
+                    if log {
+                        "—".into()
+                    } else {
+                        sig(p.fit.alpha, 4)
+                    },
+                    if log {
+                        "—".into()
+                    } else {
+                        interval(p.ci.as_ref().map(|c| c.alpha), 3)
+                    },
                     sig(p.fit.rmse_log, 3),
                     sig(p.fit.r2_log, 4),
                     format!("{:.1}", p.fit.aic),
@@ -151,6 +193,7 @@ pub fn fits(input: &Input) -> String {
                 " E / a",
                 " A / b",
                 " α",
+                " α interval",
                 " RMSE (ln)",
                 " R² (ln)",
                 " AIC",
@@ -341,6 +384,15 @@ pub fn final_run(input: &Input) -> String {
         human(f.run.tokens as f64),
         sci(f.run.flops),
     );
+    if f.lr_from_law {
+        out.push_str(&format!(
+            "Both train at the learning rate the fitted η*(N, D) gives their shape and tokens: \
+             {} for `{}`, {} for the baseline.\n\n",
+            sig(f.run.lr, 3),
+            escape_markdown(&f.run.name),
+            sig(f.baseline.lr, 3)
+        ));
+    }
     let row = |label: &str, m: &super::context::FinalModel| {
         vec![
             label.to_string(),
@@ -419,8 +471,83 @@ pub fn warnings(input: &Input) -> String {
         .fits
         .warnings
         .iter()
-        .map(|w| format!("- {}\n", escape_markdown(w)))
+        .map(|w| {
+            format!(
+                "- **`{}`** ({}): {}. *What to do:* {}.\n",
+                w.code,
+                escape_markdown(&w.subject),
+                escape_markdown(w.message.trim_end_matches('.')),
+                escape_markdown(w.suggestion.trim_end_matches('.'))
+            )
+        })
         .collect()
+}
+
+/// "Which law the data support": the free-E law beside the reduced forms, by AIC.
+pub fn laws(input: &Input) -> String {
+    let Some(c) = &input.fits.chinchilla else {
+        return "*No law comparison: it needs a chinchilla fit.*\n".into();
+    };
+    if c.reduced.is_empty() {
+        return "*No law comparison in these fits (refit with `scalebook fit`).*\n".into();
+    }
+    let mut out = String::from(
+        "The full law and the reduced forms a grid can support when it cannot place the floor \
+         E, fitted to the same runs and compared by AIC (n·ln(SSR/n) + 2k on ln L; lower is \
+         better, and a difference under 2 does not separate two laws):\n\n",
+    );
+    let rows = c
+        .reduced
+        .iter()
+        .map(|r| {
+            vec![
+                crate::fit::diagnose::form_words(&r.form).to_string(),
+                sig(r.law.e, 4),
+                sig(r.law.a, 4),
+                sig(r.law.alpha, 3),
+                sig(r.law.b, 4),
+                sig(r.law.beta, 3),
+                r.parameters.to_string(),
+                sig(r.rmse_log, 3),
+                format!("{:.1}", r.aic),
+                format!("{:.1}", r.delta_aic),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "law",
+            " E",
+            " A",
+            " α",
+            " B",
+            " β",
+            " k",
+            " RMSE (ln)",
+            " AIC",
+            " ΔAIC",
+        ],
+        rows,
+    ));
+    out
+}
+
+/// The warnings as a block for the top of the chapter (empty when there are none).
+pub fn warnings_banner(input: &Input) -> String {
+    let w = &input.fits.warnings;
+    if w.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "> **⚠ {} warning{} on these results.** Read them before the numbers below:\n>\n",
+        w.len(),
+        if w.len() == 1 { "" } else { "s" }
+    );
+    for line in warnings(input).lines() {
+        out.push_str(&format!("> {line}\n"));
+    }
+    out.push('\n');
+    out
 }
 
 pub fn checks(results: &[CheckResult]) -> String {
@@ -449,6 +576,8 @@ pub fn render(id: &str, input: &Input, checks_done: &[CheckResult]) -> String {
         "holdout" => holdout(input),
         "final" => final_run(input),
         "warnings" => warnings(input),
+        "laws" => laws(input),
+        "learning_rate" => super::sweep::table(input),
         "checks" => checks(checks_done),
         other => format!("*Unknown table `{}`.*\n", escape_markdown(other)),
     }

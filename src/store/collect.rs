@@ -87,6 +87,13 @@ fn runs_frame(results: &[(RunResult, &RunSpec)]) -> PolarsResult<DataFrame> {
                 .map(|(_, spec)| spec.size_name.clone())
                 .collect::<Vec<_>>(),
         ),
+        Column::new(
+            "point".into(),
+            results
+                .iter()
+                .map(|(_, spec)| spec.point().to_string())
+                .collect::<Vec<_>>(),
+        ),
         s("status", &status),
         Column::new(
             "reason".into(),
@@ -103,6 +110,7 @@ fn runs_frame(results: &[(RunResult, &RunSpec)]) -> PolarsResult<DataFrame> {
         u("tokens", &|r| r.tokens),
         u("tokens_trained", &|r| r.tokens_trained),
         u("steps", &|r| r.steps),
+        x("lr", &|r| r.spec.identity.train.lr),
         x("flops", &|r| r.flops),
         x("flops_6nd", &|r| r.flops_6nd),
         Column::new(
@@ -126,6 +134,21 @@ fn runs_frame(results: &[(RunResult, &RunSpec)]) -> PolarsResult<DataFrame> {
         ox("data_entropy_nats", &|r| r.data_entropy_nats),
         ox("data_entropy_stderr", &|r| r.data_entropy_stderr),
         ox("val_entropy_nats", &|r| r.val_entropy_nats),
+        Column::new(
+            "spikes".into(),
+            rs.iter()
+                .map(|r| r.spikes.as_ref().map(|s| s.count))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "largest_spike_step".into(),
+            rs.iter()
+                .map(|r| r.spikes.as_ref().and_then(|s| s.largest_step))
+                .collect::<Vec<_>>(),
+        ),
+        ox("largest_spike_ratio", &|r| {
+            r.spikes.as_ref().and_then(|s| s.largest_ratio)
+        }),
     ])
 }
 

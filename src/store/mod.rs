@@ -30,7 +30,7 @@ pub const DEFAULT_STORE: &str = ".scalebook";
 /// What the store holds for one run.
 #[derive(Debug)]
 pub enum EntryState {
-    /// No entry.
+    /// No entry (or a diverged record judged by an older divergence rule).
     Missing,
     /// Finished with status ok.
     Done(Box<RunResult>),
@@ -104,6 +104,13 @@ impl Store {
         }
         match result.status {
             RunStatus::Ok => EntryState::Done(Box::new(result)),
+            // Stopped by the rule before spikes were told from divergences: train it again.
+            RunStatus::Diverged
+                if result.divergence_rule.unwrap_or(1)
+                    < crate::train::divergence::DIVERGENCE_RULE =>
+            {
+                EntryState::Missing
+            }
             RunStatus::Diverged | RunStatus::Failed => EntryState::Failed(Box::new(result)),
         }
     }

@@ -8,7 +8,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::units::{Count, Real};
+use super::units::{Count, Real, Reals};
 use crate::data::TokenDtype;
 
 /// A scalebook study: what to train (or import), how to fit it, and what to report.
@@ -219,9 +219,10 @@ pub struct TrainFile {
     /// Sequences per optimizer step (default 16).
     #[serde(default)]
     pub batch: Option<Count>,
-    /// Peak learning rate (default 3e-3).
+    /// Peak learning rate (default 3e-3), or a list of them: every (size, tokens) point is
+    /// trained at each value and the fits use the best run per point.
     #[serde(default)]
-    pub lr: Option<Real>,
+    pub lr: Option<Reals>,
     /// `cosine` (default), `wsd` or `constant`.
     #[serde(default)]
     pub schedule: Option<ScheduleKind>,

@@ -32,6 +32,9 @@ pub struct FinalPlan {
     pub params: ParamsConvention,
     pub run: RunSpec,
     pub baseline: RunSpec,
+    /// Both trained at the learning rate the fitted η*(N, D) gives their shape and tokens
+    /// (a study with a learning-rate sweep), rather than at the study's `train.lr`.
+    pub lr_from_law: bool,
 }
 
 impl FinalPlan {
@@ -101,7 +104,12 @@ pub fn choose_shape(t: &TrainingPlan, n_target: f64, params: ParamsConvention) -
     best.1
 }
 
-/// Plan the final run for `budget` from the law's optimum (`n_opt`, `d_opt`).
+/// η*(N, D) = c·N^a·D^b as (c, a, b), N in the fit's convention.
+pub type LrLaw = (f64, f64, f64);
+
+/// Plan the final run for `budget` from the law's optimum (`n_opt`, `d_opt`); with `lr_law`
+/// the final run and the baseline each train at the learning rate it gives them.
+#[allow(clippy::too_many_arguments)]
 pub fn final_plan(
     seed: u64,
     t: &TrainingPlan,
@@ -110,6 +118,7 @@ pub fn final_plan(
     n_opt: f64,
     d_opt: f64,
     params: ParamsConvention,
+    lr_law: Option<LrLaw>,
 ) -> Option<FinalPlan> {
     if !(n_opt.is_finite() && d_opt.is_finite() && n_opt > 0.0 && d_opt >= 1.0) {
         return None;
@@ -117,12 +126,32 @@ pub fn final_plan(
     let step = t.train.batch * t.model.context;
     let tokens = steps_for(d_opt.min(1e15) as u64, step) * step;
     let shape = choose_shape(t, n_opt, params);
-    let run = run_spec(seed, t, data, shape, "final", tokens, Some(budget), "final");
+    // The plan at the learning rate η*(N, D) gives `cfg` (the study's own without a law).
+    let at = |cfg: &GptConfig| -> TrainingPlan {
+        let mut out = t.clone();
+        if let Some((c, a, b)) = lr_law {
+            let lr = c * convention_params(cfg, params).powf(a) * (tokens as f64).powf(b);
+            if lr.is_finite() && lr > 0.0 {
+                out.train.lr = lr.min(1.0);
+            }
+        }
+        out
+    };
+    let run = run_spec(
+        seed,
+        &at(&shape),
+        data,
+        shape,
+        "final",
+        tokens,
+        Some(budget),
+        "final",
+    );
     let smallest = &t.model.sizes[0];
     let small = crate::study::plan::gpt_config(&t.model, 0, DataSpec::vocab(&t.data));
     let baseline = run_spec(
         seed,
-        t,
+        &at(&small),
         data,
         small,
         &smallest.name,
@@ -137,6 +166,7 @@ pub fn final_plan(
         params,
         run,
         baseline,
+        lr_from_law: lr_law.is_some(),
     })
 }
 
@@ -195,12 +225,55 @@ final: { budget: 1e12 }
     fn final_and_baseline_share_tokens_and_differ_from_the_grid() {
         let t = plan_of();
         let data = t.data.identity().unwrap();
-        let p = final_plan(1, &t, &data, 1e12, 1e6, 3e5, ParamsConvention::Total).unwrap();
+        let p = final_plan(1, &t, &data, 1e12, 1e6, 3e5, ParamsConvention::Total, None).unwrap();
         assert_eq!(p.run.tokens(), p.baseline.tokens());
         assert_eq!(p.run.tokens() % 512, 0);
         assert!((p.run.tokens() as f64 - 3e5).abs() <= 512.0);
         assert_eq!(p.baseline.identity.model.d_model, 32);
         assert_ne!(p.run.key, p.baseline.key);
-        assert!(final_plan(1, &t, &data, 1e12, f64::NAN, 3e5, ParamsConvention::Total).is_none());
+        assert!(
+            final_plan(
+                1,
+                &t,
+                &data,
+                1e12,
+                f64::NAN,
+                3e5,
+                ParamsConvention::Total,
+                None
+            )
+            .is_none()
+        );
+    }
+
+    /// With η*(N, D) fitted, the final run and the baseline each train at the rate it gives
+    /// their own shape; without it, at the study's lr.
+    #[test]
+    fn the_final_run_trains_at_the_fitted_learning_rate() {
+        let t = plan_of();
+        let data = t.data.identity().unwrap();
+        let law = (0.5, -0.3, 0.1);
+        let p = final_plan(
+            1,
+            &t,
+            &data,
+            1e12,
+            1e6,
+            3e5,
+            ParamsConvention::Total,
+            Some(law),
+        )
+        .unwrap();
+        assert!(p.lr_from_law);
+        for spec in [&p.run, &p.baseline] {
+            let n = spec.params.total as f64;
+            let want = 0.5 * n.powf(-0.3) * (spec.tokens() as f64).powf(0.1);
+            assert!((spec.identity.train.lr / want - 1.0).abs() < 1e-12);
+        }
+        assert_ne!(p.run.identity.train.lr, p.baseline.identity.train.lr);
+        let plain =
+            final_plan(1, &t, &data, 1e12, 1e6, 3e5, ParamsConvention::Total, None).unwrap();
+        assert!(!plain.lr_from_law);
+        assert_eq!(plain.run.identity.train.lr, t.train.lr);
     }
 }

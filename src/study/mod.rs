@@ -67,7 +67,10 @@ pub struct TrainingPlan {
     pub data: DataSpec,
     pub model: ModelSpec,
     pub sweep: Sweep,
+    /// Hyper-parameters of every run; `train.lr` is the first of `learning_rates`.
     pub train: TrainSpec,
+    /// The learning rates every point is trained at, ascending (one without a sweep).
+    pub learning_rates: Vec<f64>,
 }
 
 /// Model family and sizes, ordered by non-embedding parameters.

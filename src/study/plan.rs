@@ -60,6 +60,11 @@ pub struct RunSpec {
     /// Readable name from the shape and the requested tokens (`l4-d128-t1e6`) or IsoFLOP
     /// budget (`l4-d128-c1e15`); the exact trained tokens are in the identity.
     pub name: String,
+    /// The (size, tokens) point: the name without a learning-rate suffix (runs of one point
+    /// differ only in hyper-parameters; the fits use the best of them). Empty in specs
+    /// written before sweeps existed: see [`RunSpec::point`].
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub point: String,
     /// The size's display name from the study (not part of the identity).
     pub size_name: String,
     /// Compute budget this run belongs to (IsoFLOP sweeps).
@@ -85,6 +90,15 @@ impl RunSpec {
 
     pub fn tokens(&self) -> u64 {
         self.identity.tokens
+    }
+
+    /// The (size, tokens) point this run belongs to.
+    pub fn point(&self) -> &str {
+        if self.point.is_empty() {
+            &self.name
+        } else {
+            &self.point
+        }
     }
 
     /// Store directory name: readable part plus 12 hex digits of the key.
@@ -228,9 +242,11 @@ pub fn run_spec(
         train: t.train,
         seed,
     };
+    let name = format!("{}-{label}", model.short_name());
     RunSpec {
         key: identity.key(),
-        name: format!("{}-{label}", model.short_name()),
+        point: name.clone(),
+        name,
         size_name: size_name.to_string(),
         budget,
         steps: tokens / step,
@@ -270,32 +286,36 @@ fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
             }
         }
     }
-    let mut specs: Vec<RunSpec> = points
-        .into_iter()
-        .map(|(index, tokens, budget, label)| {
-            let model = gpt_config(&t.model, index, vocab);
-            run_spec(
-                seed,
-                t,
-                data,
-                model,
-                &t.model.sizes[index].name,
-                tokens,
-                budget,
-                &label,
-            )
-        })
-        .collect();
+    // One run per point and learning rate; a sweep's runs are named `<point>-lr<η>`.
+    let swept = t.learning_rates.len() > 1;
+    let mut specs: Vec<RunSpec> = Vec::new();
+    for (index, tokens, budget, label) in points {
+        let model = gpt_config(&t.model, index, vocab);
+        for &lr in &t.learning_rates {
+            let at_lr = TrainingPlan {
+                train: TrainSpec { lr, ..t.train },
+                ..t.clone()
+            };
+            let size = &t.model.sizes[index].name;
+            let mut spec = run_spec(seed, &at_lr, data, model, size, tokens, budget, &label);
+            if swept {
+                spec.name = format!("{}-lr{}", spec.point, compact_real(lr));
+            }
+            specs.push(spec);
+        }
+    }
     specs.sort_by(|a, b| {
         (
             a.params.non_embedding,
             a.tokens(),
             a.budget.unwrap_or(0.0).to_bits(),
+            a.identity.train.lr.to_bits(),
         )
             .cmp(&(
                 b.params.non_embedding,
                 b.tokens(),
                 b.budget.unwrap_or(0.0).to_bits(),
+                b.identity.train.lr.to_bits(),
             ))
     });
     // Two budgets can round one size to the same tokens; that is one run, not two.
@@ -343,6 +363,26 @@ report:
         assert_eq!(runs[0].name, "l2-d32-t1e5");
         assert_eq!(runs[0].size_name, "tiny");
         assert_eq!(runs[0].dir_name().len(), runs[0].name.len() + 13);
+    }
+
+    /// A learning-rate list trains every point at each value: one lr of the list keeps the
+    /// key it had as a single lr, so adding values trains only the new runs.
+    #[test]
+    fn a_learning_rate_sweep_adds_runs_and_keeps_existing_keys() {
+        let base = keys(BASE);
+        let swept = BASE.replace("lr: 3e-3", "lr: [1e-3, 3e-3, \"1e-2\"]");
+        let study = from_bytes(swept.as_bytes(), Path::new("keys.yaml")).unwrap();
+        let runs = plan(&study).unwrap();
+        assert_eq!(runs.len(), 12);
+        assert!(base.iter().all(|k| runs.iter().any(|r| &r.key == k)));
+        assert_eq!(runs[0].name, "l2-d32-t1e5-lr1e-3");
+        assert_eq!(runs[0].point(), "l2-d32-t1e5");
+        assert_eq!(runs[2].name, "l2-d32-t1e5-lr1e-2");
+        let lrs: Vec<f64> = runs[..3].iter().map(|r| r.identity.train.lr).collect();
+        assert_eq!(lrs, vec![1e-3, 3e-3, 1e-2]);
+        // Without a sweep, names carry no suffix and the point is the name.
+        let plain = plan(&from_bytes(BASE.as_bytes(), Path::new("keys.yaml")).unwrap()).unwrap();
+        assert_eq!(plain[0].point(), plain[0].name);
     }
 
     #[test]

@@ -130,6 +130,65 @@ impl<'de> Deserialize<'de> for Real {
     }
 }
 
+/// One real or a list of them (`lr: 3e-3` or `lr: [1e-3, 2e-3, 4e-3]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reals(pub Vec<Real>);
+
+impl<'de> Deserialize<'de> for Reals {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::IntoDeserializer;
+        struct RealsVisitor;
+        impl<'de> Visitor<'de> for RealsVisitor {
+            type Value = Reals;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number such as 3e-3, or a list of numbers such as [1e-3, 2e-3]")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Reals, E> {
+                Real::deserialize(v.into_deserializer()).map(|r| Reals(vec![r]))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Reals, E> {
+                Real::deserialize(v.into_deserializer()).map(|r| Reals(vec![r]))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Reals, E> {
+                Real::deserialize(v.into_deserializer()).map(|r| Reals(vec![r]))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Reals, E> {
+                Real::deserialize(v.into_deserializer()).map(|r| Reals(vec![r]))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Reals, A::Error> {
+                let mut out = Vec::new();
+                while let Some(r) = seq.next_element::<Real>()? {
+                    out.push(r);
+                }
+                Ok(Reals(out))
+            }
+        }
+        deserializer.deserialize_any(RealsVisitor)
+    }
+}
+
+impl Serialize for Reals {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0[..] {
+            [one] => one.serialize(serializer),
+            many => many.serialize(serializer),
+        }
+    }
+}
+
+impl JsonSchema for Reals {
+    fn schema_name() -> Cow<'static, str> {
+        "Reals".into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let one = generator.subschema_for::<Real>();
+        json_schema!({
+            "description": "A number, or a list of numbers (each value is swept).",
+            "anyOf": [ one, { "type": "array", "items": one, "minItems": 1 } ]
+        })
+    }
+}
+
 impl Serialize for Count {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_u64(self.0)

@@ -1,11 +1,13 @@
 //! Training one run: seeded init, AdamW (β1 0.9, β2 0.95, weight decay on matrices only),
 //! the token-budget-matched LR schedule, global gradient clipping, periodic evaluation on a
-//! fixed validation set, divergence detection, and the learning curve.
+//! fixed validation set, divergence detection ([`divergence`]: a spike that recovers is not a
+//! divergence), and the learning curve.
 //!
 //! The trainer knows nothing of the store, fits or reports: it takes a [`RunSpec`] and returns
 //! a [`Trained`] record; `scalebook train-point` writes it to disk.
 
 pub mod bench;
+pub mod divergence;
 pub mod record;
 pub mod schedule;
 pub mod step;
@@ -123,6 +125,7 @@ struct Run<'a> {
     last_train: Option<f64>,
     diverged_at: Option<u64>,
     val_entropy: Option<f64>,
+    spikes: divergence::Spikes,
 }
 
 impl<'a> Run<'a> {
@@ -139,6 +142,7 @@ impl<'a> Run<'a> {
             last_train: None,
             diverged_at: None,
             val_entropy: None,
+            spikes: divergence::Spikes::default(),
         }
     }
 
@@ -167,7 +171,7 @@ impl<'a> Run<'a> {
         let warmup = ((train.warmup * steps as f64).round() as u64).min(steps.saturating_sub(1));
         let log_every = steps.div_ceil(MAX_CURVE_POINTS).max(1);
         let tokens_per_step = (batch * context) as u64;
-        let mut initial: Option<f64> = None;
+        let mut monitor = divergence::Monitor::new(steps, warmup);
         let mut window_sum = 0.0;
         let mut window_n = 0u64;
 
@@ -176,23 +180,11 @@ impl<'a> Run<'a> {
             let t0 = Instant::now();
             let b = batcher.next_batch();
             let loss = stepper.step(&b.inputs, &b.targets, b.sequences, lr)?;
-            if !loss.is_finite() {
-                self.diverged_at = Some(step + 1);
-                return Ok(Stop::Diverged(format!(
-                    "run {}: training loss became {loss} at step {}",
-                    self.spec.name,
-                    step + 1
-                )));
-            }
-            let initial_loss = *initial.get_or_insert(loss);
-            if step >= warmup && step > 0 && loss > initial_loss {
-                self.diverged_at = Some(step + 1);
-                return Ok(Stop::Diverged(format!(
-                    "run {}: training loss {loss:.4} rose above its initial {initial_loss:.4} at \
-                     step {} (after warmup); try a lower lr",
-                    self.spec.name,
-                    step + 1
-                )));
+            let verdict = monitor.observe(loss);
+            self.spikes = monitor.spikes().clone();
+            if let Some(d) = verdict {
+                self.diverged_at = Some(d.step);
+                return Ok(Stop::Diverged(format!("run {}: {}", self.spec.name, d.why)));
             }
             self.train_seconds += t0.elapsed().as_secs_f64();
             self.steps_done = step + 1;
@@ -241,6 +233,10 @@ impl<'a> Run<'a> {
                 elapsed,
             });
         }
+        if let Some(d) = monitor.finish() {
+            self.diverged_at = Some(d.step);
+            return Ok(Stop::Diverged(format!("run {}: {}", self.spec.name, d.why)));
+        }
         Ok(Stop::Finished)
     }
 
@@ -256,6 +252,8 @@ impl<'a> Run<'a> {
         let tokens_trained = self.steps_done * id.train.batch * id.model.context;
         let mut result = RunResult::unfinished(spec, status, reason);
         result.diverged_at_step = self.diverged_at;
+        result.spikes = Some(self.spikes);
+        result.divergence_rule = Some(divergence::DIVERGENCE_RULE);
         result.tokens_trained = tokens_trained;
         // A stopped run has no final loss; its best evaluation so far stays on record.
         result.val_loss = if status == RunStatus::Ok {

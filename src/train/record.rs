@@ -19,7 +19,8 @@ use crate::study::RunSpec;
 pub enum RunStatus {
     /// Trained to its token budget.
     Ok,
-    /// Stopped: the loss became non-finite or rose above its initial value after warmup.
+    /// Stopped by the divergence rule ([`super::divergence`]): a non-finite loss, or a loss
+    /// that stayed above its initial value after warm-up or never came back below it.
     Diverged,
     /// Stopped by an error (the reason says which).
     Failed,
@@ -53,6 +54,13 @@ pub struct RunResult {
     pub reason: Option<String>,
     /// The step at which divergence was detected.
     pub diverged_at_step: Option<u64>,
+    /// The divergence rule the run was judged by ([`super::divergence::DIVERGENCE_RULE`];
+    /// absent in records made before rule 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub divergence_rule: Option<u32>,
+    /// Loss spikes the run recovered from (absent in older records and for mock runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spikes: Option<super::divergence::Spikes>,
     pub layers: u64,
     pub d_model: u64,
     pub heads: u64,
@@ -108,6 +116,8 @@ impl RunResult {
             status,
             reason,
             diverged_at_step: None,
+            divergence_rule: None,
+            spikes: None,
             layers: m.layers,
             d_model: m.d_model,
             heads: m.heads,

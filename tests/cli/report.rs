@@ -440,3 +440,86 @@ fn the_book_renders_in_a_browser() {
         stderr(&out)
     );
 }
+
+/// A grid too small for five parameters: the chapter opens with the warning (code, numbers,
+/// what to do) before any number, and `fits.json` carries it structured, for `checks:`.
+#[test]
+fn warnings_open_the_chapter() {
+    let dir = fresh_dir("report-warnings");
+    let study = edited(
+        &dir,
+        STUDY,
+        &[(
+            "    - { layers: 3, d_model: 64, heads: 2 }\n    - { layers: 4, d_model: 96, heads: 2 }\n",
+            "",
+        )],
+    );
+    let out = run_mock(&study, &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let index = fs::read_to_string(dir.join("book/src/report-mock/index.md")).unwrap();
+    let banner = index.find("> **⚠").expect("warnings banner");
+    let first_table = index.find("## Runs").expect("runs table");
+    assert!(banner < first_table, "the warnings come first");
+    assert!(
+        index[banner..first_table]
+            .contains("**`too_few_levels`** (chinchilla): 3 sizes × 3 token counts (9 runs)")
+    );
+    assert!(index[banner..first_table].contains("*What to do:* train at least 3 sizes"));
+    assert!(index.contains("## Which law the data support"));
+    let fits: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(dir.join("store/studies/report-mock/fits.json")).unwrap(),
+    )
+    .unwrap();
+    let w = fits["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "too_few_levels")
+        .expect("structured warning");
+    assert_eq!(w["values"]["runs"], 9.0);
+    assert!(
+        fits["warning_codes"]
+            .as_array()
+            .unwrap()
+            .contains(&"too_few_levels".into())
+    );
+    // The full grid does not raise it.
+    let dir = fresh_dir("report-warnings-full");
+    let out = run_mock(Path::new(STUDY), &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let index = fs::read_to_string(dir.join("book/src/report-mock/index.md")).unwrap();
+    assert!(!index.contains("too_few_levels"));
+}
+
+/// A learning-rate list: every point trained at each rate, the fits on the best run per
+/// point, η*(N, D) fitted, the chart and table in the chapter, the final run at η*.
+#[test]
+fn a_learning_rate_sweep_is_tuned_per_point() {
+    let dir = fresh_dir("report-lr-sweep");
+    let study = edited(&dir, STUDY, &[("lr: 1e-3", "lr: [5e-4, 1e-3, 2e-3]")]);
+    let out = run_mock(&study, &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let fits: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(dir.join("store/studies/report-mock/fits.json")).unwrap(),
+    )
+    .unwrap();
+    let hyper = &fits["hyper"];
+    assert_eq!(hyper["swept"].as_array().unwrap().len(), 3);
+    let points = hyper["points"].as_array().unwrap();
+    assert_eq!(points.len(), 15, "5 sizes × 3 token counts");
+    assert!(
+        points
+            .iter()
+            .all(|p| p["tried"].as_array().unwrap().len() == 3)
+    );
+    assert!(hyper["eta"]["c"].as_f64().unwrap() > 0.0);
+    // The Chinchilla fit sees one run per point.
+    assert_eq!(fits["points"], 15);
+    let index = fs::read_to_string(dir.join("book/src/report-mock/index.md")).unwrap();
+    assert!(index.contains("## Tuned learning rates"));
+    assert!(index.contains("id=\"chart-loss_vs_lr\""));
+    assert!(index.contains("`l1-d16-t2e4-lr5e-4`"));
+    assert_eq!(index.matches(", best lr").count(), 15);
+    assert_eq!(index.matches(", not fitted").count(), 30);
+    assert!(index.contains("Both train at the learning rate the fitted η*(N, D) gives"));
+}

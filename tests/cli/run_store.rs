@@ -456,11 +456,12 @@ fn status_names_each_state() {
     ]);
     let rows: Vec<Value> = serde_json::from_slice(&status.stdout).unwrap();
     assert!(rows.iter().all(|r| r["state"] == "diverged"), "{rows:?}");
+    let reason = rows[0]["reason"].as_str().unwrap();
     assert!(
-        rows[0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("rose above its initial")
+        reason.contains("stayed above its initial")
+            || reason.contains("did not return below its initial")
+            || reason.contains("training loss became"),
+        "{reason}"
     );
     // Recorded failures are not retried unless asked.
     let again = run(

@@ -25,7 +25,7 @@ pub const MAX_CONTEXT: u64 = 8192;
 pub use analysis::law_name;
 
 /// Chart ids the report can draw (DESIGN.md "Report").
-pub const CHART_IDS: [&str; 10] = [
+pub const CHART_IDS: [&str; 11] = [
     "loss_vs_params",
     "loss_vs_tokens",
     "loss_vs_compute",
@@ -36,11 +36,14 @@ pub const CHART_IDS: [&str; 10] = [
     "allocation",
     "cost",
     "frontier",
+    "loss_vs_lr",
 ];
 /// Table ids the report can print.
-pub const TABLE_IDS: [&str; 7] = [
+pub const TABLE_IDS: [&str; 9] = [
     "runs",
     "fits",
+    "laws",
+    "learning_rate",
     "allocation",
     "holdout",
     "warnings",
@@ -248,7 +251,7 @@ impl Validator {
             );
             return None;
         };
-        let train = self.train(train.as_ref(), model_file.context.0);
+        let (train, learning_rates) = self.train(train.as_ref(), model_file.context.0);
         let model = self.model(&model_file, data.as_ref().map(DataSpec::vocab))?;
         let sweep = match (tokens, isoflop) {
             (Some(_), Some(_)) => {
@@ -273,6 +276,7 @@ impl Validator {
             model,
             sweep: sweep?,
             train,
+            learning_rates,
         })
     }
 }

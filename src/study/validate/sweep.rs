@@ -6,11 +6,13 @@ use super::Validator;
 use crate::data::DataSpec;
 use crate::study::file::{IsoFlopFile, IsoFlopSizes, ScheduleKind, TrainFile};
 use crate::study::plan::{ISOFLOP_AUTO_TPP, expand_budget, steps_for};
-use crate::study::units::{Count, Real};
+use crate::study::units::{Count, Real, Reals};
 use crate::study::{ModelSpec, Schedule, Sweep, TrainSpec};
 
 impl Validator {
-    pub(super) fn train(&mut self, f: Option<&TrainFile>, context: u64) -> TrainSpec {
+    /// The training hyper-parameters, and every learning rate of the sweep (ascending; one
+    /// value without a sweep, the one in the returned spec).
+    pub(super) fn train(&mut self, f: Option<&TrainFile>, context: u64) -> (TrainSpec, Vec<f64>) {
         let default = TrainFile {
             batch: None,
             lr: None,
@@ -27,7 +29,8 @@ impl Validator {
         };
         let f = f.unwrap_or(&default);
         let batch = self.count("train.batch", f.batch, 16, 1, 1 << 16);
-        let lr = self.real("train.lr", f.lr, 3e-3, "in (0, 1]", |x| x > 0.0 && x <= 1.0);
+        let lrs = self.learning_rates(f.lr.as_ref());
+        let lr = lrs[0];
         let warmup = self.real("train.warmup", f.warmup, 0.05, "in [0, 1)", |x| {
             (0.0..1.0).contains(&x)
         });
@@ -110,7 +113,39 @@ impl Validator {
                 ),
             );
         }
-        spec
+        (spec, lrs)
+    }
+
+    /// `train.lr`: one value or a list of distinct values, each in (0, 1]; ascending.
+    fn learning_rates(&mut self, lr: Option<&Reals>) -> Vec<f64> {
+        const DEFAULT: f64 = 3e-3;
+        let Some(Reals(values)) = lr else {
+            return vec![DEFAULT];
+        };
+        if values.is_empty() {
+            self.error("train.lr", "empty list: give at least one learning rate");
+            return vec![DEFAULT];
+        }
+        let mut out = Vec::new();
+        for (i, Real(v)) in values.iter().enumerate() {
+            let path = if values.len() == 1 {
+                "train.lr".to_string()
+            } else {
+                format!("train.lr[{i}]")
+            };
+            if !(*v > 0.0 && *v <= 1.0) {
+                self.error(&path, format!("must be in (0, 1], found {v}"));
+            } else if out.contains(v) {
+                self.error(&path, format!("{v} is listed twice"));
+            } else {
+                out.push(*v);
+            }
+        }
+        if out.is_empty() {
+            out.push(DEFAULT);
+        }
+        out.sort_by(f64::total_cmp);
+        out
     }
 
     pub(super) fn grid(
