@@ -14,6 +14,8 @@ use super::{DataSpec, TokenDtype, Tokenizer};
 
 /// Version of the synthetic language generator; bump when its output changes.
 pub const SYNTHETIC_GENERATOR: &str = "zipf-markov/1";
+/// Version of the facts generator ([`super::facts`]).
+pub const FACTS_GENERATOR: &str = "zipf-facts/1";
 
 /// What about the data changes a run's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,6 +26,9 @@ pub enum DataIdentity {
         vocab: u64,
         order: u64,
         zipf: f64,
+        /// The facts language's fact count (absent for the Markov mixture).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        facts: Option<u64>,
     },
     Text {
         /// sha256 over the files' contents, in order.
@@ -52,10 +57,16 @@ impl DataSpec {
     pub fn identity(&self) -> Result<DataIdentity, DataReadError> {
         Ok(match self {
             DataSpec::Synthetic(s) => DataIdentity::Synthetic {
-                generator: SYNTHETIC_GENERATOR.to_string(),
+                generator: if s.facts.is_some() {
+                    FACTS_GENERATOR
+                } else {
+                    SYNTHETIC_GENERATOR
+                }
+                .to_string(),
                 vocab: s.vocab,
                 order: s.order,
                 zipf: s.zipf,
+                facts: s.facts,
             },
             DataSpec::Text(t) => DataIdentity::Text {
                 content_sha256: hash_files(&t.files)?,

@@ -4,6 +4,7 @@
 //! training.
 
 pub mod bpe;
+pub mod facts;
 pub mod identity;
 pub mod source;
 pub mod synthetic;
@@ -44,12 +45,16 @@ pub enum Tokenizer {
 }
 
 /// The built-in synthetic language: a mixture of Markov orders 1..=`order` over a
-/// Zipf-shaped vocabulary, every next-token distribution derived from a seeded hash.
+/// Zipf-shaped vocabulary, every next-token distribution derived from a seeded hash — or,
+/// with `facts`, the facts language ([`facts`]).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SyntheticSpec {
     pub vocab: u64,
     pub order: u64,
     pub zipf: f64,
+    /// The facts language ([`facts`]) with this many facts, instead of the Markov mixture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts: Option<u64>,
 }
 
 /// UTF-8 text files, resolved from the study's patterns.
@@ -115,10 +120,16 @@ impl DataSpec {
     /// Short description for tables and logs.
     pub fn describe(&self) -> String {
         match self {
-            DataSpec::Synthetic(s) => format!(
-                "synthetic Zipf–Markov language (vocab {}, orders 1..{}, zipf {})",
-                s.vocab, s.order, s.zipf
-            ),
+            DataSpec::Synthetic(s) => match s.facts {
+                Some(k) => format!(
+                    "synthetic facts language (vocab {}, {k} facts, zipf {})",
+                    s.vocab, s.zipf
+                ),
+                None => format!(
+                    "synthetic Zipf–Markov language (vocab {}, orders 1..{}, zipf {})",
+                    s.vocab, s.order, s.zipf
+                ),
+            },
             DataSpec::Text(t) => format!("{} text file(s)", t.files.len()),
             DataSpec::Tokens(t) => format!("token file {}", t.path.display()),
         }

@@ -416,6 +416,7 @@ mod tests {
             vocab: 64,
             order: 2,
             zipf: 1.0,
+            facts: None,
         });
         let source = TokenSource::open(&spec, 1, 8, 64).unwrap();
         let mut a = source.batcher(1, 2, 8);

@@ -18,6 +18,7 @@
 //! the irreducible loss E a fitted law should approach.
 
 use super::SyntheticSpec;
+use super::facts::{FactsLanguage, FactsStream};
 use crate::rng::{SplitMix64, hash2, mix64, unit};
 
 /// Candidates per (order, context).
@@ -45,6 +46,10 @@ pub struct SyntheticLanguage {
     cdf: Vec<f64>,
     /// Zipf probabilities.
     unigram: Vec<f64>,
+    /// The facts language, when the spec asks for it (then the fields above are unused).
+    facts: Option<FactsLanguage>,
+    /// The study's seed (the facts language derives its own streams from it).
+    study_seed: u64,
 }
 
 /// The candidates and weights of every order for one history.
@@ -73,6 +78,10 @@ impl SyntheticLanguage {
             seed: mix64(seed ^ 0x5ca1_ab1e),
             cdf,
             unigram,
+            facts: spec
+                .facts
+                .map(|k| FactsLanguage::new(spec.vocab, k, spec.zipf, seed)),
+            study_seed: seed,
         }
     }
 
@@ -137,12 +146,17 @@ impl SyntheticLanguage {
             language: self,
             rng: SplitMix64::new(hash2(self.seed, id)),
             history: vec![0; self.order],
+            facts: self.facts.as_ref().map(|f| f.stream(self.study_seed, id)),
         }
     }
 
     /// Entropy rate estimate: mean −ln p over `n` tokens of the entropy stream, with a
     /// standard error from 64 batch means (tokens are correlated; batch means are not).
+    /// The facts language's rate is exact (standard error 0).
     pub fn entropy(&self, n: usize) -> (f64, f64) {
+        if let Some(f) = &self.facts {
+            return (f.entropy(), 0.0);
+        }
         let batches = 64;
         let per = (n / batches).max(1);
         let mut stream = self.stream(ENTROPY_STREAM);
@@ -160,11 +174,15 @@ pub struct SyntheticStream<'a> {
     language: &'a SyntheticLanguage,
     rng: SplitMix64,
     history: Vec<u32>,
+    facts: Option<FactsStream<'a>>,
 }
 
 impl SyntheticStream<'_> {
     /// The next token and its true probability given the stream so far.
     pub fn next_with_p(&mut self) -> (u32, f64) {
+        if let Some(f) = &mut self.facts {
+            return f.next_with_p();
+        }
         let lang = self.language;
         let c = lang.candidates(&self.history);
         let r = self.rng.next_f64();
@@ -209,6 +227,7 @@ mod tests {
                 vocab: 256,
                 order: 3,
                 zipf: 1.1,
+                facts: None,
             },
             seed,
         )

@@ -46,6 +46,16 @@ pub struct Law {
     pub beta: f64,
 }
 
+/// Hoffmann et al. 2022's published constants (§3.3), the law tests fit against.
+#[cfg(test)]
+pub const CHINCHILLA_2022: Law = Law {
+    e: 1.69,
+    a: 406.4,
+    b: 410.7,
+    alpha: 0.34,
+    beta: 0.28,
+};
+
 impl Law {
     pub fn loss(&self, n: f64, d: f64) -> f64 {
         self.e + self.a / n.powf(self.alpha) + self.b / d.powf(self.beta)

@@ -118,13 +118,7 @@ pub fn for_flops(law: &Law, compute: f64, max_params: Option<f64>) -> Constraine
 mod tests {
     use super::*;
 
-    const LAW: Law = Law {
-        e: 1.69,
-        a: 406.4,
-        b: 410.7,
-        alpha: 0.34,
-        beta: 0.28,
-    };
+    const LAW: Law = crate::fit::chinchilla::CHINCHILLA_2022;
 
     #[test]
     fn wall_time_proportional_to_flops_matches_the_flop_optimum() {

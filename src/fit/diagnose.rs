@@ -26,6 +26,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::chinchilla::Point;
+use super::reduced::Candidate;
 use super::suite::{ChinchillaReport, FitReport};
 
 /// Exponents published laws report lie in 0.07–0.6: Kaplan et al. 2020 (α_N 0.076,
@@ -232,9 +233,9 @@ fn chinchilla(c: &ChinchillaReport, ev: &Evidence, out: &mut Vec<Warning>) {
 }
 
 /// A reduced law with an AIC at most 2 above the free-E law's (or below it) is worth a
-/// warning when it says something the free fit hides: E = 0 fits as well (the data do not
-/// need a floor), or E fixed at the known entropy fits as well while the free E's interval
-/// excludes that entropy.
+/// warning when it says something the free fit hides: E = 0 fits as well with plausible
+/// exponents (the data do not need a floor), or E fixed at the known entropy fits as well
+/// while the free E's interval excludes that entropy.
 fn reduced_preferred(c: &ChinchillaReport, entropy: Option<(f64, f64)>, out: &mut Vec<Warning>) {
     let Some(free) = c.reduced.iter().find(|r| r.form == "free_e") else {
         return;
@@ -244,10 +245,17 @@ fn reduced_preferred(c: &ChinchillaReport, entropy: Option<(f64, f64)>, out: &mu
         (Some((h, _)), None) => (c.e - h).abs() > 0.05 * h,
         (None, _) => false,
     };
+    // An E-free law whose exponent is implausibly small only imitates a floor with a nearly
+    // flat power law: it is no alternative reading of the data.
+    let plausible = |r: &Candidate| {
+        r.law.alpha >= PLAUSIBLE_EXPONENTS[0] && r.law.beta >= PLAUSIBLE_EXPONENTS[0]
+    };
     let Some(best) = c
         .reduced
         .iter()
-        .filter(|r| r.form == "zero_e" || (r.form == "fixed_e" && free_e_disagrees))
+        .filter(|r| {
+            (r.form == "zero_e" && plausible(r)) || (r.form == "fixed_e" && free_e_disagrees)
+        })
         .filter(|r| r.aic <= free.aic + 2.0)
         .min_by(|a, b| a.aic.total_cmp(&b.aic))
     else {
@@ -566,18 +574,11 @@ fn allocation(report: &FitReport, ev: &Evidence, out: &mut Vec<Warning>) {
 mod tests {
     use super::*;
     use crate::fit::chinchilla::Law;
-    use crate::fit::reduced::Candidate;
     use crate::fit::suite::{AllocationReport, ParamIntervals, Request, Row, fit_all};
     use crate::rng::SplitMix64;
     use crate::study::{BootstrapStarts, FitSpec, GridKind, ParamsConvention};
 
-    const CHINCHILLA: Law = Law {
-        e: 1.69,
-        a: 406.4,
-        b: 410.7,
-        alpha: 0.34,
-        beta: 0.28,
-    };
+    const CHINCHILLA: Law = crate::fit::chinchilla::CHINCHILLA_2022;
 
     /// A hand-made Chinchilla report of `law` with interval `ci` for every parameter
     /// (± `rel` of each value; 0 gives zero width) and bootstrap laws spread the same way.
@@ -824,7 +825,10 @@ mod tests {
     fn a_reduced_law_that_fits_as_well() {
         let cand = |form: &str, aic: f64| Candidate {
             form: form.into(),
-            law: CHINCHILLA,
+            law: Law {
+                e: 0.0,
+                ..CHINCHILLA
+            },
             parameters: if form == "free_e" { 5 } else { 4 },
             rmse_log: 0.01,
             aic,
@@ -834,6 +838,9 @@ mod tests {
         c.reduced = vec![cand("free_e", -100.0), cand("zero_e", -101.0)];
         let got = codes(c.clone(), &points(&CHINCHILLA), None);
         assert_eq!(got, vec!["reduced_law_preferred".to_string()]);
+        // An E-free law with α ≈ 0.02 only imitates a floor: nothing to say.
+        c.reduced[1].law.alpha = 0.02;
+        assert!(codes(c.clone(), &points(&CHINCHILLA), None).is_empty());
         // E fixed at the entropy fits as well, but the free E agrees with it: nothing to say.
         c.reduced = vec![cand("free_e", -100.0), cand("fixed_e", -101.0)];
         assert!(codes(c.clone(), &points(&CHINCHILLA), Some((1.69, 0.01))).is_empty());

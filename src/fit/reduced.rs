@@ -8,9 +8,7 @@
 //! The reduced forms are fitted like approach 3 (Huber δ on ln L with
 //! ln L̂ = ln(E + e^(a − α ln N) + e^(b − β ln D)), L-BFGS from a start grid over a, b, α, β),
 //! and every form's AIC is n·ln(SSR/n) + 2k on the log residuals (Akaike 1974), the
-//! comparison [`super::power`] makes for single-variable laws. [`profile_e`] is the objective
-//! with E held at each of a range of values and the other four refitted: a flat profile is
-//! what "the data cannot place E" looks like.
+//! comparison [`super::power`] makes for single-variable laws.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -155,15 +153,6 @@ pub fn compare(points: &[Point], full: &Law, known_e: Option<f64>, delta: f64) -
     out
 }
 
-/// The fit objective with E held at each of `values`, the other four parameters refitted:
-/// (E, objective) pairs.
-pub fn profile_e(points: &[Point], values: &[f64], delta: f64) -> Vec<(f64, f64)> {
-    values
-        .iter()
-        .filter_map(|&e| fit_fixed_e(points, e, delta).map(|(_, f)| (e, f)))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,13 +176,7 @@ mod tests {
         out
     }
 
-    const CHINCHILLA: Law = Law {
-        e: 1.69,
-        a: 406.4,
-        b: 410.7,
-        alpha: 0.34,
-        beta: 0.28,
-    };
+    const CHINCHILLA: Law = crate::fit::chinchilla::CHINCHILLA_2022;
 
     #[test]
     fn fixing_e_at_the_truth_recovers_the_rest() {
@@ -233,13 +216,5 @@ mod tests {
             .min_by(|a, b| a.aic.total_cmp(&b.aic))
             .unwrap()
             .form
-    }
-
-    #[test]
-    fn the_profile_is_lowest_near_the_true_floor() {
-        let pts = grid(&CHINCHILLA, 0.0, 4);
-        let prof = profile_e(&pts, &[0.5, 1.0, 1.69, 2.0], 1e-3);
-        let best = prof.iter().min_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
-        assert_eq!(best.0, 1.69, "{prof:?}");
     }
 }

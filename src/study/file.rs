@@ -99,9 +99,14 @@ pub struct DataFile {
     /// Synthetic only: highest Markov order of the language's mixture (1..=8).
     #[serde(default)]
     pub order: Option<Count>,
-    /// Synthetic only: exponent of the Zipf-shaped token frequencies (> 0).
+    /// Synthetic only: exponent of the Zipf-shaped token frequencies (> 0), or of the fact
+    /// frequencies with `facts`.
     #[serde(default)]
     pub zipf: Option<Real>,
+    /// Synthetic only: use the facts language with this many facts (2 ..= (vocab − 1)²)
+    /// instead of the Markov mixture.
+    #[serde(default)]
+    pub facts: Option<Count>,
     /// Text only: files or glob patterns, relative to the study file.
     #[serde(default)]
     pub paths: Option<Vec<String>>,

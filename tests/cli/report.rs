@@ -523,3 +523,72 @@ fn a_learning_rate_sweep_is_tuned_per_point() {
     assert_eq!(index.matches(", not fitted").count(), 30);
     assert!(index.contains("Both train at the learning rate the fitted η*(N, D) gives"));
 }
+
+/// Cells of one Markdown table row (`\|` is a pipe inside a cell).
+fn cells(line: &str) -> usize {
+    let inner = line.trim().trim_start_matches('|').trim_end_matches('|');
+    let mut count = 1;
+    let mut escaped = false;
+    for ch in inner.chars() {
+        match ch {
+            '\\' => escaped = !escaped,
+            '|' if !escaped => count += 1,
+            _ => escaped = false,
+        }
+    }
+    count
+}
+
+/// Every table of the chapter — every table id, every law form (offset, pure, log), a
+/// learning-rate sweep — has as many cells in each row as its header has columns.
+#[test]
+fn every_table_row_has_as_many_cells_as_its_header() {
+    let dir = fresh_dir("report-cells");
+    let study = edited(
+        &dir,
+        STUDY,
+        &[
+            ("lr: 1e-3", "lr: [1e-3, 2e-3]"),
+            (
+                "  - { law: power, x: params, form: all }",
+                "  - { law: power, x: params, form: all }\n  - { law: power, x: tokens, form: all }",
+            ),
+        ],
+    );
+    let out = run_mock(&study, &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut tables = 0;
+    for page in ["index.md", "report.md"] {
+        let text = fs::read_to_string(dir.join("book/src/report-mock").join(page)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut i = 0;
+        while i < lines.len() {
+            if lines[i].starts_with('|')
+                && lines
+                    .get(i + 1)
+                    .is_some_and(|l| l.starts_with("| ---") || l.starts_with("|---"))
+            {
+                let header = cells(lines[i]);
+                assert_eq!(cells(lines[i + 1]), header, "{page}: {}", lines[i]);
+                let mut j = i + 2;
+                while j < lines.len() && lines[j].starts_with('|') {
+                    assert_eq!(
+                        cells(lines[j]),
+                        header,
+                        "{page}: under {}\n{}",
+                        lines[i],
+                        lines[j]
+                    );
+                    j += 1;
+                }
+                tables += 1;
+                i = j;
+            } else {
+                i += 1;
+            }
+        }
+    }
+    // runs, fits (laws and single-variable laws), laws, allocation, hold-out, final, checks,
+    // learning rates, store keys: on both pages.
+    assert!(tables >= 16, "{tables} tables");
+}

@@ -18,6 +18,7 @@ impl Validator {
             vocab: None,
             order: None,
             zipf: None,
+            facts: None,
             paths: None,
             path: None,
             dtype: None,
@@ -48,7 +49,20 @@ impl Validator {
                 let zipf = self.real("data.zipf", f.zipf, 1.1, "in (0, 4]", |z| {
                     z > 0.0 && z <= 4.0
                 });
-                Some(DataSpec::Synthetic(SyntheticSpec { vocab, order, zipf }))
+                let facts = f.facts.map(|_| {
+                    self.not_here("data.order", &f.order, "to the facts language");
+                    let pairs = (vocab.max(2) - 1).pow(2);
+                    self.count("data.facts", f.facts, 2, 2, pairs.max(2))
+                });
+                if facts.is_some() && vocab < 3 {
+                    self.error("data.vocab", "the facts language needs at least 3 tokens");
+                }
+                Some(DataSpec::Synthetic(SyntheticSpec {
+                    vocab,
+                    order,
+                    zipf,
+                    facts,
+                }))
             }
             DataSourceKind::Text => {
                 let why = "to source: text";
@@ -56,6 +70,7 @@ impl Validator {
                 self.not_here("data.dtype", &f.dtype, why);
                 self.not_here("data.order", &f.order, why);
                 self.not_here("data.zipf", &f.zipf, why);
+                self.not_here("data.facts", &f.facts, why);
                 let tokenizer = match f.tokenizer.unwrap_or(TokenizerKind::Bytes) {
                     TokenizerKind::Bytes => {
                         if let Some(Count(v)) = f.vocab
@@ -98,6 +113,7 @@ impl Validator {
                 self.not_here("data.tokenizer", &f.tokenizer, why);
                 self.not_here("data.order", &f.order, why);
                 self.not_here("data.zipf", &f.zipf, why);
+                self.not_here("data.facts", &f.facts, why);
                 let dtype = f.dtype.unwrap_or(TokenDtype::U16);
                 let vocab = match f.vocab {
                     None => {
