@@ -2,16 +2,17 @@
 //! budgets, the hold-out check and the warnings, as one serialisable [`FitReport`] (what
 //! `fits.json` holds and the report reads). Still pure: rows in, numbers out.
 
-use serde::{Deserialize, Serialize};
+pub use super::report::*;
 
 use super::bootstrap::{self, Interval};
-use super::chinchilla::{self, Law, Point, StartGrid, allocate};
+use super::chinchilla::{self, Point, StartGrid, allocate};
 use super::cost;
 use super::diagnose::{self, Evidence, LeftOut, Warning};
-use super::hyper::{self, HyperReport, SweepRun};
+use super::frontier::frontier;
+use super::hyper::{self, SweepRun};
 use super::isoflop::{self, IsoPoint};
 use super::power::{self, Form};
-use super::reduced::{self, Candidate};
+use super::reduced;
 use crate::study::{
     BootstrapStarts, FitSpec, GridKind, Holdout, ParamsConvention, PowerForm, PowerX,
 };
@@ -76,259 +77,6 @@ pub struct Request<'a> {
     pub sweep: Vec<SweepRun>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ChinchillaReport {
-    #[serde(rename = "E")]
-    pub e: f64,
-    #[serde(rename = "A")]
-    pub a: f64,
-    #[serde(rename = "B")]
-    pub b: f64,
-    pub alpha: f64,
-    pub beta: f64,
-    pub objective: f64,
-    pub starts: usize,
-    pub starts_at_best: usize,
-    pub grad_norm: f64,
-    pub delta: f64,
-    pub params: ParamsConvention,
-    pub points: usize,
-    /// Percentile intervals per parameter (absent without bootstrap).
-    pub ci: Option<ParamIntervals>,
-    pub bootstrap_resamples: usize,
-    pub confidence: f64,
-    /// Every successful bootstrap refit (empty without bootstrap): bands and intervals at any
-    /// (N, D) are percentiles over these.
-    pub bootstrap_laws: Vec<Law>,
-    /// Parameters whose bootstrap interval is degenerate (zero width, or not moved by the
-    /// resamples): the chapter shows no interval for them.
-    #[serde(default)]
-    pub degenerate: Vec<String>,
-    /// The free-E law beside the reduced forms (E fixed at the known entropy, E = 0), by AIC.
-    #[serde(default)]
-    pub reduced: Vec<Candidate>,
-}
-
-impl ChinchillaReport {
-    /// The fitted law.
-    pub fn law(&self) -> Law {
-        Law {
-            e: self.e,
-            a: self.a,
-            b: self.b,
-            alpha: self.alpha,
-            beta: self.beta,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ParamIntervals {
-    #[serde(rename = "E")]
-    pub e: [f64; 2],
-    #[serde(rename = "A")]
-    pub a: [f64; 2],
-    #[serde(rename = "B")]
-    pub b: [f64; 2],
-    pub alpha: [f64; 2],
-    pub beta: [f64; 2],
-}
-
-/// Intervals for the IsoFLOP exponents.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ExponentIntervals {
-    pub a: [f64; 2],
-    pub b: [f64; 2],
-    pub resamples: usize,
-    pub failed: usize,
-    pub confidence: f64,
-}
-
-/// Intervals for a single-variable law's parameters.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PowerIntervals {
-    #[serde(rename = "E")]
-    pub e: [f64; 2],
-    #[serde(rename = "A")]
-    pub a: [f64; 2],
-    pub alpha: [f64; 2],
-    pub resamples: usize,
-    pub failed: usize,
-    pub confidence: f64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AllocationReport {
-    pub compute: f64,
-    pub n_opt: f64,
-    pub d_opt: f64,
-    pub tokens_per_param: f64,
-    pub loss: f64,
-    /// [lo, hi] for n_opt, d_opt, tokens_per_param, loss.
-    pub ci: Option<[[f64; 2]; 4]>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct IsoflopReport {
-    pub a: f64,
-    pub b: f64,
-    /// Bootstrap percentile intervals for a and b (runs resampled with replacement).
-    #[serde(default)]
-    pub ci: Option<ExponentIntervals>,
-    /// ln N_opt = a_intercept + a·ln C (and likewise for D).
-    pub a_intercept: f64,
-    pub b_intercept: f64,
-    pub budgets: Vec<isoflop::BudgetOptimum>,
-    pub warnings: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PowerReport {
-    pub x: PowerX,
-    pub params: ParamsConvention,
-    /// Bootstrap percentile intervals for E, A and α (runs resampled with replacement).
-    #[serde(default)]
-    pub ci: Option<PowerIntervals>,
-    #[serde(flatten)]
-    pub fit: power::PowerFit,
-    pub holdout_rel_error: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HoldoutPoint {
-    pub name: String,
-    pub n: f64,
-    pub d: f64,
-    pub measured: f64,
-    pub predicted: f64,
-    pub rel_error: f64,
-    pub predicted_ci: Option<[f64; 2]>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HoldoutReport {
-    /// `largest` or `budgets`.
-    pub kind: String,
-    pub k: u64,
-    pub fitted_points: usize,
-    pub points: Vec<HoldoutPoint>,
-    pub rel_error_max: f64,
-    pub rel_error_mean: f64,
-    /// The law fitted without the held-out runs, and its bootstrap refits.
-    pub law: Law,
-    pub bootstrap_laws: Vec<Law>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CostReport {
-    pub wall_seconds: Option<cost::CostLaw>,
-    pub peak_rss_bytes: Option<cost::CostLaw>,
-}
-
-/// Everything `scalebook fit` computes.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct FitReport {
-    /// sha256 of what was fitted (study file, tool version, rows); set by `scalebook fit`.
-    #[serde(default)]
-    pub inputs: String,
-    pub points: usize,
-    pub chinchilla: Option<ChinchillaReport>,
-    pub allocation: Vec<AllocationReport>,
-    pub isoflop: Option<IsoflopReport>,
-    pub power: Vec<PowerReport>,
-    pub holdout: Option<HoldoutReport>,
-    pub cost: Option<CostReport>,
-    pub frontier: Option<FrontierReport>,
-    /// Optima under a wall-clock budget and/or a parameter cap.
-    pub constrained: Vec<ConstrainedReport>,
-    /// The learning-rate sweep: the best run per point and η*(N, D) (absent without a sweep).
-    #[serde(default)]
-    pub hyper: Option<HyperReport>,
-    /// Structured warnings ([`diagnose`]), in a fixed order.
-    pub warnings: Vec<Warning>,
-    /// The warnings' codes, for `checks:` (e.g. `"'param_at_bound' not in fits.warning_codes"`).
-    #[serde(default)]
-    pub warning_codes: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ConstrainedReport {
-    /// `wall_seconds` or `flops`.
-    pub budget_kind: String,
-    pub budget: f64,
-    pub max_params: Option<f64>,
-    #[serde(flatten)]
-    pub optimum: super::constrained::Constrained,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FrontierPoint {
-    pub compute: f64,
-    pub n: f64,
-    pub d: f64,
-    pub loss: f64,
-}
-
-/// Approach 1 (Hoffmann et al. 2022, §3.1): the lower envelope of all learning curves over
-/// compute; per log-spaced compute bucket its best (N, D); N ∝ Cᵃ and D ∝ Cᵇ.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FrontierReport {
-    pub a: f64,
-    pub b: f64,
-    pub points: Vec<FrontierPoint>,
-}
-
-/// Buckets per decade of compute.
-const FRONTIER_BUCKETS_PER_DECADE: f64 = 4.0;
-
-fn frontier(curves: &[CurveRow], params: ParamsConvention) -> Option<FrontierReport> {
-    let mut pts: Vec<&CurveRow> = curves
-        .iter()
-        .filter(|c| c.flops > 0.0 && c.loss.is_finite())
-        .collect();
-    pts.sort_by(|a, b| a.flops.total_cmp(&b.flops));
-    // Lower envelope: points that beat every point with less compute.
-    let mut envelope = Vec::new();
-    let mut best = f64::INFINITY;
-    for p in pts {
-        if p.loss < best {
-            best = p.loss;
-            envelope.push(p);
-        }
-    }
-    let mut buckets: Vec<(i64, &CurveRow)> = Vec::new();
-    for p in envelope {
-        let bucket = (p.flops.log10() * FRONTIER_BUCKETS_PER_DECADE).floor() as i64;
-        match buckets.last_mut() {
-            // The envelope falls with compute, so a bucket's last point is its best.
-            Some((b, q)) if *b == bucket => *q = p,
-            _ => buckets.push((bucket, p)),
-        }
-    }
-    let n_of = |c: &CurveRow| match params {
-        ParamsConvention::Total => c.params_total,
-        ParamsConvention::NonEmbedding => c.params_non_embedding,
-    };
-    let ln_c: Vec<f64> = buckets.iter().map(|(_, p)| p.flops.ln()).collect();
-    let ln_n: Vec<f64> = buckets.iter().map(|(_, p)| n_of(p).ln()).collect();
-    let ln_d: Vec<f64> = buckets.iter().map(|(_, p)| p.tokens.ln()).collect();
-    let (_, a) = super::linear::line(&ln_c, &ln_n)?;
-    let (_, b) = super::linear::line(&ln_c, &ln_d)?;
-    Some(FrontierReport {
-        a,
-        b,
-        points: buckets
-            .iter()
-            .map(|(_, p)| FrontierPoint {
-                compute: p.flops,
-                n: n_of(p),
-                d: p.tokens,
-                loss: p.loss,
-            })
-            .collect(),
-    })
-}
-
 fn pair(i: Interval) -> [f64; 2] {
     [i.lo, i.hi]
 }
@@ -384,142 +132,22 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                 params,
                 bootstrap,
                 confidence,
-            } => {
-                let iso: Vec<IsoPoint> = rows
-                    .iter()
-                    .filter_map(|r| {
-                        Some(IsoPoint {
-                            budget: r.budget?,
-                            n: r.n(params),
-                            d: r.tokens,
-                            loss: r.loss,
-                        })
-                    })
-                    .collect();
-                match isoflop::fit(&iso) {
-                    Ok(f) => {
-                        let warnings: Vec<String> =
-                            f.refusals.iter().map(|r| r.to_string()).collect();
-                        let ci = bootstrap::resample_intervals(
-                            iso.len(),
-                            bootstrap as usize,
-                            confidence,
-                            request.seed,
-                            &|idx| {
-                                let sample: Vec<IsoPoint> = idx.iter().map(|&i| iso[i]).collect();
-                                isoflop::fit(&sample).ok().map(|f| vec![f.a, f.b])
-                            },
-                        )
-                        .map(|(iv, failed)| ExponentIntervals {
-                            a: pair(iv[0]),
-                            b: pair(iv[1]),
-                            resamples: bootstrap as usize,
-                            failed,
-                            confidence,
-                        });
-                        report
-                            .warnings
-                            .extend(warnings.iter().map(Warning::problem));
-                        report.isoflop = Some(IsoflopReport {
-                            a: f.a,
-                            b: f.b,
-                            a_intercept: f.a_intercept,
-                            b_intercept: f.b_intercept,
-                            ci,
-                            budgets: f.optima,
-                            warnings,
-                        });
-                    }
-                    Err(refusals) => {
-                        report
-                            .warnings
-                            .extend(refusals.iter().map(|r| Warning::problem(r.to_string())));
-                        report.warnings.push(Warning::problem(
-                            "isoflop: fewer than 2 budgets have a usable optimum; no exponents",
-                        ));
-                    }
-                }
-            }
+            } => fit_isoflop(rows, request, &mut report, params, bootstrap, confidence),
             FitSpec::Power {
                 x,
                 form,
                 params,
                 bootstrap,
                 confidence,
-            } => {
-                let xs: Vec<f64> = rows
-                    .iter()
-                    .map(|r| match x {
-                        PowerX::Params => r.n(params),
-                        PowerX::Tokens => r.tokens,
-                        PowerX::Compute => r.flops,
-                    })
-                    .collect();
-                let ys: Vec<f64> = rows.iter().map(|r| r.loss).collect();
-                let forms: Vec<Form> = match form {
-                    PowerForm::Offset => vec![Form::Offset],
-                    PowerForm::Pure => vec![Form::Pure],
-                    PowerForm::Log => vec![Form::Log],
-                    PowerForm::All => vec![Form::Offset, Form::Pure, Form::Log],
-                };
-                let compared = power::compare(&xs, &ys);
-                for f in forms {
-                    match compared.iter().find(|c| c.fit.form == f) {
-                        Some(c) => {
-                            let ci = bootstrap::resample_intervals(
-                                xs.len(),
-                                bootstrap as usize,
-                                confidence,
-                                request.seed,
-                                &|idx| {
-                                    let sx: Vec<f64> = idx.iter().map(|&i| xs[i]).collect();
-                                    let sy: Vec<f64> = idx.iter().map(|&i| ys[i]).collect();
-                                    power::refit(&sx, &sy, &c.fit).map(|p| vec![p.e, p.a, p.alpha])
-                                },
-                            )
-                            .map(|(iv, failed)| PowerIntervals {
-                                e: pair(iv[0]),
-                                a: pair(iv[1]),
-                                alpha: pair(iv[2]),
-                                resamples: bootstrap as usize,
-                                failed,
-                                confidence,
-                            });
-                            report.power.push(PowerReport {
-                                x,
-                                params,
-                                ci,
-                                fit: c.fit,
-                                holdout_rel_error: c.holdout_rel_error,
-                            })
-                        }
-                        None => report.warnings.push(Warning::problem(format!(
-                            "power ({x:?}, {f:?}): cannot be fitted to these runs (too few distinct values, or non-positive ones)"
-                        ))),
-                    }
-                }
-            }
-            FitSpec::Cost => {
-                let with = |f: &dyn Fn(&Row) -> Option<f64>| {
-                    let picked: Vec<(&Row, f64)> =
-                        rows.iter().filter_map(|r| f(r).map(|v| (r, v))).collect();
-                    let n: Vec<f64> = picked.iter().map(|(r, _)| r.params_total).collect();
-                    let d: Vec<f64> = picked.iter().map(|(r, _)| r.tokens).collect();
-                    let y: Vec<f64> = picked.iter().map(|(_, v)| *v).collect();
-                    cost::fit(&n, &d, &y)
-                };
-                let wall = with(&|r| r.wall_seconds);
-                let rss = with(&|r| r.peak_rss_bytes);
-                if wall.is_none() {
-                    report.warnings.push(Warning::problem(
-                        "cost: wall time cannot be fitted (N and D must both vary)",
-                    ));
-                }
-                report.cost = Some(CostReport {
-                    wall_seconds: wall,
-                    peak_rss_bytes: rss,
-                });
-            }
+            } => fit_power(
+                rows,
+                request,
+                &mut report,
+                (x, form, params),
+                bootstrap,
+                confidence,
+            ),
+            FitSpec::Cost => report.cost = Some(fit_cost(rows, &mut report.warnings)),
             FitSpec::Frontier { params } => match frontier(request.curves, params) {
                 Some(f) => report.frontier = Some(f),
                 None => report.warnings.push(Warning::problem(
@@ -533,6 +161,154 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
     report.hyper = hyper::report(&request.sweep, ETA_RESAMPLES, ETA_CONFIDENCE, request.seed);
     diagnose_report(rows, request, &mut report);
     report
+}
+
+/// Approach 2 on the runs of an IsoFLOP sweep, with bootstrap intervals of its exponents.
+fn fit_isoflop(
+    rows: &[Row],
+    request: &Request,
+    report: &mut FitReport,
+    params: ParamsConvention,
+    bootstrap: u64,
+    confidence: f64,
+) {
+    let iso: Vec<IsoPoint> = rows
+        .iter()
+        .filter_map(|r| {
+            Some(IsoPoint {
+                budget: r.budget?,
+                n: r.n(params),
+                d: r.tokens,
+                loss: r.loss,
+            })
+        })
+        .collect();
+    match isoflop::fit(&iso) {
+        Ok(f) => {
+            let warnings: Vec<String> = f.refusals.iter().map(|r| r.to_string()).collect();
+            let ci = bootstrap::resample_intervals(
+                iso.len(),
+                bootstrap as usize,
+                confidence,
+                request.seed,
+                &|idx| {
+                    let sample: Vec<IsoPoint> = idx.iter().map(|&i| iso[i]).collect();
+                    isoflop::fit(&sample).ok().map(|f| vec![f.a, f.b])
+                },
+            )
+            .map(|(iv, failed)| ExponentIntervals {
+                a: pair(iv[0]),
+                b: pair(iv[1]),
+                resamples: bootstrap as usize,
+                failed,
+                confidence,
+            });
+            report
+                .warnings
+                .extend(warnings.iter().map(Warning::problem));
+            report.isoflop = Some(IsoflopReport {
+                a: f.a,
+                b: f.b,
+                a_intercept: f.a_intercept,
+                b_intercept: f.b_intercept,
+                ci,
+                budgets: f.optima,
+                warnings,
+            });
+        }
+        Err(refusals) => {
+            report
+                .warnings
+                .extend(refusals.iter().map(|r| Warning::problem(r.to_string())));
+            report.warnings.push(Warning::problem(
+                "isoflop: fewer than 2 budgets have a usable optimum; no exponents",
+            ));
+        }
+    }
+}
+
+/// Single-variable laws of loss over one quantity, each asked-for form with its intervals.
+fn fit_power(
+    rows: &[Row],
+    request: &Request,
+    report: &mut FitReport,
+    (x, form, params): (PowerX, PowerForm, ParamsConvention),
+    bootstrap: u64,
+    confidence: f64,
+) {
+    let xs: Vec<f64> = rows
+        .iter()
+        .map(|r| match x {
+            PowerX::Params => r.n(params),
+            PowerX::Tokens => r.tokens,
+            PowerX::Compute => r.flops,
+        })
+        .collect();
+    let ys: Vec<f64> = rows.iter().map(|r| r.loss).collect();
+    let forms: Vec<Form> = match form {
+        PowerForm::Offset => vec![Form::Offset],
+        PowerForm::Pure => vec![Form::Pure],
+        PowerForm::Log => vec![Form::Log],
+        PowerForm::All => vec![Form::Offset, Form::Pure, Form::Log],
+    };
+    let compared = power::compare(&xs, &ys);
+    for f in forms {
+        match compared.iter().find(|c| c.fit.form == f) {
+                Some(c) => {
+                    let ci = bootstrap::resample_intervals(
+                        xs.len(),
+                        bootstrap as usize,
+                        confidence,
+                        request.seed,
+                        &|idx| {
+                            let sx: Vec<f64> = idx.iter().map(|&i| xs[i]).collect();
+                            let sy: Vec<f64> = idx.iter().map(|&i| ys[i]).collect();
+                            power::refit(&sx, &sy, &c.fit).map(|p| vec![p.e, p.a, p.alpha])
+                        },
+                    )
+                    .map(|(iv, failed)| PowerIntervals {
+                        e: pair(iv[0]),
+                        a: pair(iv[1]),
+                        alpha: pair(iv[2]),
+                        resamples: bootstrap as usize,
+                        failed,
+                        confidence,
+                    });
+                    report.power.push(PowerReport {
+                        x,
+                        params,
+                        ci,
+                        fit: c.fit,
+                        holdout_rel_error: c.holdout_rel_error,
+                    })
+                }
+                None => report.warnings.push(Warning::problem(format!(
+                    "power ({x:?}, {f:?}): cannot be fitted to these runs (too few distinct values, or non-positive ones)"
+                ))),
+            }
+    }
+}
+
+/// Wall time and memory against N and D.
+fn fit_cost(rows: &[Row], warnings: &mut Vec<Warning>) -> CostReport {
+    let with = |f: &dyn Fn(&Row) -> Option<f64>| {
+        let picked: Vec<(&Row, f64)> = rows.iter().filter_map(|r| f(r).map(|v| (r, v))).collect();
+        let n: Vec<f64> = picked.iter().map(|(r, _)| r.params_total).collect();
+        let d: Vec<f64> = picked.iter().map(|(r, _)| r.tokens).collect();
+        let y: Vec<f64> = picked.iter().map(|(_, v)| *v).collect();
+        cost::fit(&n, &d, &y)
+    };
+    let wall = with(&|r| r.wall_seconds);
+    let rss = with(&|r| r.peak_rss_bytes);
+    if wall.is_none() {
+        warnings.push(Warning::problem(
+            "cost: wall time cannot be fitted (N and D must both vary)",
+        ));
+    }
+    CostReport {
+        wall_seconds: wall,
+        peak_rss_bytes: rss,
+    }
 }
 
 /// Bootstrap resamples and confidence of the η*(N, D) law's intervals.

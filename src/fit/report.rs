@@ -1,0 +1,198 @@
+//! What `scalebook fit` computes, as `fits.json` holds it and the report reads it: one
+//! serialisable [`FitReport`] with a section per law, the allocation, the hold-out check,
+//! the learning-rate sweep and the warnings.
+
+use serde::{Deserialize, Serialize};
+
+use super::chinchilla::Law;
+use super::diagnose::Warning;
+use super::frontier::FrontierReport;
+use super::hyper::HyperReport;
+use super::reduced::Candidate;
+use super::{cost, isoflop, power};
+use crate::study::{ParamsConvention, PowerX};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChinchillaReport {
+    #[serde(rename = "E")]
+    pub e: f64,
+    #[serde(rename = "A")]
+    pub a: f64,
+    #[serde(rename = "B")]
+    pub b: f64,
+    pub alpha: f64,
+    pub beta: f64,
+    pub objective: f64,
+    pub starts: usize,
+    pub starts_at_best: usize,
+    pub grad_norm: f64,
+    pub delta: f64,
+    pub params: ParamsConvention,
+    pub points: usize,
+    /// Percentile intervals per parameter (absent without bootstrap).
+    pub ci: Option<ParamIntervals>,
+    pub bootstrap_resamples: usize,
+    pub confidence: f64,
+    /// Every successful bootstrap refit (empty without bootstrap): bands and intervals at any
+    /// (N, D) are percentiles over these.
+    pub bootstrap_laws: Vec<Law>,
+    /// Parameters whose bootstrap interval is degenerate (zero width, or not moved by the
+    /// resamples): the chapter shows no interval for them.
+    #[serde(default)]
+    pub degenerate: Vec<String>,
+    /// The free-E law beside the reduced forms (E fixed at the known entropy, E = 0), by AIC.
+    #[serde(default)]
+    pub reduced: Vec<Candidate>,
+}
+
+impl ChinchillaReport {
+    /// The fitted law.
+    pub fn law(&self) -> Law {
+        Law {
+            e: self.e,
+            a: self.a,
+            b: self.b,
+            alpha: self.alpha,
+            beta: self.beta,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ParamIntervals {
+    #[serde(rename = "E")]
+    pub e: [f64; 2],
+    #[serde(rename = "A")]
+    pub a: [f64; 2],
+    #[serde(rename = "B")]
+    pub b: [f64; 2],
+    pub alpha: [f64; 2],
+    pub beta: [f64; 2],
+}
+
+/// Intervals for the IsoFLOP exponents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExponentIntervals {
+    pub a: [f64; 2],
+    pub b: [f64; 2],
+    pub resamples: usize,
+    pub failed: usize,
+    pub confidence: f64,
+}
+
+/// Intervals for a single-variable law's parameters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PowerIntervals {
+    #[serde(rename = "E")]
+    pub e: [f64; 2],
+    #[serde(rename = "A")]
+    pub a: [f64; 2],
+    pub alpha: [f64; 2],
+    pub resamples: usize,
+    pub failed: usize,
+    pub confidence: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AllocationReport {
+    pub compute: f64,
+    pub n_opt: f64,
+    pub d_opt: f64,
+    pub tokens_per_param: f64,
+    pub loss: f64,
+    /// [lo, hi] for n_opt, d_opt, tokens_per_param, loss.
+    pub ci: Option<[[f64; 2]; 4]>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IsoflopReport {
+    pub a: f64,
+    pub b: f64,
+    /// Bootstrap percentile intervals for a and b (runs resampled with replacement).
+    #[serde(default)]
+    pub ci: Option<ExponentIntervals>,
+    /// ln N_opt = a_intercept + a·ln C (and likewise for D).
+    pub a_intercept: f64,
+    pub b_intercept: f64,
+    pub budgets: Vec<isoflop::BudgetOptimum>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PowerReport {
+    pub x: PowerX,
+    pub params: ParamsConvention,
+    /// Bootstrap percentile intervals for E, A and α (runs resampled with replacement).
+    #[serde(default)]
+    pub ci: Option<PowerIntervals>,
+    #[serde(flatten)]
+    pub fit: power::PowerFit,
+    pub holdout_rel_error: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HoldoutPoint {
+    pub name: String,
+    pub n: f64,
+    pub d: f64,
+    pub measured: f64,
+    pub predicted: f64,
+    pub rel_error: f64,
+    pub predicted_ci: Option<[f64; 2]>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HoldoutReport {
+    /// `largest` or `budgets`.
+    pub kind: String,
+    pub k: u64,
+    pub fitted_points: usize,
+    pub points: Vec<HoldoutPoint>,
+    pub rel_error_max: f64,
+    pub rel_error_mean: f64,
+    /// The law fitted without the held-out runs, and its bootstrap refits.
+    pub law: Law,
+    pub bootstrap_laws: Vec<Law>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CostReport {
+    pub wall_seconds: Option<cost::CostLaw>,
+    pub peak_rss_bytes: Option<cost::CostLaw>,
+}
+
+/// Everything `scalebook fit` computes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FitReport {
+    /// sha256 of what was fitted (study file, tool version, rows); set by `scalebook fit`.
+    #[serde(default)]
+    pub inputs: String,
+    pub points: usize,
+    pub chinchilla: Option<ChinchillaReport>,
+    pub allocation: Vec<AllocationReport>,
+    pub isoflop: Option<IsoflopReport>,
+    pub power: Vec<PowerReport>,
+    pub holdout: Option<HoldoutReport>,
+    pub cost: Option<CostReport>,
+    pub frontier: Option<FrontierReport>,
+    /// Optima under a wall-clock budget and/or a parameter cap.
+    pub constrained: Vec<ConstrainedReport>,
+    /// The learning-rate sweep: the best run per point and η*(N, D) (absent without a sweep).
+    #[serde(default)]
+    pub hyper: Option<HyperReport>,
+    /// Structured warnings ([`diagnose`]), in a fixed order.
+    pub warnings: Vec<Warning>,
+    /// The warnings' codes, for `checks:` (e.g. `"'param_at_bound' not in fits.warning_codes"`).
+    #[serde(default)]
+    pub warning_codes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConstrainedReport {
+    /// `wall_seconds` or `flops`.
+    pub budget_kind: String,
+    pub budget: f64,
+    pub max_params: Option<f64>,
+    #[serde(flatten)]
+    pub optimum: super::constrained::Constrained,
+}
