@@ -63,10 +63,7 @@ pub struct FitInput {
 /// failed runs are listed as left out.
 fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Failure> {
     let specs = plan(study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
-    let mut input = FitInput {
-        entropy: specs.iter().find_map(|s| s.data_entropy),
-        ..FitInput::default()
-    };
+    let mut input = FitInput::default();
     let swept = study.training().is_some_and(|t| t.learning_rates.len() > 1);
     let convention = params_convention(study);
     let (rows, curves) = (&mut input.rows, &mut input.curves);
@@ -85,6 +82,13 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Failure> {
                 lr: spec.identity.train.lr,
                 loss: r.val_loss.filter(|_| r.status == RunStatus::Ok),
             });
+        }
+        // The data's entropy rate as the runs recorded it (synthetic data only).
+        if input.entropy.is_none()
+            && let EntryState::Done(r) | EntryState::Failed(r) = &state
+            && let Some(h) = r.data_entropy_nats
+        {
+            input.entropy = Some((h, r.data_entropy_stderr.unwrap_or(0.0)));
         }
         let r = match state {
             EntryState::Done(r) => r,

@@ -8,7 +8,7 @@
 //! | `too_few_levels` | under 3 distinct sizes or token counts, or under 2 runs per parameter |
 //! | `param_at_bound` | a parameter ran to the edge of what the fit can express: E → 0 (below 10⁻³ of the lowest loss), an exponent ≤ 0.01 or ≥ 3 |
 //! | `interval_degenerate` | a bootstrap interval of (near) zero width, or one the resamples did not move |
-//! | `e_below_entropy` | E below the data's known entropy rate (no model can beat it) |
+//! | `e_below_entropy` | E below the data's known entropy rate (no model can beat it), by more than 1 % or with its whole interval below |
 //! | `e_interval_excludes_entropy` | E's interval does not reach the known entropy rate |
 //! | `e_unidentified` | E's bootstrap interval is wider than E itself or reaches zero |
 //! | `reduced_law_preferred` | a reduced law (E fixed, or E = 0) fits as well with fewer parameters (ΔAIC) |
@@ -345,7 +345,13 @@ const DEGENERATE_WIDTH: f64 = 1e-6;
 pub fn degenerate(c: &ChinchillaReport) -> Vec<&'static str> {
     let Some(ci) = &c.ci else { return Vec::new() };
     let laws = &c.bootstrap_laws;
-    let params: [(&str, f64, [f64; 2], fn(&super::chinchilla::Law) -> f64); 5] = [
+    type Param = (
+        &'static str,
+        f64,
+        [f64; 2],
+        fn(&super::chinchilla::Law) -> f64,
+    );
+    let params: [Param; 5] = [
         ("E", c.e, ci.e, |l| l.e),
         ("A", c.a, ci.a, |l| l.a),
         ("B", c.b, ci.b, |l| l.b),
@@ -425,7 +431,11 @@ fn entropy_checks(
     }
     let Some((h, se)) = entropy else { return };
     let margin = 2.0 * se;
-    if c.e < h - margin {
+    // A point estimate a hair below the floor, with an interval that reaches it, is the floor
+    // within the fit's uncertainty; below it by more than 1 %, or with the whole interval
+    // below, it is an artefact.
+    let interval_reaches = ci_e.is_some_and(|[_, hi]| hi >= h - margin);
+    if c.e < h - margin && (!interval_reaches || c.e < 0.99 * h) {
         out.push(
             Warning::new(
                 "e_below_entropy",
@@ -715,6 +725,14 @@ mod tests {
             got.contains(&"e_interval_excludes_entropy".into()),
             "{got:?}"
         );
+        // 0.1 % below the floor with an interval that reaches it: the floor, within the fit's
+        // uncertainty.
+        let law = Law {
+            e: 0.9979,
+            ..CHINCHILLA
+        };
+        let got = codes(report(law, 0.01), &points(&law), Some((0.999, 0.0)));
+        assert!(got.is_empty(), "{got:?}");
     }
 
     #[test]

@@ -180,6 +180,10 @@ pub struct FitReport {
     /// The learning-rate sweep: the best run per point and η*(N, D) (absent without a sweep).
     #[serde(default)]
     pub hyper: Option<HyperReport>,
+    /// The data's known entropy rate and its standard error, which the warnings compare E
+    /// with (synthetic data trained by the built-in engine; absent otherwise).
+    #[serde(default)]
+    pub entropy: Option<[f64; 2]>,
     /// Structured warnings ([`diagnose`]), in a fixed order.
     pub warnings: Vec<Warning>,
     /// The warnings' codes, for `checks:` (e.g. `"'param_at_bound' not in fits.warning_codes"`).

@@ -103,6 +103,7 @@ fn points(rows: &[&Row], params: ParamsConvention) -> Vec<Point> {
 pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
     let mut report = FitReport {
         points: rows.len(),
+        entropy: request.entropy.map(|(h, se)| [h, se]),
         ..FitReport::default()
     };
     let all: Vec<&Row> = rows.iter().collect();

@@ -134,7 +134,8 @@ impl Monitor {
 
     fn track_spike(&mut self, loss: f64) {
         let ratio = loss / self.lowest_mean;
-        if !(ratio > SPIKE_RATIO) {
+        // Before the first moving mean the ratio is 0; a NaN never reaches here.
+        if ratio <= SPIKE_RATIO {
             self.in_spike = false;
             return;
         }

@@ -514,3 +514,44 @@ fn pyarrow_reads_the_collected_results() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("pyarrow ok 6 "));
     fs::remove_dir_all(store).unwrap();
 }
+
+/// The fits know the data's entropy rate from the runs the engine trained (so warnings can
+/// compare E with it), and claim none for mock runs, whose numbers come from the mock's law.
+#[test]
+fn fits_compare_with_the_entropy_of_trained_data_only() {
+    let dir = temp("entropy");
+    let study = dir.join("sweep.yaml");
+    let text = fs::read_to_string(root().join(SWEEP)).unwrap()
+        + "fits:\n  - { law: chinchilla, bootstrap: 10, grid: coarse }\n";
+    fs::write(&study, text).unwrap();
+    let fits_of = |store: &Path| -> Value {
+        serde_json::from_str(
+            &fs::read_to_string(store.join("studies/tiny-sweep/fits.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let real = dir.join("real");
+    let out = run(study.to_str().unwrap(), &real, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let recorded: Value = serde_json::from_str(
+        &fs::read_to_string(
+            fs::read_dir(real.join("runs"))
+                .unwrap()
+                .flatten()
+                .find(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .unwrap()
+                .path()
+                .join("result.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let fits = fits_of(&real);
+    assert_eq!(fits["entropy"][0], recorded["data_entropy_nats"]);
+    assert!(fits["entropy"][0].as_f64().unwrap() > 1.0);
+    let mock = dir.join("mock");
+    let out = run(study.to_str().unwrap(), &mock, &["--executor", "mock"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(fits_of(&mock)["entropy"].is_null());
+    fs::remove_dir_all(dir).unwrap();
+}
