@@ -184,12 +184,17 @@ pub fn report_study(
             }
             let curve_list = curves(&collected.curves).map_err(|e| internal(e.to_string()))?;
             let records: Vec<RunResult> = specs.iter().filter_map(|s| record(store, s)).collect();
-            let entropy = records.iter().find_map(|r| {
-                Some((
-                    r.data_entropy_nats?,
-                    r.data_entropy_stderr.unwrap_or(f64::NAN),
-                ))
-            });
+            // The data's entropy rate as the trained runs recorded it, else computed from the
+            // data itself (mock runs record none: their numbers do not come from the data).
+            let entropy = records
+                .iter()
+                .find_map(|r| {
+                    Some((
+                        r.data_entropy_nats?,
+                        r.data_entropy_stderr.unwrap_or(f64::NAN),
+                    ))
+                })
+                .or_else(|| training.data.entropy(study.seed));
             let data = DataCtx {
                 source: training.data.kind().to_string(),
                 description: training.data.describe(),

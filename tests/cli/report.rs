@@ -592,3 +592,32 @@ fn every_table_row_has_as_many_cells_as_its_header() {
     // learning rates, store keys: on both pages.
     assert!(tables >= 16, "{tables} tables");
 }
+
+/// Every study shipped in `reports/` renders end to end into a fresh book (mock losses): no
+/// template error, no link that only resolves inside this repository's book. Exit 4 (a
+/// check the mock's law does not meet) is fine; 1 or 2 is not.
+#[test]
+fn every_shipped_study_renders_into_a_fresh_book() {
+    let mut studies: Vec<PathBuf> = fs::read_dir(crate::support::root().join("reports"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    studies.sort();
+    assert!(studies.len() >= 2, "{studies:?}");
+    for study in studies {
+        let name = study.file_stem().unwrap().to_string_lossy().to_string();
+        let dir = fresh_dir(&format!("shipped-{name}"));
+        let out = run_mock(&study, &dir);
+        assert!(
+            matches!(out.status.code(), Some(0 | 4)),
+            "{name}: exit {:?}\n{}",
+            out.status.code(),
+            stderr(&out)
+        );
+        assert!(
+            dir.join(format!("book/book/{name}/index.html")).is_file(),
+            "{name}"
+        );
+    }
+}
