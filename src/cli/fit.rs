@@ -208,7 +208,7 @@ pub fn study_rows(study: &Study, store: &Store) -> Result<FitInput, Failure> {
 
 /// The version of the fitting code's output: raised whenever a change to `fit/` can change
 /// `fits.json` for the same rows, so a stored `fits.json` from older code is refitted.
-pub const FIT_VERSION: u32 = 3;
+pub const FIT_VERSION: u32 = 4;
 
 /// What a `fits.json` was computed from: the study file's bytes, the tool and fit versions,
 /// every fitted row, the runs left out and the known entropy. A report reuses `fits.json`

@@ -464,8 +464,13 @@ fn entropy_checks(
                      fitted floor is {} the true one",
                     if lo > h { "above" } else { "below" }
                 ),
-                "runs far from convergence bias E upward; larger models and more tokens per \
-                 parameter move it toward the entropy; the fixed-E law is the honest reading",
+                if lo > h {
+                    "runs far from convergence bias E upward; larger models and more tokens per \
+                     parameter move it toward the entropy; the fixed-E law is the honest reading"
+                } else {
+                    "a floor below the entropy comes from the law's curvature, not from the data; \
+                     the fixed-E law is the honest reading, and runs nearer the floor help"
+                },
             )
             .with("lo", lo)
             .with("hi", hi)
