@@ -33,7 +33,8 @@ pub const TRAIN_STREAM: u64 = 0;
 pub const VALIDATION_STREAM: u64 = 1;
 pub const ENTROPY_STREAM: u64 = 2;
 
-/// Tokens sampled to estimate the entropy rate (the issue asks for at least 1M).
+/// Tokens sampled to estimate the entropy rate (2²⁰: the quickstart language's estimate then
+/// has a standard error of 0.0013 nats/token).
 pub const ENTROPY_SAMPLE: usize = 1 << 20;
 
 /// One language: the study's synthetic spec plus the seed.
