@@ -6,6 +6,7 @@
 //! ([`bootstrap`]), on an allocation-free L-BFGS ([`lbfgs`]) and small least squares
 //! ([`linear`]).
 
+pub mod approach3;
 pub mod bootstrap;
 pub mod chinchilla;
 pub mod constrained;

@@ -4,18 +4,16 @@
 
 pub use super::report::*;
 
+use super::approach3::{ChinchillaOptions, fit_chinchilla};
 use super::bootstrap::{self, Interval};
-use super::chinchilla::{self, Point, StartGrid, allocate};
+use super::chinchilla::{Point, StartGrid};
 use super::cost;
 use super::diagnose::{self, Evidence, LeftOut, Warning};
 use super::frontier::frontier;
 use super::hyper::{self, SweepRun};
 use super::isoflop::{self, IsoPoint};
 use super::power::{self, Form};
-use super::reduced;
-use crate::study::{
-    BootstrapStarts, FitSpec, GridKind, Holdout, ParamsConvention, PowerForm, PowerX,
-};
+use crate::study::{FitSpec, GridKind, Holdout, ParamsConvention, PowerForm, PowerX};
 
 /// One run as the fits see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,18 +75,18 @@ pub struct Request<'a> {
     pub sweep: Vec<SweepRun>,
 }
 
-fn pair(i: Interval) -> [f64; 2] {
+pub(super) fn pair(i: Interval) -> [f64; 2] {
     [i.lo, i.hi]
 }
 
-fn grid(kind: GridKind) -> StartGrid {
+pub(super) fn grid(kind: GridKind) -> StartGrid {
     match kind {
         GridKind::Full => StartGrid::full(),
         GridKind::Coarse => StartGrid::coarse(),
     }
 }
 
-fn points(rows: &[&Row], params: ParamsConvention) -> Vec<Point> {
+pub(super) fn points(rows: &[&Row], params: ParamsConvention) -> Vec<Point> {
     rows.iter()
         .map(|r| Point {
             n: r.n(params),
@@ -381,243 +379,6 @@ fn constrain(report: &mut FitReport, request: &Request) {
             ))),
         }
     }
-}
-
-/// The approach-3 options of a study's `chinchilla` fit.
-#[derive(Debug, Clone, Copy)]
-struct ChinchillaOptions {
-    resamples: u64,
-    confidence: f64,
-    delta: f64,
-    kind: GridKind,
-    bootstrap_starts: BootstrapStarts,
-    params: ParamsConvention,
-}
-
-impl ChinchillaOptions {
-    /// The start grid each bootstrap resample runs (`None`: warm starts).
-    fn resample_grid(&self) -> Option<StartGrid> {
-        (self.bootstrap_starts != BootstrapStarts::Warm).then(|| grid(self.kind))
-    }
-
-    fn pruned(&self) -> bool {
-        self.bootstrap_starts == BootstrapStarts::Pruned
-    }
-}
-
-fn fit_chinchilla(
-    all: &[&Row],
-    request: &Request,
-    report: &mut FitReport,
-    options: &ChinchillaOptions,
-) {
-    let &ChinchillaOptions {
-        resamples,
-        confidence,
-        delta,
-        kind,
-        params,
-        ..
-    } = options;
-    let resample_grid = options.resample_grid();
-    let pts = points(all, params);
-    let full = match chinchilla::fit(&pts, delta, &grid(kind)) {
-        Ok(f) => f,
-        Err(e) => {
-            report.warnings.push(Warning::problem(e.to_string()));
-            return;
-        }
-    };
-    let ci = (resamples > 0)
-        .then(|| {
-            bootstrap::chinchilla(
-                &pts,
-                delta,
-                &full,
-                &request.budgets,
-                &[],
-                &bootstrap::Resampling {
-                    resamples: resamples as usize,
-                    confidence,
-                    seed: request.seed,
-                    grid: resample_grid.as_ref(),
-                    pruned: options.pruned(),
-                },
-            )
-        })
-        .flatten();
-    if let Some(ci) = &ci {
-        report.warnings.extend(ci.warnings.iter().cloned());
-    }
-    let law = full.law;
-    let reduced = reduced::compare(&pts, &law, request.entropy.map(|e| e.0), delta);
-    let mut chin = ChinchillaReport {
-        e: law.e,
-        a: law.a,
-        b: law.b,
-        alpha: law.alpha,
-        beta: law.beta,
-        objective: full.objective,
-        starts: full.starts,
-        starts_at_best: full.starts_at_best,
-        grad_norm: full.grad_norm,
-        delta,
-        params,
-        points: pts.len(),
-        ci: ci.as_ref().map(|c| ParamIntervals {
-            e: pair(c.e),
-            a: pair(c.a),
-            b: pair(c.b),
-            alpha: pair(c.alpha),
-            beta: pair(c.beta),
-        }),
-        bootstrap_resamples: resamples as usize,
-        confidence,
-        bootstrap_laws: ci.as_ref().map(|c| c.laws.clone()).unwrap_or_default(),
-        degenerate: Vec::new(),
-        reduced,
-    };
-    chin.degenerate = diagnose::degenerate(&chin)
-        .into_iter()
-        .map(String::from)
-        .collect();
-    report.chinchilla = Some(chin);
-    report.allocation = request
-        .budgets
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| {
-            let a = allocate(&law, c);
-            AllocationReport {
-                compute: c,
-                n_opt: a.n_opt,
-                d_opt: a.d_opt,
-                tokens_per_param: a.tokens_per_param,
-                loss: a.loss,
-                ci: ci.as_ref().map(|c| c.allocations[i].map(pair)),
-            }
-        })
-        .collect();
-    if let Some(holdout) = request.holdout {
-        report.holdout = fit_holdout(all, holdout, options, request.seed, &mut report.warnings);
-    }
-}
-
-fn fit_holdout(
-    all: &[&Row],
-    holdout: Holdout,
-    options: &ChinchillaOptions,
-    seed: u64,
-    warnings: &mut Vec<Warning>,
-) -> Option<HoldoutReport> {
-    let &ChinchillaOptions {
-        resamples,
-        confidence,
-        delta,
-        kind,
-        params,
-        ..
-    } = options;
-    let resample_grid = options.resample_grid();
-    let (label, k, held): (&'static str, u64, Vec<bool>) = match holdout {
-        Holdout::Largest(k) => {
-            let mut sizes: Vec<f64> = all.iter().map(|r| r.n(params)).collect();
-            sizes.sort_by(f64::total_cmp);
-            sizes.dedup();
-            let cut = sizes.len().saturating_sub(k as usize);
-            let threshold = sizes.get(cut).copied().unwrap_or(f64::INFINITY);
-            (
-                "largest",
-                k,
-                all.iter().map(|r| r.n(params) >= threshold).collect(),
-            )
-        }
-        Holdout::Budgets(k) => {
-            let mut budgets: Vec<f64> = all.iter().filter_map(|r| r.budget).collect();
-            budgets.sort_by(f64::total_cmp);
-            budgets.dedup();
-            let cut = budgets.len().saturating_sub(k as usize);
-            let threshold = budgets.get(cut).copied().unwrap_or(f64::INFINITY);
-            (
-                "budgets",
-                k,
-                all.iter()
-                    .map(|r| r.budget.is_some_and(|b| b >= threshold))
-                    .collect(),
-            )
-        }
-    };
-    let train: Vec<&Row> = all
-        .iter()
-        .zip(&held)
-        .filter(|(_, h)| !**h)
-        .map(|(r, _)| *r)
-        .collect();
-    let test: Vec<&Row> = all
-        .iter()
-        .zip(&held)
-        .filter(|(_, h)| **h)
-        .map(|(r, _)| *r)
-        .collect();
-    if test.is_empty() {
-        warnings.push(Warning::problem("holdout: no run is held out"));
-        return None;
-    }
-    let pts = points(&train, params);
-    // The full start grid again: a hold-out check must not inherit the full fit's optimum.
-    let fitted = match chinchilla::fit(&pts, delta, &grid(kind)) {
-        Ok(f) => f,
-        Err(e) => {
-            warnings.push(Warning::problem(format!("holdout: {e}")));
-            return None;
-        }
-    };
-    let at: Vec<(f64, f64)> = test.iter().map(|r| (r.n(params), r.tokens)).collect();
-    let ci = (resamples > 0)
-        .then(|| {
-            bootstrap::chinchilla(
-                &pts,
-                delta,
-                &fitted,
-                &[],
-                &at,
-                &bootstrap::Resampling {
-                    resamples: resamples as usize,
-                    confidence,
-                    seed,
-                    grid: resample_grid.as_ref(),
-                    pruned: options.pruned(),
-                },
-            )
-        })
-        .flatten();
-    let points: Vec<HoldoutPoint> = test
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let predicted = fitted.law.loss(r.n(params), r.tokens);
-            HoldoutPoint {
-                name: r.name.clone(),
-                n: r.n(params),
-                d: r.tokens,
-                measured: r.loss,
-                predicted,
-                rel_error: (predicted / r.loss - 1.0).abs(),
-                predicted_ci: ci.as_ref().map(|c| pair(c.predictions[i])),
-            }
-        })
-        .collect();
-    let errors: Vec<f64> = points.iter().map(|p| p.rel_error).collect();
-    Some(HoldoutReport {
-        kind: label.to_string(),
-        k,
-        fitted_points: train.len(),
-        rel_error_max: errors.iter().copied().fold(0.0, f64::max),
-        rel_error_mean: errors.iter().sum::<f64>() / errors.len() as f64,
-        points,
-        law: fitted.law,
-        bootstrap_laws: ci.map(|c| c.laws).unwrap_or_default(),
-    })
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 pub mod book;
 pub mod charts;
 pub mod context;
+pub mod forecast;
 pub mod format;
 pub mod manifest;
 pub mod plot;

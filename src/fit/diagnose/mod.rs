@@ -1,0 +1,234 @@
+//! What the data say about the fitted laws: structured warnings, each with a code, the
+//! numbers behind it and a concrete suggestion. `fits.json` carries them, the chapter shows
+//! them at the top, and `checks:` can gate on their codes (`fits.warning_codes`).
+//!
+//! | code | when |
+//! |---|---|
+//! | `runs_left_out` | planned runs failed or diverged and are not in the fits (named) |
+//! | `too_few_levels` | under 3 distinct sizes or token counts, or under 2 runs per parameter |
+//! | `param_at_bound` | a parameter ran to the edge of what the fit can express: E → 0 (below 10⁻³ of the lowest loss), an exponent ≤ 0.01 or ≥ 3 |
+//! | `interval_degenerate` | a bootstrap interval of (near) zero width, or one the resamples did not move |
+//! | `e_below_entropy` | E below the data's known entropy rate (no model can beat it), by more than 1 % or with its whole interval below |
+//! | `e_interval_excludes_entropy` | E's interval does not reach the known entropy rate |
+//! | `e_unidentified` | E's bootstrap interval is wider than E itself or reaches zero |
+//! | `reduced_law_preferred` | a reduced law (E fixed, or E = 0) fits as well with fewer parameters (ΔAIC) |
+//! | `exponent_implausible` | α or β outside [`PLAUSIBLE_EXPONENTS`] |
+//! | `residual_structure` | the residuals' signs run in long blocks along N or D (Wald–Wolfowitz runs test) |
+//! | `optimum_outside_grid` | the compute-optimal tokens per parameter lies outside the grid's range of D/N |
+//! | `lr_at_edge` | a point's best learning rate is the smallest or largest swept |
+//! | `extrapolation_far` | the final budget is more than [`FAR_EXTRAPOLATION`]× the largest trained run |
+//! | `interval_understated`, `bootstrap_failures` | bootstrap intervals from few runs, or many failed refits |
+//! | `fit_problem` | a law could not be fitted, or an IsoFLOP budget was refused (the message says why) |
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+mod law;
+#[cfg(test)]
+mod tests;
+
+pub use law::{degenerate, form_words, runs_z};
+
+use super::chinchilla::Point;
+use super::suite::FitReport;
+
+/// Exponents published laws report lie in 0.07–0.6: Kaplan et al. 2020 (α_N 0.076,
+/// α_D 0.095), Hoffmann et al. 2022 (α 0.34, β 0.28), Besiroglu et al. 2024 (0.35, 0.37),
+/// DeepSeek LLM 2024 and Porian et al. 2024 (within that span). A margin either side:
+/// outside [0.05, 1.0] a fitted exponent is more likely an artefact of the grid than a law.
+pub const PLAUSIBLE_EXPONENTS: [f64; 2] = [0.05, 1.0];
+
+/// A final budget more than this many times the largest trained run's compute is flagged.
+pub const FAR_EXTRAPOLATION: f64 = 10.0;
+
+/// One structured warning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Warning {
+    /// Stable identifier (see the module table).
+    pub code: String,
+    /// What it is about: `chinchilla.E`, `runs`, `allocation`, …
+    pub subject: String,
+    pub message: String,
+    /// What to do about it.
+    pub suggestion: String,
+    /// The numbers behind it.
+    #[serde(default)]
+    pub values: BTreeMap<String, f64>,
+}
+
+impl Warning {
+    pub fn new(code: &str, subject: &str, message: String, suggestion: &str) -> Self {
+        Warning {
+            code: code.into(),
+            subject: subject.into(),
+            message,
+            suggestion: suggestion.into(),
+            values: BTreeMap::new(),
+        }
+    }
+
+    /// A problem reported by a fit itself (a law not fitted, a refused budget).
+    pub fn problem(message: impl Into<String>) -> Self {
+        Warning::new(
+            "fit_problem",
+            "fits",
+            message.into(),
+            "see the message; more runs or a wider grid usually help",
+        )
+    }
+
+    fn with(mut self, key: &str, value: f64) -> Self {
+        self.values.insert(key.into(), value);
+        self
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {} — {}", self.code, self.message, self.suggestion)
+    }
+}
+
+/// A planned run that is not among the fitted points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeftOut {
+    pub name: String,
+    /// `diverged` or `failed`.
+    pub status: String,
+    pub reason: String,
+}
+
+/// What the diagnostics need besides the fits.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence<'a> {
+    /// The fitted points (N in the convention of the Chinchilla fit).
+    pub points: &'a [Point],
+    /// Compute of each fitted run.
+    pub flops: &'a [f64],
+    /// The data's true entropy rate and its standard error (synthetic data).
+    pub entropy: Option<(f64, f64)>,
+    pub left_out: &'a [LeftOut],
+    /// The final run's compute budget.
+    pub final_budget: Option<f64>,
+}
+
+fn distinct(values: impl Iterator<Item = f64>) -> usize {
+    let mut v: Vec<u64> = values.map(f64::to_bits).collect();
+    v.sort_unstable();
+    v.dedup();
+    v.len()
+}
+
+/// Every warning the fits and the evidence call for, in a fixed order.
+pub fn diagnose(report: &FitReport, evidence: &Evidence) -> Vec<Warning> {
+    let mut out = Vec::new();
+    if !evidence.left_out.is_empty() {
+        let names: Vec<String> = evidence
+            .left_out
+            .iter()
+            .map(|r| format!("{} ({}: {})", r.name, r.status, r.reason))
+            .collect();
+        out.push(
+            Warning::new(
+                "runs_left_out",
+                "runs",
+                format!(
+                    "{} planned runs are not in the fits: {}",
+                    names.len(),
+                    names.join("; ")
+                ),
+                "read their learning curves; lower the lr for those sizes, or run \
+                 `scalebook run --retry-failed` if the failure was transient",
+            )
+            .with("count", names.len() as f64),
+        );
+    }
+    if let Some(c) = &report.chinchilla {
+        law::chinchilla(c, evidence, &mut out);
+    }
+    allocation(report, evidence, &mut out);
+    if let Some(h) = &report.hyper {
+        learning_rates(h, &mut out);
+    }
+    out
+}
+
+fn learning_rates(h: &super::hyper::HyperReport, out: &mut Vec<Warning>) {
+    let edge: Vec<String> = h
+        .points
+        .iter()
+        .filter(|p| p.at_edge)
+        .map(|p| format!("{} (best lr {:e})", p.point, p.lr))
+        .collect();
+    if !edge.is_empty() {
+        out.push(
+            Warning::new(
+                "lr_at_edge",
+                "learning rate",
+                format!(
+                    "at {} of {} points the best learning rate is the smallest or largest of the \
+                     sweep, so the optimum may lie outside it: {}",
+                    edge.len(),
+                    h.points.len(),
+                    edge.join(", ")
+                ),
+                "extend `train.lr` beyond that end (a factor of 2 per value is usual)",
+            )
+            .with("points", edge.len() as f64),
+        );
+    }
+    if h.eta.is_none() {
+        out.push(Warning::problem(
+            "η*(N, D): the best learning rates cannot be fitted (they need 2+ sizes or token \
+             counts, and 4+ points when both vary)",
+        ));
+    }
+}
+
+fn allocation(report: &FitReport, ev: &Evidence, out: &mut Vec<Warning>) {
+    let ratios: Vec<f64> = ev.points.iter().map(|p| p.d / p.n).collect();
+    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = ratios.iter().copied().fold(0.0, f64::max);
+    for a in &report.allocation {
+        if !ratios.is_empty() && !(lo..=hi).contains(&a.tokens_per_param) {
+            out.push(
+                Warning::new(
+                    "optimum_outside_grid",
+                    "allocation",
+                    format!(
+                        "for C = {:.3e} FLOPs the law puts the optimum at {:.3} tokens per \
+                         parameter, outside the {lo:.3}–{hi:.3} the runs span: the split is an \
+                         extrapolation of the law's shape",
+                        a.compute, a.tokens_per_param
+                    ),
+                    "add runs whose tokens per parameter bracket the optimum (an IsoFLOP sweep \
+                     at that budget does it directly)",
+                )
+                .with("tokens_per_param", a.tokens_per_param)
+                .with("grid_lo", lo)
+                .with("grid_hi", hi),
+            );
+        }
+    }
+    let largest = ev.flops.iter().copied().fold(0.0, f64::max);
+    if let Some(budget) = ev.final_budget
+        && largest > 0.0
+        && budget > FAR_EXTRAPOLATION * largest
+    {
+        out.push(
+            Warning::new(
+                "extrapolation_far",
+                "final",
+                format!(
+                    "the final budget {budget:.3e} FLOPs is {:.1}× the largest trained run \
+                     ({largest:.3e}): more than {FAR_EXTRAPOLATION}× past the data",
+                    budget / largest
+                ),
+                "add a larger size or token count to the grid, or lower `final.budget`",
+            )
+            .with("ratio", budget / largest),
+        );
+    }
+}
