@@ -70,25 +70,26 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Failure> {
     let mut missing = 0;
     for spec in &specs {
         let state = store.inspect(spec);
-        if swept && let EntryState::Done(r) | EntryState::Failed(r) = &state {
-            input.sweep.push(SweepRun {
-                name: r.name.clone(),
-                point: spec.point().to_string(),
-                n: match convention {
-                    ParamsConvention::Total => r.params_total as f64,
-                    ParamsConvention::NonEmbedding => r.params_non_embedding as f64,
-                },
-                d: r.tokens as f64,
-                lr: spec.identity.train.lr,
-                loss: r.val_loss.filter(|_| r.status == RunStatus::Ok),
-            });
-        }
-        // The data's entropy rate as the runs recorded it (synthetic data only).
-        if input.entropy.is_none()
-            && let EntryState::Done(r) | EntryState::Failed(r) = &state
-            && let Some(h) = r.data_entropy_nats
-        {
-            input.entropy = Some((h, r.data_entropy_stderr.unwrap_or(0.0)));
+        if let EntryState::Done(r) | EntryState::Failed(r) = &state {
+            // The data's entropy rate as the runs recorded it (synthetic data only).
+            if input.entropy.is_none()
+                && let Some(h) = r.data_entropy_nats
+            {
+                input.entropy = Some((h, r.data_entropy_stderr.unwrap_or(0.0)));
+            }
+            if swept {
+                input.sweep.push(SweepRun {
+                    name: r.name.clone(),
+                    point: spec.point().to_string(),
+                    n: match convention {
+                        ParamsConvention::Total => r.params_total as f64,
+                        ParamsConvention::NonEmbedding => r.params_non_embedding as f64,
+                    },
+                    d: r.tokens as f64,
+                    lr: spec.identity.train.lr,
+                    loss: r.val_loss.filter(|_| r.status == RunStatus::Ok),
+                });
+            }
         }
         let r = match state {
             EntryState::Done(r) => r,

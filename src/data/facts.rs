@@ -78,7 +78,8 @@ impl FactsLanguage {
         let shift = mix64(seed ^ 1) % pairs;
         let keys: Vec<(u32, u32)> = (0..k as u64)
             .map(|i| {
-                let idx = (i * mult + shift) % pairs;
+                let idx = ((u128::from(i) * u128::from(mult) + u128::from(shift))
+                    % u128::from(pairs)) as u64;
                 (
                     1 + (idx / (vocab - 1)) as u32,
                     1 + (idx % (vocab - 1)) as u32,

@@ -10,6 +10,8 @@ use crate::study::units::Count;
 
 /// Largest vocabulary accepted (a typo guard; real vocabularies are far below it).
 const MAX_VOCAB: u64 = 1 << 22;
+/// Most facts the facts language accepts.
+const MAX_FACTS: u64 = 1 << 22;
 
 impl Validator {
     pub(super) fn data(&mut self, f: Option<&DataFile>) -> Option<DataSpec> {
@@ -51,7 +53,9 @@ impl Validator {
                 });
                 let facts = f.facts.map(|_| {
                     self.not_here("data.order", &f.order, "to the facts language");
-                    let pairs = (vocab.max(2) - 1).pow(2);
+                    // Every fact needs its own key pair, and the generator keeps a table entry
+                    // per fact (about 30 bytes): at most 2²² facts.
+                    let pairs = (vocab.max(2) - 1).saturating_pow(2).min(MAX_FACTS);
                     self.count("data.facts", f.facts, 2, 2, pairs.max(2))
                 });
                 if facts.is_some() && vocab < 3 {
