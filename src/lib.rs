@@ -12,6 +12,7 @@ pub mod exec;
 pub mod fit;
 pub mod isa;
 pub mod model;
+pub mod record;
 pub mod report;
 pub mod rng;
 pub mod store;

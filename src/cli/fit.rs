@@ -12,13 +12,13 @@ use crate::data::identity::hex;
 use crate::fit::diagnose::LeftOut;
 use crate::fit::hyper::{SweepRun, envelope};
 use crate::fit::suite::{CurveRow, FitReport, Request, Row, fit_all};
+use crate::record::RunStatus;
+use crate::record::pretty;
 use crate::store::atomic::write_atomic;
 use crate::store::import::import_rows;
 use crate::store::{EntryState, Store};
 use crate::study::plan::plan;
 use crate::study::{FitSpec, ParamsConvention, Source, Study, Sweep};
-use crate::train::record::pretty;
-use crate::train::{CurvePoint, RunStatus};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -26,6 +26,8 @@ pub struct Args {
     pub study: PathBuf,
     #[command(flatten)]
     pub store: StoreArg,
+    #[command(flatten)]
+    pub producer: super::producer::ProducerArg,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Also find the best (N, D) for this many wall-clock seconds on this machine, through
@@ -70,7 +72,8 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Failure> {
     let mut missing = 0;
     for spec in &specs {
         let state = store.inspect(spec);
-        if let EntryState::Done(r) | EntryState::Failed(r) = &state {
+        if let EntryState::Done(e) | EntryState::Failed(e) = &state {
+            let r = &e.result;
             // The data's entropy rate as the runs recorded it (synthetic data only).
             if input.entropy.is_none()
                 && let Some(h) = r.data_entropy_nats
@@ -91,9 +94,10 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Failure> {
                 });
             }
         }
-        let r = match state {
-            EntryState::Done(r) => r,
-            EntryState::Failed(r) => {
+        let (r, curve) = match state {
+            EntryState::Done(e) => (e.result, e.curve),
+            EntryState::Failed(e) => {
+                let r = e.result;
                 input.left_out.push(LeftOut {
                     name: r.name.clone(),
                     status: format!("{:?}", r.status).to_lowercase(),
@@ -101,7 +105,15 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Failure> {
                 });
                 continue;
             }
-            EntryState::Missing | EntryState::Corrupt(_) => {
+            EntryState::Missing => {
+                missing += 1;
+                continue;
+            }
+            EntryState::Corrupt(why) => {
+                eprintln!(
+                    "warning: {}: {why}; not fitted (`scalebook run` retrains it)",
+                    spec.dir_name()
+                );
                 missing += 1;
                 continue;
             }
@@ -121,13 +133,8 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Failure> {
             wall_seconds: Some(r.wall_seconds).filter(|w| *w > 0.0),
             peak_rss_bytes: r.peak_rss_bytes.map(|b| b as f64),
         });
-        let text =
-            std::fs::read_to_string(store.entry_dir(spec).join("curve.jsonl")).unwrap_or_default();
         let flops_per_token = r.flops / r.tokens as f64;
-        for point in text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<CurvePoint>(l).ok())
-        {
+        for point in curve {
             if let Some(val) = point.val_loss {
                 curves.push(CurveRow {
                     params_total: r.params_total as f64,
@@ -294,7 +301,7 @@ pub fn fit_rows(
 }
 
 pub fn run(args: &Args) -> Result<(), Failure> {
-    let study = load_study(&args.study)?;
+    let study = args.producer.apply(load_study(&args.study)?)?;
     for (flag, value) in [
         ("--wall-budget", args.wall_budget),
         ("--max-params", args.max_params),
@@ -316,7 +323,12 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     }
     match args.format {
         Format::Json => print!("{}", pretty(&report)),
-        Format::Table => print!("{}", summary(&report)),
+        Format::Table => {
+            if study.is_mock() {
+                print!("{}", super::MOCK_LABEL);
+            }
+            print!("{}", summary(&report))
+        }
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod fit;
 pub mod plan;
+pub mod producer;
 pub mod progress;
 pub mod report;
 pub mod run;
@@ -66,6 +67,9 @@ pub enum Command {
         which: bench::Which,
     },
 }
+
+/// What status lines about mock records start with: their numbers come from a law.
+pub const MOCK_LABEL: &str = "MOCK DATA (the mock executor's law, nothing trained): ";
 
 /// How commands that print results print them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

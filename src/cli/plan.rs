@@ -7,17 +7,19 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::{Failure, Format, exit, load_study};
+use crate::record::pretty;
 use crate::store::atomic::write_atomic;
 use crate::study::RunSpec;
 use crate::study::diagnostics::io_reason;
 use crate::study::plan::{add_entropy, plan};
 use crate::study::units::{format_duration, human};
-use crate::train::record::pretty;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The study file (YAML).
     pub study: PathBuf,
+    #[command(flatten)]
+    pub producer: super::producer::ProducerArg,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -86,7 +88,7 @@ impl From<&RunSpec> for PlanRow {
 }
 
 pub fn run(args: &Args) -> Result<(), Failure> {
-    let study = load_study(&args.study)?;
+    let study = args.producer.apply(load_study(&args.study)?)?;
     let mut runs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     add_entropy(&study, &mut runs);
     let rows: Vec<PlanRow> = runs.iter().map(PlanRow::from).collect();

@@ -9,6 +9,7 @@ use super::fit::{Constraints, fit_inputs, fit_rows, open_store, study_rows};
 use super::store_arg::StoreArg;
 use super::{Failure, exit, load_study};
 use crate::fit::suite::{FitReport, Row};
+use crate::record::RunResult;
 use crate::report::context::{DataCtx, FinalCtx, RunRow, curves, final_ctx, run_rows};
 use crate::report::manifest::Manifest;
 use crate::report::{Input, Rendered, render};
@@ -16,7 +17,6 @@ use crate::store::{EntryState, Store, collect};
 use crate::study::final_run::{FinalPlan, final_plan};
 use crate::study::plan::plan;
 use crate::study::{LawKind, Source, Study};
-use crate::train::RunResult;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,6 +24,8 @@ pub struct Args {
     pub study: PathBuf,
     #[command(flatten)]
     pub store: StoreArg,
+    #[command(flatten)]
+    pub producer: super::producer::ProducerArg,
     #[command(flatten)]
     pub book: BookArg,
 }
@@ -37,7 +39,7 @@ pub struct BookArg {
 }
 
 pub fn run(args: &Args) -> Result<(), Failure> {
-    let study = load_study(&args.study)?;
+    let study = args.producer.apply(load_study(&args.study)?)?;
     let store = open_store(&args.store)?;
     let fits = current_fits(&study, &store)?;
     let rendered = report_study(&study, &store, &fits, &args.book.book)?;
@@ -128,7 +130,7 @@ pub fn plan_final(study: &Study, fits: &FitReport) -> Result<Option<FinalPlan>, 
 
 fn record(store: &Store, spec: &crate::study::RunSpec) -> Option<RunResult> {
     match store.inspect(spec) {
-        EntryState::Done(r) | EntryState::Failed(r) => Some(*r),
+        EntryState::Done(r) | EntryState::Failed(r) => Some(r.result),
         EntryState::Missing | EntryState::Corrupt(_) => None,
     }
 }

@@ -11,24 +11,17 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use super::producer::ProducerArg;
 use super::store_arg::StoreArg;
-use super::{Failure, exit, load_study};
+use super::{Failure, MOCK_LABEL, exit, load_study};
 use crate::exec::Executor;
 use crate::exec::local::Local;
-use crate::exec::mock::{Mock, MockLaw};
+use crate::exec::mock::Mock;
 use crate::exec::scheduler::{self, Event, Options, Outcome};
 use crate::fit::suite::FitReport;
 use crate::store::{EntryState, Store, collect};
 use crate::study::plan::{add_entropy, plan};
 use crate::study::units::format_duration;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ExecutorKind {
-    /// Train on this machine, one `train-point` process per run.
-    Local,
-    /// For tests and demos: report losses from a known law instantly (see --mock-law).
-    Mock,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -51,17 +44,13 @@ pub struct Args {
     /// Train again runs recorded as diverged or failed.
     #[arg(long)]
     pub retry_failed: bool,
-    #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
-    pub executor: ExecutorKind,
+    #[command(flatten)]
+    pub producer: ProducerArg,
     #[command(flatten)]
     pub book: super::report::BookArg,
     /// Train and fit only; do not write the book chapter.
     #[arg(long)]
     pub no_report: bool,
-    /// Mock executor's law and noise: `E,A,B,alpha,beta[,noise]` [default: Chinchilla's
-    /// 1.69,406.4,410.7,0.34,0.28 with 1 % noise]
-    #[arg(long)]
-    pub mock_law: Option<String>,
 }
 
 /// Jobs × threads: fill the cores; small models train best one thread each.
@@ -76,13 +65,7 @@ fn parallelism(args: &Args) -> (usize, usize) {
 }
 
 pub fn run(args: &Args) -> Result<(), Failure> {
-    if args.mock_law.is_some() && args.executor != ExecutorKind::Mock {
-        return Err(Failure::new(
-            exit::USAGE,
-            "--mock-law applies only to `--executor mock`",
-        ));
-    }
-    let study = load_study(&args.study)?;
+    let study = args.producer.apply(load_study(&args.study)?)?;
     let mut specs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let store_path = args.store.path();
     let store = Store::open(&store_path).map_err(|e| {
@@ -99,8 +82,8 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         add_entropy(&study, &mut specs);
     }
     let (jobs, threads) = parallelism(args);
-    let executor: Box<dyn Executor> = match args.executor {
-        ExecutorKind::Local => Box::new(Local {
+    let executor: Box<dyn Executor> = match args.producer.mock_law()? {
+        None => Box::new(Local {
             exe: std::env::current_exe().map_err(|e| {
                 Failure::new(
                     exit::INTERNAL,
@@ -109,12 +92,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             })?,
             threads,
         }),
-        ExecutorKind::Mock => Box::new(Mock {
-            law: match &args.mock_law {
-                Some(text) => MockLaw::parse(text).map_err(|e| Failure::new(exit::USAGE, e))?,
-                None => MockLaw::default(),
-            },
-        }),
+        Some(law) => Box::new(Mock { law }),
     };
     let options = Options {
         jobs,
@@ -146,8 +124,9 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     }
     collected.map_err(|e| Failure::new(exit::INTERNAL, e.to_string()))?;
     eprintln!(
-        "{}: {} runs — {} trained, {} cached, {} failed ({} executor, {jobs} job(s) × {threads} thread(s)); results in {}",
+        "{}: {}{} runs — {} trained, {} cached, {} failed ({} executor, {jobs} job(s) × {threads} thread(s)); results in {}",
         study.name,
+        if study.is_mock() { MOCK_LABEL } else { "" },
         specs.len(),
         summary.trained,
         summary.cached,
@@ -166,8 +145,9 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         }
         if let Some(c) = &report.chinchilla {
             eprintln!(
-                "{}: L = {:.4} + {:.4}/N^{:.4} + {:.4}/D^{:.4} over {} runs; fits in {}",
+                "{}: {}L = {:.4} + {:.4}/N^{:.4} + {:.4}/D^{:.4} over {} runs; fits in {}",
                 study.name,
+                if study.is_mock() { MOCK_LABEL } else { "" },
                 c.e,
                 c.a,
                 c.alpha,

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::store_arg::StoreArg;
-use super::{Failure, Format, exit, load_study};
+use super::{Failure, Format, MOCK_LABEL, exit, load_study};
+use crate::record::RunStatus;
 use crate::store::{EntryState, Store};
 use crate::study::plan::plan;
-use crate::train::RunStatus;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,6 +17,8 @@ pub struct Args {
     pub study: PathBuf,
     #[command(flatten)]
     pub store: StoreArg,
+    #[command(flatten)]
+    pub producer: super::producer::ProducerArg,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -31,7 +33,7 @@ struct Row {
 }
 
 pub fn run(args: &Args) -> Result<(), Failure> {
-    let study = load_study(&args.study)?;
+    let study = args.producer.apply(load_study(&args.study)?)?;
     let specs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let path = args.store.path();
     // Status only reads; a store that does not exist yet simply holds nothing.
@@ -52,14 +54,14 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                 None => ("missing", None, None),
                 Some((EntryState::Missing, s)) if s.is_running(spec) => ("running", None, None),
                 Some((EntryState::Missing, _)) => ("missing", None, None),
-                Some((EntryState::Done(r), _)) => ("done", None, r.val_loss),
+                Some((EntryState::Done(r), _)) => ("done", None, r.result.val_loss),
                 Some((EntryState::Failed(r), _)) => (
-                    if r.status == RunStatus::Diverged {
+                    if r.result.status == RunStatus::Diverged {
                         "diverged"
                     } else {
                         "failed"
                     },
-                    r.reason.clone(),
+                    r.result.reason.clone(),
                     None,
                 ),
                 Some((EntryState::Corrupt(why), s)) if s.is_running(spec) => {
@@ -95,7 +97,8 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             }
             let count = |s: &str| rows.iter().filter(|r| r.state == s).count();
             println!(
-                "{} runs: {} done, {} missing, {} running, {} failed, {} diverged, {} corrupt",
+                "{}{} runs: {} done, {} missing, {} running, {} failed, {} diverged, {} corrupt",
+                if study.is_mock() { MOCK_LABEL } else { "" },
                 rows.len(),
                 count("done"),
                 count("missing"),

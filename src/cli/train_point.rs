@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use super::progress::RunProgress;
 use super::{Failure, exit};
+use crate::record::{self, RunStatus};
 use crate::study::RunSpec;
 use crate::study::diagnostics::io_reason;
-use crate::train::{self, RunStatus, TrainError, TrainOptions, record};
+use crate::train::{self, TrainError, TrainOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::Executor;
+use crate::record::pretty;
 use crate::store::atomic::write_atomic;
 use crate::study::RunSpec;
-use crate::train::record::pretty;
 
 /// mimalloc's option for how long freed memory is kept before it returns to the OS.
 const PURGE_DELAY: &str = "MIMALLOC_PURGE_DELAY";

@@ -6,10 +6,10 @@
 use std::path::Path;
 
 use super::Executor;
+use crate::record::write_run;
+use crate::record::{CurvePoint, RunResult, RunStatus};
 use crate::rng::{SplitMix64, hash_str};
 use crate::study::RunSpec;
-use crate::train::record::write_run;
-use crate::train::{CurvePoint, RunResult, RunStatus};
 
 /// The law and noise the mock reports.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,34 +43,56 @@ impl MockLaw {
         self.e + self.a / n.powf(self.alpha) + self.b / d.powf(self.beta)
     }
 
-    /// Parse `E,A,B,alpha,beta[,noise]`.
+    /// The producer this law stands for in run identities: the mock and every number that
+    /// shapes what it reports.
+    pub fn producer(&self) -> String {
+        format!(
+            "{}E={},A={},B={},alpha={},beta={},noise={}",
+            crate::study::plan::MOCK_PRODUCER_PREFIX,
+            self.e,
+            self.a,
+            self.b,
+            self.alpha,
+            self.beta,
+            self.noise
+        )
+    }
+
+    /// Parse `E,A,B,alpha,beta[,noise]`: finite numbers, A, B, α, β positive, noise ≥ 0.
     pub fn parse(text: &str) -> Result<MockLaw, String> {
         let values: Vec<f64> = text
             .split(',')
             .map(|v| v.trim().parse::<f64>())
             .collect::<Result<_, _>>()
             .map_err(|e| format!("--mock-law `{text}`: {e}; expected E,A,B,alpha,beta[,noise]"))?;
-        match values[..] {
-            [e, a, b, alpha, beta] => Ok(MockLaw {
-                e,
-                a,
-                b,
-                alpha,
-                beta,
-                ..MockLaw::default()
-            }),
-            [e, a, b, alpha, beta, noise] => Ok(MockLaw {
-                e,
-                a,
-                b,
-                alpha,
-                beta,
-                noise,
-            }),
-            _ => Err(format!(
-                "--mock-law `{text}`: expected 5 or 6 numbers E,A,B,alpha,beta[,noise]"
-            )),
+        let (law, noise) = match values[..] {
+            [e, a, b, alpha, beta] => ([e, a, b, alpha, beta], MockLaw::default().noise),
+            [e, a, b, alpha, beta, noise] => ([e, a, b, alpha, beta], noise),
+            _ => {
+                return Err(format!(
+                    "--mock-law `{text}`: expected 5 or 6 numbers E,A,B,alpha,beta[,noise]"
+                ));
+            }
+        };
+        let [e, a, b, alpha, beta] = law;
+        if !(values.iter().all(|v| v.is_finite())
+            && e >= 0.0
+            && law[1..].iter().all(|v| *v > 0.0)
+            && noise >= 0.0)
+        {
+            return Err(format!(
+                "--mock-law `{text}`: E and noise must be finite and ≥ 0, A, B, alpha and beta \
+                 finite and > 0"
+            ));
         }
+        Ok(MockLaw {
+            e,
+            a,
+            b,
+            alpha,
+            beta,
+            noise,
+        })
     }
 }
 
@@ -94,6 +116,13 @@ impl Executor for Mock {
         on_step: &mut dyn FnMut(u64, f64),
     ) -> Result<(), String> {
         let id = &spec.identity;
+        // Made-up numbers are filed only under the mock's own key, never a trained run's.
+        if id.trainer != self.law.producer() {
+            return Err(format!(
+                "the mock executor reports only runs planned for it (this run's producer is `{}`)",
+                id.trainer
+            ));
+        }
         let n = spec.params.total as f64;
         let tokens_per_step = id.train.batch * id.model.context;
         // Noise is a function of the key: the same run always reports the same loss.

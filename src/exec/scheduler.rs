@@ -11,9 +11,9 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use super::Executor;
+use crate::record::{RunResult, RunStatus, write_run};
 use crate::store::{EntryLock, EntryState, Store};
 use crate::study::RunSpec;
-use crate::train::{RunResult, RunStatus, record::write_run};
 
 /// What happened, for the progress display.
 #[derive(Debug, Clone)]
@@ -90,7 +90,9 @@ pub fn run_all(
         match store.inspect(spec) {
             EntryState::Done(_) => summary.cached += 1,
             EntryState::Failed(r) if !options.retry_failed => {
-                summary.failed.push((spec.name.clone(), reason_of(&r)));
+                summary
+                    .failed
+                    .push((spec.name.clone(), reason_of(&r.result)));
             }
             EntryState::Failed(_) | EntryState::Missing => queue.push(spec),
             EntryState::Corrupt(reason) => {
@@ -260,14 +262,20 @@ fn train_locked(
         .map_err(|e| format!("{}: cannot publish run: {e}", partial.display()))?;
     let outcome = match store.inspect(spec) {
         EntryState::Done(r) => Outcome::Ok {
-            val_loss: r.val_loss,
+            val_loss: r.result.val_loss,
         },
         EntryState::Failed(r) => Outcome::Failed {
-            reason: reason_of(&r),
+            reason: reason_of(&r.result),
         },
-        EntryState::Missing | EntryState::Corrupt(_) => {
+        EntryState::Missing => {
             return Err(format!(
-                "{}: the record just written cannot be read back",
+                "{}: the record just written is not there",
+                store.entry_dir(spec).display()
+            ));
+        }
+        EntryState::Corrupt(why) => {
+            return Err(format!(
+                "{}: the record just written cannot be read back: {why}",
                 store.entry_dir(spec).display()
             ));
         }

@@ -8,9 +8,9 @@ use serde::Serialize;
 use super::manifest::Manifest;
 use crate::fit::chinchilla::Law;
 use crate::fit::suite::{FitReport, HoldoutReport};
+use crate::record::{RunResult, RunStatus};
 use crate::study::final_run::FinalPlan;
 use crate::study::{ParamsConvention, Study};
-use crate::train::{RunResult, RunStatus};
 
 /// One run as the report shows it (a row of `runs.parquet`).
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::train::RunResult;
+use crate::record::RunResult;
 
 /// The crate's build facts (captured by build.rs).
 pub const GIT_COMMIT: &str = env!("SCALEBOOK_GIT_COMMIT");

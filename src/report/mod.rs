@@ -157,7 +157,7 @@ fn heading(section: &Section) -> Option<String> {
 }
 
 /// An SVG inlined into the page (so the DOM holds the chart), with a link to its file.
-fn inline_figure(id: &str, svg: &str) -> String {
+fn inline_figure(id: &str, svg: &str, mock: bool) -> String {
     // A blank line would end the HTML block in CommonMark; plotters writes none, but be sure.
     let body: String = svg
         .lines()
@@ -167,8 +167,9 @@ fn inline_figure(id: &str, svg: &str) -> String {
     // Scale wide (two-panel) charts down to the page instead of overflowing it.
     let body = body.replacen("<svg ", "<svg style=\"max-width:100%;height:auto\" ", 1);
     format!(
-        "<figure class=\"scalebook-chart\" id=\"chart-{id}\">\n{body}\n<figcaption>{} \
+        "<figure class=\"scalebook-chart\" id=\"chart-{id}\">\n{body}\n<figcaption>{}{} \
          <a href=\"figures/{id}.svg\">SVG</a></figcaption>\n</figure>\n",
+        if mock { "Mock data — " } else { "" },
         template::escape_html(charts::caption(id))
     )
 }
@@ -258,7 +259,13 @@ pub fn render(input: &Input, book: &Path) -> Result<Rendered, ReportError> {
     } else {
         study.sections.clone()
     };
-    let mut index = format!("# {}\n\n", template::escape_markdown(&study.title));
+    let mock = study.is_mock();
+    let mut index = format!(
+        "# {}{}\n\n",
+        template::escape_markdown(&study.title),
+        if mock { " (mock data)" } else { "" }
+    );
+    index.push_str(&tables::mock_banner(input));
     index.push_str(&tables::warnings_banner(input));
     let mut report = index.clone();
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
@@ -286,10 +293,11 @@ pub fn render(input: &Input, book: &Path) -> Result<Rendered, ReportError> {
                             drawn.push(id.clone());
                         }
                         (
-                            inline_figure(id, &svg),
+                            inline_figure(id, &svg, mock),
                             format!(
-                                "![{}](figures/{id}.svg)\n\n*{}*\n",
+                                "![{}](figures/{id}.svg)\n\n*{}{}*\n",
                                 template::escape_markdown(charts::caption(id)),
+                                if mock { "Mock data — " } else { "" },
                                 template::escape_markdown(charts::caption(id))
                             ),
                         )
@@ -304,7 +312,10 @@ pub fn render(input: &Input, book: &Path) -> Result<Rendered, ReportError> {
                 }
             }
             Section::Table(id) if TABLE_IDS.contains(&id.as_str()) => {
-                let t = tables::render(id, input, &checks);
+                let mut t = tables::render(id, input, &checks);
+                if mock && id != "checks" {
+                    t.push_str(tables::MOCK_TABLE_NOTE);
+                }
                 (t.clone(), t)
             }
             // Validation rejects unknown ids; a hand-built study still renders.

@@ -9,8 +9,8 @@ use polars::prelude::*;
 
 use super::atomic::write_atomic;
 use super::{EntryState, Store};
+use crate::record::{CurvePoint, RunResult};
 use crate::study::RunSpec;
-use crate::train::{CurvePoint, RunResult};
 
 /// The collected tables.
 pub struct Collected {
@@ -30,25 +30,13 @@ pub enum CollectError {
 /// Rows for every planned run that has a record (ok, diverged or failed), in plan order.
 pub fn collect(store: &Store, specs: &[RunSpec]) -> Result<Collected, CollectError> {
     let mut results: Vec<(RunResult, &RunSpec)> = Vec::new();
-    for spec in specs {
-        match store.inspect(spec) {
-            EntryState::Done(r) | EntryState::Failed(r) => results.push((*r, spec)),
-            EntryState::Missing | EntryState::Corrupt(_) => {}
-        }
-    }
     let mut curve_rows: Vec<(String, CurvePoint)> = Vec::new();
-    for (r, spec) in &results {
-        let path = store.entry_dir(spec).join("curve.jsonl");
-        let text = std::fs::read_to_string(&path).map_err(|source| CollectError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let point: CurvePoint = serde_json::from_str(line).map_err(|e| CollectError::Io {
-                path: path.display().to_string(),
-                source: io::Error::new(io::ErrorKind::InvalidData, e),
-            })?;
-            curve_rows.push((r.key.clone(), point));
+    for spec in specs {
+        // A corrupt entry is no row: the scheduler warned about it and retrains it.
+        if let EntryState::Done(entry) | EntryState::Failed(entry) = store.inspect(spec) {
+            let entry = *entry;
+            curve_rows.extend(entry.curve.into_iter().map(|p| (spec.key.clone(), p)));
+            results.push((entry.result, spec));
         }
     }
     Ok(Collected {

@@ -21,8 +21,9 @@ use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::record::RunStatus;
+use crate::record::read::{Entry, read_entry};
 use crate::study::RunSpec;
-use crate::train::{RunResult, RunStatus};
 
 /// Default store folder, relative to the working directory.
 pub const DEFAULT_STORE: &str = ".scalebook";
@@ -33,9 +34,9 @@ pub enum EntryState {
     /// No entry (or a diverged record judged by an older divergence rule).
     Missing,
     /// Finished with status ok.
-    Done(Box<RunResult>),
+    Done(Box<Entry>),
     /// Recorded as diverged or failed (retried only when asked).
-    Failed(Box<RunResult>),
+    Failed(Box<Entry>),
     /// Present but unreadable or incomplete; the reason says what is wrong.
     Corrupt(String),
 }
@@ -82,36 +83,22 @@ impl Store {
         self.root.join("studies").join(study)
     }
 
-    /// What the store holds for `spec`.
+    /// What the store holds for `spec`, read by the one record reader ([`read_entry`]).
     pub fn inspect(&self, spec: &RunSpec) -> EntryState {
-        let dir = self.entry_dir(spec);
-        if !dir.exists() {
-            return EntryState::Missing;
-        }
-        let text = match fs::read_to_string(dir.join("result.json")) {
-            Ok(text) => text,
-            Err(e) => return EntryState::Corrupt(format!("result.json unreadable: {e}")),
+        let entry = match read_entry(&self.entry_dir(spec), &spec.key) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return EntryState::Missing,
+            Err(why) => return EntryState::Corrupt(why),
         };
-        let result: RunResult = match serde_json::from_str(&text) {
-            Ok(r) => r,
-            Err(e) => return EntryState::Corrupt(format!("result.json is not a run record: {e}")),
-        };
-        if result.key != spec.key {
-            return EntryState::Corrupt("result.json belongs to another run (key differs)".into());
-        }
-        if !dir.join("curve.jsonl").is_file() {
-            return EntryState::Corrupt("curve.jsonl is missing".into());
-        }
-        match result.status {
-            RunStatus::Ok => EntryState::Done(Box::new(result)),
+        match entry.result.status {
+            RunStatus::Ok => EntryState::Done(Box::new(entry)),
             // Stopped by the rule before spikes were told from divergences: train it again.
             RunStatus::Diverged
-                if result.divergence_rule.unwrap_or(1)
-                    < crate::train::divergence::DIVERGENCE_RULE =>
+                if entry.result.divergence_rule.unwrap_or(1) < crate::record::DIVERGENCE_RULE =>
             {
                 EntryState::Missing
             }
-            RunStatus::Diverged | RunStatus::Failed => EntryState::Failed(Box::new(result)),
+            RunStatus::Diverged | RunStatus::Failed => EntryState::Failed(Box::new(entry)),
         }
     }
 

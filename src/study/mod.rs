@@ -71,6 +71,10 @@ pub struct TrainingPlan {
     pub train: TrainSpec,
     /// The learning rates every point is trained at, ascending (one without a sweep).
     pub learning_rates: Vec<f64>,
+    /// What produces the runs' numbers, part of every run's identity: the built-in engine
+    /// ([`plan::TRAINER_VERSION`]) unless a command names another producer (the mock
+    /// executor, see [`Study::produced_by`]). Never where or how a run trains.
+    pub producer: String,
 }
 
 /// Model family and sizes, ordered by non-embedding parameters.
@@ -210,6 +214,20 @@ pub enum ResultsX {
 }
 
 impl Study {
+    /// The same study with its runs produced by `producer` (their keys change with it).
+    pub fn produced_by(mut self, producer: String) -> Study {
+        if let Source::Train(plan) = &mut self.source {
+            plan.producer = producer;
+        }
+        self
+    }
+
+    /// Whether the study's numbers come from the mock executor rather than training.
+    pub fn is_mock(&self) -> bool {
+        self.training()
+            .is_some_and(|t| plan::is_mock_producer(&t.producer))
+    }
+
     /// The training plan, when the study trains.
     pub fn training(&self) -> Option<&TrainingPlan> {
         match &self.source {

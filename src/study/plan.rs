@@ -31,9 +31,21 @@ pub const ISOFLOP_AUTO_TPP: (f64, f64) = (2.0, 200.0);
 /// overestimates their time.
 pub const ESTIMATED_FLOPS_PER_SECOND: f64 = 14e9;
 
+/// Producers whose identity starts with this are the mock executor: numbers from a law,
+/// nothing trained.
+pub const MOCK_PRODUCER_PREFIX: &str = "mock/";
+
+/// Whether a run's producer is the mock executor.
+pub fn is_mock_producer(producer: &str) -> bool {
+    producer.starts_with(MOCK_PRODUCER_PREFIX)
+}
+
 /// What about a run changes its result; hashed into its key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunIdentity {
+    /// What produced the numbers: the engine with its [`TRAINER_VERSION`], or the mock with
+    /// its law (`mock/E=…`). Never where or how it ran (executor, threads, host), so a run
+    /// trained locally and on a cluster is one entry.
     pub trainer: String,
     pub model: GptConfig,
     /// Tokens actually trained (whole steps).
@@ -109,6 +121,11 @@ impl RunSpec {
     /// Whether the key matches the identity (a hand-edited spec file does not).
     pub fn key_is_consistent(&self) -> bool {
         self.identity.key() == self.key
+    }
+
+    /// Whether the mock executor produced (or will produce) this run.
+    pub fn is_mock(&self) -> bool {
+        is_mock_producer(&self.identity.trainer)
     }
 
     /// Rough wall-clock estimate (see [`ESTIMATED_FLOPS_PER_SECOND`]).
@@ -235,7 +252,7 @@ pub fn run_spec(
     let step = t.train.batch * t.model.context;
     let params = param_counts(&model);
     let identity = RunIdentity {
-        trainer: TRAINER_VERSION.to_string(),
+        trainer: t.producer.clone(),
         model,
         tokens,
         data: data.clone(),

@@ -17,11 +17,7 @@
 //! reached so far by more than [`SPIKE_RATIO`]; consecutive such steps are one spike. Every run
 //! records how many it had, and the largest (its step, peak loss and ratio): see [`Spikes`].
 
-use serde::{Deserialize, Serialize};
-
-/// The version of the rule above; records of diverged runs carry it, and a run stopped by
-/// an older rule (rule 1: any loss above the initial one after warm-up) is trained again.
-pub const DIVERGENCE_RULE: u32 = 2;
+pub use crate::record::{DIVERGENCE_RULE, Spikes};
 
 /// A step is part of a spike when its loss exceeds the lowest moving mean so far by this
 /// factor (20 %).
@@ -29,20 +25,6 @@ pub const SPIKE_RATIO: f64 = 1.2;
 
 /// Steps in the moving mean that spikes are measured against.
 const SPIKE_MEAN_STEPS: usize = 10;
-
-/// The loss spikes of one run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Spikes {
-    /// Number of spikes.
-    pub count: u64,
-    /// The largest spike: the step of its peak (1-based), the peak loss, and the peak over
-    /// the lowest moving mean before it.
-    pub largest_step: Option<u64>,
-    pub largest_loss: Option<f64>,
-    pub largest_ratio: Option<f64>,
-    /// Steps spent above the run's initial loss after warm-up (recovered excursions).
-    pub steps_above_initial: u64,
-}
 
 /// Why a run diverged.
 #[derive(Debug, Clone, PartialEq)]

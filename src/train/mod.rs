@@ -8,7 +8,6 @@
 
 pub mod bench;
 pub mod divergence;
-pub mod record;
 pub mod schedule;
 pub mod step;
 
@@ -16,8 +15,8 @@ use std::time::Instant;
 
 use crate::data::bpe::Bpe;
 use crate::data::source::{DataError, TokenSource, split_window};
+use crate::record::{CurvePoint, RunResult, RunStatus};
 use crate::study::RunSpec;
-pub use record::{CurvePoint, RunResult, RunStatus};
 use step::Stepper;
 
 /// Why a run could not start or finish.
@@ -74,6 +73,15 @@ pub fn train(
             "run {}: the key does not match the spec's identity (edited by hand, or written by \
              another scalebook version); re-create it with `scalebook plan --emit-specs`",
             spec.name
+        )));
+    }
+    if spec.identity.trainer != crate::study::plan::TRAINER_VERSION {
+        return Err(TrainError::Spec(format!(
+            "run {}: planned for producer `{}`, but this engine is `{}`; plan it again with this \
+             scalebook (`scalebook plan --emit-specs`)",
+            spec.name,
+            spec.identity.trainer,
+            crate::study::plan::TRAINER_VERSION
         )));
     }
     let current = spec.data.identity().map_err(|e| {
@@ -275,7 +283,7 @@ impl<'a> Run<'a> {
         result.data_entropy_nats = self.entropy.map(|e| e.0);
         result.data_entropy_stderr = self.entropy.map(|e| e.1);
         result.val_entropy_nats = self.val_entropy;
-        result.tokenizer_sha256 = tokenizer.as_ref().map(record::tokenizer_sha256);
+        result.tokenizer_sha256 = tokenizer.as_ref().map(crate::record::tokenizer_sha256);
         Trained {
             result,
             curve: self.curve,

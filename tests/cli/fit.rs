@@ -77,6 +77,8 @@ fn a_mock_isoflop_sweep_fits_every_requested_law() {
     let out = scalebook(&[
         "fit",
         study,
+        "--executor",
+        "mock",
         "--store",
         store.to_str().unwrap(),
         "--format",
@@ -100,7 +102,14 @@ fn a_mock_isoflop_sweep_fits_every_requested_law() {
         !text.contains("NaN") && !text.contains("null,\n  \"chinchilla\""),
         "{text}"
     );
-    let table = scalebook(&["fit", study, "--store", store.to_str().unwrap()]);
+    let table = scalebook(&[
+        "fit",
+        study,
+        "--executor",
+        "mock",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
     assert!(
         stdout(&table).contains("chinchilla  L = E + A/N^α + B/D^β"),
         "{}",
@@ -190,6 +199,8 @@ fn constrained_optima_follow_the_cost_law_and_the_cap() {
     let out = scalebook(&[
         "fit",
         study,
+        "--executor",
+        "mock",
         "--store",
         store.to_str().unwrap(),
         "--format",
@@ -217,6 +228,8 @@ fn constrained_optima_follow_the_cost_law_and_the_cap() {
     let bad = scalebook(&[
         "fit",
         study,
+        "--executor",
+        "mock",
         "--store",
         store.to_str().unwrap(),
         "--wall-budget",

@@ -44,6 +44,8 @@ fn report(study: &Path, dir: &Path) -> std::process::Output {
     scalebook(&[
         "report",
         study.to_str().unwrap(),
+        "--executor",
+        "mock",
         "--store",
         store.to_str().unwrap(),
         "--book",
@@ -91,6 +93,23 @@ fn run_writes_every_chart_and_table_and_builds_the_book() {
     let chapter = dir.join("book/src/report-mock");
     let index = fs::read_to_string(chapter.join("index.md")).unwrap();
     let report_md = fs::read_to_string(chapter.join("report.md")).unwrap();
+    // Mock numbers say so: in the title, at the top, under every table and chart.
+    for page in [&index, &report_md] {
+        assert!(
+            page.starts_with("# Report test study (mock data)\n"),
+            "{page}"
+        );
+        assert!(page.contains("**🧪 Mock data: nothing in this chapter was trained.**"));
+        let notes = page
+            .matches("*Mock data: the mock executor reported these numbers from a law")
+            .count();
+        let tables = page.matches("\n## ").count();
+        assert!(notes >= 5, "{notes} notes under {tables} sections");
+        assert!(
+            page.contains("Mock data — Final validation loss"),
+            "chart captions"
+        );
+    }
     for id in CHARTS {
         let svg = fs::read_to_string(chapter.join(format!("figures/{id}.svg"))).unwrap();
         assert!(

@@ -208,13 +208,28 @@ fn corrupt_entries_are_reported_and_retrained() {
         .map(|e| e.unwrap().path())
         .collect();
     entries.sort();
-    // Truncate one result, delete another's curve.
+    // Damage five of the six entries, each in another part; the sixth stays whole.
     let truncated = &entries[0];
     let text = fs::read_to_string(truncated.join("result.json")).unwrap();
     fs::write(truncated.join("result.json"), &text[..text.len() / 2]).unwrap();
     fs::remove_file(entries[1].join("curve.jsonl")).unwrap();
+    let curve = fs::read_to_string(entries[2].join("curve.jsonl")).unwrap();
+    fs::write(entries[2].join("curve.jsonl"), &curve[..curve.len() - 7]).unwrap();
+    let edit = |file: &Path, change: &dyn Fn(&mut Value)| {
+        let mut value: Value = serde_json::from_str(&fs::read_to_string(file).unwrap()).unwrap();
+        change(&mut value);
+        fs::write(file, serde_json::to_string_pretty(&value).unwrap()).unwrap();
+    };
+    edit(&entries[3].join("result.json"), &|v| {
+        v["spec"]["identity"]["seed"] = Value::from(99)
+    });
+    edit(&entries[4].join("spec.json"), &|v| {
+        v["identity"]["train"]["lr"] = Value::from(0.5)
+    });
     let status = scalebook(&[
         "status",
+        "--executor",
+        "mock",
         SWEEP,
         "--store",
         store.to_str().unwrap(),
@@ -222,20 +237,107 @@ fn corrupt_entries_are_reported_and_retrained() {
         "json",
     ]);
     let rows: Vec<Value> = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(rows.iter().filter(|r| r["state"] == "corrupt").count(), 2);
+    assert_eq!(rows.iter().filter(|r| r["state"] == "corrupt").count(), 5);
+    // `fit` reads through the same reader: the damaged entries are named, not fitted.
+    let fit = scalebook(&[
+        "fit",
+        SWEEP,
+        "--executor",
+        "mock",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&fit)
+            .matches("not fitted (`scalebook run` retrains it)")
+            .count()
+            == 5,
+        "{}",
+        stderr(&fit)
+    );
     let out = run(SWEEP, &store, &["--executor", "mock"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let err = stderr(&out);
-    let name = truncated.file_name().unwrap().to_string_lossy();
+    let name = |i: usize| {
+        entries[i]
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+    for (i, why) in [
+        (0, "result.json is not a run record"),
+        (1, "curve.jsonl is missing"),
+        (2, "curve.jsonl ends mid-line (truncated)"),
+        (
+            3,
+            "result.json: the spec's identity does not hash to its key",
+        ),
+        (4, "spec.json: the spec's identity does not hash to its key"),
+    ] {
+        assert!(
+            err.contains(&format!("warning: {}: {why}", name(i))),
+            "{why}: {err}"
+        );
+    }
+    assert!(err.contains("5 trained, 1 cached"), "{err}");
+    // After retraining, every entry reads back whole.
+    let status = scalebook(&[
+        "status",
+        "--executor",
+        "mock",
+        SWEEP,
+        "--store",
+        store.to_str().unwrap(),
+    ]);
     assert!(
-        err.contains(&format!("warning: {name}: result.json is not a run record")),
-        "{err}"
+        stdout(&status).contains("6 runs: 6 done"),
+        "{}",
+        stdout(&status)
+    );
+    fs::remove_dir_all(store).unwrap();
+}
+
+/// Mock records never pass for trained ones: the producer is part of a run's key, so a real
+/// `run` on a store the mock filled trains everything, and the mock's records stay its own.
+#[test]
+fn a_real_run_never_reuses_mock_records() {
+    let store = temp("mock-then-real");
+    let out = run(SWEEP, &store, &["--executor", "mock"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("MOCK DATA"), "{}", stderr(&out));
+    let out = run(SWEEP, &store, &["--jobs", "2", "--threads-per-job", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("6 runs — 6 trained, 0 cached"), "{err}");
+    assert!(!err.contains("MOCK"), "{err}");
+    // Both sets are in the store, each under its own producer.
+    assert_eq!(fs::read_dir(store.join("runs")).unwrap().count(), 12);
+    let mock = scalebook(&[
+        "status",
+        SWEEP,
+        "--executor",
+        "mock",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert!(
+        stdout(&mock)
+            .contains("MOCK DATA (the mock executor's law, nothing trained): 6 runs: 6 done"),
+        "{}",
+        stdout(&mock)
+    );
+    // Another law is another producer: nothing cached.
+    let out = run(
+        SWEEP,
+        &store,
+        &["--executor", "mock", "--mock-law", "1,400,400,0.3,0.3"],
     );
     assert!(
-        err.contains("curve.jsonl is missing; retraining it"),
-        "{err}"
+        stderr(&out).contains("6 trained, 0 cached"),
+        "{}",
+        stderr(&out)
     );
-    assert!(err.contains("2 trained, 4 cached"), "{err}");
     fs::remove_dir_all(store).unwrap();
 }
 

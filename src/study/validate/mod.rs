@@ -277,6 +277,7 @@ impl Validator {
             sweep: sweep?,
             train,
             learning_rates,
+            producer: crate::study::plan::TRAINER_VERSION.to_string(),
         })
     }
 }

@@ -1,6 +1,10 @@
-//! What a run leaves behind: `result.json` (one [`RunResult`]) and `curve.jsonl` (one
-//! [`CurvePoint`] per line), written atomically, result last — a folder with a readable
-//! `result.json` is a finished run.
+//! Run records: what a run leaves behind — `spec.json` (its [`RunSpec`]), `curve.jsonl` (one
+//! [`CurvePoint`] per line) and `result.json` (one [`RunResult`]), written atomically, result
+//! last — and their one reader ([`read`]), which every consumer (the store, collection, fits,
+//! reports, verification) goes through, so an entry is judged readable or corrupt the same
+//! way everywhere.
+
+pub mod read;
 
 use std::io;
 use std::path::Path;
@@ -13,13 +17,32 @@ use crate::data::identity::hex;
 use crate::store::atomic::write_atomic;
 use crate::study::RunSpec;
 
+/// The version of the divergence rule (`train::divergence`); records of diverged runs carry
+/// it, and a run stopped by an older rule (rule 1: any loss above the initial one after
+/// warm-up) is trained again.
+pub const DIVERGENCE_RULE: u32 = 2;
+
+/// The loss spikes of one run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spikes {
+    /// Number of spikes.
+    pub count: u64,
+    /// The largest spike: the step of its peak (1-based), the peak loss, and the peak over
+    /// the lowest moving mean before it.
+    pub largest_step: Option<u64>,
+    pub largest_loss: Option<f64>,
+    pub largest_ratio: Option<f64>,
+    /// Steps spent above the run's initial loss after warm-up (recovered excursions).
+    pub steps_above_initial: u64,
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Trained to its token budget.
     Ok,
-    /// Stopped by the divergence rule ([`super::divergence`]): a non-finite loss, or a loss
+    /// Stopped by the divergence rule (`train::divergence`): a non-finite loss, or a loss
     /// that stayed above its initial value after warm-up or never came back below it.
     Diverged,
     /// Stopped by an error (the reason says which).
@@ -54,13 +77,13 @@ pub struct RunResult {
     pub reason: Option<String>,
     /// The step at which divergence was detected.
     pub diverged_at_step: Option<u64>,
-    /// The divergence rule the run was judged by ([`super::divergence::DIVERGENCE_RULE`];
-    /// absent in records made before rule 2).
+    /// The divergence rule the run was judged by ([`DIVERGENCE_RULE`]; absent in records
+    /// made before rule 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub divergence_rule: Option<u32>,
     /// Loss spikes the run recovered from (absent in older records and for mock runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spikes: Option<super::divergence::Spikes>,
+    pub spikes: Option<Spikes>,
     pub layers: u64,
     pub d_model: u64,
     pub heads: u64,
