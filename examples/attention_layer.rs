@@ -18,7 +18,8 @@ fn main() {
             .map_or(default, |s| s.parse().expect("a positive integer"))
     };
     let (c, heads, threads, reps) = (arg(1, 512), arg(2, 8), arg(3, 2), arg(4, 20).max(1));
-    scalebook::sys::set_threads(threads);
+    // SAFETY: no thread has started yet (only the arguments were read).
+    unsafe { scalebook::sys::set_threads(threads) };
     let (t, batch) = (256, 16);
     let dims = Dims { batch, t, c, heads };
     let qkv: Vec<f32> = (0..batch * t * 3 * c)

@@ -34,7 +34,8 @@ fn main() {
             .map_or(default, |s| s.parse().expect("a positive integer"))
     };
     let (c, threads, rounds) = (arg(1, 512), arg(2, 2), arg(3, 5));
-    scalebook::sys::set_threads(threads);
+    // SAFETY: no thread has started yet (only the arguments were read).
+    unsafe { scalebook::sys::set_threads(threads) };
     let rows = 16 * 256;
     let list = shapes(c, rows);
     let mut best = vec![f64::INFINITY; list.len()];

@@ -12,10 +12,13 @@ pub mod exec;
 pub mod fit;
 pub mod isa;
 pub mod model;
+pub mod pipeline;
 pub mod record;
 pub mod report;
 pub mod rng;
 pub mod store;
 pub mod study;
 pub mod sys;
+#[doc(hidden)]
+pub mod testing;
 pub mod train;

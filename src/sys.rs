@@ -30,11 +30,15 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-/// Use `threads` worker threads for candle's kernels and rayon. Call once, first thing in
-/// `main`, before any candle op: candle reads `RAYON_NUM_THREADS` when it first needs it.
-pub fn set_threads(threads: usize) {
+/// Use `threads` worker threads for candle's kernels and rayon: candle reads
+/// `RAYON_NUM_THREADS` when it first needs it.
+///
+/// # Safety
+/// Sets an environment variable, which is undefined behaviour while another thread may read
+/// the environment: call it first thing in `main`, before any other thread exists.
+pub unsafe fn set_threads(threads: usize) {
     let threads = threads.max(1);
-    // SAFETY: called at start-up on the main thread, before any other thread exists.
+    // SAFETY: the caller promises no other thread exists yet.
     unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
     // Ignore "already initialised": tests may configure the pool more than once.
     let _ = rayon::ThreadPoolBuilder::new()

@@ -96,6 +96,16 @@ impl Failure {
     }
 }
 
+impl From<crate::pipeline::Error> for Failure {
+    fn from(e: crate::pipeline::Error) -> Self {
+        let code = match e {
+            crate::pipeline::Error::Input(_) => exit::USAGE,
+            crate::pipeline::Error::Io(_) => exit::INTERNAL,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
 impl From<StudyError> for Failure {
     fn from(e: StudyError) -> Self {
         Failure {
@@ -129,7 +139,8 @@ pub fn main() -> ExitCode {
         _ => None,
     };
     if let Some(n) = threads {
-        crate::sys::set_threads(n);
+        // SAFETY: nothing has started a thread yet: only the arguments were parsed.
+        unsafe { crate::sys::set_threads(n) };
     }
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),

@@ -138,8 +138,11 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let fits = if study.fits.is_empty() {
         FitReport::default()
     } else {
-        let report =
-            super::fit::fit_study(&study, &args.store, super::fit::Constraints::default())?;
+        let report = super::fit::fit_study(
+            &study,
+            &args.store,
+            crate::pipeline::fitting::Constraints::default(),
+        )?;
         for w in &report.warnings {
             eprintln!("warning: {w}");
         }
@@ -162,7 +165,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let mut failed = summary.failed.clone();
     let mut planned = specs.len();
     // The method's last step: train the model the law calls compute-optimal, and a baseline.
-    match super::report::plan_final(&study, &fits)? {
+    match crate::pipeline::chapter::plan_final(&study, &fits)? {
         Some(fp) => {
             let mut finals = vec![fp.run.clone(), fp.baseline.clone()];
             if finals
@@ -201,7 +204,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let rendered = if args.no_report {
         None
     } else {
-        Some(super::report::report_study(
+        Some(crate::pipeline::chapter::report_study(
             &study,
             &store,
             &fits,

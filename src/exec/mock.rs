@@ -165,6 +165,7 @@ impl Executor for Mock {
         result.peak_rss_bytes = Some((64 << 20) + spec.params.total * 16);
         result.host = "mock".into();
         result.cpu = "mock".into();
+        result.isa = None;
         // The numbers come from the mock's law, not from the data: the data's entropy rate is
         // no floor for them, so the record claims none.
         result.data_entropy_nats = None;

@@ -447,13 +447,14 @@ mod tests {
     /// read from `$SCALEBOOK_REFERENCE_DATA/svg_extracted_data.csv` (never copied here).
     #[test]
     fn reproduces_the_epoch_reference_fit() {
-        let Some(dir) = std::env::var_os("SCALEBOOK_REFERENCE_DATA") else {
-            eprintln!(
-                "skipped: SCALEBOOK_REFERENCE_DATA is unset (.ci/run sets it to ../shared/data)"
+        let Some(dir) = crate::testing::reference_data() else {
+            crate::testing::skip(
+                "reproduces_the_epoch_reference_fit",
+                "no reference data (set SCALEBOOK_REFERENCE_DATA, or put shared/ beside the repository)",
             );
             return;
         };
-        let path = std::path::Path::new(&dir).join("svg_extracted_data.csv");
+        let path = dir.join("svg_extracted_data.csv");
         let text = std::fs::read_to_string(&path).expect("reference CSV");
         let mut lines = text.lines();
         let header: Vec<&str> = lines.next().unwrap().split(',').collect();

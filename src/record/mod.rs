@@ -115,6 +115,10 @@ pub struct RunResult {
     pub threads: usize,
     pub host: String,
     pub cpu: String,
+    /// The engine's instruction-set path ([`crate::isa::path`]): with `cpu` and the trainer
+    /// version, what the engine's bits depend on (absent in older records and mock runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isa: Option<String>,
     pub data: DataIdentity,
     /// Entropy rate of the synthetic language and its standard error (None for files).
     pub data_entropy_nats: Option<f64>,
@@ -165,6 +169,7 @@ impl RunResult {
             threads: 0,
             host: crate::sys::host_name(),
             cpu: crate::sys::cpu_model(),
+            isa: Some(crate::isa::path()),
             data: id.data.clone(),
             data_entropy_nats: spec.data_entropy.map(|e| e.0),
             data_entropy_stderr: spec.data_entropy.map(|e| e.1),
@@ -173,6 +178,26 @@ impl RunResult {
             spec: spec.clone(),
         }
     }
+}
+
+/// A digest of every number the trainer computed for a run — each curve point's step,
+/// tokens, losses and learning rate, and the final losses — but not its timings: equal
+/// digests mean bit-identical training (16 hex digits of sha256).
+pub fn numerics_digest(result: &RunResult, curve: &[CurvePoint]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut real = |v: Option<f64>| h.update(v.unwrap_or(f64::NAN).to_bits().to_le_bytes());
+    for p in curve {
+        real(Some(p.step as f64));
+        real(Some(p.tokens as f64));
+        real(Some(p.train_loss));
+        real(p.val_loss);
+        real(Some(p.lr));
+    }
+    real(result.val_loss);
+    real(result.best_val_loss);
+    real(result.train_loss);
+    hex(&h.finalize())[..16].to_string()
 }
 
 /// The tokenizer's JSON (deterministic: fields in order, merges as pairs).

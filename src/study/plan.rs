@@ -19,6 +19,16 @@ use crate::model::{GptConfig, ParamCounts, param_counts, train_flops_per_token};
 /// 2: fused GELU (same mathematics, different rounding). 3: the CPU engine (`model::cpu`).
 pub const TRAINER_VERSION: &str = "scalebook-gpt/3";
 
+/// The engine's numbers under [`TRAINER_VERSION`]: the [`crate::record::numerics_digest`] of
+/// the golden run (`tests/fixtures/valid/golden.yaml`) per instruction-set path
+/// ([`crate::isa::path`]), for the paths measured so far. The golden test fails when the
+/// engine's numbers move: bump `TRAINER_VERSION` with them and put the new digests here.
+pub const TRAINER_GOLDEN: &[(&str, &str)] = &[
+    ("x86_64-avx512", "21071bbe8274da20"),
+    ("x86_64-avx512-kernels-avx2", "21071bbe8274da20"),
+    ("x86_64-avx512-kernels-baseline", "21071bbe8274da20"),
+];
+
 /// `isoflop.sizes: auto` keeps sizes whose tokens per (total) parameter lie in this range: a
 /// bracket around Hoffmann et al. 2022's ~20 tokens per parameter wide enough that each
 /// budget's parabola has its minimum inside the sampled sizes.

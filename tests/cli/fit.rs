@@ -14,11 +14,14 @@ fn temp(name: &str) -> PathBuf {
 
 #[test]
 fn imported_epoch_runs_reproduce_the_published_fit() {
-    let Some(data) = std::env::var_os("SCALEBOOK_REFERENCE_DATA") else {
-        eprintln!("skipped: SCALEBOOK_REFERENCE_DATA is unset (.ci/run sets it to ../shared/data)");
+    let Some(data) = scalebook::testing::reference_data() else {
+        scalebook::testing::skip(
+            "imported_epoch_runs_reproduce_the_published_fit",
+            "no reference data (set SCALEBOOK_REFERENCE_DATA, or put shared/ beside the repository)",
+        );
         return;
     };
-    let csv = PathBuf::from(data).join("svg_extracted_data.csv");
+    let csv = data.join("svg_extracted_data.csv");
     let dir = temp("epoch");
     let study = dir.join("epoch.yaml");
     fs::write(
@@ -241,5 +244,125 @@ fn constrained_optima_follow_the_cost_law_and_the_cap() {
         "{}",
         stderr(&bad)
     );
+    fs::remove_dir_all(dir).unwrap();
+}
+
+/// The end-to-end mock pipeline (run → store → collect → fit) recovers the law it was given:
+/// exactly without noise, and inside its bootstrap intervals with 0.5 % noise.
+#[test]
+fn the_mock_pipeline_recovers_the_mocks_law() {
+    let truth = [
+        ("E", 1.5),
+        ("A", 300.0),
+        ("B", 500.0),
+        ("alpha", 0.3),
+        ("beta", 0.35),
+    ];
+    for (study, noise) in [
+        ("tests/fixtures/valid/report_mock.yaml", "0"),
+        ("tests/fixtures/valid/isoflop.yaml", "0.005"),
+    ] {
+        let dir = temp(&format!("recover-{noise}"));
+        let store = dir.join("store");
+        let law = format!("1.5,300,500,0.3,0.35,{noise}");
+        let producer = ["--executor", "mock", "--mock-law", law.as_str()];
+        let mut args = vec![
+            "run",
+            study,
+            "--no-report",
+            "--store",
+            store.to_str().unwrap(),
+        ];
+        args.extend(producer);
+        let out = scalebook(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let mut args = vec![
+            "fit",
+            study,
+            "--format",
+            "json",
+            "--store",
+            store.to_str().unwrap(),
+        ];
+        args.extend(producer);
+        let out = scalebook(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let fits: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let c = &fits["chinchilla"];
+        for (name, want) in truth {
+            let got = c[name].as_f64().unwrap();
+            if noise == "0" {
+                assert!(
+                    (got / want - 1.0).abs() < 1e-3,
+                    "{study}: {name} {got} vs {want}"
+                );
+            } else {
+                let ci = &c["ci"][name];
+                let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+                assert!(
+                    lo <= want && want <= hi,
+                    "{study}: {name} {want} outside [{lo}, {hi}]"
+                );
+            }
+        }
+        if noise != "0" {
+            for (name, want) in [("alpha", 0.3), ("beta", 0.35)] {
+                let got = c[name].as_f64().unwrap();
+                assert!((got - want).abs() < 0.02, "{study}: {name} {got} vs {want}");
+            }
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// The fitting code's output is pinned: `fits.json` (less its `inputs` key) of the golden
+/// mock study has the digest `FIT_GOLDEN` holds for this architecture, so a change that moves
+/// a fitted number without raising `FIT_VERSION` (and so silently reusing stale fits) fails.
+#[test]
+fn the_fits_match_their_golden_digest() {
+    use scalebook::pipeline::fitting::{FIT_GOLDEN, FIT_VERSION};
+    use sha2::{Digest, Sha256};
+    let dir = temp("fit-golden");
+    let store = dir.join("store");
+    let study = "tests/fixtures/valid/report_mock.yaml";
+    let producer = [
+        "--executor",
+        "mock",
+        "--mock-law",
+        "1.5,300,500,0.3,0.35,0.01",
+    ];
+    let mut args = vec![
+        "run",
+        study,
+        "--no-report",
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    args.extend(producer);
+    let out = scalebook(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut fits: Value =
+        serde_json::from_slice(&fs::read(store.join("studies/report-mock/fits.json")).unwrap())
+            .unwrap();
+    fits.as_object_mut().unwrap().remove("inputs");
+    let bytes = serde_json::to_vec(&fits).unwrap();
+    let digest: String = Sha256::digest(&bytes)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    match FIT_GOLDEN
+        .iter()
+        .find(|(arch, _)| *arch == std::env::consts::ARCH)
+    {
+        Some((_, want)) => assert_eq!(
+            &digest, want,
+            "the fits moved: raise FIT_VERSION ({FIT_VERSION}, src/pipeline/fitting.rs) and set \
+             FIT_GOLDEN to {digest} (or, if the mock executor changed, only the digest)"
+        ),
+        None => scalebook::testing::say(&format!(
+            "no golden fit digest for {}: it is {digest} (add it to FIT_GOLDEN)",
+            std::env::consts::ARCH
+        )),
+    }
     fs::remove_dir_all(dir).unwrap();
 }

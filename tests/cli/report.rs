@@ -2,6 +2,7 @@
 //! browser, byte-identical re-renders, `checks:` → exit 4, escaping, SUMMARY.md with two
 //! studies, and template errors naming their section.
 
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -363,8 +364,8 @@ fn template_errors_name_the_section() {
     );
 }
 
-/// Debian's chromium (installed by .ci/run); CI sets SCALEBOOK_REQUIRE_BROWSER so a missing
-/// browser fails there instead of skipping.
+/// Debian's chromium (installed by .ci/run, which also forbids skipping: see
+/// `scalebook::testing`).
 fn chromium() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("SCALEBOOK_CHROMIUM").map(PathBuf::from),
@@ -396,11 +397,10 @@ fn headless(browser: &Path, profile: &Path, extra: &[&str], page: &Path) -> std:
 #[test]
 fn the_book_renders_in_a_browser() {
     let Some(browser) = chromium() else {
-        assert!(
-            std::env::var_os("SCALEBOOK_REQUIRE_BROWSER").is_none(),
-            "SCALEBOOK_REQUIRE_BROWSER is set but chromium is not installed"
+        scalebook::testing::skip(
+            "the_book_renders_in_a_browser",
+            "chromium is not installed (apt install chromium; .ci/run installs it)",
         );
-        eprintln!("note: chromium not found (apt install chromium); browser test skipped");
         return;
     };
     let dir = fresh_dir("report-browser");
@@ -639,4 +639,47 @@ fn every_shipped_study_renders_into_a_fresh_book() {
             "{name}"
         );
     }
+}
+
+/// `fits.json` is reused only while every number the fits read is unchanged: a run's wall
+/// time (the cost law), its memory, or one learning-curve point (the frontier) makes
+/// `report` fit again; an untouched store reuses it.
+#[test]
+fn fits_are_refitted_when_any_input_they_read_changes() {
+    let dir = fresh_dir("report-refit");
+    assert_eq!(run_mock(Path::new(STUDY), &dir).status.code(), Some(0));
+    let fitting = |dir: &Path| {
+        let out = report(Path::new(STUDY), dir);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stderr(&out).contains("fitting")
+    };
+    assert!(!fitting(&dir), "an unchanged store reuses fits.json");
+    let runs = dir.join("store/runs");
+    let mut entries: Vec<PathBuf> = fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            !p.to_string_lossy().contains("final") && !p.to_string_lossy().contains("baseline")
+        })
+        .collect();
+    entries.sort();
+    let edit_result = |entry: &Path, field: &str, value: Value| {
+        let path = entry.join("result.json");
+        let mut v: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        v[field] = value;
+        fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    };
+    edit_result(&entries[0], "wall_seconds", Value::from(123.0));
+    assert!(fitting(&dir), "a wall time changed");
+    assert!(!fitting(&dir), "and the new fits are reused");
+    edit_result(&entries[1], "peak_rss_bytes", Value::from(1u64 << 30));
+    assert!(fitting(&dir), "a peak memory changed");
+    let curve = entries[2].join("curve.jsonl");
+    let text = fs::read_to_string(&curve).unwrap();
+    let first = text.lines().next().unwrap();
+    let mut point: Value = serde_json::from_str(first).unwrap();
+    point["val_loss"] = Value::from(point["val_loss"].as_f64().unwrap() * 1.01);
+    fs::write(&curve, text.replacen(first, &point.to_string(), 1)).unwrap();
+    assert!(fitting(&dir), "a learning-curve point changed");
+    fs::remove_dir_all(dir).unwrap();
 }

@@ -584,7 +584,10 @@ fn pyarrow_reads_the_collected_results() {
         .args(["-c", "import pyarrow"])
         .output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: python3 with pyarrow is not installed (.ci/run installs it)");
+        scalebook::testing::skip(
+            "pyarrow_reads_the_collected_results",
+            "python3 with pyarrow is not installed (.ci/run installs it)",
+        );
         return;
     }
     let store = temp("pyarrow");

@@ -6,7 +6,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::{assert_no_crash, fresh_dir, scalebook, stderr};
+use scalebook::isa::{Isa, Kind};
+use scalebook::record::numerics_digest;
+use scalebook::record::read::read_entry;
+use scalebook::study::plan::{TRAINER_GOLDEN, TRAINER_VERSION};
+
+use crate::support::{assert_no_crash, fresh_dir, root, scalebook, stderr};
 
 fn temp(name: &str) -> PathBuf {
     fresh_dir(&format!("tp-{name}"))
@@ -297,4 +302,68 @@ fn bench_train_prints_the_reference_keys() {
         assert!(report[key].as_f64().unwrap() > 0.0, "{key}: {report}");
     }
     assert_eq!(report["steps"], 2);
+}
+
+/// The engine's numbers are pinned: the golden run's digest, on every instruction set this
+/// CPU has and with 1 and 2 threads, is one and the same, and equals `TRAINER_GOLDEN`'s entry
+/// for its path — a change to the engine that moves a loss fails here until
+/// `TRAINER_VERSION` is bumped (so no stale run is reused).
+#[test]
+fn the_engine_matches_its_golden_digest_on_every_isa_and_thread_count() {
+    let dir = temp("golden");
+    let spec = emit("tests/fixtures/valid/golden.yaml", &dir).remove(0);
+    let key = json(&spec)["key"].as_str().unwrap().to_string();
+    let mut digests: Vec<(String, &str, String)> = Vec::new();
+    for kind in Kind::ALL {
+        if Isa::available(kind).is_none() {
+            // Hardware the machine lacks is the subject here, not a skip.
+            scalebook::testing::say(&format!(
+                "this CPU has no {}: those kernels are not run here",
+                kind.name()
+            ));
+            continue;
+        }
+        for threads in ["1", "2"] {
+            let out_dir = dir.join(format!("{}-{threads}", kind.name()));
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_scalebook"))
+                .args(["train-point", "--spec", spec.to_str().unwrap()])
+                .args(["--out", out_dir.to_str().unwrap(), "--threads", threads])
+                .env("SCALEBOOK_ISA", kind.name())
+                .current_dir(root())
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            let entry = read_entry(&out_dir, &key).unwrap().unwrap();
+            let path = entry
+                .result
+                .isa
+                .clone()
+                .expect("the engine records its path");
+            digests.push((path, threads, numerics_digest(&entry.result, &entry.curve)));
+        }
+    }
+    let first = digests[0].2.clone();
+    for (path, threads, digest) in &digests {
+        assert_eq!(
+            digest, &first,
+            "{path} with {threads} thread(s) trained other bits than {} with {}",
+            digests[0].0, digests[0].1
+        );
+    }
+    for (path, _, digest) in &digests {
+        match TRAINER_GOLDEN.iter().find(|(p, _)| p == path) {
+            Some((_, want)) => assert_eq!(
+                digest, want,
+                "the engine's numbers moved on {path}: bump TRAINER_VERSION ({TRAINER_VERSION}, \
+                 src/study/plan.rs) and set TRAINER_GOLDEN's digests to {digest}"
+            ),
+            None => scalebook::testing::say(&format!(
+                "no golden digest for instruction-set path {path}: it is {digest} (add it to \
+                 TRAINER_GOLDEN); here the engine is checked across instruction sets and \
+                 threads above, and against candle's model by \
+                 model::cpu::tests::engine_gradients_match_candles_autograd"
+            )),
+        }
+    }
+    fs::remove_dir_all(dir).unwrap();
 }

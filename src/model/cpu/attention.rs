@@ -37,7 +37,7 @@ fn transpose(dst: &mut [f32], src: &[f32], rows: usize, cols: usize, stride: usi
     #[cfg(target_arch = "x86_64")]
     if rows.is_multiple_of(16)
         && cols.is_multiple_of(16)
-        && crate::isa::detect() == crate::isa::Isa::Avx512
+        && crate::isa::detect().kind() == crate::isa::Kind::Avx512
     {
         for i in (0..rows).step_by(16) {
             for j in (0..cols).step_by(16) {

@@ -1,0 +1,192 @@
+//! A study's chapter: its final run's plan, and the report's input gathered from the store
+//! (runs, curves, fits, final run, manifest) and rendered into the book.
+
+use std::path::Path;
+
+use super::Error;
+use super::fitting::study_rows;
+use crate::fit::suite::{FitReport, Row};
+use crate::record::RunResult;
+use crate::report::context::{DataCtx, FinalCtx, RunRow, curves, final_ctx, run_rows};
+use crate::report::manifest::Manifest;
+use crate::report::{Input, Rendered, render};
+use crate::store::{EntryState, Store, collect};
+use crate::study::final_run::{FinalPlan, final_plan};
+use crate::study::plan::plan;
+use crate::study::{LawKind, Source, Study};
+
+/// The final run and baseline the fits call for, if the study has `final:` and the law gave
+/// an optimum.
+pub fn plan_final(study: &Study, fits: &FitReport) -> Result<Option<FinalPlan>, Error> {
+    let (Some(spec), Some(training)) = (study.final_run, study.training()) else {
+        return Ok(None);
+    };
+    let (n_opt, d_opt, params) = match spec.law {
+        LawKind::Isoflop => {
+            let Some(iso) = &fits.isoflop else {
+                return Ok(None);
+            };
+            let ln_c = spec.budget.ln();
+            let params = study
+                .fits
+                .iter()
+                .find_map(|f| match f {
+                    crate::study::FitSpec::Isoflop { params, .. } => Some(*params),
+                    _ => None,
+                })
+                .unwrap_or(crate::study::ParamsConvention::Total);
+            (
+                (iso.a_intercept + iso.a * ln_c).exp(),
+                (iso.b_intercept + iso.b * ln_c).exp(),
+                params,
+            )
+        }
+        _ => {
+            let (Some(c), Some(a)) = (
+                &fits.chinchilla,
+                fits.allocation.iter().find(|a| a.compute == spec.budget),
+            ) else {
+                return Ok(None);
+            };
+            (a.n_opt, a.d_opt, c.params)
+        }
+    };
+    let data = training
+        .data
+        .identity()
+        .map_err(|e| Error::Input(e.to_string()))?;
+    // With a learning-rate sweep, the final run trains at the fitted η*(N, D).
+    let lr_law = fits
+        .hyper
+        .as_ref()
+        .and_then(|h| h.eta.as_ref())
+        .map(|e| (e.c, e.a, e.b));
+    Ok(final_plan(
+        study.seed,
+        training,
+        &data,
+        spec.budget,
+        n_opt,
+        d_opt,
+        params,
+        lr_law,
+    ))
+}
+
+fn record(store: &Store, spec: &crate::study::RunSpec) -> Option<RunResult> {
+    match store.inspect(spec) {
+        EntryState::Done(r) | EntryState::Failed(r) => Some(r.result),
+        EntryState::Missing | EntryState::Corrupt(_) => None,
+    }
+}
+
+fn imported_rows(rows: &[Row]) -> Vec<RunRow> {
+    rows.iter()
+        .map(|r| RunRow {
+            key: String::new(),
+            name: r.name.clone(),
+            size: crate::report::format::human(r.params_total),
+            status: "ok".into(),
+            reason: None,
+            layers: 0,
+            d_model: 0,
+            heads: 0,
+            params_total: r.params_total as u64,
+            params_non_embedding: r.params_non_embedding as u64,
+            tokens: r.tokens as u64,
+            flops: r.flops,
+            budget: r.budget,
+            loss: Some(r.loss),
+            wall_seconds: 0.0,
+            tokens_per_second: 0.0,
+            peak_rss_bytes: None,
+            spikes: None,
+            largest_spike_step: None,
+            largest_spike_ratio: None,
+            lr: f64::NAN,
+            point: r.name.clone(),
+            selected: true,
+        })
+        .collect()
+}
+
+/// Gather the report's input from the store and render it into `book`.
+pub fn report_study(
+    study: &Study,
+    store: &Store,
+    fits: &FitReport,
+    book: &Path,
+) -> Result<Rendered, Error> {
+    let internal = Error::Io;
+    let (runs, curve_list, records, data) = match &study.source {
+        Source::Train(training) => {
+            let specs = plan(study).map_err(|e| Error::Input(e.to_string()))?;
+            let collected = collect::collect(store, &specs).map_err(|e| internal(e.to_string()))?;
+            let mut runs = run_rows(&collected.runs).map_err(|e| internal(e.to_string()))?;
+            // A learning-rate sweep's runs that are not their point's best are shown, not fitted.
+            if let Some(h) = &fits.hyper {
+                for r in &mut runs {
+                    r.selected = h.points.iter().any(|p| p.run == r.name);
+                }
+            }
+            let curve_list = curves(&collected.curves).map_err(|e| internal(e.to_string()))?;
+            let records: Vec<RunResult> = specs.iter().filter_map(|s| record(store, s)).collect();
+            // The data's entropy rate as the trained runs recorded it, else computed from the
+            // data itself (mock runs record none: their numbers do not come from the data).
+            let entropy = records
+                .iter()
+                .find_map(|r| {
+                    Some((
+                        r.data_entropy_nats?,
+                        r.data_entropy_stderr.unwrap_or(f64::NAN),
+                    ))
+                })
+                .or_else(|| training.data.entropy(study.seed));
+            let data = DataCtx {
+                source: training.data.kind().to_string(),
+                description: training.data.describe(),
+                vocab: Some(training.data.vocab()),
+                entropy: entropy.map(|e| e.0),
+                entropy_stderr: entropy.map(|e| e.1),
+            };
+            (runs, curve_list, records, data)
+        }
+        Source::Import(spec) => {
+            let rows = study_rows(study, store)?.rows;
+            let data = DataCtx {
+                source: "imported".into(),
+                description: format!("imported results from `{}`", spec.path.display()),
+                vocab: None,
+                entropy: None,
+                entropy_stderr: None,
+            };
+            (imported_rows(&rows), Vec::new(), Vec::new(), data)
+        }
+    };
+    let final_plan = plan_final(study, fits)?;
+    let mut all_records: Vec<&RunResult> = records.iter().collect();
+    let final_records = final_plan
+        .as_ref()
+        .map(|p| (record(store, &p.run), record(store, &p.baseline)));
+    let final_run: Option<FinalCtx> = final_plan.as_ref().map(|p| {
+        let (run, baseline) = final_records.as_ref().expect("set with the plan");
+        final_ctx(p, run.as_ref(), baseline.as_ref(), fits)
+    });
+    if let Some((run, baseline)) = &final_records {
+        all_records.extend(run.iter().chain(baseline.iter()));
+    }
+    let manifest = Manifest::new(study, &all_records, &book.display().to_string());
+    let input = Input {
+        study: study.clone(),
+        data,
+        runs,
+        curves: curve_list,
+        fits: fits.clone(),
+        final_run,
+        manifest,
+    };
+    render(&input, book).map_err(|e| match e {
+        crate::report::ReportError::Template { .. } => Error::Input(e.to_string()),
+        _ => Error::Io(e.to_string()),
+    })
+}

@@ -1,0 +1,309 @@
+//! Fitting a study: the rows its laws are fitted to (its finished runs, or its imported
+//! results), what a `fits.json` was computed from, and the fit itself, written to
+//! `STORE/studies/<name>/fits.json` and reused while its inputs are unchanged.
+
+use sha2::{Digest, Sha256};
+
+use super::Error;
+use crate::data::identity::hex;
+use crate::fit::diagnose::LeftOut;
+use crate::fit::hyper::{SweepRun, envelope};
+use crate::fit::suite::{CurveRow, FitReport, Request, Row, fit_all};
+use crate::record::{RunStatus, pretty};
+use crate::store::atomic::write_atomic;
+use crate::store::import::import_rows;
+use crate::store::{EntryState, Store};
+use crate::study::plan::plan;
+use crate::study::{FitSpec, ParamsConvention, Source, Study, Sweep};
+
+/// Constraints for `fit_study` (none from `scalebook run`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Constraints {
+    pub wall_budget: Option<f64>,
+    pub max_params: Option<f64>,
+}
+
+/// What the fits read: the fitted rows, the learning curves, the runs left out and the
+/// data's known entropy.
+#[derive(Debug, Clone, Default)]
+pub struct FitInput {
+    pub rows: Vec<Row>,
+    pub curves: Vec<CurveRow>,
+    /// Planned runs recorded as diverged or failed.
+    pub left_out: Vec<LeftOut>,
+    /// The synthetic language's entropy rate and its standard error.
+    pub entropy: Option<(f64, f64)>,
+    /// Every run of a learning-rate sweep (empty without one); `rows` holds the best run of
+    /// each point.
+    pub sweep: Vec<SweepRun>,
+}
+
+/// Rows and curves of a trained study from the store (finished, ok runs only); diverged and
+/// failed runs are listed as left out.
+fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
+    let specs = plan(study).map_err(|e| Error::Input(e.to_string()))?;
+    let mut input = FitInput::default();
+    let swept = study.training().is_some_and(|t| t.learning_rates.len() > 1);
+    let convention = params_convention(study);
+    let (rows, curves) = (&mut input.rows, &mut input.curves);
+    let mut missing = 0;
+    for spec in &specs {
+        let state = store.inspect(spec);
+        if let EntryState::Done(e) | EntryState::Failed(e) = &state {
+            let r = &e.result;
+            // The data's entropy rate as the runs recorded it (synthetic data only).
+            if input.entropy.is_none()
+                && let Some(h) = r.data_entropy_nats
+            {
+                input.entropy = Some((h, r.data_entropy_stderr.unwrap_or(0.0)));
+            }
+            if swept {
+                input.sweep.push(SweepRun {
+                    name: r.name.clone(),
+                    point: spec.point().to_string(),
+                    n: match convention {
+                        ParamsConvention::Total => r.params_total as f64,
+                        ParamsConvention::NonEmbedding => r.params_non_embedding as f64,
+                    },
+                    d: r.tokens as f64,
+                    lr: spec.identity.train.lr,
+                    loss: r.val_loss.filter(|_| r.status == RunStatus::Ok),
+                });
+            }
+        }
+        let (r, curve) = match state {
+            EntryState::Done(e) => (e.result, e.curve),
+            EntryState::Failed(e) => {
+                let r = e.result;
+                input.left_out.push(LeftOut {
+                    name: r.name.clone(),
+                    status: format!("{:?}", r.status).to_lowercase(),
+                    reason: r.reason.clone().unwrap_or_default(),
+                });
+                continue;
+            }
+            EntryState::Missing => {
+                missing += 1;
+                continue;
+            }
+            EntryState::Corrupt(why) => {
+                eprintln!(
+                    "warning: {}: {why}; not fitted (`scalebook run` retrains it)",
+                    spec.dir_name()
+                );
+                missing += 1;
+                continue;
+            }
+        };
+        if r.status != RunStatus::Ok {
+            continue;
+        }
+        let Some(loss) = r.val_loss else { continue };
+        rows.push(Row {
+            name: r.name.clone(),
+            params_total: r.params_total as f64,
+            params_non_embedding: r.params_non_embedding as f64,
+            tokens: r.tokens as f64,
+            loss,
+            flops: r.flops,
+            budget: spec.budget,
+            wall_seconds: Some(r.wall_seconds).filter(|w| *w > 0.0),
+            peak_rss_bytes: r.peak_rss_bytes.map(|b| b as f64),
+        });
+        let flops_per_token = r.flops / r.tokens as f64;
+        for point in curve {
+            if let Some(val) = point.val_loss {
+                curves.push(CurveRow {
+                    params_total: r.params_total as f64,
+                    params_non_embedding: r.params_non_embedding as f64,
+                    tokens: point.tokens as f64,
+                    flops: flops_per_token * point.tokens as f64,
+                    loss: val,
+                });
+            }
+        }
+    }
+    if swept {
+        // The fits see the best run of each point (the lower envelope over learning rates).
+        let chosen: Vec<String> = envelope(&input.sweep).into_iter().map(|c| c.run).collect();
+        input.rows.retain(|r| chosen.contains(&r.name));
+    }
+    if missing > 0 {
+        eprintln!(
+            "note: {missing} of {} planned runs are not in the store yet; fitting the {} that are \
+             (`scalebook run` trains the rest)",
+            specs.len(),
+            input.rows.len()
+        );
+    }
+    Ok(input)
+}
+
+/// The N convention of the study's Chinchilla fit (total parameters without one).
+fn params_convention(study: &Study) -> ParamsConvention {
+    study
+        .fits
+        .iter()
+        .find_map(|f| match f {
+            FitSpec::Chinchilla { params, .. } => Some(*params),
+            _ => None,
+        })
+        .unwrap_or(ParamsConvention::Total)
+}
+
+/// The budgets to allocate: the final run's and the IsoFLOP budgets, else the study's
+/// largest run's compute.
+fn budgets(study: &Study, rows: &[Row]) -> Vec<f64> {
+    let mut out: Vec<f64> = study.final_run.iter().map(|f| f.budget).collect();
+    if let Some(Sweep::IsoFlop { budgets, .. }) = study.training().map(|t| &t.sweep) {
+        out.extend(budgets);
+    }
+    if out.is_empty()
+        && let Some(max) = rows.iter().map(|r| r.flops).max_by(f64::total_cmp)
+    {
+        out.push(max);
+    }
+    out.sort_by(f64::total_cmp);
+    out.dedup();
+    out
+}
+
+/// The rows (and learning curves) a study's fits use: its finished runs, or its imported
+/// results.
+pub fn study_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
+    match &study.source {
+        Source::Import(spec) => Ok(FitInput {
+            rows: import_rows(spec).map_err(|e| Error::Input(e.to_string()))?,
+            ..FitInput::default()
+        }),
+        Source::Train(_) => trained_rows(study, store),
+    }
+}
+
+/// The version of the fitting code's output: raised whenever a change to `fit/` can change
+/// `fits.json` for the same inputs, so a stored `fits.json` from older code is refitted. The
+/// fit's golden test (`fit::suite`) fails when the output moves without it.
+pub const FIT_VERSION: u32 = 4;
+
+/// The fits' numbers under [`FIT_VERSION`]: a digest of `fits.json` (less its `inputs`) for
+/// the golden mock study (`tests/fixtures/valid/report_mock.yaml`, law
+/// `1.5,300,500,0.3,0.35,0.01`), per architecture. The golden test fails when the fitting
+/// code's output moves: raise `FIT_VERSION` with it and put the new digest here.
+pub const FIT_GOLDEN: &[(&str, &str)] = &[("x86_64", "97161da5263c571b")];
+
+/// What a `fits.json` was computed from: the fitting code ([`FIT_VERSION`]), the study
+/// file's bytes, the constraints, and every number the fits read — each fitted row (its
+/// sizes, tokens, compute, budget, loss, wall time and memory), every learning-curve point,
+/// every run of a learning-rate sweep, the runs left out and the known entropy. A report
+/// reuses `fits.json` only when this matches.
+pub fn fit_inputs(study: &Study, input: &FitInput, constraints: Constraints) -> String {
+    let mut h = Sha256::new();
+    let mut text = |s: &str| {
+        h.update(s.as_bytes());
+        h.update([0]);
+    };
+    text(&format!("fit/{FIT_VERSION}"));
+    text(&study.sha256);
+    for l in &input.left_out {
+        text(&l.name);
+        text(&l.status);
+        text(&l.reason);
+    }
+    for r in &input.sweep {
+        text(&r.name);
+        text(&r.point);
+    }
+    for r in &input.rows {
+        text(&r.name);
+    }
+    let mut reals: Vec<Option<f64>> = vec![constraints.wall_budget, constraints.max_params];
+    reals.extend([input.entropy.map(|e| e.0), input.entropy.map(|e| e.1)]);
+    for r in &input.sweep {
+        reals.extend([Some(r.n), Some(r.d), Some(r.lr), r.loss]);
+    }
+    for r in &input.rows {
+        reals.extend(
+            [
+                r.params_total,
+                r.params_non_embedding,
+                r.tokens,
+                r.loss,
+                r.flops,
+            ]
+            .map(Some),
+        );
+        reals.extend([r.budget, r.wall_seconds, r.peak_rss_bytes]);
+    }
+    for c in &input.curves {
+        reals.extend(
+            [
+                c.params_total,
+                c.params_non_embedding,
+                c.tokens,
+                c.flops,
+                c.loss,
+            ]
+            .map(Some),
+        );
+    }
+    for v in reals {
+        // Absent and present values never collide: NaN bits mark absence.
+        h.update(v.unwrap_or(f64::NAN).to_bits().to_le_bytes());
+    }
+    hex(&h.finalize())
+}
+
+/// Fit `input` and write `fits.json`.
+pub fn fit_rows(
+    study: &Study,
+    store: &Store,
+    input: &FitInput,
+    constraints: Constraints,
+) -> Result<FitReport, Error> {
+    let rows = &input.rows;
+    let request = Request {
+        fits: &study.fits,
+        curves: &input.curves,
+        holdout: study.holdout,
+        budgets: budgets(study, rows),
+        seed: study.seed,
+        wall_budget: constraints.wall_budget,
+        max_params: constraints.max_params,
+        entropy: input.entropy,
+        left_out: input.left_out.clone(),
+        final_budget: study.final_run.as_ref().map(|f| f.budget),
+        sweep: input.sweep.clone(),
+    };
+    let mut report = fit_all(rows, &request);
+    report.inputs = fit_inputs(study, input, constraints);
+    let dir = store.study_dir(&study.name);
+    let out = dir.join("fits.json");
+    std::fs::create_dir_all(&dir)
+        .and_then(|_| write_atomic(&out, pretty(&report).as_bytes()))
+        .map_err(|e| Error::Io(format!("{}: {e}", out.display())))?;
+    Ok(report)
+}
+
+/// The study's fits: `fits.json` when it was computed from exactly the runs the store holds
+/// now, else a fresh fit.
+pub fn current_fits(study: &Study, store: &Store) -> Result<FitReport, Error> {
+    let input = study_rows(study, store)?;
+    let path = store.study_dir(&study.name).join("fits.json");
+    let cached = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<FitReport>(&text).ok())
+        .filter(|f| f.inputs == fit_inputs(study, &input, Constraints::default()));
+    match cached {
+        Some(f) => Ok(f),
+        None => {
+            if !input.rows.is_empty() {
+                eprintln!(
+                    "{}: fitting {} runs (fits.json is missing or older than the store)",
+                    study.name,
+                    input.rows.len()
+                );
+            }
+            fit_rows(study, store, &input, Constraints::default())
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The pipeline's steps after training, shared by every command that needs them — `run`,
+//! `fit`, `report`, and whatever checks or compares studies: [`fitting`] turns a study's
+//! records into `fits.json`, [`chapter`] turns records and fits into the book chapter. The
+//! command line only parses arguments and maps [`Error`] to exit codes.
+
+pub mod chapter;
+pub mod fitting;
+
+/// Why a step could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The study or what it names is wrong (exit 2).
+    #[error("{0}")]
+    Input(String),
+    /// Files could not be read or written (exit 1).
+    #[error("{0}")]
+    Io(String),
+}
