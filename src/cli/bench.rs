@@ -39,7 +39,7 @@ pub struct FitArgs {
     /// after 10 iterations).
     #[arg(long, default_value = "warm", value_parser = ["warm", "grid", "pruned"])]
     pub bootstrap_starts: String,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = crate::sys::default_threads().min(2), value_parser = super::parse_threads)]
     pub threads: usize,
 }
 
@@ -64,7 +64,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
     /// Threads (default 2, as the reference benchmark).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = crate::sys::default_threads().min(2), value_parser = super::parse_threads)]
     pub threads: usize,
     /// Peak FLOP/s for MFU, in GFLOP/s (default: measured with a 2048³ matmul).
     #[arg(long)]
@@ -78,12 +78,7 @@ pub fn run(which: &Which) -> Result<(), Failure> {
         Which::Train(args) => args,
         Which::Fit(args) => return run_fit(args),
     };
-    if args.heads == 0 || args.d_model % args.heads != 0 || args.layers == 0 || args.steps == 0 {
-        return Err(Failure::new(
-            exit::USAGE,
-            "bench train: need layers ≥ 1, steps ≥ 1 and d_model divisible by heads",
-        ));
-    }
+    check_train_args(args)?;
     let config = BenchConfig {
         model: GptConfig {
             layers: args.layers,
@@ -140,6 +135,69 @@ pub fn run(which: &Which) -> Result<(), Failure> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// Every shape and count in range, and the model's training memory within what the machine
+/// has free: one line naming the option otherwise.
+fn check_train_args(args: &TrainArgs) -> Result<(), Failure> {
+    let usage = |m: String| Failure::new(exit::USAGE, format!("bench train: {m}"));
+    let counts: [(&str, u64, u64); 7] = [
+        ("--layers", args.layers, 1 << 10),
+        ("--d-model", args.d_model, 1 << 16),
+        ("--heads", args.heads, 1 << 10),
+        ("--context", args.context, 1 << 16),
+        ("--batch", args.batch as u64, 1 << 16),
+        ("--steps", args.steps as u64, 1 << 20),
+        ("--vocab", args.vocab, 1 << 24),
+    ];
+    for (flag, value, max) in counts {
+        if !(1..=max).contains(&value) {
+            return Err(usage(format!(
+                "{flag} must be from 1 to {max}, not {value}"
+            )));
+        }
+    }
+    if args.warmup > 1 << 20 {
+        return Err(usage(format!(
+            "--warmup must be at most {}, not {}",
+            1 << 20,
+            args.warmup
+        )));
+    }
+    if args.vocab < 2 {
+        return Err(usage("--vocab must be at least 2".into()));
+    }
+    if !args.d_model.is_multiple_of(args.heads) {
+        return Err(usage(format!(
+            "--d-model {} is not divisible by --heads {}",
+            args.d_model, args.heads
+        )));
+    }
+    if args
+        .peak_gflops
+        .is_some_and(|g| !(g.is_finite() && g > 0.0))
+    {
+        return Err(usage("--peak-gflops must be a positive number".into()));
+    }
+    let cfg = GptConfig {
+        layers: args.layers,
+        d_model: args.d_model,
+        heads: args.heads,
+        context: args.context,
+        vocab: args.vocab,
+        tie_embeddings: false,
+    };
+    let need = crate::model::accounting::training_bytes(&cfg, args.batch as u64);
+    if let Some(free) = crate::sys::available_memory_bytes()
+        && need > free as f64
+    {
+        return Err(usage(format!(
+            "this shape needs about {:.1} GiB to train, but {:.1} GiB of memory is free",
+            need / (1u64 << 30) as f64,
+            free as f64 / (1u64 << 30) as f64
+        )));
     }
     Ok(())
 }

@@ -68,6 +68,39 @@ pub enum Command {
     },
 }
 
+/// The most runs `--jobs` trains at once (more is a typo, never a machine).
+pub const MAX_JOBS: usize = 4096;
+
+fn whole_number(text: &str) -> Result<usize, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a whole number"))
+}
+
+/// Parse a job count: a whole number from 1 to [`MAX_JOBS`].
+pub fn parse_jobs(text: &str) -> Result<usize, String> {
+    let n = whole_number(text)?;
+    if (1..=MAX_JOBS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("must be from 1 to {MAX_JOBS}, not {n}"))
+    }
+}
+
+/// Parse a thread count for one process: a whole number from 1 to this machine's cores
+/// (the engine is compute-bound: threads beyond the cores only wait on each other).
+pub fn parse_threads(text: &str) -> Result<usize, String> {
+    let n = whole_number(text)?;
+    let cores = crate::sys::default_threads();
+    if (1..=cores).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "must be from 1 to {cores} (the cores of this machine), not {n}"
+        ))
+    }
+}
+
 /// What status lines about mock records start with: their numbers come from a law.
 pub const MOCK_LABEL: &str = "MOCK DATA (the mock executor's law, nothing trained): ";
 

@@ -30,10 +30,10 @@ pub struct Args {
     #[command(flatten)]
     pub store: StoreArg,
     /// Runs trained at once [default: cores ÷ threads-per-job]
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_jobs)]
     pub jobs: Option<usize>,
     /// Threads per run [default: cores ÷ jobs, or 1 when neither is given]
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_threads)]
     pub threads_per_job: Option<usize>,
     /// Train every run even if some fail, then exit 3 naming them (the default).
     #[arg(long, conflicts_with = "fail_fast")]

@@ -19,7 +19,7 @@ pub struct Args {
     #[arg(long)]
     pub out: PathBuf,
     /// Threads for this run (default: every core).
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_threads)]
     pub threads: Option<usize>,
     /// `auto`: a bar on a terminal, log lines otherwise; `json`: one `{"step":…,"loss":…}`
     /// line per step on stderr, for executors.

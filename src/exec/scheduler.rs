@@ -121,7 +121,10 @@ pub fn run_all(
         stop: false,
         summary,
     });
-    let workers = options.jobs.max(1);
+    // No more workers than runs to train (a worker per run at most is all `jobs` can use).
+    let workers = options
+        .jobs
+        .clamp(1, state.lock().expect("no worker yet").queue.len().max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| worker(store, executor, &state, options, events));

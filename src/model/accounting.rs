@@ -35,6 +35,18 @@ pub fn param_counts(cfg: &GptConfig) -> ParamCounts {
     }
 }
 
+/// About how many bytes training `cfg` at `batch` sequences per step holds (f32): the
+/// weights, their gradients and AdamW's two moments (4 × N), and the activations kept for the
+/// backward pass — per token and layer about 16·d values plus one row of attention weights
+/// per head, and the output logits twice. An estimate to refuse shapes that cannot fit, not
+/// a measurement (runs record their measured peak).
+pub fn training_bytes(cfg: &GptConfig, batch: u64) -> f64 {
+    let n = param_counts(cfg).total as f64;
+    let (d, t, v) = (cfg.d_model as f64, cfg.context as f64, cfg.vocab as f64);
+    let per_token = cfg.layers as f64 * (16.0 * d + cfg.heads as f64 * t) + 2.0 * v;
+    4.0 * (4.0 * n + batch as f64 * t * per_token)
+}
+
 /// Exact training FLOPs per token (forward + backward), attention and output layer included.
 ///
 /// Forward, per token, after Hoffmann et al. 2022 Appendix F (one multiply-add = 2 FLOPs):

@@ -2,6 +2,7 @@
 //! messages and output. One test binary with a module per command (as mdBook's testsuite).
 
 mod fit;
+mod inputs;
 mod plan;
 mod report;
 mod run_store;
