@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::{Failure, Format, exit, load_study};
+use crate::pipeline::estimate::{Estimate, Source, estimate};
 use crate::record::pretty;
 use crate::store::atomic::write_atomic;
+use crate::store::{EntryState, Store};
 use crate::study::RunSpec;
 use crate::study::diagnostics::io_reason;
 use crate::study::plan::{add_entropy, plan};
@@ -20,6 +22,8 @@ pub struct Args {
     pub study: PathBuf,
     #[command(flatten)]
     pub producer: super::producer::ProducerArg,
+    #[command(flatten)]
+    pub store: super::store_arg::StoreArg,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -53,14 +57,19 @@ pub struct PlanRow {
     pub flops: f64,
     /// IsoFLOP budget the run belongs to, if any.
     pub budget: Option<f64>,
+    /// Estimated wall-clock seconds at one thread, from measured throughput.
     pub est_seconds: f64,
+    /// Where that throughput came from: `store`, `cached`, `calibrated` or `mock`.
+    pub est_source: Source,
+    /// Whether the store already holds the finished run.
+    pub done: bool,
     /// Entropy rate of the synthetic language (nats/token): the loss floor. Null for files.
     pub data_entropy_nats: Option<f64>,
     pub data_entropy_stderr: Option<f64>,
 }
 
-impl From<&RunSpec> for PlanRow {
-    fn from(r: &RunSpec) -> Self {
+impl PlanRow {
+    fn new(r: &RunSpec, est_seconds: f64, est_source: Source, done: bool) -> Self {
         let m = r.config();
         PlanRow {
             key: r.key.clone(),
@@ -80,7 +89,9 @@ impl From<&RunSpec> for PlanRow {
             flops_6nd: r.flops_6nd,
             flops: r.flops,
             budget: r.budget,
-            est_seconds: r.est_seconds(),
+            est_seconds,
+            est_source,
+            done,
             data_entropy_nats: r.data_entropy.map(|e| e.0),
             data_entropy_stderr: r.data_entropy.map(|e| e.1),
         }
@@ -91,7 +102,20 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let study = args.producer.apply(load_study(&args.study)?)?;
     let mut runs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     add_entropy(&study, &mut runs);
-    let rows: Vec<PlanRow> = runs.iter().map(PlanRow::from).collect();
+    // The store holds measured runs and the calibration cache; without a usable one the
+    // estimate calibrates every shape.
+    let store = Store::open(&args.store.path()).ok();
+    let estimate = estimate(&runs, store.as_ref());
+    let rows: Vec<PlanRow> = runs
+        .iter()
+        .zip(estimate.seconds.iter().zip(&estimate.sources))
+        .map(|(r, (&seconds, &source))| {
+            let done = store
+                .as_ref()
+                .is_some_and(|s| matches!(s.inspect(r), EntryState::Done(_)));
+            PlanRow::new(r, seconds, source, done)
+        })
+        .collect();
     if let Some(dir) = &args.emit_specs {
         emit_specs(dir, &runs)?;
     }
@@ -102,11 +126,47 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             json.push('\n');
             json
         }
-        Format::Table => table(&rows),
+        Format::Table => table(&rows, &estimate),
     };
     // A closed pipe (`scalebook plan … | head`) is not an error worth a message.
     let _ = std::io::stdout().write_all(text.as_bytes());
     Ok(())
+}
+
+/// The time the runs take on this machine: at one thread per run, `run`'s default, on every
+/// core at once, with where the throughput came from.
+fn time_line(rows: &[PlanRow], estimate: &Estimate) -> String {
+    let cores = crate::sys::default_threads();
+    let todo: Vec<&PlanRow> = rows.iter().filter(|r| !r.done).collect();
+    let seconds: f64 = todo.iter().map(|r| r.est_seconds).sum();
+    let longest = todo.iter().map(|r| r.est_seconds).fold(0.0, f64::max);
+    if todo.iter().any(|r| !r.est_seconds.is_finite()) {
+        return "time: not estimated (the engine could not step some shape; see `scalebook \
+                bench train`)\n"
+            .into();
+    }
+    let mut sources = Vec::new();
+    for (source, what) in [
+        (Source::Store, "runs finished in the store"),
+        (Source::Cached, "the calibration cache"),
+        (Source::Calibrated, "a calibration now"),
+        (Source::Mock, "the mock's law"),
+    ] {
+        let n = estimate.count(source);
+        if n > 0 {
+            sources.push(format!("{n} from {what}"));
+        }
+    }
+    format!(
+        "{} of {} runs to train: about {} at one thread per run, {} on this machine's {cores} \
+         core(s) ({} jobs × 1 thread); throughput measured here: {}\n",
+        todo.len(),
+        rows.len(),
+        format_duration(seconds),
+        format_duration((seconds / cores as f64).max(longest)),
+        cores,
+        sources.join(", ")
+    )
 }
 
 /// Write each run's spec as `DIR/<run>-<key12>.json`.
@@ -130,7 +190,7 @@ fn emit_specs(dir: &std::path::Path, runs: &[RunSpec]) -> Result<(), Failure> {
     Ok(())
 }
 
-fn table(rows: &[PlanRow]) -> String {
+fn table(rows: &[PlanRow], estimate: &Estimate) -> String {
     let header = [
         "run",
         "layers",
@@ -187,13 +247,12 @@ fn table(rows: &[PlanRow]) -> String {
         out.push('\n');
     }
     let flops: f64 = rows.iter().map(|r| r.flops).sum();
-    let seconds: f64 = rows.iter().map(|r| r.est_seconds).sum();
     out.push_str(&format!(
-        "{} runs, {:.2e} training FLOPs, roughly {} on 2 CPU threads\n",
+        "{} runs, {:.2e} training FLOPs\n",
         rows.len(),
-        flops,
-        format_duration(seconds)
+        flops
     ));
+    out.push_str(&time_line(rows, estimate));
     if let Some(row) = rows.first()
         && let (Some(h), Some(se)) = (row.data_entropy_nats, row.data_entropy_stderr)
     {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::{Failure, load_study};
 use crate::data::source::TokenSource;
 use crate::data::{DataSpec, TextSpec, Tokenizer};
-use crate::study::units::{format_duration, human};
+use crate::study::units::human;
 use crate::study::{Source, Sweep, TrainingPlan, plan};
 
 #[derive(Debug, clap::Args)]
@@ -24,7 +24,6 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             let runs =
                 plan::plan(&study).map_err(|e| Failure::new(super::exit::USAGE, e.to_string()))?;
             let flops: f64 = runs.iter().map(|r| r.flops).sum();
-            let seconds: f64 = runs.iter().map(|r| r.est_seconds()).sum();
             let sweep = match &t.sweep {
                 Sweep::Grid { tokens } => format!(
                     "{} × {}",
@@ -38,10 +37,10 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                 ),
             };
             format!(
-                "{} ({sweep}), {} training FLOPs, roughly {} on 2 CPU threads",
+                "{} ({sweep}), {} training FLOPs (`scalebook plan` estimates the time on this \
+                 machine)",
                 plural(runs.len(), "run"),
                 human(flops),
-                format_duration(seconds)
             )
         }
     };

@@ -127,6 +127,8 @@ mod tests {
             c: (6.0f64 / 1e12).ln(),
             p: 1.0,
             q: 1.0,
+            r: 0.0,
+            threads: 1.0,
             rmse_log: 0.0,
             points: 0,
         };

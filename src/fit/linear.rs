@@ -1,7 +1,8 @@
 //! Ordinary least squares for the small linear models the laws reduce to: lines
 //! (pure power laws in log space, logarithmic laws, exponents of N_opt ∝ Cᵃ), parabolas
-//! (IsoFLOP profiles) and two-variable planes (cost laws), solved by normal equations with
-//! Gaussian elimination — at most 3 unknowns, so conditioning is handled by centring.
+//! (IsoFLOP profiles) and planes in two or three variables (cost laws), solved by normal
+//! equations with Gaussian elimination — at most 4 unknowns, so conditioning is handled by
+//! centring.
 
 /// y ≈ c₀ + c₁·x: (intercept, slope). `None` with fewer than 2 distinct x.
 pub fn line(x: &[f64], y: &[f64]) -> Option<(f64, f64)> {
@@ -31,51 +32,75 @@ pub fn parabola(x: &[f64], y: &[f64]) -> Option<[f64; 3]> {
     }
     // Centre x for conditioning, solve, then expand back.
     let m = x.iter().sum::<f64>() / n as f64;
-    let rows: Vec<[f64; 3]> = x.iter().map(|v| [1.0, v - m, (v - m).powi(2)]).collect();
-    let c = solve_normal(&rows, y)?;
+    let rows: Vec<[f64; 4]> = x
+        .iter()
+        .map(|v| [1.0, v - m, (v - m).powi(2), 0.0])
+        .collect();
+    let c = solve_normal(&rows, y, 3)?;
     // c0 + c1 (x−m) + c2 (x−m)² in powers of x.
     Some([c[0] - c[1] * m + c[2] * m * m, c[1] - 2.0 * c[2] * m, c[2]])
 }
 
 /// y ≈ c₀ + c₁·u + c₂·v: coefficients. `None` when u and v do not both vary independently.
 pub fn plane(u: &[f64], v: &[f64], y: &[f64]) -> Option<[f64; 3]> {
-    if u.len() < 3 {
-        return None;
-    }
-    let mu = u.iter().sum::<f64>() / u.len() as f64;
-    let mv = v.iter().sum::<f64>() / v.len() as f64;
-    let rows: Vec<[f64; 3]> = u
-        .iter()
-        .zip(v)
-        .map(|(a, b)| [1.0, a - mu, b - mv])
-        .collect();
-    let c = solve_normal(&rows, y)?;
-    Some([c[0] - c[1] * mu - c[2] * mv, c[1], c[2]])
+    let [c0, c1, c2, _] = affine(&[u, v], y)?;
+    Some([c0, c1, c2])
 }
 
-/// Least squares via the 3×3 normal equations; `None` when singular.
-fn solve_normal(rows: &[[f64; 3]], y: &[f64]) -> Option<[f64; 3]> {
-    let mut a = [[0.0; 4]; 3];
+/// y ≈ c₀ + c₁·u + c₂·v + c₃·w: coefficients. `None` when u, v and w do not all vary
+/// independently.
+pub fn hyperplane(u: &[f64], v: &[f64], w: &[f64], y: &[f64]) -> Option<[f64; 4]> {
+    affine(&[u, v, w], y)
+}
+
+/// Least squares y ≈ c₀ + Σ cₖ·xₖ over up to three regressors (centred for conditioning);
+/// unused trailing coefficients are 0.
+fn affine(xs: &[&[f64]], y: &[f64]) -> Option<[f64; 4]> {
+    let k = xs.len();
+    if y.len() < k + 1 || xs.iter().any(|x| x.len() != y.len()) {
+        return None;
+    }
+    let means: Vec<f64> = xs
+        .iter()
+        .map(|x| x.iter().sum::<f64>() / x.len() as f64)
+        .collect();
+    let rows: Vec<[f64; 4]> = (0..y.len())
+        .map(|i| {
+            let mut r = [0.0; 4];
+            r[0] = 1.0;
+            for (j, x) in xs.iter().enumerate() {
+                r[j + 1] = x[i] - means[j];
+            }
+            r
+        })
+        .collect();
+    let c = solve_normal(&rows, y, k + 1)?;
+    let mut out = [0.0; 4];
+    out[0] = c[0] - (0..k).map(|j| c[j + 1] * means[j]).sum::<f64>();
+    out[1..=k].copy_from_slice(&c[1..=k]);
+    Some(out)
+}
+
+/// Least squares via the normal equations of the first `k` (≤ 4) columns; `None` when
+/// singular.
+fn solve_normal(rows: &[[f64; 4]], y: &[f64], k: usize) -> Option<[f64; 4]> {
+    let mut a = [[0.0; 5]; 4];
     for (r, &yi) in rows.iter().zip(y) {
-        for i in 0..3 {
-            for j in 0..3 {
+        for i in 0..k {
+            for j in 0..k {
                 a[i][j] += r[i] * r[j];
             }
-            a[i][3] += r[i] * yi;
+            a[i][4] += r[i] * yi;
         }
     }
-    let scale = a[0][0]
-        .abs()
-        .max(a[1][1].abs())
-        .max(a[2][2].abs())
-        .max(1e-300);
-    for col in 0..3 {
-        let pivot = (col..3).max_by(|&p, &q| a[p][col].abs().total_cmp(&a[q][col].abs()))?;
+    let scale = (0..k).map(|i| a[i][i].abs()).fold(1e-300, f64::max);
+    for col in 0..k {
+        let pivot = (col..k).max_by(|&p, &q| a[p][col].abs().total_cmp(&a[q][col].abs()))?;
         if a[pivot][col].abs() <= 1e-12 * scale {
             return None;
         }
         a.swap(col, pivot);
-        for row in 0..3 {
+        for row in 0..k {
             if row != col {
                 let factor = a[row][col] / a[col][col];
                 let pivot_row = a[col];
@@ -85,7 +110,11 @@ fn solve_normal(rows: &[[f64; 3]], y: &[f64]) -> Option<[f64; 3]> {
             }
         }
     }
-    Some([a[0][3] / a[0][0], a[1][3] / a[1][1], a[2][3] / a[2][2]])
+    let mut out = [0.0; 4];
+    for (i, o) in out.iter_mut().enumerate().take(k) {
+        *o = a[i][4] / a[i][i];
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -114,6 +143,14 @@ mod tests {
         for (got, want) in c.iter().zip([0.5, 1.5, -2.0]) {
             assert!((got - want).abs() < 1e-9, "{c:?}");
         }
+        let w = [1.0, 2.0, 1.0, 2.0, 4.0, 1.0];
+        let y: Vec<f64> = (0..6)
+            .map(|i| 0.5 + 1.5 * u[i] - 2.0 * v[i] + 0.25 * w[i])
+            .collect();
+        let c = hyperplane(&u, &v, &w, &y).unwrap();
+        for (got, want) in c.iter().zip([0.5, 1.5, -2.0, 0.25]) {
+            assert!((got - want).abs() < 1e-9, "{c:?}");
+        }
     }
 
     #[test]
@@ -121,5 +158,8 @@ mod tests {
         assert!(line(&[1.0, 1.0], &[1.0, 2.0]).is_none());
         assert!(parabola(&[1.0, 2.0, 2.0], &[1.0, 2.0, 3.0]).is_none());
         assert!(plane(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.0], &[1.0, 2.0, 3.0]).is_none());
+        let u = [1.0, 2.0, 3.0, 1.0, 2.0];
+        let v = [1.0, 1.0, 1.0, 2.0, 2.0];
+        assert!(hyperplane(&u, &v, &[1.0; 5], &[1.0, 2.0, 3.0, 4.0, 5.0]).is_none());
     }
 }

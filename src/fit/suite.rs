@@ -28,6 +28,8 @@ pub struct Row {
     pub budget: Option<f64>,
     pub wall_seconds: Option<f64>,
     pub peak_rss_bytes: Option<f64>,
+    /// Threads the run trained with (unknown for imported rows and mock runs).
+    pub threads: Option<f64>,
 }
 
 impl Row {
@@ -294,8 +296,12 @@ fn fit_cost(rows: &[Row], warnings: &mut Vec<Warning>) -> CostReport {
         let picked: Vec<(&Row, f64)> = rows.iter().filter_map(|r| f(r).map(|v| (r, v))).collect();
         let n: Vec<f64> = picked.iter().map(|(r, _)| r.params_total).collect();
         let d: Vec<f64> = picked.iter().map(|(r, _)| r.tokens).collect();
+        let t: Vec<f64> = picked
+            .iter()
+            .map(|(r, _)| r.threads.unwrap_or(1.0))
+            .collect();
         let y: Vec<f64> = picked.iter().map(|(_, v)| *v).collect();
-        cost::fit(&n, &d, &y)
+        cost::fit(&n, &d, &t, &y)
     };
     let wall = with(&|r| r.wall_seconds);
     let rss = with(&|r| r.peak_rss_bytes);
@@ -397,6 +403,7 @@ mod tests {
             budget,
             wall_seconds: None,
             peak_rss_bytes: None,
+            threads: None,
         }
     }
 

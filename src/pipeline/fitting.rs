@@ -109,6 +109,7 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
             budget: spec.budget,
             wall_seconds: Some(r.wall_seconds).filter(|w| *w > 0.0),
             peak_rss_bytes: r.peak_rss_bytes.map(|b| b as f64),
+            threads: Some(r.threads as f64).filter(|t| *t > 0.0),
         });
         let flops_per_token = r.flops / r.tokens as f64;
         for point in curve {
@@ -183,17 +184,17 @@ pub fn study_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
 /// The version of the fitting code's output: raised whenever a change to `fit/` can change
 /// `fits.json` for the same inputs, so a stored `fits.json` from older code is refitted. The
 /// fit's golden test (`fit::suite`) fails when the output moves without it.
-pub const FIT_VERSION: u32 = 4;
+pub const FIT_VERSION: u32 = 5;
 
 /// The fits' numbers under [`FIT_VERSION`]: a digest of `fits.json` (less its `inputs`) for
 /// the golden mock study (`tests/fixtures/valid/report_mock.yaml`, law
 /// `1.5,300,500,0.3,0.35,0.01`), per architecture. The golden test fails when the fitting
 /// code's output moves: raise `FIT_VERSION` with it and put the new digest here.
-pub const FIT_GOLDEN: &[(&str, &str)] = &[("x86_64", "97161da5263c571b")];
+pub const FIT_GOLDEN: &[(&str, &str)] = &[("x86_64", "5c0a8dad1e339c3e")];
 
 /// What a `fits.json` was computed from: the fitting code ([`FIT_VERSION`]), the study
 /// file's bytes, the constraints, and every number the fits read — each fitted row (its
-/// sizes, tokens, compute, budget, loss, wall time and memory), every learning-curve point,
+/// sizes, tokens, compute, budget, loss, wall time, memory and threads), every learning-curve point,
 /// every run of a learning-rate sweep, the runs left out and the known entropy. A report
 /// reuses `fits.json` only when this matches.
 pub fn fit_inputs(study: &Study, input: &FitInput, constraints: Constraints) -> String {
@@ -232,7 +233,7 @@ pub fn fit_inputs(study: &Study, input: &FitInput, constraints: Constraints) -> 
             ]
             .map(Some),
         );
-        reals.extend([r.budget, r.wall_seconds, r.peak_rss_bytes]);
+        reals.extend([r.budget, r.wall_seconds, r.peak_rss_bytes, r.threads]);
     }
     for c in &input.curves {
         reals.extend(

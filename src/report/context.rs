@@ -307,9 +307,11 @@ fn final_model(
         wall_seconds: record
             .filter(|r| r.status == RunStatus::Ok)
             .map(|r| r.wall_seconds),
-        wall_forecast: cost
-            .and_then(|c| c.wall_seconds.as_ref())
-            .map(|w| w.predict(total, d)),
+        // At the threads the run trained with, else at the fitted runs' usual count.
+        wall_forecast: cost.and_then(|c| c.wall_seconds.as_ref()).map(|w| {
+            let threads = record.map_or(0.0, |r| r.threads as f64);
+            w.predict_at(total, d, if threads > 0.0 { threads } else { w.threads })
+        }),
         peak_rss_bytes: record.and_then(|r| r.peak_rss_bytes),
         rss_forecast: cost
             .and_then(|c| c.peak_rss_bytes.as_ref())

@@ -123,6 +123,7 @@ pub fn import_rows(spec: &ResultsSpec) -> Result<Vec<Row>, ImportError> {
             budget: None,
             wall_seconds: None,
             peak_rss_bytes: None,
+            threads: None,
         });
     }
     let drop = spec.drop_highest_loss as usize;

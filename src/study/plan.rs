@@ -34,13 +34,6 @@ pub const TRAINER_GOLDEN: &[(&str, &str)] = &[
 /// budget's parabola has its minimum inside the sampled sizes.
 pub const ISOFLOP_AUTO_TPP: (f64, f64) = (2.0, 200.0);
 
-/// Effective training throughput assumed by `est_seconds` until measured throughput is
-/// available: candle on 2 CPU threads reached 4,255 tok/s on bench config S1 (2/128/4,
-/// context 256), whose exact training cost is 3.37 MFLOP/token — about 14 GFLOP/s
-/// (../shared/bench/README.md). Larger models run at higher FLOP rates, so this
-/// overestimates their time.
-pub const ESTIMATED_FLOPS_PER_SECOND: f64 = 14e9;
-
 /// Producers whose identity starts with this are the mock executor: numbers from a law,
 /// nothing trained.
 pub const MOCK_PRODUCER_PREFIX: &str = "mock/";
@@ -136,11 +129,6 @@ impl RunSpec {
     /// Whether the mock executor produced (or will produce) this run.
     pub fn is_mock(&self) -> bool {
         is_mock_producer(&self.identity.trainer)
-    }
-
-    /// Rough wall-clock estimate (see [`ESTIMATED_FLOPS_PER_SECOND`]).
-    pub fn est_seconds(&self) -> f64 {
-        self.flops / ESTIMATED_FLOPS_PER_SECOND
     }
 }
 

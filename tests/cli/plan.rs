@@ -2,9 +2,9 @@
 
 use serde_json::Value;
 
-use crate::support::{scalebook, stderr, stdout};
+use crate::support::{fresh_dir, scalebook, stderr, stdout};
 
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 17] = [
     "key",
     "name",
     "layers",
@@ -20,10 +20,20 @@ const KEYS: [&str; 15] = [
     "flops_6nd",
     "flops",
     "est_seconds",
+    "est_source",
+    "done",
 ];
 
+/// `scalebook plan ARGS…` on a store of its own (the estimate reads and caches there).
+fn plan(args: &[&str]) -> std::process::Output {
+    let store = fresh_dir("plan-store");
+    let mut all = vec!["plan", "--store", store.to_str().unwrap()];
+    all.extend(args);
+    scalebook(&all)
+}
+
 fn plan_json(study: &str) -> Vec<Value> {
-    let out = scalebook(&["plan", study, "--format", "json"]);
+    let out = plan(&[study, "--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     serde_json::from_str::<Vec<Value>>(&stdout(&out)).expect("plan prints a JSON array")
 }
@@ -66,11 +76,21 @@ fn quickstart_json_has_every_key_and_exact_values() {
     assert_eq!(keys.len(), 12);
 }
 
+/// Everything but the time estimate (a measurement of this machine) is the same every time.
 #[test]
 fn plan_is_deterministic() {
-    let a = scalebook(&["plan", "reports/quickstart.yaml", "--format", "json"]);
-    let b = scalebook(&["plan", "reports/quickstart.yaml", "--format", "json"]);
-    assert_eq!(a.stdout, b.stdout);
+    let strip = |mut rows: Vec<Value>| {
+        for row in &mut rows {
+            let row = row.as_object_mut().unwrap();
+            for key in ["est_seconds", "est_source"] {
+                assert!(row.remove(key).is_some());
+            }
+        }
+        serde_json::to_string(&rows).unwrap()
+    };
+    let a = plan_json("reports/quickstart.yaml");
+    let b = plan_json("reports/quickstart.yaml");
+    assert_eq!(strip(a), strip(b));
 }
 
 #[test]
@@ -100,19 +120,98 @@ fn isoflop_rows_carry_their_budget() {
 
 #[test]
 fn table_lists_every_run_and_a_total() {
-    let out = scalebook(&["plan", "reports/quickstart.yaml"]);
+    let out = plan(&["reports/quickstart.yaml"]);
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 1 + 12 + 2, "{text}");
+    assert_eq!(lines.len(), 1 + 12 + 3, "{text}");
     assert!(lines[0].starts_with("run "));
     assert!(lines[13].starts_with("12 runs, "));
-    assert!(lines[14].starts_with("data entropy rate 2.29"), "{text}");
+    assert!(
+        lines[14].starts_with("12 of 12 runs to train: about "),
+        "{text}"
+    );
+    assert!(lines[15].starts_with("data entropy rate 2.29"), "{text}");
 }
 
 #[test]
 fn invalid_study_plans_nothing() {
-    let out = scalebook(&["plan", "tests/fixtures/invalid/heads_not_divisor.yaml"]);
+    let out = plan(&["tests/fixtures/invalid/heads_not_divisor.yaml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stdout(&out).is_empty());
+}
+
+/// The time estimate is measured on this machine, never a remembered constant: a fresh store
+/// calibrates each shape once and caches it; once runs have trained here, their own wall
+/// times take over, and the estimate of each is within a small factor of what it took.
+#[test]
+fn the_time_estimate_comes_from_measured_throughput() {
+    let dir = fresh_dir("plan-estimate");
+    let store = dir.join("store");
+    let study = "tests/fixtures/valid/tiny_sweep.yaml";
+    let plan = |format: &str| {
+        let out = scalebook(&[
+            "plan",
+            study,
+            "--store",
+            store.to_str().unwrap(),
+            "--format",
+            format,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let first = plan("table");
+    assert!(first.contains("6 of 6 runs to train"), "{first}");
+    assert!(first.contains("from a calibration now"), "{first}");
+    let cached = plan("table");
+    assert!(cached.contains("6 from the calibration cache"), "{cached}");
+    assert_eq!(
+        std::fs::read_dir(store.join("calibration"))
+            .unwrap()
+            .count(),
+        1
+    );
+    let calibrated: Vec<Value> = serde_json::from_str(&plan("json")).unwrap();
+    let out = scalebook(&[
+        "run",
+        study,
+        "--store",
+        store.to_str().unwrap(),
+        "--no-report",
+        "--jobs",
+        "1",
+        "--threads-per-job",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let after = plan("table");
+    assert!(after.contains("0 of 6 runs to train"), "{after}");
+    assert!(
+        after.contains("6 from runs finished in the store"),
+        "{after}"
+    );
+    let measured: Vec<Value> = serde_json::from_str(&plan("json")).unwrap();
+    for (row, before) in measured.iter().zip(&calibrated) {
+        let name = row["name"].as_str().unwrap();
+        let key = row["key"].as_str().unwrap();
+        let entry = store.join("runs").join(format!("{name}-{}", &key[..12]));
+        let result: Value =
+            serde_json::from_str(&std::fs::read_to_string(entry.join("result.json")).unwrap())
+                .unwrap();
+        let wall = result["wall_seconds"].as_f64().unwrap();
+        // From the store: the median per-step time of the shape's runs, so close to its own.
+        let ratio = row["est_seconds"].as_f64().unwrap() / wall;
+        assert!(
+            (0.5..2.0).contains(&ratio),
+            "{name}: store estimate {ratio:.2} × its wall time"
+        );
+        // The calibration, before any run: the same order of magnitude.
+        let ratio = before["est_seconds"].as_f64().unwrap() / wall;
+        assert!(
+            (0.2..5.0).contains(&ratio),
+            "{name}: calibrated {ratio:.2} × its wall time"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
 }

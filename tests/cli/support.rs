@@ -12,19 +12,34 @@ pub fn fixture(rel: &str) -> PathBuf {
     root().join("tests/fixtures").join(rel)
 }
 
-/// An empty folder `scalebook-<name>-<pid>` under the system's temporary folder.
+/// An empty folder `scalebook-<name>-<pid>[-<n>]` under the system's temporary folder: a name
+/// asked for again in the same process gets a new folder.
 pub fn fresh_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scalebook-{name}-{}", std::process::id()));
+    static TAKEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut unique = format!("{name}-{}", std::process::id());
+    let mut n = 1;
+    while taken.contains(&unique) {
+        n += 1;
+        unique = format!("{name}-{}-{n}", std::process::id());
+    }
+    taken.push(unique.clone());
+    drop(taken);
+    let dir = std::env::temp_dir().join(format!("scalebook-{unique}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-/// Run `scalebook ARGS…` from the repository root.
+/// Run `scalebook ARGS…` from the repository root; without `--store`, on a store of the test
+/// process's own (never the repository's `.scalebook/`).
 pub fn scalebook(args: &[&str]) -> Output {
+    let default_store =
+        std::env::temp_dir().join(format!("scalebook-default-store-{}", std::process::id()));
     Command::new(env!("CARGO_BIN_EXE_scalebook"))
         .args(args)
         .current_dir(root())
+        .env("SCALEBOOK_STORE", default_store)
         .env("RUST_BACKTRACE", "0")
         .output()
         .expect("the scalebook binary runs")

@@ -331,6 +331,7 @@ fn rows(law: &Law, noise: f64, sizes: usize, tokens: usize) -> Vec<Row> {
                 budget: None,
                 wall_seconds: None,
                 peak_rss_bytes: None,
+                threads: None,
             });
         }
     }

@@ -1,0 +1,200 @@
+//! How long a study's runs take on this machine, from measured throughput only — never a
+//! remembered constant. Each model shape's seconds per training step (one thread, the
+//! study's batch and context) comes, in order of preference, from
+//!
+//! 1. the study's finished runs of that shape in the store, trained here (same CPU model,
+//!    instruction-set path and trainer version) with one thread: their wall time, evaluation
+//!    included, per step;
+//! 2. the calibration cache, `STORE/calibration/<machine>.json`;
+//! 3. a calibration now: one untimed and two timed steps of the shape, then cached.
+//!
+//! A run's estimate adds its evaluations (a forward pass over `eval_tokens` every
+//! `eval_every` steps, a third of a training step per batch). The mock executor's runs cost
+//! what the mock reports.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::identity::hex;
+use crate::record::pretty;
+use crate::store::atomic::write_atomic;
+use crate::store::{EntryState, Store};
+use crate::study::RunSpec;
+use crate::study::plan::TRAINER_VERSION;
+use crate::train::step::Stepper;
+
+/// Where a shape's throughput came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Finished runs of the study in the store.
+    Store,
+    /// The calibration cache.
+    Cached,
+    /// Measured now.
+    Calibrated,
+    /// The mock executor's own cost.
+    Mock,
+}
+
+/// The estimate for a list of runs.
+#[derive(Debug, Clone)]
+pub struct Estimate {
+    /// Seconds per run at one thread, in the order given.
+    pub seconds: Vec<f64>,
+    /// Where each run's throughput came from, in the same order.
+    pub sources: Vec<Source>,
+    /// The calibration cache file, when one was read or written.
+    pub cache: Option<std::path::PathBuf>,
+}
+
+impl Estimate {
+    /// How many runs' numbers came from `source`.
+    pub fn count(&self, source: Source) -> usize {
+        self.sources.iter().filter(|s| **s == source).count()
+    }
+}
+
+/// What the calibration cache holds for one machine.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Cache {
+    cpu: String,
+    isa: String,
+    trainer: String,
+    /// Shape key → seconds per training step at one thread.
+    step_seconds: BTreeMap<String, f64>,
+}
+
+/// A shape at a batch: what one step's time depends on.
+fn shape_key(spec: &RunSpec) -> String {
+    let m = &spec.identity.model;
+    format!(
+        "l{}-d{}-h{}-t{}-v{}-b{}{}",
+        m.layers,
+        m.d_model,
+        m.heads,
+        m.context,
+        m.vocab,
+        spec.identity.train.batch,
+        if m.tie_embeddings { "-tied" } else { "" }
+    )
+}
+
+/// Seconds for one run whose steps take `step` seconds: its steps and its evaluations.
+fn run_seconds(spec: &RunSpec, step: f64) -> f64 {
+    let t = &spec.identity.train;
+    let per_batch = (t.batch * spec.identity.model.context).max(1);
+    let evals = spec.steps / t.eval_every.max(1) + 1;
+    let eval_batches = t.eval_tokens.div_ceil(per_batch);
+    step * (spec.steps as f64 + evals as f64 * eval_batches as f64 / 3.0)
+}
+
+/// Estimate `specs` (see the module docs); `store` supplies measured runs and the cache.
+pub fn estimate(specs: &[RunSpec], store: Option<&Store>) -> Estimate {
+    let (cpu, isa) = (crate::sys::cpu_model(), crate::isa::path());
+    let cache_path = store.map(|s| {
+        let id = hex(&<sha2::Sha256 as sha2::Digest>::digest(
+            format!("{cpu}\n{isa}\n{TRAINER_VERSION}").as_bytes(),
+        ));
+        s.root()
+            .join("calibration")
+            .join(format!("{}.json", &id[..16]))
+    });
+    let mut cache: Cache = cache_path
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    // 1. Measured runs of each shape, trained here with one thread.
+    let mut measured: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for spec in specs.iter().filter(|s| !s.is_mock()) {
+        if let Some(EntryState::Done(e)) = store.map(|s| s.inspect(spec)) {
+            let r = &e.result;
+            if r.cpu == cpu && r.isa.as_deref() == Some(isa.as_str()) && r.threads == 1 {
+                let per_step = r.wall_seconds / run_seconds(spec, 1.0);
+                measured.entry(shape_key(spec)).or_default().push(per_step);
+            }
+        }
+    }
+    let mut calibrated_now: Vec<String> = Vec::new();
+    let (mut seconds, mut sources) = (Vec::new(), Vec::new());
+    for spec in specs {
+        if spec.is_mock() {
+            // The mock reports the FLOPs at 20 GFLOP/s (see exec::mock).
+            seconds.push(spec.flops / 20e9);
+            sources.push(Source::Mock);
+            continue;
+        }
+        let key = shape_key(spec);
+        let (step, source) = if let Some(list) = measured.get(&key) {
+            let mut sorted = list.clone();
+            sorted.sort_by(f64::total_cmp);
+            (sorted[sorted.len() / 2], Source::Store)
+        } else if let Some(step) = cache.step_seconds.get(&key) {
+            let now = calibrated_now.contains(&key);
+            (
+                *step,
+                if now {
+                    Source::Calibrated
+                } else {
+                    Source::Cached
+                },
+            )
+        } else {
+            let step = calibrate(spec);
+            cache.step_seconds.insert(key.clone(), step);
+            calibrated_now.push(key);
+            (step, Source::Calibrated)
+        };
+        seconds.push(run_seconds(spec, step));
+        sources.push(source);
+    }
+    if !calibrated_now.is_empty()
+        && let Some(path) = &cache_path
+    {
+        cache.cpu = cpu;
+        cache.isa = isa;
+        cache.trainer = TRAINER_VERSION.to_string();
+        // A cache that cannot be written only costs a calibration next time.
+        let _ = std::fs::create_dir_all(path.parent().expect("a file in a folder"))
+            .and_then(|_| write_atomic(path, pretty(&cache).as_bytes()));
+    }
+    Estimate {
+        seconds,
+        sources,
+        cache: cache_path,
+    }
+}
+
+/// Seconds per training step of `spec`'s shape at one thread: the faster of two timed steps
+/// after an untimed one, on random tokens (`f64::NAN` if the engine refuses the shape).
+fn calibrate(spec: &RunSpec) -> f64 {
+    let pool = match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+        Ok(pool) => pool,
+        Err(_) => return f64::NAN,
+    };
+    pool.install(|| {
+        let m = spec.identity.model;
+        let t = spec.identity.train;
+        let Ok(mut stepper) = Stepper::new(&m, &t, 0) else {
+            return f64::NAN;
+        };
+        let n = (t.batch * m.context) as usize;
+        let mut rng = crate::rng::SplitMix64::new(1);
+        let x: Vec<u32> = (0..n).map(|_| rng.below(m.vocab) as u32).collect();
+        let y: Vec<u32> = (0..n).map(|_| rng.below(m.vocab) as u32).collect();
+        let mut best = f64::INFINITY;
+        for i in 0..3 {
+            let start = Instant::now();
+            if stepper.step(&x, &y, t.batch as usize, t.lr).is_err() {
+                return f64::NAN;
+            }
+            if i > 0 {
+                best = best.min(start.elapsed().as_secs_f64());
+            }
+        }
+        best
+    })
+}
