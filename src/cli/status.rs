@@ -36,10 +36,12 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let study = args.producer.apply(load_study(&args.study)?)?;
     let specs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let path = args.store.path();
-    // Status only reads; a store that does not exist yet simply holds nothing.
+    // Status only reads (it creates and writes nothing); a store that does not exist yet
+    // (no `runs/` folder) simply holds nothing.
     let store = path
-        .exists()
-        .then(|| Store::open(&path))
+        .join("runs")
+        .is_dir()
+        .then(|| Store::existing(&path))
         .transpose()
         .map_err(|e| {
             Failure::new(

@@ -242,8 +242,14 @@ pub fn fits(input: &Input) -> String {
     }
     if let Some(cost) = &f.cost {
         if let Some(w) = &cost.wall_seconds {
+            // T: the threads a run trained with, when the runs differ in it.
+            let threads = if w.r == 0.0 {
+                format!(", at {} thread(s) per run", w.threads)
+            } else {
+                format!(" · T^{:.3}, T threads per run", w.r)
+            };
             out.push_str(&format!(
-                "\n**Cost law**: wall seconds ≈ e^{:.3} · N^{:.3} · D^{:.3} (RMSE of ln {:.3}, {} runs).\n",
+                "\n**Cost law**: wall seconds ≈ e^{:.3} · N^{:.3} · D^{:.3}{threads} (RMSE of ln {:.3}, {} runs).\n",
                 w.c, w.p, w.q, w.rmse_log, w.points
             ));
         }

@@ -69,6 +69,19 @@ impl Store {
         })
     }
 
+    /// A store that already exists, for reading only: nothing is created or written.
+    pub fn existing(root: &Path) -> io::Result<Store> {
+        if !root.join("runs").is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "not a run store (no runs/ folder)",
+            ));
+        }
+        Ok(Store {
+            root: root.to_path_buf(),
+        })
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -131,9 +144,21 @@ impl Store {
         Ok(EntryLock { _file: file })
     }
 
-    /// Whether another process is training `spec` right now.
+    /// Whether another process is training `spec` right now (reads only: a lock file that
+    /// does not exist is held by nobody).
     pub fn is_running(&self, spec: &RunSpec) -> bool {
-        matches!(self.try_lock(spec), Ok(None))
+        let path = self
+            .root
+            .join("locks")
+            .join(format!("{}.lock", spec.dir_name()));
+        match File::open(path) {
+            Ok(file) => match file.try_lock_shared() {
+                Ok(()) => false,
+                Err(TryLockError::WouldBlock) => true,
+                Err(TryLockError::Error(_)) => false,
+            },
+            Err(_) => false,
+        }
     }
 
     /// A fresh partial folder for training `spec`; clears partial folders that earlier,
