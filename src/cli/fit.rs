@@ -9,7 +9,6 @@ use super::{Failure, Format, exit, load_study};
 use crate::fit::suite::FitReport;
 use crate::pipeline::fitting::{Constraints, fit_rows, study_rows};
 use crate::record::pretty;
-use crate::store::Store;
 use crate::study::Study;
 
 #[derive(Debug, clap::Args)]
@@ -31,24 +30,13 @@ pub struct Args {
     pub max_params: Option<f64>,
 }
 
-/// Open the store named by `store_arg`.
-pub fn open_store(store_arg: &StoreArg) -> Result<Store, Failure> {
-    let path = store_arg.path();
-    Store::open(&path).map_err(|e| {
-        Failure::new(
-            exit::INTERNAL,
-            format!("{}: cannot use the run store: {e}", path.display()),
-        )
-    })
-}
-
 /// Fit a study and write its `fits.json`.
 pub fn fit_study(
     study: &Study,
     store_arg: &StoreArg,
     constraints: Constraints,
 ) -> Result<FitReport, Failure> {
-    let store = open_store(store_arg)?;
+    let store = store_arg.open(study)?;
     let input = study_rows(study, &store)?;
     Ok(fit_rows(study, &store, &input, constraints)?)
 }

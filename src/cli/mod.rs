@@ -2,6 +2,7 @@
 //! arguments, dispatches, and maps failures to the exit codes of DESIGN.md.
 
 pub mod bench;
+pub mod diff;
 pub mod fit;
 pub mod plan;
 pub mod producer;
@@ -13,6 +14,7 @@ pub mod status;
 pub mod store_arg;
 pub mod train_point;
 pub mod validate;
+pub mod verify;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -33,11 +35,29 @@ pub mod exit {
     pub const RUNS_FAILED: u8 = 3;
     /// A `checks:` gate failed.
     pub const CHECK_FAILED: u8 = 4;
+    /// Verification found a difference: `verify` could not confirm a record, a fit or the
+    /// chapter, or a published record is damaged.
+    pub const VERIFY_FAILED: u8 = 5;
 }
+
+/// `scalebook --version`: the build, for bug reports (chapters record what produced their
+/// numbers, not what rendered them).
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("SCALEBOOK_GIT_COMMIT"),
+    "; ",
+    env!("SCALEBOOK_RUSTC"),
+    "; Cargo.lock sha256 ",
+    env!("SCALEBOOK_CARGO_LOCK_SHA256"),
+    "; ",
+    env!("SCALEBOOK_DEP_VERSIONS"),
+    ")"
+);
 
 /// Turn a YAML study into trained runs, fitted scaling laws and a book chapter.
 #[derive(Debug, Parser)]
-#[command(name = "scalebook", version, about, max_term_width = 100)]
+#[command(name = "scalebook", version, long_version = LONG_VERSION, about, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -57,6 +77,10 @@ pub enum Command {
     Report(report::Args),
     /// Show each planned run's state in the store: done, missing, running, failed, diverged.
     Status(status::Args),
+    /// Check published results: record integrity, a refit, a fresh render and re-trained runs.
+    Verify(verify::Args),
+    /// Compare two versions of a study: runs added, removed and changed, every fitted number.
+    Diff(diff::Args),
     /// Print the study file's JSON Schema (for editor completion and checks).
     Schema(schema::Args),
     /// Train one run from a run spec and write its record (used by executors, or by hand).
@@ -183,6 +207,8 @@ pub fn main() -> ExitCode {
         Command::Fit(args) => fit::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::Verify(args) => verify::run(&args),
+        Command::Diff(args) => diff::run(&args),
         Command::TrainPoint(args) => train_point::run(&args, threads.unwrap_or(1)),
         Command::Bench { which } => bench::run(&which),
     };

@@ -104,7 +104,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     add_entropy(&study, &mut runs);
     // The store holds measured runs and the calibration cache; without a usable one the
     // estimate calibrates every shape.
-    let store = Store::open(&args.store.path()).ok();
+    let store = Store::open(&args.store.path(&study)).ok();
     let estimate = estimate(&runs, store.as_ref());
     let rows: Vec<PlanRow> = runs
         .iter()

@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 
-use super::fit::open_store;
 use super::store_arg::StoreArg;
 use super::{Failure, exit, load_study};
 use crate::pipeline::chapter::report_study;
@@ -35,7 +34,7 @@ pub struct BookArg {
 
 pub fn run(args: &Args) -> Result<(), Failure> {
     let study = args.producer.apply(load_study(&args.study)?)?;
-    let store = open_store(&args.store)?;
+    let store = args.store.open(&study)?;
     let fits = current_fits(&study, &store)?;
     let rendered = report_study(&study, &store, &fits, &args.book.book)?;
     finish(&study, &rendered)

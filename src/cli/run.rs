@@ -22,6 +22,7 @@ use crate::fit::suite::FitReport;
 use crate::store::{EntryState, Store, collect};
 use crate::study::plan::{add_entropy, plan};
 use crate::study::units::format_duration;
+use crate::study::{RunSpec, Study};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -67,49 +68,21 @@ fn parallelism(args: &Args) -> (usize, usize) {
 pub fn run(args: &Args) -> Result<(), Failure> {
     let study = args.producer.apply(load_study(&args.study)?)?;
     let mut specs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
-    let store_path = args.store.path();
-    let store = Store::open(&store_path).map_err(|e| {
-        Failure::new(
-            exit::INTERNAL,
-            format!("{}: cannot use the run store: {e}", store_path.display()),
-        )
-    })?;
-    // The entropy rate is sampled only when something will train.
-    if specs
-        .iter()
-        .any(|s| !matches!(store.inspect(s), EntryState::Done(_)))
-    {
-        add_entropy(&study, &mut specs);
-    }
+    let (store_path, published) = args.store.locate(&study);
+    let store = args.store.open(&study)?;
     let (jobs, threads) = parallelism(args);
-    let executor: Box<dyn Executor> = match args.producer.mock_law()? {
-        None => Box::new(Local {
-            exe: std::env::current_exe().map_err(|e| {
-                Failure::new(
-                    exit::INTERNAL,
-                    format!("cannot find the scalebook binary: {e}"),
-                )
-            })?,
-            threads,
-        }),
-        Some(law) => Box::new(Mock { law }),
+    let trainer = Trainer {
+        store: &store,
+        study: &study,
+        executor: executor(args, threads)?,
+        options: Options {
+            jobs,
+            fail_fast: args.fail_fast,
+            retry_failed: args.retry_failed,
+            retrain_corrupt: !published,
+        },
     };
-    let options = Options {
-        jobs,
-        fail_fast: args.fail_fast,
-        retry_failed: args.retry_failed,
-    };
-    // Train `specs` with progress shown, largest first.
-    let train = |specs: &[crate::study::RunSpec]| {
-        let display = Display::new(specs.len());
-        let summary = scheduler::run_all(&store, executor.as_ref(), specs, options, &|event| {
-            display.show(event)
-        });
-        display.finish();
-        summary
-    };
-    let summary = train(&specs);
-
+    let summary = trainer.train(&mut specs);
     let collected = collect::export(&store, &study.name, &specs);
     if !summary.store_errors.is_empty() {
         let mut lines = summary.store_errors.clone();
@@ -123,6 +96,9 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         });
     }
     collected.map_err(|e| Failure::new(exit::INTERNAL, e.to_string()))?;
+    if !summary.damaged.is_empty() {
+        return Err(damaged(&store_path, &summary.damaged));
+    }
     eprintln!(
         "{}: {}{} runs — {} trained, {} cached, {} failed ({} executor, {jobs} job(s) × {threads} thread(s)); results in {}",
         study.name,
@@ -131,75 +107,17 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         summary.trained,
         summary.cached,
         summary.failed.len(),
-        executor.name(),
+        trainer.executor.name(),
         store.study_dir(&study.name).join("runs.parquet").display(),
     );
     // Fit what finished (a failed run is simply not a point of the fit).
-    let fits = if study.fits.is_empty() {
-        FitReport::default()
-    } else {
-        let report = super::fit::fit_study(
-            &study,
-            &args.store,
-            crate::pipeline::fitting::Constraints::default(),
-        )?;
-        for w in &report.warnings {
-            eprintln!("warning: {w}");
-        }
-        if let Some(c) = &report.chinchilla {
-            eprintln!(
-                "{}: {}L = {:.4} + {:.4}/N^{:.4} + {:.4}/D^{:.4} over {} runs; fits in {}",
-                study.name,
-                if study.is_mock() { MOCK_LABEL } else { "" },
-                c.e,
-                c.a,
-                c.alpha,
-                c.b,
-                c.beta,
-                c.points,
-                store.study_dir(&study.name).join("fits.json").display()
-            );
-        }
-        report
-    };
+    let fits = fit(&study, &store)?;
     let mut failed = summary.failed.clone();
     let mut planned = specs.len();
     // The method's last step: train the model the law calls compute-optimal, and a baseline.
-    match crate::pipeline::chapter::plan_final(&study, &fits)? {
-        Some(fp) => {
-            let mut finals = vec![fp.run.clone(), fp.baseline.clone()];
-            if finals
-                .iter()
-                .any(|s| !matches!(store.inspect(s), EntryState::Done(_)))
-            {
-                add_entropy(&study, &mut finals);
-            }
-            eprintln!(
-                "{}: final run {} (N {:.3e} for N_opt {:.3e}, D {:.3e} for D_opt {:.3e}, C {:.3e}) and baseline {}",
-                study.name,
-                fp.run.name,
-                fp.n(&fp.run),
-                fp.n_opt,
-                fp.run.tokens() as f64,
-                fp.d_opt,
-                fp.budget,
-                fp.baseline.name
-            );
-            let outcome = train(&finals);
-            if !outcome.store_errors.is_empty() {
-                return Err(Failure {
-                    code: exit::INTERNAL,
-                    lines: outcome.store_errors,
-                });
-            }
-            failed.extend(outcome.failed);
-            planned += finals.len();
-        }
-        None if study.final_run.is_some() => eprintln!(
-            "warning: {}: no final run: the law named by `final.law` was not fitted (see the warnings)",
-            study.name
-        ),
-        None => {}
+    if let Some(outcome) = trainer.train_final(&fits)? {
+        failed.extend(outcome.failed);
+        planned += 2;
     }
     let rendered = if args.no_report {
         None
@@ -212,27 +130,159 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         )?)
     };
     if failed.is_empty() {
-        match &rendered {
+        return match &rendered {
             Some(r) => super::report::finish(&study, r),
             None => Ok(()),
-        }
-    } else {
-        if let Some(r) = &rendered {
-            // The failed runs decide the exit code; the checks are still printed.
-            let _ = super::report::finish(&study, r);
-        }
-        let mut lines: Vec<String> = failed
-            .iter()
-            .map(|(name, reason)| format!("failed: {name}: {reason}"))
-            .collect();
-        lines.push(format!(
-            "{} of {planned} runs diverged or failed; `--retry-failed` trains them again",
-            failed.len(),
-        ));
-        Err(Failure {
-            code: exit::RUNS_FAILED,
-            lines,
+        };
+    }
+    if let Some(r) = &rendered {
+        // The failed runs decide the exit code; the checks are still printed.
+        let _ = super::report::finish(&study, r);
+    }
+    let mut lines: Vec<String> = failed
+        .iter()
+        .map(|(name, reason)| format!("failed: {name}: {reason}"))
+        .collect();
+    lines.push(format!(
+        "{} of {planned} runs diverged or failed; `--retry-failed` trains them again",
+        failed.len(),
+    ));
+    Err(Failure {
+        code: exit::RUNS_FAILED,
+        lines,
+    })
+}
+
+/// The executor `--executor` names.
+fn executor(args: &Args, threads: usize) -> Result<Box<dyn Executor>, Failure> {
+    Ok(match args.producer.mock_law()? {
+        None => Box::new(Local {
+            exe: std::env::current_exe().map_err(|e| {
+                Failure::new(
+                    exit::INTERNAL,
+                    format!("cannot find the scalebook binary: {e}"),
+                )
+            })?,
+            threads,
+        }),
+        Some(law) => Box::new(Mock { law }),
+    })
+}
+
+/// Published records that do not read back: evidence is never silently replaced.
+fn damaged(store: &std::path::Path, damaged: &[(String, String)]) -> Failure {
+    let mut lines: Vec<String> = damaged
+        .iter()
+        .map(|(entry, why)| {
+            format!(
+                "{}: published record damaged: {why}",
+                store.join("runs").join(entry).display()
+            )
         })
+        .collect();
+    lines.push(format!(
+        "{} published record(s) damaged and not retrained: restore them from version control \
+         (`git checkout -- {}`), or delete a record's folder to train it again",
+        damaged.len(),
+        store.display()
+    ));
+    Failure {
+        code: exit::VERIFY_FAILED,
+        lines,
+    }
+}
+
+/// Fit the study's laws (none when it names no fits) and say what came out.
+fn fit(study: &Study, store: &Store) -> Result<FitReport, Failure> {
+    if study.fits.is_empty() {
+        return Ok(FitReport::default());
+    }
+    let input = crate::pipeline::fitting::study_rows(study, store)?;
+    let report = crate::pipeline::fitting::fit_rows(study, store, &input, Default::default())?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if let Some(c) = &report.chinchilla {
+        eprintln!(
+            "{}: {}L = {:.4} + {:.4}/N^{:.4} + {:.4}/D^{:.4} over {} runs; fits in {}",
+            study.name,
+            if study.is_mock() { MOCK_LABEL } else { "" },
+            c.e,
+            c.a,
+            c.alpha,
+            c.b,
+            c.beta,
+            c.points,
+            store.study_dir(&study.name).join("fits.json").display()
+        );
+    }
+    Ok(report)
+}
+
+/// What trains a study's runs: the store, the executor and the scheduling options.
+struct Trainer<'a> {
+    store: &'a Store,
+    study: &'a Study,
+    executor: Box<dyn Executor>,
+    options: Options,
+}
+
+impl Trainer<'_> {
+    /// Train `specs` with progress shown, largest first; the data's entropy rate is sampled
+    /// only when something will train.
+    fn train(&self, specs: &mut [RunSpec]) -> scheduler::Summary {
+        if specs
+            .iter()
+            .any(|s| !matches!(self.store.inspect(s), EntryState::Done(_)))
+        {
+            add_entropy(self.study, specs);
+        }
+        let display = Display::new(specs.len());
+        let summary = scheduler::run_all(
+            self.store,
+            self.executor.as_ref(),
+            specs,
+            self.options,
+            &|event| display.show(event),
+        );
+        display.finish();
+        summary
+    }
+
+    /// Train the final run and its baseline when the fits give them.
+    fn train_final(&self, fits: &FitReport) -> Result<Option<scheduler::Summary>, Failure> {
+        let study = self.study;
+        let Some(fp) = crate::pipeline::chapter::plan_final(study, fits)? else {
+            if study.final_run.is_some() {
+                eprintln!(
+                    "warning: {}: no final run: the law named by `final.law` was not fitted (see the warnings)",
+                    study.name
+                );
+            }
+            return Ok(None);
+        };
+        eprintln!(
+            "{}: final run {} (N {:.3e} for N_opt {:.3e}, D {:.3e} for D_opt {:.3e}, C {:.3e}) and baseline {}",
+            study.name,
+            fp.run.name,
+            fp.n(&fp.run),
+            fp.n_opt,
+            fp.run.tokens() as f64,
+            fp.d_opt,
+            fp.budget,
+            fp.baseline.name
+        );
+        let outcome = self.train(&mut [fp.run.clone(), fp.baseline.clone()]);
+        if !outcome.store_errors.is_empty() {
+            return Err(Failure {
+                code: exit::INTERNAL,
+                lines: outcome.store_errors,
+            });
+        }
+        if !outcome.damaged.is_empty() {
+            return Err(damaged(self.store.root(), &outcome.damaged));
+        }
+        Ok(Some(outcome))
     }
 }
 

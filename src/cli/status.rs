@@ -35,7 +35,7 @@ struct Row {
 pub fn run(args: &Args) -> Result<(), Failure> {
     let study = args.producer.apply(load_study(&args.study)?)?;
     let specs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
-    let path = args.store.path();
+    let path = args.store.path(&study);
     // Status only reads (it creates and writes nothing); a store that does not exist yet
     // (no `runs/` folder) simply holds nothing.
     let store = path

@@ -58,6 +58,28 @@ impl MockLaw {
         )
     }
 
+    /// The law a mock producer identity stands for (see [`MockLaw::producer`]).
+    pub fn from_producer(producer: &str) -> Option<MockLaw> {
+        let rest = producer.strip_prefix(crate::study::plan::MOCK_PRODUCER_PREFIX)?;
+        let mut values = [0.0; 6];
+        for (slot, (part, name)) in values.iter_mut().zip(
+            rest.split(',')
+                .zip(["E", "A", "B", "alpha", "beta", "noise"]),
+        ) {
+            *slot = part.strip_prefix(name)?.strip_prefix('=')?.parse().ok()?;
+        }
+        let [e, a, b, alpha, beta, noise] = values;
+        let law = MockLaw {
+            e,
+            a,
+            b,
+            alpha,
+            beta,
+            noise,
+        };
+        (law.producer() == producer).then_some(law)
+    }
+
     /// Parse `E,A,B,alpha,beta[,noise]`: finite numbers, A, B, α, β positive, noise ≥ 0.
     pub fn parse(text: &str) -> Result<MockLaw, String> {
         let values: Vec<f64> = text

@@ -62,6 +62,9 @@ pub struct Options {
     pub fail_fast: bool,
     /// Train again runs recorded as diverged or failed.
     pub retry_failed: bool,
+    /// Train again entries that do not read back (false for published results: a damaged
+    /// record is reported in [`Summary::damaged`], never replaced).
+    pub retrain_corrupt: bool,
 }
 
 /// The sweep's outcome.
@@ -74,6 +77,9 @@ pub struct Summary {
     pub failed: Vec<(String, String)>,
     /// Store errors (unwritable folder, full disk): the sweep could not record results.
     pub store_errors: Vec<String>,
+    /// (entry folder, why) of damaged records left as they are (see
+    /// [`Options::retrain_corrupt`]).
+    pub damaged: Vec<(String, String)>,
 }
 
 /// Bring every planned run to a recorded state.
@@ -95,6 +101,9 @@ pub fn run_all(
                     .push((spec.name.clone(), reason_of(&r.result)));
             }
             EntryState::Failed(_) | EntryState::Missing => queue.push(spec),
+            EntryState::Corrupt(reason) if !options.retrain_corrupt => {
+                summary.damaged.push((spec.dir_name(), reason));
+            }
             EntryState::Corrupt(reason) => {
                 events(Event::Corrupt {
                     name: spec.dir_name(),

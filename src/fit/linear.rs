@@ -76,7 +76,11 @@ fn affine(xs: &[&[f64]], y: &[f64]) -> Option<[f64; 4]> {
         .collect();
     let c = solve_normal(&rows, y, k + 1)?;
     let mut out = [0.0; 4];
-    out[0] = c[0] - (0..k).map(|j| c[j + 1] * means[j]).sum::<f64>();
+    // c₀ − c₁·m₁ − c₂·m₂ − …, subtracted in that order.
+    out[0] = c[0];
+    for j in 0..k {
+        out[0] -= c[j + 1] * means[j];
+    }
     out[1..=k].copy_from_slice(&c[1..=k]);
     Some(out)
 }

@@ -164,9 +164,14 @@ pub struct CostReport {
 /// Everything `scalebook fit` computes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FitReport {
-    /// sha256 of what was fitted (study file, tool version, rows); set by `scalebook fit`.
+    /// sha256 of what was fitted (fit version, study file, every input number); set when
+    /// `fits.json` is written.
     #[serde(default)]
     pub inputs: String,
+    /// The version of the fitting code that computed this (`FIT_VERSION`; 0 in files
+    /// written before it was recorded).
+    #[serde(default)]
+    pub fit_version: u32,
     pub points: usize,
     pub chinchilla: Option<ChinchillaReport>,
     pub allocation: Vec<AllocationReport>,

@@ -175,7 +175,7 @@ pub fn report_study(
     if let Some((run, baseline)) = &final_records {
         all_records.extend(run.iter().chain(baseline.iter()));
     }
-    let manifest = Manifest::new(study, &all_records, &book.display().to_string());
+    let manifest = Manifest::new(study, &all_records, fits.fit_version);
     let input = Input {
         study: study.clone(),
         data,

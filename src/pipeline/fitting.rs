@@ -261,6 +261,17 @@ pub fn fit_rows(
     input: &FitInput,
     constraints: Constraints,
 ) -> Result<FitReport, Error> {
+    let report = compute(study, input, constraints);
+    let dir = store.study_dir(&study.name);
+    let out = dir.join("fits.json");
+    std::fs::create_dir_all(&dir)
+        .and_then(|_| write_atomic(&out, pretty(&report).as_bytes()))
+        .map_err(|e| Error::Io(format!("{}: {e}", out.display())))?;
+    Ok(report)
+}
+
+/// The fits of `input`, as `fits.json` would hold them (nothing is written).
+pub fn compute(study: &Study, input: &FitInput, constraints: Constraints) -> FitReport {
     let rows = &input.rows;
     let request = Request {
         fits: &study.fits,
@@ -277,22 +288,21 @@ pub fn fit_rows(
     };
     let mut report = fit_all(rows, &request);
     report.inputs = fit_inputs(study, input, constraints);
-    let dir = store.study_dir(&study.name);
-    let out = dir.join("fits.json");
-    std::fs::create_dir_all(&dir)
-        .and_then(|_| write_atomic(&out, pretty(&report).as_bytes()))
-        .map_err(|e| Error::Io(format!("{}: {e}", out.display())))?;
-    Ok(report)
+    report.fit_version = FIT_VERSION;
+    report
+}
+
+/// The study's recorded `fits.json`, if there is a readable one.
+pub fn recorded(study: &Study, store: &Store) -> Option<FitReport> {
+    let path = store.study_dir(&study.name).join("fits.json");
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
 /// The study's fits: `fits.json` when it was computed from exactly the runs the store holds
 /// now, else a fresh fit.
 pub fn current_fits(study: &Study, store: &Store) -> Result<FitReport, Error> {
     let input = study_rows(study, store)?;
-    let path = store.study_dir(&study.name).join("fits.json");
-    let cached = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|text| serde_json::from_str::<FitReport>(&text).ok())
+    let cached = recorded(study, store)
         .filter(|f| f.inputs == fit_inputs(study, &input, Constraints::default()));
     match cached {
         Some(f) => Ok(f),

@@ -4,8 +4,10 @@
 //! command line only parses arguments and maps [`Error`] to exit codes.
 
 pub mod chapter;
+pub mod diff;
 pub mod estimate;
 pub mod fitting;
+pub mod verify;
 
 /// Why a step could not finish.
 #[derive(Debug, thiserror::Error)]

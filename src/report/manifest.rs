@@ -1,18 +1,18 @@
-//! The reproducibility appendix: everything a reviewer needs to re-run the study and get the
-//! same numbers — study file hash, tool version and commit, toolchain and dependency
-//! versions, the machines the runs trained on, seeds, data identity and every store key.
+//! The reproducibility appendix: what produced this chapter's numbers — the study file's
+//! hash, the producer (trainer version) of the runs and the fitting code's version, the
+//! machines the runs trained on, seeds, data identity and every store key.
+//!
+//! It describes the results, never the renderer: no build commit, toolchain or path typed,
+//! so that a later scalebook with the same trainer and fit versions re-derives the same
+//! bytes from the same records (what lets CI compare a committed chapter with a fresh
+//! render, and `scalebook verify` re-render one).
 
 use std::collections::BTreeSet;
+use std::path::{Component, Path};
 
 use serde::Serialize;
 
 use crate::record::RunResult;
-
-/// The crate's build facts (captured by build.rs).
-pub const GIT_COMMIT: &str = env!("SCALEBOOK_GIT_COMMIT");
-pub const RUSTC: &str = env!("SCALEBOOK_RUSTC");
-pub const CARGO_LOCK_SHA256: &str = env!("SCALEBOOK_CARGO_LOCK_SHA256");
-const DEP_VERSIONS: &str = env!("SCALEBOOK_DEP_VERSIONS");
 
 /// One stored run: its name and content key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -25,29 +25,53 @@ pub struct StoreKey {
 pub struct Manifest {
     pub study_file: String,
     pub study_sha256: String,
-    pub tool_version: String,
-    pub git_commit: String,
-    pub rustc: String,
-    pub cargo_lock_sha256: String,
-    /// `crate=version` of the crates that shape numbers and output.
-    pub dependencies: Vec<String>,
+    /// Distinct producers of the runs (`scalebook-gpt/3`, `mock/…`).
+    pub producers: Vec<String>,
+    /// The fitting code's version that computed the fits (0 when unrecorded).
+    pub fit_version: u32,
     /// Distinct `CPU × threads` the runs trained on.
     pub machines: Vec<String>,
+    /// Distinct instruction-set paths of the engine's runs.
+    pub isa_paths: Vec<String>,
     pub seed: u64,
     /// The data identity every run's key includes (JSON).
     pub data_identity: Option<String>,
+    /// The first producer (for templates written before there could be several).
     pub trainer: Option<String>,
     pub store_keys: Vec<StoreKey>,
     /// Commands that re-run the study and rebuild this report.
     pub commands: Vec<String>,
 }
 
+/// The study file as a reader would type it: relative paths without `./`, an absolute path
+/// under the working directory relative to it, any other absolute path by its file name.
+fn display_path(path: &Path) -> String {
+    let rel = if path.is_absolute() {
+        std::env::current_dir()
+            .ok()
+            .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+            .unwrap_or_else(|| path.file_name().map(Into::into).unwrap_or_default())
+    } else {
+        path.to_path_buf()
+    };
+    rel.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 impl Manifest {
-    /// The manifest for a study whose runs have these records.
-    pub fn new(study: &crate::study::Study, records: &[&RunResult], book: &str) -> Manifest {
+    /// The manifest for a study whose runs have these records, fitted by `fit_version`.
+    pub fn new(study: &crate::study::Study, records: &[&RunResult], fit_version: u32) -> Manifest {
         let machines: BTreeSet<String> = records
             .iter()
             .map(|r| format!("{} × {} thread(s)", r.cpu, r.threads))
+            .collect();
+        let isa_paths: BTreeSet<String> = records.iter().filter_map(|r| r.isa.clone()).collect();
+        let producers: BTreeSet<String> = records
+            .iter()
+            .map(|r| r.spec.identity.trainer.clone())
             .collect();
         let mut store_keys: Vec<StoreKey> = records
             .iter()
@@ -58,25 +82,14 @@ impl Manifest {
             .collect();
         store_keys.sort();
         store_keys.dedup();
-        let file = study.path.display().to_string();
-        let book_flag = if book == "book" {
-            String::new()
-        } else {
-            format!(" --book {book}")
-        };
+        let file = display_path(&study.path);
         Manifest {
             study_file: file.clone(),
             study_sha256: study.sha256.clone(),
-            tool_version: env!("CARGO_PKG_VERSION").to_string(),
-            git_commit: GIT_COMMIT.to_string(),
-            rustc: RUSTC.to_string(),
-            cargo_lock_sha256: CARGO_LOCK_SHA256.to_string(),
-            dependencies: DEP_VERSIONS
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
+            producers: producers.into_iter().collect(),
+            fit_version,
             machines: machines.into_iter().collect(),
+            isa_paths: isa_paths.into_iter().collect(),
             seed: study.seed,
             data_identity: records
                 .first()
@@ -84,10 +97,8 @@ impl Manifest {
             trainer: records.first().map(|r| r.spec.identity.trainer.clone()),
             store_keys,
             commands: vec![
-                format!("git checkout {GIT_COMMIT}"),
-                "cargo build --release".to_string(),
-                format!("target/release/scalebook run {file}{book_flag}"),
-                format!("target/release/scalebook report {file}{book_flag}"),
+                format!("scalebook run {file}"),
+                format!("scalebook verify {file}"),
             ],
         }
     }

@@ -185,16 +185,13 @@ fn appendix(m: &Manifest, checks: &[CheckResult]) -> String {
             m.study_sha256
         ),
     ));
-    out.push_str(&line(
-        "scalebook",
-        &format!("{} (git `{}`)", m.tool_version, m.git_commit),
-    ));
-    out.push_str(&line("rustc", &template::escape_markdown(&m.rustc)));
-    out.push_str(&line(
-        "Cargo.lock sha256",
-        &format!("`{}`", m.cargo_lock_sha256),
-    ));
-    out.push_str(&line("Dependencies", &m.dependencies.join(", ")));
+    if !m.producers.is_empty() {
+        let list: Vec<String> = m.producers.iter().map(|p| format!("`{p}`")).collect();
+        out.push_str(&line("Produced by", &list.join(", ")));
+    }
+    if m.fit_version > 0 {
+        out.push_str(&line("Fitted by", &format!("`fit/{}`", m.fit_version)));
+    }
     out.push_str(&line(
         "Trained on",
         &if m.machines.is_empty() {
@@ -203,10 +200,13 @@ fn appendix(m: &Manifest, checks: &[CheckResult]) -> String {
             template::escape_markdown(&m.machines.join("; "))
         },
     ));
-    out.push_str(&line("Seed", &m.seed.to_string()));
-    if let Some(t) = &m.trainer {
-        out.push_str(&line("Trainer", &format!("`{t}`")));
+    if !m.isa_paths.is_empty() {
+        out.push_str(&line(
+            "Instruction sets",
+            &format!("`{}`", m.isa_paths.join("`, `")),
+        ));
     }
+    out.push_str(&line("Seed", &m.seed.to_string()));
     if let Some(d) = &m.data_identity {
         out.push_str(&line(
             "Data identity",
@@ -220,7 +220,7 @@ fn appendix(m: &Manifest, checks: &[CheckResult]) -> String {
             &format!("{passed} of {} passed", checks.len()),
         ));
     }
-    out.push_str("\nRe-run the study and rebuild this chapter (finished runs are reused from the store):\n\n```sh\n");
+    out.push_str("\nRe-run the study and rebuild this chapter (finished runs are reused from the store), then check it:\n\n```sh\n");
     for c in &m.commands {
         out.push_str(c);
         out.push('\n');

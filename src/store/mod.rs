@@ -82,6 +82,20 @@ impl Store {
         })
     }
 
+    /// For a store kept in version control (a study's published results): a `.gitignore`
+    /// that leaves out locks, runs in progress, the calibration cache, tokenizers and the
+    /// Parquet tables (all re-derived), so only records and `fits.json` are committed.
+    pub fn ignore_derived_files(&self) -> io::Result<()> {
+        const IGNORE: &str = "# Written by scalebook: only run records and fits.json are results.\n\
+                              locks/\ncalibration/\nruns/.partial-*\nruns/*/tokenizer.json\n\
+                              studies/*/*.parquet\n";
+        let path = self.root.join(".gitignore");
+        if fs::read_to_string(&path).ok().as_deref() != Some(IGNORE) {
+            atomic::write_atomic(&path, IGNORE.as_bytes())?;
+        }
+        Ok(())
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -113,6 +127,38 @@ impl Store {
             }
             RunStatus::Diverged | RunStatus::Failed => EntryState::Failed(Box::new(entry)),
         }
+    }
+
+    /// Every finished entry in the store, by folder name, read by the one reader (the key
+    /// taken from the folder's own `result.json`; a folder whose name does not match its
+    /// record's is corrupt).
+    pub fn entries(&self) -> Vec<(String, Result<Entry, String>)> {
+        let mut out = Vec::new();
+        let Ok(dirs) = fs::read_dir(self.root.join("runs")) else {
+            return out;
+        };
+        for dir in dirs.flatten() {
+            let name = dir.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !dir.path().is_dir() {
+                continue;
+            }
+            let key = fs::read_to_string(dir.path().join("result.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v.get("key").and_then(|k| k.as_str()).map(str::to_string))
+                .unwrap_or_default();
+            let entry = read_entry(&dir.path(), &key).and_then(|e| {
+                let e = e.ok_or_else(|| "vanished while read".to_string())?;
+                if e.result.spec.dir_name() == name {
+                    Ok(e)
+                } else {
+                    Err("the folder's name is not its record's".to_string())
+                }
+            });
+            out.push((name, entry));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     fn lock_file(&self, spec: &RunSpec) -> io::Result<File> {

@@ -62,6 +62,12 @@ pub struct StudyFile {
     /// Fit published or previously measured results instead of training.
     #[serde(default)]
     pub results: Option<ResultsFile>,
+    /// The study's own run store, relative to the study file: a folder committed next to it
+    /// so the results travel with the study (its finished records — spec, result, curve —
+    /// and `fits.json`). `run` trains into it, `report` and `verify` read it. Default: the
+    /// shared store (`--store`, `$SCALEBOOK_STORE`, `.scalebook/`).
+    #[serde(default)]
+    pub store: Option<String>,
 }
 
 /// Kinds of token source.

@@ -104,6 +104,16 @@ pub fn choose_shape(t: &TrainingPlan, n_target: f64, params: ParamsConvention) -
     best.1
 }
 
+/// `x` to three significant figures. The final run's learning rate comes from a fitted law
+/// whose interval is tens of percent wide; rounded, it does not change — and so neither does
+/// the final run's key — when a refit moves the law in its last bits.
+fn three_figures(x: f64) -> f64 {
+    let scale = 10f64.powi(2 - x.log10().floor() as i32);
+    let rounded = (x * scale).round() / scale;
+    // Through the decimal form, so the value is the shortest float that prints that way.
+    format!("{rounded:.3e}").parse().unwrap_or(rounded)
+}
+
 /// η*(N, D) = c·N^a·D^b as (c, a, b), N in the fit's convention.
 pub type LrLaw = (f64, f64, f64);
 
@@ -132,7 +142,7 @@ pub fn final_plan(
         if let Some((c, a, b)) = lr_law {
             let lr = c * convention_params(cfg, params).powf(a) * (tokens as f64).powf(b);
             if lr.is_finite() && lr > 0.0 {
-                out.train.lr = lr.min(1.0);
+                out.train.lr = three_figures(lr.min(1.0));
             }
         }
         out
@@ -268,8 +278,25 @@ final: { budget: 1e12 }
         for spec in [&p.run, &p.baseline] {
             let n = spec.params.total as f64;
             let want = 0.5 * n.powf(-0.3) * (spec.tokens() as f64).powf(0.1);
-            assert!((spec.identity.train.lr / want - 1.0).abs() < 1e-12);
+            let lr = spec.identity.train.lr;
+            // Three significant figures: within half a unit of the third.
+            assert!((lr / want - 1.0).abs() < 5e-3, "{lr} vs {want}");
+            assert_eq!(lr, format!("{lr:.2e}").parse::<f64>().unwrap());
         }
+        // A law moved in its last bits plans the same runs.
+        let nudged = (0.5 * (1.0 + 1e-14), -0.3, 0.1);
+        let q = final_plan(
+            1,
+            &t,
+            &data,
+            1e12,
+            1e6,
+            3e5,
+            ParamsConvention::Total,
+            Some(nudged),
+        )
+        .unwrap();
+        assert_eq!(q.run.key, p.run.key);
         assert_ne!(p.run.identity.train.lr, p.baseline.identity.train.lr);
         let plain =
             final_plan(1, &t, &data, 1e12, 1e6, 3e5, ParamsConvention::Total, None).unwrap();

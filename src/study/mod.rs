@@ -48,6 +48,8 @@ pub struct Study {
     /// Report sections in order; empty means the default sections.
     pub sections: Vec<Section>,
     pub checks: Vec<String>,
+    /// The study's own (published) run store, resolved against the study file's folder.
+    pub store: Option<PathBuf>,
     /// Problems that do not stop the study (printed by `validate` and `plan`).
     pub warnings: Vec<Diagnostic>,
 }

@@ -13,7 +13,7 @@ fn schema_describes_every_section() {
     let props = schema["properties"].as_object().unwrap();
     for key in [
         "version", "name", "title", "seed", "data", "model", "tokens", "isoflop", "train", "fits",
-        "holdout", "final", "report", "checks", "results",
+        "holdout", "final", "report", "checks", "results", "store",
     ] {
         assert!(props.contains_key(key), "schema lacks `{key}`");
     }

@@ -193,6 +193,7 @@ impl Validator {
             .and_then(|fr| self.final_run(fr, &fits));
         let sections = self.report(f.report.as_ref());
         let checks = self.checks(f.checks.unwrap_or_default());
+        let store = f.store.as_deref().and_then(|s| self.store(s));
 
         if self.error_count() > 0 {
             return None;
@@ -210,8 +211,26 @@ impl Validator {
             final_run,
             sections,
             checks,
+            store,
             warnings: Vec::new(),
         })
+    }
+
+    /// A study's own store: a relative folder (it travels with the study file).
+    fn store(&mut self, path: &str) -> Option<PathBuf> {
+        let rel = Path::new(path);
+        if path.trim().is_empty() || rel.is_absolute() {
+            self.error(
+                "store",
+                "must be a folder relative to the study file (the study's results travel with it)",
+            );
+            return None;
+        }
+        if self.dir.join(rel).is_file() {
+            self.error("store", format!("`{path}` is a file, not a folder"));
+            return None;
+        }
+        Some(self.dir.join(rel))
     }
 
     fn name(&mut self, name: &str) {
