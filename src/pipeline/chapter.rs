@@ -117,6 +117,18 @@ pub fn report_study(
     fits: &FitReport,
     book: &Path,
 ) -> Result<Rendered, Error> {
+    render_chapter(study, store, fits, book, book)
+}
+
+/// [`report_study`] into `book`, with the chapter's paths told as for the book `seen_from`
+/// (a fresh render compared with a published chapter writes elsewhere but must read the same).
+pub fn render_chapter(
+    study: &Study,
+    store: &Store,
+    fits: &FitReport,
+    book: &Path,
+    seen_from: &Path,
+) -> Result<Rendered, Error> {
     let internal = Error::Io;
     let (runs, curve_list, records, data) = match &study.source {
         Source::Train(training) => {
@@ -175,7 +187,7 @@ pub fn report_study(
     if let Some((run, baseline)) = &final_records {
         all_records.extend(run.iter().chain(baseline.iter()));
     }
-    let manifest = Manifest::new(study, &all_records, fits.fit_version);
+    let manifest = Manifest::new(study, &all_records, fits.fit_version, seen_from);
     let input = Input {
         study: study.clone(),
         data,

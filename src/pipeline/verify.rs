@@ -330,7 +330,7 @@ fn chapter(
         return Ok(());
     }
     let scratch = options.scratch.join("book");
-    let rendered = super::chapter::report_study(study, store, fits, &scratch)?;
+    let rendered = super::chapter::render_chapter(study, store, fits, &scratch, &options.book)?;
     let fresh = files_under(&rendered.chapter);
     let old = files_under(&published);
     let mut names: Vec<&PathBuf> = fresh.keys().chain(old.keys()).collect();

@@ -43,17 +43,19 @@ pub struct Manifest {
     pub commands: Vec<String>,
 }
 
-/// The study file as a reader would type it: relative paths without `./`, an absolute path
-/// under the working directory relative to it, any other absolute path by its file name.
-fn display_path(path: &Path) -> String {
-    let rel = if path.is_absolute() {
-        std::env::current_dir()
-            .ok()
-            .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
-            .unwrap_or_else(|| path.file_name().map(Into::into).unwrap_or_default())
-    } else {
-        path.to_path_buf()
-    };
+/// The study file as seen from the project the book belongs to (the book folder's parent):
+/// the same text whatever folder the command ran in or how the path was typed; a study
+/// outside that project by its file name.
+fn display_path(path: &Path, book: &Path) -> String {
+    let project = book
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let rel = match (std::fs::canonicalize(path), std::fs::canonicalize(project)) {
+        (Ok(file), Ok(project)) => file.strip_prefix(&project).ok().map(Path::to_path_buf),
+        _ => None,
+    }
+    .unwrap_or_else(|| path.file_name().map(Into::into).unwrap_or_default());
     rel.components()
         .filter(|c| !matches!(c, Component::CurDir))
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
@@ -62,8 +64,14 @@ fn display_path(path: &Path) -> String {
 }
 
 impl Manifest {
-    /// The manifest for a study whose runs have these records, fitted by `fit_version`.
-    pub fn new(study: &crate::study::Study, records: &[&RunResult], fit_version: u32) -> Manifest {
+    /// The manifest for a study whose runs have these records, fitted by `fit_version`, for
+    /// the book in `book`.
+    pub fn new(
+        study: &crate::study::Study,
+        records: &[&RunResult],
+        fit_version: u32,
+        book: &Path,
+    ) -> Manifest {
         let machines: BTreeSet<String> = records
             .iter()
             .map(|r| format!("{} × {} thread(s)", r.cpu, r.threads))
@@ -82,7 +90,7 @@ impl Manifest {
             .collect();
         store_keys.sort();
         store_keys.dedup();
-        let file = display_path(&study.path);
+        let file = display_path(&study.path, book);
         Manifest {
             study_file: file.clone(),
             study_sha256: study.sha256.clone(),

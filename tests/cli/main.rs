@@ -10,3 +10,4 @@ mod schema;
 mod support;
 mod train_point;
 mod validate;
+mod verify;
