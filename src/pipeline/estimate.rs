@@ -3,14 +3,16 @@
 //! study's batch and context) comes, in order of preference, from
 //!
 //! 1. the study's finished runs of that shape in the store, trained here (same CPU model,
-//!    instruction-set path and trainer version) with one thread: their wall time, evaluation
-//!    included, per step;
+//!    instruction-set path and trainer version) with one thread: their wall times, evaluation
+//!    included, as a fixed cost per run plus a cost per step (a line, when the shape's runs
+//!    differ in length);
 //! 2. the calibration cache, `STORE/calibration/<machine>.json`;
 //! 3. a calibration now: one untimed and two timed steps of the shape, then cached.
 //!
 //! A run's estimate adds its evaluations (a forward pass over `eval_tokens` every
-//! `eval_every` steps, a third of a training step per batch). The mock executor's runs cost
-//! what the mock reports.
+//! `eval_every` steps, a third of a training step per batch) and, for a calibrated shape,
+//! the fixed cost per run the measured shapes show. The mock executor's runs cost what the
+//! mock reports.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -107,17 +109,28 @@ pub fn estimate(specs: &[RunSpec], store: Option<&Store>) -> Estimate {
         .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or_default();
-    // 1. Measured runs of each shape, trained here with one thread.
-    let mut measured: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    // 1. Measured runs of each shape, trained here with one thread: (step units, wall time).
+    let mut measured: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for spec in specs.iter().filter(|s| !s.is_mock()) {
         if let Some(EntryState::Done(e)) = store.map(|s| s.inspect(spec)) {
             let r = &e.result;
             if r.cpu == cpu && r.isa.as_deref() == Some(isa.as_str()) && r.threads == 1 {
-                let per_step = r.wall_seconds / run_seconds(spec, 1.0);
-                measured.entry(shape_key(spec)).or_default().push(per_step);
+                let units = run_seconds(spec, 1.0);
+                measured
+                    .entry(shape_key(spec))
+                    .or_default()
+                    .push((units, r.wall_seconds));
             }
         }
     }
+    let laws: BTreeMap<String, (f64, f64)> = measured
+        .iter()
+        .map(|(k, points)| (k.clone(), time_law(points)))
+        .collect();
+    // A run's fixed cost (start-up, data, the last evaluation) as the measured shapes show it.
+    let mut overheads: Vec<f64> = laws.values().map(|l| l.0).collect();
+    overheads.sort_by(f64::total_cmp);
+    let overhead = overheads.get(overheads.len() / 2).copied().unwrap_or(0.0);
     let mut calibrated_now: Vec<String> = Vec::new();
     let (mut seconds, mut sources) = (Vec::new(), Vec::new());
     for spec in specs {
@@ -128,27 +141,23 @@ pub fn estimate(specs: &[RunSpec], store: Option<&Store>) -> Estimate {
             continue;
         }
         let key = shape_key(spec);
-        let (step, source) = if let Some(list) = measured.get(&key) {
-            let mut sorted = list.clone();
-            sorted.sort_by(f64::total_cmp);
-            (sorted[sorted.len() / 2], Source::Store)
+        let (fixed, step, source) = if let Some(&(fixed, step)) = laws.get(&key) {
+            (fixed, step, Source::Store)
         } else if let Some(step) = cache.step_seconds.get(&key) {
             let now = calibrated_now.contains(&key);
-            (
-                *step,
-                if now {
-                    Source::Calibrated
-                } else {
-                    Source::Cached
-                },
-            )
+            let source = if now {
+                Source::Calibrated
+            } else {
+                Source::Cached
+            };
+            (overhead, *step, source)
         } else {
             let step = calibrate(spec);
             cache.step_seconds.insert(key.clone(), step);
             calibrated_now.push(key);
-            (step, Source::Calibrated)
+            (overhead, step, Source::Calibrated)
         };
-        seconds.push(run_seconds(spec, step));
+        seconds.push(fixed + run_seconds(spec, step));
         sources.push(source);
     }
     if !calibrated_now.is_empty()
@@ -166,6 +175,22 @@ pub fn estimate(specs: &[RunSpec], store: Option<&Store>) -> Estimate {
         sources,
         cache: cache_path,
     }
+}
+
+/// A shape's (fixed seconds per run, seconds per step unit) from its runs: a line through
+/// (units, wall time) when they differ in length, else all of the time per unit.
+fn time_law(points: &[(f64, f64)]) -> (f64, f64) {
+    let x: Vec<f64> = points.iter().map(|p| p.0).collect();
+    let y: Vec<f64> = points.iter().map(|p| p.1).collect();
+    let shortest = y.iter().copied().fold(f64::INFINITY, f64::min);
+    if let Some((fixed, step)) = crate::fit::linear::line(&x, &y)
+        && step > 0.0
+        && (0.0..=shortest).contains(&fixed)
+    {
+        return (fixed, step);
+    }
+    let units: f64 = x.iter().sum();
+    (0.0, y.iter().sum::<f64>() / units.max(1e-12))
 }
 
 /// Seconds per training step of `spec`'s shape at one thread: the faster of two timed steps

@@ -6,6 +6,7 @@
 //! lookups, stable ordering and fixed number formatting, so the same store gives the same
 //! bytes.
 
+pub mod banner;
 pub mod book;
 pub mod charts;
 pub mod context;
@@ -265,8 +266,8 @@ pub fn render(input: &Input, book: &Path) -> Result<Rendered, ReportError> {
         template::escape_markdown(&study.title),
         if mock { " (mock data)" } else { "" }
     );
-    index.push_str(&tables::mock_banner(input));
-    index.push_str(&tables::warnings_banner(input));
+    index.push_str(&banner::mock_banner(input));
+    index.push_str(&banner::warnings_banner(input));
     let mut report = index.clone();
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let mut drawn: Vec<String> = Vec::new();
@@ -314,7 +315,7 @@ pub fn render(input: &Input, book: &Path) -> Result<Rendered, ReportError> {
             Section::Table(id) if TABLE_IDS.contains(&id.as_str()) => {
                 let mut t = tables::render(id, input, &checks);
                 if mock && id != "checks" {
-                    t.push_str(tables::MOCK_TABLE_NOTE);
+                    t.push_str(banner::MOCK_TABLE_NOTE);
                 }
                 (t.clone(), t)
             }

@@ -147,8 +147,20 @@ fn run_writes_every_chart_and_table_and_builds_the_book() {
     assert!(!report_md.contains("<svg"));
     // Appendix facts.
     assert!(index.contains("sha256 `"));
-    assert!(index.contains("candle-core="));
-    assert!(index.contains("scalebook run "));
+    assert!(
+        index.contains("- **Produced by**: `mock/E=1.69,"),
+        "the producer"
+    );
+    assert!(
+        index.contains("- **Fitted by**: `fit/"),
+        "the fitting code's version"
+    );
+    assert!(index.contains("scalebook run ") && index.contains("scalebook verify "));
+    // Nothing of the renderer: no build commit, no toolchain.
+    assert!(
+        !index.contains("rustc") && !index.contains("git `"),
+        "renderer facts"
+    );
     // The HTML was built in-process, with the figures copied next to it.
     let html = fs::read_to_string(dir.join("book/book/report-mock/index.html")).unwrap();
     assert!(html.matches("<svg").count() >= CHARTS.len());
