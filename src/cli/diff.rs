@@ -200,7 +200,8 @@ fn summary(d: &Diff) -> String {
         })
         .collect();
     format!(
-        "{} → {}: {} runs changed, {} added, {} removed, {} the same; {}",
+        "{}{} → {}: {} runs changed, {} added, {} removed, {} the same; {}",
+        if d.mock { super::MOCK_LABEL } else { "" },
         d.a,
         d.b,
         d.count("changed"),

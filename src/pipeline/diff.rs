@@ -119,6 +119,8 @@ pub struct Diff {
     pub numbers: Vec<NumberChange>,
     pub warnings_a: Vec<String>,
     pub warnings_b: Vec<String>,
+    /// Whether either side's runs are the mock executor's.
+    pub mock: bool,
 }
 
 impl Diff {
@@ -169,6 +171,11 @@ pub fn diff(a: &Side, b: &Side) -> Diff {
         numbers: numbers(a.fits.as_ref(), b.fits.as_ref()),
         warnings_a: warnings(a),
         warnings_b: warnings(b),
+        mock: a
+            .records
+            .values()
+            .chain(b.records.values())
+            .any(|e| e.result.spec.is_mock()),
     }
 }
 
