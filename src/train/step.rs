@@ -156,8 +156,8 @@ mod tests {
     }
 
     /// The engine changes no mathematics: 100 steps of it and of candle's model with
-    /// candle-nn's AdamW give the same loss at every step to within 1e-4 relative (issue 7's
-    /// acceptance test), tied and untied, with a context spanning two attention row blocks.
+    /// candle-nn's AdamW give the same loss at every step to within 1e-4 relative,
+    /// tied and untied, with a context spanning two attention row blocks.
     #[test]
     fn engine_keeps_candles_loss_curve() {
         for (tie, context) in [(false, 16usize), (true, 72)] {
