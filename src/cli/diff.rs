@@ -252,7 +252,33 @@ fn table(d: &Diff) -> String {
         d.warnings_a.join(", "),
         d.warnings_b.join(", ")
     ));
+    out.push_str(&format!("checks: {}\n", checks_line(d)));
     out
+}
+
+/// `2 of 2 passed → 1 of 2 passed (failing: …)`.
+fn checks_line(d: &Diff) -> String {
+    let side = |checks: &[crate::pipeline::diff::CheckOutcome]| {
+        if checks.is_empty() {
+            return "none".to_string();
+        }
+        let failing: Vec<&str> = checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.expression.as_str())
+            .collect();
+        format!(
+            "{} of {} passed{}",
+            checks.len() - failing.len(),
+            checks.len(),
+            if failing.is_empty() {
+                String::new()
+            } else {
+                format!(" (failing: `{}`)", failing.join("`, `"))
+            }
+        )
+    };
+    format!("{} → {}", side(&d.checks_a), side(&d.checks_b))
 }
 
 fn markdown(d: &Diff) -> String {
@@ -298,6 +324,7 @@ fn markdown(d: &Diff) -> String {
         }
         out.push_str("\n</details>\n");
     }
+    out.push_str(&format!("\nChecks: {}.\n", checks_line(d)));
     out.push_str(&format!(
         "\nWarnings before: {}; after: {}.\n",
         if d.warnings_a.is_empty() {

@@ -129,6 +129,20 @@ pub fn render_chapter(
     book: &Path,
     seen_from: &Path,
 ) -> Result<Rendered, Error> {
+    let input = gather(study, store, fits, seen_from)?;
+    render(&input, book).map_err(|e| match e {
+        crate::report::ReportError::Template { .. } => Error::Input(e.to_string()),
+        _ => Error::Io(e.to_string()),
+    })
+}
+
+/// The report's input from the store: runs, curves, data, the final run, the manifest.
+fn gather(
+    study: &Study,
+    store: &Store,
+    fits: &FitReport,
+    seen_from: &Path,
+) -> Result<Input, Error> {
     let internal = Error::Io;
     let (runs, curve_list, records, data) = match &study.source {
         Source::Train(training) => {
@@ -188,7 +202,7 @@ pub fn render_chapter(
         all_records.extend(run.iter().chain(baseline.iter()));
     }
     let manifest = Manifest::new(study, &all_records, fits.fit_version, seen_from);
-    let input = Input {
+    Ok(Input {
         study: study.clone(),
         data,
         runs,
@@ -196,9 +210,19 @@ pub fn render_chapter(
         fits: fits.clone(),
         final_run,
         manifest,
-    };
-    render(&input, book).map_err(|e| match e {
-        crate::report::ReportError::Template { .. } => Error::Input(e.to_string()),
-        _ => Error::Io(e.to_string()),
     })
+}
+
+/// The study's `checks:` on its records and `fits` (nothing is rendered or written).
+pub fn evaluate_checks(
+    study: &Study,
+    store: &Store,
+    fits: &FitReport,
+) -> Result<Vec<crate::report::template::CheckResult>, Error> {
+    Ok(crate::report::checks(&gather(
+        study,
+        store,
+        fits,
+        Path::new("book"),
+    )?))
 }

@@ -19,6 +19,15 @@ pub struct Side {
     pub label: String,
     pub records: BTreeMap<String, Entry>,
     pub fits: Option<FitReport>,
+    /// The study's `checks:` on these results (none for a results folder).
+    pub checks: Vec<CheckOutcome>,
+}
+
+/// One `checks:` expression and how it came out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckOutcome {
+    pub expression: String,
+    pub passed: bool,
 }
 
 impl Side {
@@ -38,10 +47,23 @@ impl Side {
                 records.insert(spec.name.clone(), *e);
             }
         }
+        let checks = match &fits {
+            Some(f) if !study.checks.is_empty() => {
+                super::chapter::evaluate_checks(study, store, f)?
+                    .into_iter()
+                    .map(|c| CheckOutcome {
+                        expression: c.expression,
+                        passed: c.passed,
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         Ok(Side {
             label,
             records,
             fits,
+            checks,
         })
     }
 
@@ -82,6 +104,7 @@ impl Side {
             label,
             records,
             fits,
+            checks: Vec::new(),
         })
     }
 }
@@ -119,6 +142,8 @@ pub struct Diff {
     pub numbers: Vec<NumberChange>,
     pub warnings_a: Vec<String>,
     pub warnings_b: Vec<String>,
+    pub checks_a: Vec<CheckOutcome>,
+    pub checks_b: Vec<CheckOutcome>,
     /// Whether either side's runs are the mock executor's.
     pub mock: bool,
 }
@@ -171,6 +196,8 @@ pub fn diff(a: &Side, b: &Side) -> Diff {
         numbers: numbers(a.fits.as_ref(), b.fits.as_ref()),
         warnings_a: warnings(a),
         warnings_b: warnings(b),
+        checks_a: a.checks.clone(),
+        checks_b: b.checks.clone(),
         mock: a
             .records
             .values()

@@ -241,18 +241,32 @@ fn appendix(m: &Manifest, checks: &[CheckResult]) -> String {
     out
 }
 
-/// Render the chapter into `BOOK/src/<study>/`, update `SUMMARY.md` and build the HTML.
-pub fn render(input: &Input, book: &Path) -> Result<Rendered, ReportError> {
-    let study = &input.study;
-    let ctx = Value::from(Serde(&Context {
-        study: StudyCtx::of(study),
+/// The template context of a chapter (what `report.sections` text and `checks:` see).
+fn context(input: &Input) -> Value {
+    Value::from(Serde(&Context {
+        study: StudyCtx::of(&input.study),
         data: input.data.clone(),
         runs: input.runs.clone(),
         fits: input.fits.clone(),
         holdout: input.fits.holdout.clone(),
         final_run: input.final_run.clone(),
         manifest: input.manifest.clone(),
-    }));
+    }))
+}
+
+/// The study's `checks:` evaluated on `input`, without rendering anything.
+pub fn checks(input: &Input) -> Vec<CheckResult> {
+    template::run_checks(
+        &template::environment(),
+        &input.study.checks,
+        &context(input),
+    )
+}
+
+/// Render the chapter into `BOOK/src/<study>/`, update `SUMMARY.md` and build the HTML.
+pub fn render(input: &Input, book: &Path) -> Result<Rendered, ReportError> {
+    let study = &input.study;
+    let ctx = context(input);
     let env = template::environment();
     let checks = template::run_checks(&env, &study.checks, &ctx);
     let sections = if study.sections.is_empty() {

@@ -318,6 +318,10 @@ fn diff_compares_versions_and_refuses_bad_input() {
         md.contains("| fitted number | before | after | intervals overlap |"),
         "{md}"
     );
+    assert!(
+        md.contains("\nChecks: 2 of 2 passed → "),
+        "the study's checks on both sides: {md}"
+    );
     // Bad input: exit 2 with one line naming it.
     let folder = dir.to_str().unwrap();
     for (args, says) in [
