@@ -350,3 +350,25 @@ fn diff_compares_versions_and_refuses_bad_input() {
     }
     fs::remove_dir_all(dir).unwrap();
 }
+
+/// A damaged published record is evidence: `run` reports it (exit 5) and leaves it as it is,
+/// never training over it.
+#[test]
+fn run_never_retrains_a_damaged_published_record() {
+    let dir = fresh_dir("verify-damaged");
+    let study = published_quickstart(&dir);
+    let result = entry(&dir, "l2-d32-t5e4").join("result.json");
+    let text = fs::read_to_string(&result).unwrap();
+    fs::write(&result, &text[..text.len() / 2]).unwrap();
+    let out = scalebook(&["run", study.to_str().unwrap(), "--no-report"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains("published record damaged: result.json is not a run record"),
+        "{err}"
+    );
+    assert!(err.contains("restore them from version control"), "{err}");
+    assert!(!err.contains("start l2-d32-t5e4"), "nothing trained: {err}");
+    assert_eq!(fs::read_to_string(&result).unwrap(), text[..text.len() / 2]);
+    fs::remove_dir_all(&dir).unwrap();
+}
