@@ -73,26 +73,6 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     }
     let store = crate::store::Store::existing(&path)
         .map_err(|e| Failure::new(exit::USAGE, format!("{}: {e}", path.display())))?;
-    // Records of another study (or none at all) are bad input, not a failed verification.
-    let specs =
-        crate::study::plan::plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
-    if !specs.iter().any(|s| {
-        matches!(
-            store.inspect(s),
-            crate::store::EntryState::Done(_) | crate::store::EntryState::Failed(_)
-        )
-    }) {
-        return Err(Failure::new(
-            exit::USAGE,
-            format!(
-                "{}: holds no record of the {} runs {} plans ({} record(s) of other runs)",
-                path.display(),
-                specs.len(),
-                args.study.display(),
-                store.entries().len()
-            ),
-        ));
-    }
     let executor = executor(&study, args)?;
     let scratch = std::env::temp_dir().join(format!("scalebook-verify-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);

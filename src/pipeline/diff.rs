@@ -207,7 +207,7 @@ pub fn diff(a: &Side, b: &Side) -> Diff {
 }
 
 /// The identity fields (and, for `train`, its keys) that differ.
-fn identity_fields<T: Serialize>(x: &T, y: &T) -> Vec<String> {
+pub(crate) fn identity_fields<T: Serialize>(x: &T, y: &T) -> Vec<String> {
     let (x, y) = (
         serde_json::to_value(x).unwrap_or(Value::Null),
         serde_json::to_value(y).unwrap_or(Value::Null),

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Error;
+use super::diff::identity_fields;
 use super::fitting::{Constraints, FIT_VERSION, compute, recorded, study_rows};
 use crate::exec::Executor;
 use crate::record::read::{Entry, read_entry};
@@ -101,6 +102,16 @@ pub fn verify(study: &Study, store: &Store, options: &Options) -> Result<Report,
     let mut checks = Vec::new();
     let mut records: Vec<(RunSpec, Entry)> = Vec::new();
     integrity(store, &specs, &mut checks, &mut records);
+    if records.is_empty() {
+        // Records of another study (or none at all) are bad input, not a failed verification.
+        return Err(Error::Input(format!(
+            "{}: holds no record of the {} runs {} plans ({} record(s) of other runs)",
+            store.root().display(),
+            specs.len(),
+            study.path.display(),
+            store.entries().len()
+        )));
+    }
     let fits = refit(study, store, &mut checks)?;
     // The final run and its baseline, as the recorded fits plan them.
     if let Some(fits) = &fits
@@ -143,7 +154,8 @@ fn integrity(
     checks: &mut Vec<Check>,
     records: &mut Vec<(RunSpec, Entry)>,
 ) {
-    let others = store.entries();
+    // Every entry of the store, read only if a planned record is missing.
+    let mut others: Option<Vec<(String, Result<Entry, String>)>> = None;
     for spec in specs {
         let check = |verdict, detail: String| Check {
             kind: "integrity",
@@ -162,13 +174,16 @@ fn integrity(
             }
             EntryState::Corrupt(why) => checks.push(check(Verdict::Mismatch, why)),
             EntryState::Missing => {
-                let namesake = others.iter().find_map(|(dir, e)| {
-                    let e = e.as_ref().ok()?;
-                    (e.result.name == spec.name && dir != &spec.dir_name()).then_some(e)
-                });
+                let namesake = others
+                    .get_or_insert_with(|| store.entries())
+                    .iter()
+                    .find_map(|(dir, e)| {
+                        let e = e.as_ref().ok()?;
+                        (e.result.name == spec.name && dir != &spec.dir_name()).then_some(e)
+                    });
                 checks.push(match namesake {
                     Some(e) => {
-                        let fields = identity_changes(&e.result.spec, spec);
+                        let fields = identity_fields(&e.result.spec.identity, &spec.identity);
                         let stale = fields == ["trainer"];
                         check(
                             if stale {
@@ -193,21 +208,6 @@ fn integrity(
             }
         }
     }
-}
-
-/// The identity fields that differ between a record's spec and the planned one.
-fn identity_changes(recorded: &RunSpec, planned: &RunSpec) -> Vec<String> {
-    let a = serde_json::to_value(&recorded.identity).unwrap_or(Value::Null);
-    let b = serde_json::to_value(&planned.identity).unwrap_or(Value::Null);
-    let mut out = Vec::new();
-    if let (Value::Object(a), Value::Object(b)) = (&a, &b) {
-        for (k, v) in b {
-            if a.get(k) != Some(v) {
-                out.push(k.clone());
-            }
-        }
-    }
-    out
 }
 
 /// Refit from the records and compare every number with `fits.json`.

@@ -161,16 +161,18 @@ impl Store {
         out
     }
 
+    fn lock_path(&self, spec: &RunSpec) -> PathBuf {
+        self.root
+            .join("locks")
+            .join(format!("{}.lock", spec.dir_name()))
+    }
+
     fn lock_file(&self, spec: &RunSpec) -> io::Result<File> {
         File::options()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(
-                self.root
-                    .join("locks")
-                    .join(format!("{}.lock", spec.dir_name())),
-            )
+            .open(self.lock_path(spec))
     }
 
     /// Take the entry's lock if free; `None` when another process holds it.
@@ -193,11 +195,7 @@ impl Store {
     /// Whether another process is training `spec` right now (reads only: a lock file that
     /// does not exist is held by nobody).
     pub fn is_running(&self, spec: &RunSpec) -> bool {
-        let path = self
-            .root
-            .join("locks")
-            .join(format!("{}.lock", spec.dir_name()));
-        match File::open(path) {
+        match File::open(self.lock_path(spec)) {
             Ok(file) => match file.try_lock_shared() {
                 Ok(()) => false,
                 Err(TryLockError::WouldBlock) => true,
