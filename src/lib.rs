@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod data;
 pub mod exec;
+pub mod external;
 pub mod fit;
 pub mod isa;
 pub mod model;

@@ -37,3 +37,17 @@ pub fn reference_data() -> Option<PathBuf> {
         .or_else(|| Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data")))
         .filter(|dir| dir.join("svg_extracted_data.csv").is_file())
 }
+
+/// A new, empty folder under the system's temporary folder, unique to this call.
+pub fn fresh_dir(label: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "scalebook-{label}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("the temporary folder is writable");
+    dir
+}

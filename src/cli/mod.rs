@@ -101,6 +101,42 @@ fn whole_number(text: &str) -> Result<usize, String> {
         .map_err(|_| format!("`{text}` is not a whole number"))
 }
 
+/// This scalebook's own binary, which executors run as `train-point`.
+pub fn current_exe() -> Result<std::path::PathBuf, Failure> {
+    std::env::current_exe().map_err(|e| {
+        Failure::new(
+            exit::INTERNAL,
+            format!("cannot find the scalebook binary: {e}"),
+        )
+    })
+}
+
+/// Accelerator ids (`--devices 0,1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Devices(pub Vec<String>);
+
+/// Parse `--devices`: accelerator ids separated by commas (`0,1,2,3`), each once.
+pub fn parse_devices(text: &str) -> Result<Devices, String> {
+    let devices: Vec<String> = text.split(',').map(|d| d.trim().to_string()).collect();
+    if devices.iter().any(|d| {
+        d.is_empty()
+            || !d
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ':')
+    }) {
+        return Err(format!(
+            "`{text}` is not a list of device ids such as `0,1,2,3`"
+        ));
+    }
+    let mut seen = devices.clone();
+    seen.sort();
+    seen.dedup();
+    if seen.len() != devices.len() {
+        return Err(format!("`{text}` names a device twice"));
+    }
+    Ok(Devices(devices))
+}
+
 /// Parse a job count: a whole number from 1 to [`MAX_JOBS`].
 pub fn parse_jobs(text: &str) -> Result<usize, String> {
     let n = whole_number(text)?;

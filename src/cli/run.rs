@@ -36,6 +36,10 @@ pub struct Args {
     /// Threads per run [default: cores ÷ jobs, or 1 when neither is given]
     #[arg(long, value_parser = super::parse_threads)]
     pub threads_per_job: Option<usize>,
+    /// External trainers: accelerators to train on, one run on each at a time
+    /// (`CUDA_VISIBLE_DEVICES` and `{device}` of its command), e.g. `0,1,2,3`; sets --jobs
+    #[arg(long, value_parser = super::parse_devices, value_name = "IDS")]
+    pub devices: Option<super::Devices>,
     /// Train every run even if some fail, then exit 3 naming them (the default).
     #[arg(long, conflicts_with = "fail_fast")]
     pub keep_going: bool,
@@ -54,10 +58,12 @@ pub struct Args {
     pub no_report: bool,
 }
 
-/// Jobs × threads: fill the cores; small models train best one thread each.
+/// Jobs × threads: fill the cores; small models train best one thread each. With
+/// `--devices`, one job per device.
 fn parallelism(args: &Args) -> (usize, usize) {
     let cores = crate::sys::default_threads();
-    match (args.jobs, args.threads_per_job) {
+    let jobs = args.devices.as_ref().map(|d| d.0.len()).or(args.jobs);
+    match (jobs, args.threads_per_job) {
         (Some(j), Some(t)) => (j.max(1), t.max(1)),
         (Some(j), None) => (j.max(1), (cores / j.max(1)).max(1)),
         (None, Some(t)) => ((cores / t.max(1)).max(1), t.max(1)),
@@ -67,6 +73,7 @@ fn parallelism(args: &Args) -> (usize, usize) {
 
 pub fn run(args: &Args) -> Result<(), Failure> {
     let study = args.producer.apply(load_study(&args.study)?)?;
+    devices_apply(args, &study)?;
     let mut specs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let (store_path, published) = args.store.locate(&study);
     let store = args.store.open(&study)?;
@@ -153,18 +160,40 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     })
 }
 
+/// `--devices` go to an external trainer, one run per device: refuse them elsewhere, and
+/// a `--jobs` that disagrees.
+fn devices_apply(args: &Args, study: &Study) -> Result<(), Failure> {
+    let Some(super::Devices(devices)) = &args.devices else {
+        return Ok(());
+    };
+    if !study.training().is_some_and(|t| t.external.is_some()) {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!(
+                "{}: --devices applies to a study whose `trainer:` is an external command",
+                study.path.display()
+            ),
+        ));
+    }
+    match args.jobs {
+        Some(jobs) if jobs != devices.len() => Err(Failure::new(
+            exit::USAGE,
+            format!(
+                "--jobs {jobs} with --devices {}: one run trains on each device, so jobs = devices",
+                devices.join(",")
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The executor `--executor` names.
 fn executor(args: &Args, threads: usize) -> Result<Box<dyn Executor>, Failure> {
     Ok(match args.producer.mock_law()? {
-        None => Box::new(Local {
-            exe: std::env::current_exe().map_err(|e| {
-                Failure::new(
-                    exit::INTERNAL,
-                    format!("cannot find the scalebook binary: {e}"),
-                )
-            })?,
-            threads,
-        }),
+        None => Box::new(
+            Local::new(super::current_exe()?, threads)
+                .with_devices(args.devices.clone().map(|d| d.0).unwrap_or_default()),
+        ),
         Some(law) => Box::new(Mock { law }),
     })
 }

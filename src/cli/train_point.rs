@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::progress::RunProgress;
 use super::{Failure, exit};
+use crate::external;
 use crate::record::{self, RunStatus};
 use crate::study::RunSpec;
 use crate::study::diagnostics::io_reason;
@@ -25,6 +26,10 @@ pub struct Args {
     /// line per step on stderr, for executors.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    /// External trainers only: the accelerator this run may use (exported as
+    /// `CUDA_VISIBLE_DEVICES` and given as `{device}`).
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -64,7 +69,35 @@ pub fn run(args: &Args, threads: usize) -> Result<(), Failure> {
         .or_else(|| spec.data.entropy(spec.identity.seed));
     let json = args.progress == ProgressMode::Json;
     let mut progress = (!json).then(|| RunProgress::new(&spec.name, spec.steps));
-    let trained =
+    let trained = if spec.is_external() {
+        let options = external::Options {
+            threads,
+            device: args.device.clone(),
+        };
+        let start = std::time::Instant::now();
+        let per_step = spec.identity.train.batch * spec.identity.model.context;
+        external::train(
+            &spec,
+            &args.out,
+            &options,
+            &mut |step, loss| match &mut progress {
+                Some(bar) => bar.update(&train::Progress {
+                    step,
+                    steps: spec.steps,
+                    tokens: step * per_step,
+                    train_loss: loss,
+                    val_loss: None,
+                    lr: train::schedule::lr_at(
+                        &spec.identity.train,
+                        step.saturating_sub(1),
+                        spec.steps,
+                    ),
+                    elapsed: start.elapsed().as_secs_f64(),
+                }),
+                None => eprintln!("{{\"step\":{step},\"loss\":{loss}}}"),
+            },
+        )
+    } else {
         train::train(
             &spec,
             entropy,
@@ -73,7 +106,8 @@ pub fn run(args: &Args, threads: usize) -> Result<(), Failure> {
                 Some(bar) => bar.update(p),
                 None => eprintln!("{{\"step\":{},\"loss\":{}}}", p.step, p.train_loss),
             },
-        );
+        )
+    };
     if let Some(bar) = &progress {
         bar.finish();
     }

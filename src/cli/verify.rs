@@ -137,15 +137,7 @@ fn executor(study: &Study, args: &Args) -> Result<Box<dyn Executor>, Failure> {
         })?;
         return Ok(Box::new(Mock { law }));
     }
-    Ok(Box::new(Local {
-        exe: std::env::current_exe().map_err(|e| {
-            Failure::new(
-                exit::INTERNAL,
-                format!("cannot find the scalebook binary: {e}"),
-            )
-        })?,
-        threads: args.threads,
-    }))
+    Ok(Box::new(Local::new(super::current_exe()?, args.threads)))
 }
 
 fn verdict_word(v: Verdict) -> &'static str {

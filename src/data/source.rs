@@ -334,6 +334,13 @@ pub fn validation_sequences(context: usize, eval_tokens: usize) -> usize {
 
 impl Batcher<'_> {
     pub fn next_batch(&mut self) -> Batch {
+        let window = self.next_window();
+        split_window(&window, self.batch, self.context)
+    }
+
+    /// The next batch as `batch` sequences of `context + 1` tokens, back to back (what
+    /// [`Batcher::next_batch`] splits into inputs and targets).
+    pub fn next_window(&mut self) -> Vec<u32> {
         let (t, b) = (self.context, self.batch);
         let mut window = vec![0u32; b * (t + 1)];
         match &mut self.state {
@@ -360,7 +367,7 @@ impl Batcher<'_> {
                 }
             }
         }
-        split_window(&window, b, t)
+        window
     }
 }
 

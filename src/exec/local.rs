@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 
 use super::Executor;
 use crate::record::pretty;
@@ -20,6 +21,28 @@ pub struct Local {
     /// The scalebook binary (normally this process's own executable).
     pub exe: PathBuf,
     pub threads: usize,
+    /// Accelerators free to hand out, one per running run (external trainers; see
+    /// [`Local::with_devices`]); empty when runs use no device.
+    pub devices: Mutex<Vec<String>>,
+}
+
+impl Local {
+    pub fn new(exe: PathBuf, threads: usize) -> Local {
+        Local {
+            exe,
+            threads,
+            devices: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Give each running run one of `devices` (`CUDA_VISIBLE_DEVICES` of an external
+    /// trainer); run no more jobs at once than there are devices.
+    pub fn with_devices(mut self, devices: Vec<String>) -> Local {
+        let mut free = devices;
+        free.reverse();
+        self.devices = Mutex::new(free);
+        self
+    }
 }
 
 /// One progress line of `train-point --progress json`.
@@ -74,34 +97,51 @@ impl Executor for Local {
                 Ok(())
             });
         }
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.exe.display()))?;
-        let mut last_message = String::new();
-        if let Some(stderr) = child.stderr.take() {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                match serde_json::from_str::<StepLine>(&line) {
-                    Ok(step) => on_step(step.step, step.loss),
-                    Err(_) if !line.trim().is_empty() => last_message = line,
-                    Err(_) => {}
-                }
+        let device = self.devices.lock().expect("device pool").pop();
+        if let Some(d) = &device {
+            command.arg("--device").arg(d);
+        }
+        let spawned = command.spawn();
+        let result = spawned
+            .map_err(|e| format!("cannot start {}: {e}", self.exe.display()))
+            .and_then(|child| watch(child, out, on_step));
+        if let Some(d) = device {
+            self.devices.lock().expect("device pool").push(d);
+        }
+        result
+    }
+}
+
+/// Follow a `train-point` child to its end.
+fn watch(
+    mut child: std::process::Child,
+    out: &Path,
+    on_step: &mut dyn FnMut(u64, f64),
+) -> Result<(), String> {
+    let mut last_message = String::new();
+    if let Some(stderr) = child.stderr.take() {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            match serde_json::from_str::<StepLine>(&line) {
+                Ok(step) => on_step(step.step, step.loss),
+                Err(_) if !line.trim().is_empty() => last_message = line,
+                Err(_) => {}
             }
         }
-        let status = child
-            .wait()
-            .map_err(|e| format!("waiting for train-point: {e}"))?;
-        // Exit 3 is a diverged or failed run that still wrote its record.
-        if status.success() || (status.code() == Some(3) && out.join("result.json").is_file()) {
-            Ok(())
-        } else {
-            Err(format!(
-                "train-point {status}{}",
-                if last_message.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {last_message}")
-                }
-            ))
-        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for train-point: {e}"))?;
+    // Exit 3 is a diverged or failed run that still wrote its record.
+    if status.success() || (status.code() == Some(3) && out.join("result.json").is_file()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "train-point {status}{}",
+            if last_message.is_empty() {
+                String::new()
+            } else {
+                format!(": {last_message}")
+            }
+        ))
     }
 }

@@ -119,6 +119,14 @@ pub struct RunResult {
     /// version, what the engine's bits depend on (absent in older records and mock runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isa: Option<String>,
+    /// What an external trainer trained on, as it said (`cpu`, `cuda:0 (…)`); absent for
+    /// the built-in engine and the mock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// The parameters an external trainer says it built, when that differs from the plan's
+    /// `params_total` (the report flags the run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params_built: Option<u64>,
     pub data: DataIdentity,
     /// Entropy rate of the synthetic language and its standard error (None for files).
     pub data_entropy_nats: Option<f64>,
@@ -170,6 +178,8 @@ impl RunResult {
             host: crate::sys::host_name(),
             cpu: crate::sys::cpu_model(),
             isa: Some(crate::isa::path()),
+            device: None,
+            params_built: None,
             data: id.data.clone(),
             data_entropy_nats: spec.data_entropy.map(|e| e.0),
             data_entropy_stderr: spec.data_entropy.map(|e| e.1),

@@ -68,6 +68,85 @@ pub struct StudyFile {
     /// shared store (`--store`, `$SCALEBOOK_STORE`, `.scalebook/`).
     #[serde(default)]
     pub store: Option<String>,
+    /// What trains each run: `builtin` (the built-in CPU engine, default) or your own
+    /// command, run once per run through the trainer contract.
+    #[serde(default)]
+    pub trainer: Option<TrainerFile>,
+}
+
+/// `builtin`, or an external command.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum TrainerFile {
+    /// `builtin`: the built-in engine.
+    Builtin(BuiltinTrainer),
+    /// An external command.
+    Command(CommandTrainerFile),
+}
+
+/// The built-in engine's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BuiltinTrainer {
+    Builtin,
+}
+
+impl<'de> Deserialize<'de> for TrainerFile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{self, MapAccess, Visitor};
+        struct TrainerVisitor;
+        impl<'de> Visitor<'de> for TrainerVisitor {
+            type Value = TrainerFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`builtin`, or a mapping with `command:` and `version:`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TrainerFile, E> {
+                match v {
+                    "builtin" => Ok(TrainerFile::Builtin(BuiltinTrainer::Builtin)),
+                    other => Err(E::custom(format!(
+                        "unknown trainer `{other}`: write `builtin`, or a mapping with `command:` \
+                         and `version:` for your own trainer"
+                    ))),
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TrainerFile, A::Error> {
+                CommandTrainerFile::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(TrainerFile::Command)
+            }
+        }
+        deserializer.deserialize_any(TrainerVisitor)
+    }
+}
+
+/// An external trainer (book page "Bring your own trainer").
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandTrainerFile {
+    /// The command run once per run, split into words like a shell would (no shell runs
+    /// it), with placeholders `{spec}`, `{out}`, `{train_tokens}`, `{val_tokens}`,
+    /// `{threads}`, `{device}`, `{name}`, `{key}`. Part of every run's identity.
+    pub command: String,
+    /// The trainer's version; change it when the trainer's results change. Part of every
+    /// run's identity. Give this or `version_file`.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// A file (relative to the study file) whose content hash stands for the version.
+    #[serde(default)]
+    pub version_file: Option<String>,
+    /// Folder the command runs in, relative to the study file (default: the study file's
+    /// folder). Not part of the identity.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// Extra environment variables for the command. Part of the identity.
+    #[serde(default)]
+    pub env: Option<std::collections::BTreeMap<String, String>>,
+    /// Seconds one run may take; past it the run is killed and recorded as failed.
+    #[serde(default)]
+    pub timeout: Option<Real>,
+    /// Relative difference `verify` accepts between a re-trained run and its record
+    /// (default 0.01).
+    #[serde(default)]
+    pub tolerance: Option<Real>,
 }
 
 /// Kinds of token source.

@@ -10,6 +10,7 @@ pub mod final_run;
 pub mod locate;
 pub mod parse;
 pub mod plan;
+pub mod trainer;
 pub mod units;
 pub mod validate;
 
@@ -77,6 +78,9 @@ pub struct TrainingPlan {
     /// ([`plan::TRAINER_VERSION`]) unless a command names another producer (the mock
     /// executor, see [`Study::produced_by`]). Never where or how a run trains.
     pub producer: String,
+    /// The user's own trainer, when the study names one (`trainer:`); `None` trains with
+    /// the built-in engine.
+    pub external: Option<trainer::ExternalTrainer>,
 }
 
 /// Model family and sizes, ordered by non-embedding parameters.
@@ -220,6 +224,8 @@ impl Study {
     pub fn produced_by(mut self, producer: String) -> Study {
         if let Source::Train(plan) = &mut self.source {
             plan.producer = producer;
+            // Another producer (the mock) makes the numbers: the external command runs not.
+            plan.external = None;
         }
         self
     }

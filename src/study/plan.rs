@@ -96,6 +96,9 @@ pub struct RunSpec {
     /// Entropy rate of the synthetic language and its standard error, computed once at plan
     /// time (not part of the identity; None for files).
     pub data_entropy: Option<(f64, f64)>,
+    /// The external command that trains this run (its producer is in the identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<super::trainer::ExternalTrainer>,
 }
 
 impl RunSpec {
@@ -129,6 +132,11 @@ impl RunSpec {
     /// Whether the mock executor produced (or will produce) this run.
     pub fn is_mock(&self) -> bool {
         is_mock_producer(&self.identity.trainer)
+    }
+
+    /// Whether an external command trains this run.
+    pub fn is_external(&self) -> bool {
+        super::trainer::is_external_producer(&self.identity.trainer)
     }
 }
 
@@ -271,6 +279,7 @@ pub fn run_spec(
         identity,
         data: t.data.clone(),
         data_entropy: None,
+        external: t.external.clone(),
     }
 }
 

@@ -68,34 +68,7 @@ pub fn train(
     options: &TrainOptions,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Trained, TrainError> {
-    if !spec.key_is_consistent() {
-        return Err(TrainError::Spec(format!(
-            "run {}: the key does not match the spec's identity (edited by hand, or written by \
-             another scalebook version); re-create it with `scalebook plan --emit-specs`",
-            spec.name
-        )));
-    }
-    if spec.identity.trainer != crate::study::plan::TRAINER_VERSION {
-        return Err(TrainError::Spec(format!(
-            "run {}: planned for producer `{}`, but this engine is `{}`; plan it again with this \
-             scalebook (`scalebook plan --emit-specs`)",
-            spec.name,
-            spec.identity.trainer,
-            crate::study::plan::TRAINER_VERSION
-        )));
-    }
-    let current = spec.data.identity().map_err(|e| {
-        TrainError::Data(DataError {
-            path: e.path,
-            message: format!("cannot read data file: {}", e.source),
-        })
-    })?;
-    if current != spec.identity.data {
-        return Err(TrainError::Spec(format!(
-            "run {}: the data changed since the run was planned (content hash differs); plan again",
-            spec.name
-        )));
-    }
+    check_planned(spec, crate::study::plan::TRAINER_VERSION)?;
     let id = &spec.identity;
     let (context, batch) = (id.model.context as usize, id.train.batch as usize);
     let source = TokenSource::open(&spec.data, id.seed, context, id.train.eval_tokens as usize)?;
@@ -113,6 +86,38 @@ pub fn train(
         ),
     };
     Ok(run.finish(status, reason, &start, tokenizer))
+}
+
+/// Refuse a spec this trainer must not train: a key that does not match its identity, a run
+/// planned for another producer, or data that changed since the plan.
+pub fn check_planned(spec: &RunSpec, producer: &str) -> Result<(), TrainError> {
+    if !spec.key_is_consistent() {
+        return Err(TrainError::Spec(format!(
+            "run {}: the key does not match the spec's identity (edited by hand, or written by \
+             another scalebook version); re-create it with `scalebook plan --emit-specs`",
+            spec.name
+        )));
+    }
+    if spec.identity.trainer != producer {
+        return Err(TrainError::Spec(format!(
+            "run {}: planned for producer `{}`, but this engine is `{}`; plan it again with this \
+             scalebook (`scalebook plan --emit-specs`)",
+            spec.name, spec.identity.trainer, producer
+        )));
+    }
+    let current = spec.data.identity().map_err(|e| {
+        TrainError::Data(DataError {
+            path: e.path,
+            message: format!("cannot read data file: {}", e.source),
+        })
+    })?;
+    if current != spec.identity.data {
+        return Err(TrainError::Spec(format!(
+            "run {}: the data changed since the run was planned (content hash differs); plan again",
+            spec.name
+        )));
+    }
+    Ok(())
 }
 
 enum Stop {

@@ -9,6 +9,7 @@ mod analysis;
 mod data;
 mod model;
 mod sweep;
+mod trainer;
 
 use std::path::{Path, PathBuf};
 
@@ -176,11 +177,18 @@ impl Validator {
                 self.not_here("isoflop", &f.isoflop, why);
                 self.not_here("train", &f.train, why);
                 self.not_here("final", &f.final_run, why);
+                self.not_here("trainer", &f.trainer, why);
                 self.results(&results).map(Source::Import)
             }
             None => self
                 .training(f.data, f.model, f.tokens, f.isoflop, f.train)
-                .map(|plan| Source::Train(Box::new(plan))),
+                .map(|mut plan| {
+                    plan.external = self.trainer(f.trainer.as_ref());
+                    if let Some(external) = &plan.external {
+                        plan.producer = external.producer();
+                    }
+                    Source::Train(Box::new(plan))
+                }),
         };
         let fits = self.fits(f.fits, source.as_ref());
         let holdout = f
@@ -297,6 +305,7 @@ impl Validator {
             train,
             learning_rates,
             producer: crate::study::plan::TRAINER_VERSION.to_string(),
+            external: None,
         })
     }
 }

@@ -1,0 +1,328 @@
+//! Training a run with the user's own command (`trainer:` in the study file) through the
+//! trainer contract ([`contract`]): write the run's job file and its training and
+//! validation tokens, run the command ([`process`]), and turn what it wrote into the same
+//! record a built-in run leaves — or a failed one with the reason. The divergence rule is
+//! the built-in engine's, applied to the trainer's curve.
+//!
+//! `scalebook train-point` calls this for external specs, so every executor that runs
+//! `train-point` (local, and any that schedules it elsewhere) runs external trainers too.
+
+pub mod contract;
+pub mod process;
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use contract::{Job, Reported, dtype_for};
+use process::{Ended, Launch};
+
+use crate::data::source::{DataError, TokenSource};
+use crate::record::{CurvePoint, RunResult, RunStatus};
+use crate::study::RunSpec;
+use crate::train::{TrainError, Trained, check_planned, divergence};
+
+/// How to run one external run (not part of its identity).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub threads: usize,
+    /// The accelerator assigned to this run (`CUDA_VISIBLE_DEVICES`), if any.
+    pub device: Option<String>,
+}
+
+/// The folder inside a run's folder where the trainer works; removed once its outputs are
+/// read (its log stays beside the record as `trainer.log`).
+pub const WORK_DIR: &str = "trainer";
+
+/// Train `spec` with its external command into `out` (the run's folder).
+pub fn train(
+    spec: &RunSpec,
+    out: &Path,
+    options: &Options,
+    on_step: &mut dyn FnMut(u64, f64),
+) -> Result<Trained, TrainError> {
+    let Some(trainer) = &spec.external else {
+        return Err(TrainError::Spec(format!(
+            "run {}: the spec names no external trainer",
+            spec.name
+        )));
+    };
+    check_planned(spec, &trainer.producer())?;
+    let template = crate::study::trainer::Template::parse(&trainer.command)
+        .map_err(|why| TrainError::Spec(format!("run {}: trainer.command: {why}", spec.name)))?;
+    let io = |path: &Path, e: std::io::Error| {
+        TrainError::Data(DataError {
+            path: path.to_path_buf(),
+            message: crate::study::diagnostics::io_reason(&e),
+        })
+    };
+    let dir = out.join(WORK_DIR);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    let device = options.device.clone().unwrap_or_else(|| "cpu".into());
+    let job = Job::new(spec, &dir, options.threads, &device);
+    let inputs = write_tokens(spec, &job)?;
+    let job_path = dir.join("job.json");
+    std::fs::write(&job_path, crate::record::pretty(&job)).map_err(|e| io(&job_path, e))?;
+
+    let args = template.render(&|name| match name {
+        "spec" => job_path.display().to_string(),
+        "out" => dir.display().to_string(),
+        "train_tokens" => job.data.train_tokens.display().to_string(),
+        "val_tokens" => job.data.val_tokens.display().to_string(),
+        "threads" => options.threads.to_string(),
+        "device" => device.clone(),
+        "name" => spec.name.clone(),
+        "key" => spec.key.clone(),
+        other => unreachable!("placeholder {other} is checked at parse time"),
+    });
+    let mut env = job.env(&job_path);
+    for var in ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"] {
+        if std::env::var_os(var).is_none() && !trainer.env.contains_key(var) {
+            env.push((var.into(), options.threads.to_string()));
+        }
+    }
+    if let Some(d) = &options.device {
+        env.push(("CUDA_VISIBLE_DEVICES".into(), d.clone()));
+    }
+    env.extend(trainer.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let workdir = trainer.workdir.clone().unwrap_or_else(|| ".".into());
+    let log = out.join("trainer.log");
+    let launch = Launch {
+        args,
+        workdir: &workdir,
+        env,
+        log: &log,
+        curve: &job.curve,
+        timeout: trainer.timeout_seconds,
+    };
+    let judged = match process::run(&launch, on_step) {
+        Err(why) => Judged {
+            status: RunStatus::Failed,
+            reason: Some(why),
+            curve: Vec::new(),
+            reported: None,
+            spikes: Default::default(),
+            diverged_at: None,
+        },
+        Ok((ended, peak)) => judge(spec, &job, ended, &log, peak),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut trained = record(spec, &job, judged, options);
+    trained.result.val_entropy_nats = inputs.val_entropy;
+    trained.result.tokenizer_sha256 = inputs
+        .tokenizer
+        .as_ref()
+        .map(crate::record::tokenizer_sha256);
+    trained.tokenizer = inputs.tokenizer;
+    Ok(trained)
+}
+
+/// What writing the token files learned on the way.
+struct Inputs {
+    val_entropy: Option<f64>,
+    tokenizer: Option<crate::data::bpe::Bpe>,
+}
+
+/// The run's training tokens in the order the built-in engine trains them, and its
+/// validation set, as flat little-endian files.
+fn write_tokens(spec: &RunSpec, job: &Job) -> Result<Inputs, TrainError> {
+    let id = &spec.identity;
+    let (context, batch) = (id.model.context as usize, id.train.batch as usize);
+    let source = TokenSource::open(&spec.data, id.seed, context, id.train.eval_tokens as usize)?;
+    let (_, width) = dtype_for(id.model.vocab);
+    let write = |path: &Path, fill: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>| {
+        let file = std::fs::File::create(path)?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        fill(&mut w)?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()
+    };
+    let put = |w: &mut dyn Write, tokens: &[u32]| -> std::io::Result<()> {
+        let mut bytes = Vec::with_capacity(tokens.len() * width);
+        for &t in tokens {
+            if width == 2 {
+                bytes.extend_from_slice(&(t as u16).to_le_bytes());
+            } else {
+                bytes.extend_from_slice(&t.to_le_bytes());
+            }
+        }
+        w.write_all(&bytes)
+    };
+    let err = |path: &Path, e: std::io::Error| {
+        TrainError::Data(DataError {
+            path: path.to_path_buf(),
+            message: format!("cannot write token file: {e}"),
+        })
+    };
+    let mut batcher = source.batcher(id.seed, batch, context);
+    write(&job.data.train_tokens, &mut |w| {
+        for _ in 0..spec.steps {
+            put(w, &batcher.next_window())?;
+        }
+        Ok(())
+    })
+    .map_err(|e| err(&job.data.train_tokens, e))?;
+    let (val, val_entropy) = source.validation(context, id.train.eval_tokens as usize);
+    write(&job.data.val_tokens, &mut |w| put(w, &val)).map_err(|e| err(&job.data.val_tokens, e))?;
+    Ok(Inputs {
+        val_entropy,
+        tokenizer: source.tokenizer.clone(),
+    })
+}
+
+/// The trainer's outputs, judged.
+struct Judged {
+    status: RunStatus,
+    reason: Option<String>,
+    curve: Vec<CurvePoint>,
+    /// What result.json said, and the peak memory the kernel saw.
+    reported: Option<(Reported, Option<u64>)>,
+    spikes: divergence::Spikes,
+    /// The curve step at which the divergence rule fired.
+    diverged_at: Option<u64>,
+}
+
+/// Turn what the trainer left into a status with its reason.
+fn judge(spec: &RunSpec, job: &Job, ended: Ended, log: &Path, peak: Option<u64>) -> Judged {
+    let said = || {
+        process::last_log_line(log)
+            .map(|l| format!(": {l}"))
+            .unwrap_or_default()
+    };
+    let failed = |why: String| Judged {
+        status: RunStatus::Failed,
+        reason: Some(why),
+        curve: Vec::new(),
+        reported: None,
+        spikes: Default::default(),
+        diverged_at: None,
+    };
+    match ended {
+        Ended::TimedOut(limit) => {
+            return failed(format!(
+                "the trainer ran past its time limit of {limit} s (trainer.timeout) and was killed"
+            ));
+        }
+        Ended::Signal(s) => {
+            return failed(format!(
+                "the trainer was killed by {}{}",
+                process::signal_name(s),
+                said()
+            ));
+        }
+        Ended::Exited(code) if code != 0 => {
+            return failed(format!("the trainer exited with status {code}{}", said()));
+        }
+        Ended::Exited(_) => {}
+    }
+    let per_step = job.batch * job.model.context;
+    let curve = match contract::read_curve(&job.curve, per_step) {
+        Ok(c) if c.is_empty() => return failed("the trainer's curve.jsonl has no points".into()),
+        Ok(c) => c,
+        Err(why) => return failed(why),
+    };
+    let reported = match contract::read_result(&job.result) {
+        Ok(r) => r,
+        Err(why) => return failed(why),
+    };
+    // The built-in engine's divergence rule, one curve point per observation.
+    let warmup_points = curve
+        .iter()
+        .filter(|p| p.step <= job.schedule.warmup_steps)
+        .count() as u64;
+    let losses: Vec<f64> = curve.iter().map(|p| p.train_loss).collect();
+    let (diverged, spikes) = divergence::assess(&losses, warmup_points);
+    let diverged_at = diverged
+        .as_ref()
+        .map(|d| curve[(d.step as usize).clamp(1, curve.len()) - 1].step);
+    let last = curve.last().map_or(0, |p| p.step);
+    let (status, reason) = if let (Some(d), Some(at)) = (diverged, diverged_at) {
+        (
+            RunStatus::Diverged,
+            Some(format!("{} (step {at} of the trainer's curve)", d.why)),
+        )
+    } else if let Some(v) = curve
+        .iter()
+        .filter_map(|p| p.val_loss)
+        .chain(reported.val_loss)
+        .find(|v| !v.is_finite())
+    {
+        (
+            RunStatus::Diverged,
+            Some(format!("validation loss became {v}")),
+        )
+    } else if last != spec.steps {
+        (
+            RunStatus::Failed,
+            Some(format!(
+                "the trainer's curve ends at step {last} of {} (exit status 0)",
+                spec.steps
+            )),
+        )
+    } else if reported.val_loss.is_none() {
+        (
+            RunStatus::Failed,
+            Some("result.json has no val_loss for a finished run".into()),
+        )
+    } else {
+        (RunStatus::Ok, None)
+    };
+    Judged {
+        status,
+        reason,
+        diverged_at: diverged_at.or((status == RunStatus::Diverged).then_some(last)),
+        curve,
+        reported: Some((reported, peak)),
+        spikes,
+    }
+}
+
+/// The run's record from the judged outputs.
+fn record(spec: &RunSpec, job: &Job, judged: Judged, options: &Options) -> Trained {
+    let Judged {
+        status,
+        reason,
+        curve,
+        reported,
+        spikes,
+        diverged_at,
+    } = judged;
+    let reason = reason.map(|r| format!("run {}: {r}", spec.name));
+    let mut result = RunResult::unfinished(spec, status, reason);
+    if let Some(external) = &mut result.spec.external {
+        external.workdir = None;
+    }
+    result.isa = None;
+    result.threads = options.threads;
+    result.divergence_rule = Some(divergence::DIVERGENCE_RULE);
+    result.spikes = Some(spikes);
+    result.diverged_at_step = diverged_at;
+    let per_step = job.batch * job.model.context;
+    result.tokens_trained = curve.last().map_or(0, |p| p.step * per_step);
+    result.best_val_loss = curve
+        .iter()
+        .filter_map(|p| p.val_loss)
+        .filter(|v| v.is_finite())
+        .reduce(f64::min);
+    result.train_loss = curve.last().map(|p| p.train_loss);
+    if let Some((r, peak)) = reported {
+        if let (RunStatus::Ok, Some(v)) = (status, r.val_loss) {
+            result.val_loss = Some(v);
+            result.best_val_loss = Some(result.best_val_loss.map_or(v, |b| b.min(v)));
+        }
+        result.wall_seconds = r.wall_seconds;
+        result.train_seconds = r.train_seconds.unwrap_or(r.wall_seconds);
+        result.tokens_per_second = if result.train_seconds > 0.0 {
+            result.tokens_trained as f64 / result.train_seconds
+        } else {
+            0.0
+        };
+        result.peak_rss_bytes = r.peak_memory_bytes.or(peak);
+        result.device = Some(r.device);
+        result.params_built = (r.params != spec.params.total).then_some(r.params);
+    }
+    Trained {
+        result,
+        curve,
+        tokenizer: None,
+    }
+}
