@@ -140,6 +140,11 @@ fn time_line(rows: &[PlanRow], estimate: &Estimate) -> String {
     let todo: Vec<&PlanRow> = rows.iter().filter(|r| !r.done).collect();
     let seconds: f64 = todo.iter().map(|r| r.est_seconds).sum();
     let longest = todo.iter().map(|r| r.est_seconds).fold(0.0, f64::max);
+    if estimate.count(Source::Unknown) > 0 {
+        return "time: not estimated (the study's external trainer has no finished run here \
+                to measure it by: its time is known after its first runs)\n"
+            .into();
+    }
     if todo.iter().any(|r| !r.est_seconds.is_finite()) {
         return "time: not estimated (the engine could not step some shape; see `scalebook \
                 bench train`)\n"
@@ -151,6 +156,7 @@ fn time_line(rows: &[PlanRow], estimate: &Estimate) -> String {
         (Source::Cached, "the calibration cache"),
         (Source::Calibrated, "a calibration now"),
         (Source::Mock, "the mock's law"),
+        (Source::Scaled, "the trainer's runs scaled by FLOPs"),
     ] {
         let n = estimate.count(source);
         if n > 0 {

@@ -12,7 +12,10 @@
 //! A run's estimate adds its evaluations (a forward pass over `eval_tokens` every
 //! `eval_every` steps, a third of a training step per batch) and, for a calibrated shape,
 //! the fixed cost per run the measured shapes show. The mock executor's runs cost what the
-//! mock reports.
+//! mock reports. An external trainer cannot be calibrated without running it: its shapes
+//! come from its finished runs in the store (any thread count: the trainer decides how it
+//! uses them), a shape none of them has is scaled from the others by training FLOPs, and
+//! with no finished run at all its time is unknown.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -39,6 +42,10 @@ pub enum Source {
     Calibrated,
     /// The mock executor's own cost.
     Mock,
+    /// An external trainer's shape without finished runs, scaled by FLOPs from its others.
+    Scaled,
+    /// An external trainer with no finished run here: not estimated (`f64::NAN`).
+    Unknown,
 }
 
 /// The estimate for a list of runs.
@@ -111,10 +118,18 @@ pub fn estimate(specs: &[RunSpec], store: Option<&Store>) -> Estimate {
         .unwrap_or_default();
     // 1. Measured runs of each shape, trained here with one thread: (step units, wall time).
     let mut measured: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    // External runs: seconds per training FLOP of each finished one.
+    let mut per_flop: Vec<f64> = Vec::new();
     for spec in specs.iter().filter(|s| !s.is_mock()) {
         if let Some(EntryState::Done(e)) = store.map(|s| s.inspect(spec)) {
             let r = &e.result;
-            if r.cpu == cpu && r.isa.as_deref() == Some(isa.as_str()) && r.threads == 1 {
+            let here = if spec.is_external() {
+                per_flop.push(r.wall_seconds / spec.flops.max(1.0));
+                r.cpu == cpu
+            } else {
+                r.cpu == cpu && r.isa.as_deref() == Some(isa.as_str()) && r.threads == 1
+            };
+            if here {
                 let units = run_seconds(spec, 1.0);
                 measured
                     .entry(shape_key(spec))
@@ -131,6 +146,8 @@ pub fn estimate(specs: &[RunSpec], store: Option<&Store>) -> Estimate {
     let mut overheads: Vec<f64> = laws.values().map(|l| l.0).collect();
     overheads.sort_by(f64::total_cmp);
     let overhead = overheads.get(overheads.len() / 2).copied().unwrap_or(0.0);
+    per_flop.sort_by(f64::total_cmp);
+    let per_flop = per_flop.get(per_flop.len() / 2).copied();
     let mut calibrated_now: Vec<String> = Vec::new();
     let (mut seconds, mut sources) = (Vec::new(), Vec::new());
     for spec in specs {
@@ -143,6 +160,14 @@ pub fn estimate(specs: &[RunSpec], store: Option<&Store>) -> Estimate {
         let key = shape_key(spec);
         let (fixed, step, source) = if let Some(&(fixed, step)) = laws.get(&key) {
             (fixed, step, Source::Store)
+        } else if spec.is_external() {
+            let (seconds_now, source) = match per_flop {
+                Some(rate) => (rate * spec.flops, Source::Scaled),
+                None => (f64::NAN, Source::Unknown),
+            };
+            seconds.push(seconds_now);
+            sources.push(source);
+            continue;
         } else if let Some(step) = cache.step_seconds.get(&key) {
             let now = calibrated_now.contains(&key);
             let source = if now {

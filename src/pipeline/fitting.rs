@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::Error;
 use crate::data::identity::hex;
-use crate::fit::diagnose::LeftOut;
+use crate::fit::diagnose::{LeftOut, Warning};
 use crate::fit::hyper::{SweepRun, envelope};
 use crate::fit::suite::{CurveRow, FitReport, Request, Row, fit_all};
 use crate::record::{RunStatus, pretty};
@@ -36,6 +36,9 @@ pub struct FitInput {
     /// Every run of a learning-rate sweep (empty without one); `rows` holds the best run of
     /// each point.
     pub sweep: Vec<SweepRun>,
+    /// Runs whose external trainer built another parameter count than the plan's:
+    /// (run, planned, built).
+    pub params_mismatch: Vec<(String, u64, u64)>,
 }
 
 /// Rows and curves of a trained study from the store (finished, ok runs only); diverged and
@@ -97,6 +100,11 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
         };
         if r.status != RunStatus::Ok {
             continue;
+        }
+        if let Some(built) = r.params_built {
+            input
+                .params_mismatch
+                .push((r.name.clone(), r.params_total, built));
         }
         let Some(loss) = r.val_loss else { continue };
         rows.push(Row {
@@ -217,6 +225,9 @@ pub fn fit_inputs(study: &Study, input: &FitInput, constraints: Constraints) -> 
     for r in &input.rows {
         text(&r.name);
     }
+    for (name, planned, built) in &input.params_mismatch {
+        text(&format!("{name} {planned} {built}"));
+    }
     let mut reals: Vec<Option<f64>> = vec![constraints.wall_budget, constraints.max_params];
     reals.extend([input.entropy.map(|e| e.0), input.entropy.map(|e| e.1)]);
     for r in &input.sweep {
@@ -287,9 +298,36 @@ pub fn compute(study: &Study, input: &FitInput, constraints: Constraints) -> Fit
         sweep: input.sweep.clone(),
     };
     let mut report = fit_all(rows, &request);
+    if let Some(w) = params_mismatch(&input.params_mismatch) {
+        report.warnings.push(w);
+    }
     report.inputs = fit_inputs(study, input, constraints);
     report.fit_version = FIT_VERSION;
     report
+}
+
+/// The warning for runs whose trainer built another model than the plan: the fits place
+/// them at the plan's parameter count.
+fn params_mismatch(runs: &[(String, u64, u64)]) -> Option<Warning> {
+    if runs.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = runs
+        .iter()
+        .map(|(name, planned, built)| format!("{name} (planned {planned}, built {built})"))
+        .collect();
+    Some(Warning::new(
+        "params_mismatch",
+        "runs",
+        format!(
+            "the trainer built another parameter count than the plan for {} run(s): {}; the \
+             fits place them at the plan's count",
+            runs.len(),
+            list.join("; ")
+        ),
+        "make the trainer build the contract's `model` exactly (its `params` say the count \
+         expected), or fix the shape in the study file",
+    ))
 }
 
 /// The study's recorded `fits.json`, if there is a readable one.

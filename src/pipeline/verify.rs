@@ -444,7 +444,7 @@ fn retrain(spec: &RunSpec, entry: &Entry, options: &Options) -> Check {
         detail,
     };
     let recorded = &entry.result;
-    if !spec.is_mock() && spec.identity.trainer != TRAINER_VERSION {
+    if !spec.is_mock() && !spec.is_external() && spec.identity.trainer != TRAINER_VERSION {
         return check(
             Verdict::Stale,
             format!(
@@ -479,6 +479,26 @@ fn retrain(spec: &RunSpec, entry: &Entry, options: &Options) -> Check {
         "recorded with {} thread(s), re-trained with {}",
         recorded.threads, fresh.result.threads
     );
+    if let Some(external) = &spec.external {
+        // An external trainer promises no bit-identity: judged by its stated tolerance.
+        let tolerance = external.tolerance;
+        let verdict = if same_bits {
+            Verdict::Identical
+        } else if difference <= tolerance {
+            Verdict::WithinTolerance
+        } else {
+            Verdict::Mismatch
+        };
+        return check(
+            verdict,
+            format!(
+                "external trainer `{}` on {}: largest relative difference {difference:.3e}, \
+                 tolerance {tolerance:e} (trainer.tolerance; {threads})",
+                external.version,
+                fresh.result.device.as_deref().unwrap_or("an unrecorded device"),
+            ),
+        );
+    }
     match (same_machine, same_bits) {
         (true, true) => check(
             Verdict::Identical,

@@ -29,7 +29,8 @@ pub struct Manifest {
     pub producers: Vec<String>,
     /// The fitting code's version that computed the fits (0 when unrecorded).
     pub fit_version: u32,
-    /// Distinct `CPU × threads` the runs trained on.
+    /// Distinct `CPU × threads` the runs trained on (with the device an external trainer
+    /// named).
     pub machines: Vec<String>,
     /// Distinct instruction-set paths of the engine's runs.
     pub isa_paths: Vec<String>,
@@ -74,7 +75,10 @@ impl Manifest {
     ) -> Manifest {
         let machines: BTreeSet<String> = records
             .iter()
-            .map(|r| format!("{} × {} thread(s)", r.cpu, r.threads))
+            .map(|r| match &r.device {
+                Some(device) => format!("{} × {} thread(s), device {device}", r.cpu, r.threads),
+                None => format!("{} × {} thread(s)", r.cpu, r.threads),
+            })
             .collect();
         let isa_paths: BTreeSet<String> = records.iter().filter_map(|r| r.isa.clone()).collect();
         let producers: BTreeSet<String> = records

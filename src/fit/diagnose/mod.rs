@@ -19,6 +19,7 @@
 //! | `extrapolation_far` | the final budget is more than [`FAR_EXTRAPOLATION`]× the largest trained run |
 //! | `interval_understated`, `bootstrap_failures` | bootstrap intervals from few runs, or many failed refits |
 //! | `fit_problem` | a law could not be fitted, or an IsoFLOP budget was refused (the message says why) |
+//! | `params_mismatch` | an external trainer built another parameter count than the plan (added by the pipeline, which reads the records) |
 
 use std::collections::BTreeMap;
 use std::fmt;
