@@ -215,7 +215,7 @@ fn judge(spec: &RunSpec, job: &Job, ended: Ended, log: &Path, peak: Option<u64>)
         Ended::Exited(_) => {}
     }
     let per_step = job.batch * job.model.context;
-    let curve = match contract::read_curve(&job.curve, per_step) {
+    let mut curve = match contract::read_curve(&job.curve, per_step) {
         Ok(c) if c.is_empty() => return failed("the trainer's curve.jsonl has no points".into()),
         Ok(c) => c,
         Err(why) => return failed(why),
@@ -236,6 +236,8 @@ fn judge(spec: &RunSpec, job: &Job, ended: Ended, log: &Path, peak: Option<u64>)
         .map(|d| curve[(d.step as usize).clamp(1, curve.len()) - 1].step);
     let last = curve.last().map_or(0, |p| p.step);
     let (status, reason) = if let (Some(d), Some(at)) = (diverged, diverged_at) {
+        // As the built-in engine records it: the curve up to the step before the rule fired.
+        curve.retain(|p| p.step < at);
         (
             RunStatus::Diverged,
             Some(format!("{} (step {at} of the trainer's curve)", d.why)),
@@ -246,6 +248,10 @@ fn judge(spec: &RunSpec, job: &Job, ended: Ended, log: &Path, peak: Option<u64>)
         .chain(reported.val_loss)
         .find(|v| !v.is_finite())
     {
+        let bad = curve
+            .iter()
+            .position(|p| p.val_loss.is_some_and(|v| !v.is_finite()));
+        curve.truncate(bad.unwrap_or(curve.len()));
         (
             RunStatus::Diverged,
             Some(format!("validation loss became {v}")),

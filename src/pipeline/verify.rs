@@ -495,7 +495,11 @@ fn retrain(spec: &RunSpec, entry: &Entry, options: &Options) -> Check {
                 "external trainer `{}` on {}: largest relative difference {difference:.3e}, \
                  tolerance {tolerance:e} (trainer.tolerance; {threads})",
                 external.version,
-                fresh.result.device.as_deref().unwrap_or("an unrecorded device"),
+                fresh
+                    .result
+                    .device
+                    .as_deref()
+                    .unwrap_or("an unrecorded device"),
             ),
         );
     }
