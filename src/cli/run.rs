@@ -166,7 +166,7 @@ fn devices_apply(args: &Args, study: &Study) -> Result<(), Failure> {
     let Some(super::Devices(devices)) = &args.devices else {
         return Ok(());
     };
-    if !study.training().is_some_and(|t| t.external.is_some()) {
+    if study.training().is_none_or(|t| t.external.is_none()) {
         return Err(Failure::new(
             exit::USAGE,
             format!(

@@ -308,12 +308,12 @@ fn quote_non_finite(text: &str) -> String {
 /// Read `curve.jsonl`: every line must parse and end with a newline, steps must rise, and
 /// tokens must be `step × tokens_per_step`.
 pub fn read_curve(path: &Path, tokens_per_step: u64) -> Result<Vec<CurvePoint>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "the trainer wrote no learning curve ({}: {})",
-            path.display(),
+    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "the trainer wrote no learning curve (curve.jsonl)".into(),
+        _ => format!(
+            "cannot read the trainer's curve.jsonl: {}",
             crate::study::diagnostics::io_reason(&e)
-        )
+        ),
     })?;
     if !text.is_empty() && !text.ends_with('\n') {
         return Err(format!(
@@ -362,12 +362,12 @@ pub fn read_curve(path: &Path, tokens_per_step: u64) -> Result<Vec<CurvePoint>, 
 
 /// Read `result.json`.
 pub fn read_result(path: &Path) -> Result<Reported, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "the trainer wrote no result ({}: {})",
-            path.display(),
+    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "the trainer wrote no result (result.json)".into(),
+        _ => format!(
+            "cannot read the trainer's result.json: {}",
             crate::study::diagnostics::io_reason(&e)
-        )
+        ),
     })?;
     let r: ResultFile =
         serde_json::from_str(&quote_non_finite(&text)).map_err(|e| format!("result.json: {e}"))?;

@@ -19,7 +19,7 @@ use process::{Ended, Launch};
 use crate::data::source::{DataError, TokenSource};
 use crate::record::{CurvePoint, RunResult, RunStatus};
 use crate::study::RunSpec;
-use crate::train::{TrainError, Trained, check_planned, divergence};
+use crate::train::{MAX_CURVE_POINTS, TrainError, Trained, check_planned, divergence};
 
 /// How to run one external run (not part of its identity).
 #[derive(Debug, Clone, Default)]
@@ -46,6 +46,7 @@ pub fn train(
             spec.name
         )));
     };
+    let started = std::time::Instant::now();
     check_planned(spec, &trainer.producer())?;
     let template = crate::study::trainer::Template::parse(&trainer.command)
         .map_err(|why| TrainError::Spec(format!("run {}: trainer.command: {why}", spec.name)))?;
@@ -95,7 +96,11 @@ pub fn train(
         curve: &job.curve,
         timeout: trainer.timeout_seconds,
     };
-    let judged = match process::run(&launch, on_step) {
+    let prepared = started.elapsed().as_secs_f64();
+    let launched = std::time::Instant::now();
+    let ran = process::run(&launch, on_step);
+    let trainer_seconds = launched.elapsed().as_secs_f64();
+    let judged = match ran {
         Err(why) => Judged {
             status: RunStatus::Failed,
             reason: Some(why),
@@ -114,6 +119,18 @@ pub fn train(
         .as_ref()
         .map(crate::record::tokenizer_sha256);
     trained.tokenizer = inputs.tokenizer;
+    if std::env::var_os("SCALEBOOK_PROFILE").is_some() {
+        let total = started.elapsed().as_secs_f64();
+        eprintln!(
+            "{}: orchestration {:.1} ms (before the command {:.1} ms, after it {:.1} ms), \
+             command {:.1} ms",
+            spec.name,
+            (total - trainer_seconds) * 1e3,
+            prepared * 1e3,
+            (total - trainer_seconds - prepared) * 1e3,
+            trainer_seconds * 1e3
+        );
+    }
     Ok(trained)
 }
 
@@ -134,7 +151,8 @@ fn write_tokens(spec: &RunSpec, job: &Job) -> Result<Inputs, TrainError> {
         let file = std::fs::File::create(path)?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
         fill(&mut w)?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()
+        // Read back at once by the trainer, never kept: no need to reach the disk.
+        w.flush()
     };
     let put = |w: &mut dyn Write, tokens: &[u32]| -> std::io::Result<()> {
         let mut bytes = Vec::with_capacity(tokens.len() * width);
@@ -276,10 +294,34 @@ fn judge(spec: &RunSpec, job: &Job, ended: Ended, log: &Path, peak: Option<u64>)
         status,
         reason,
         diverged_at: diverged_at.or((status == RunStatus::Diverged).then_some(last)),
-        curve,
+        curve: thin(curve, spec.steps),
         reported: Some((reported, peak)),
         spikes,
     }
+}
+
+/// At most about [`MAX_CURVE_POINTS`] points, as the built-in engine keeps: training
+/// losses averaged over windows of `ceil(steps / MAX)` steps, every evaluation kept.
+fn thin(curve: Vec<CurvePoint>, steps: u64) -> Vec<CurvePoint> {
+    let every = steps.div_ceil(MAX_CURVE_POINTS).max(1);
+    if curve.len() as u64 <= MAX_CURVE_POINTS || every == 1 {
+        return curve;
+    }
+    let last = curve.last().map_or(0, |p| p.step);
+    let (mut sum, mut n) = (0.0, 0u64);
+    let mut out = Vec::new();
+    for p in curve {
+        sum += p.train_loss;
+        n += 1;
+        if p.step % every == 0 || p.val_loss.is_some() || p.step == last {
+            out.push(CurvePoint {
+                train_loss: sum / n as f64,
+                ..p
+            });
+            (sum, n) = (0.0, 0);
+        }
+    }
+    out
 }
 
 /// The run's record from the judged outputs.
@@ -330,5 +372,40 @@ fn record(spec: &RunSpec, job: &Job, judged: Judged, options: &Options) -> Train
         result,
         curve,
         tokenizer: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_curves_are_thinned_like_the_engine_keeps_them() {
+        let curve: Vec<CurvePoint> = (1..=2500)
+            .map(|step| CurvePoint {
+                step,
+                tokens: step * 8,
+                train_loss: step as f64,
+                val_loss: (step % 250 == 0).then_some(1.0),
+                lr: 0.1,
+                wall_seconds: 0.0,
+            })
+            .collect();
+        let thin = thin(curve.clone(), 2500);
+        // Windows of 3 steps, plus the evaluations at multiples of 250 that end one early.
+        assert!(thin.len() <= 1000, "{}", thin.len());
+        assert_eq!(thin[0].step, 3);
+        assert_eq!(thin[0].train_loss, 2.0);
+        assert_eq!(thin.iter().filter(|p| p.val_loss.is_some()).count(), 10);
+        assert_eq!(thin.last().unwrap().step, 2500);
+        // Every step's loss is in exactly one window.
+        let total: f64 = thin
+            .windows(2)
+            .map(|w| w[1].train_loss * (w[1].step - w[0].step) as f64)
+            .sum::<f64>()
+            + thin[0].train_loss * thin[0].step as f64;
+        assert_eq!(total, (1..=2500).map(|s| s as f64).sum::<f64>());
+        let short = curve[..900].to_vec();
+        assert_eq!(super::thin(short.clone(), 900), short);
     }
 }

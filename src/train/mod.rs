@@ -59,7 +59,7 @@ pub struct Trained {
 }
 
 /// Learning-curve points to keep at most (training loss is averaged between points).
-const MAX_CURVE_POINTS: u64 = 1000;
+pub const MAX_CURVE_POINTS: u64 = 1000;
 
 /// Train `spec`. `entropy` is the data's entropy rate (synthetic data), recorded as is.
 pub fn train(
