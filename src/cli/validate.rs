@@ -36,9 +36,13 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                     plural(budgets.len(), "IsoFLOP budget")
                 ),
             };
+            let trainer = match &t.external {
+                Some(e) => format!(", trained by `{}` (version {})", e.command, e.version),
+                None => String::new(),
+            };
             format!(
-                "{} ({sweep}), {} training FLOPs (`scalebook plan` estimates the time on this \
-                 machine)",
+                "{} ({sweep}){trainer}, {} training FLOPs (`scalebook plan` estimates the time \
+                 on this machine)",
                 plural(runs.len(), "run"),
                 human(flops),
             )

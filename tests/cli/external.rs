@@ -141,7 +141,7 @@ train: { batch: 4, lr: 1e-2, eval_every: 8, eval_tokens: 256 }
 fits:
   - { law: power, x: tokens, form: pure, bootstrap: 0 }
 trainer:
-  command: python3 fake_trainer.py --spec {spec}
+  command: python3 fake_trainer.py --spec {spec} --device {device}
   version: fake/1
   timeout: 3
 ";
@@ -163,7 +163,7 @@ fn a_trainer_that_breaks_the_contract_fails_its_run_with_the_reason_and_the_swee
     .unwrap();
     let store = dir.join("store");
     let (s, st) = (study.to_str().unwrap(), store.to_str().unwrap());
-    let out = scalebook(&["run", s, "--store", st, "--no-report", "--jobs", "2"]);
+    let out = scalebook(&["run", s, "--store", st, "--no-report", "--devices", "d0,d1"]);
     let err = stderr(&out);
     assert_no_crash(&err, &study);
     assert_eq!(out.status.code(), Some(3), "{err}");
@@ -195,6 +195,14 @@ fn a_trainer_that_breaks_the_contract_fails_its_run_with_the_reason_and_the_swee
             assert!(why.starts_with(&format!("run {run}: ")), "{why}");
             assert!(err.contains(run), "{err}");
         }
+    }
+    // Each run trained on one of the two devices, two at a time.
+    for run in ["l1-d16-t1024", "l1-d16-t7168"] {
+        let device = result(&store, run)["device"].as_str().unwrap().to_string();
+        assert!(
+            ["fake d0", "fake d1"].contains(&device.as_str()),
+            "{device}"
+        );
     }
     // The run whose trainer built 7 more parameters is kept and flagged.
     let params = result(&store, "l1-d16-t7168");
