@@ -10,6 +10,8 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod schema;
+pub mod slurm_args;
+pub mod slurm_task;
 pub mod status;
 pub mod store_arg;
 pub mod train_point;
@@ -38,6 +40,8 @@ pub mod exit {
     /// Verification found a difference: `verify` could not confirm a record, a fit or the
     /// chapter, or a published record is damaged.
     pub const VERIFY_FAILED: u8 = 5;
+    /// Interrupted (Ctrl-C) and left a Slurm array running: `run` attaches to it again.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// `scalebook --version`: the build, for bug reports (chapters record what produced their
@@ -85,6 +89,9 @@ pub enum Command {
     Schema(schema::Args),
     /// Train one run from a run spec and write its record (used by executors, or by hand).
     TrainPoint(train_point::Args),
+    /// One task of a Slurm array submitted by `run --executor slurm` (run by Slurm).
+    #[command(hide = true)]
+    SlurmTask(slurm_task::Args),
     /// Measure scalebook itself (training throughput, fitting speed).
     Bench {
         #[command(subcommand)]
@@ -246,6 +253,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => verify::run(&args),
         Command::Diff(args) => diff::run(&args),
         Command::TrainPoint(args) => train_point::run(&args, threads.unwrap_or(1)),
+        Command::SlurmTask(args) => slurm_task::run(&args),
         Command::Bench { which } => bench::run(&which),
     };
     match result {

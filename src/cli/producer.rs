@@ -12,6 +12,9 @@ use crate::study::Study;
 pub enum ExecutorKind {
     /// Train on this machine, one `train-point` process per run.
     Local,
+    /// Train on a Slurm cluster: the missing runs as one job array (`run` only; the same
+    /// runs and keys as `local`).
+    Slurm,
     /// For tests and demos: report losses from a known law instantly (see --mock-law); its
     /// records are kept apart from trained ones and every chapter says they are mock data.
     Mock,
@@ -19,7 +22,7 @@ pub enum ExecutorKind {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProducerArg {
-    /// What produces the runs: training (`local`), or the mock executor's law (`mock`)
+    /// What produces the runs: training (`local`, `slurm`), or the mock executor's law (`mock`)
     #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
     pub executor: ExecutorKind,
     /// Mock executor's law and noise: `E,A,B,alpha,beta[,noise]` [default: Chinchilla's

@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use super::producer::ProducerArg;
+use super::producer::{ExecutorKind, ProducerArg};
 use super::store_arg::StoreArg;
 use super::{Failure, MOCK_LABEL, exit, load_study};
 use crate::exec::Executor;
 use crate::exec::local::Local;
 use crate::exec::mock::Mock;
 use crate::exec::scheduler::{self, Event, Options, Outcome};
+use crate::exec::slurm::{Slurm, Stop};
 use crate::fit::suite::FitReport;
 use crate::store::{EntryState, Store, collect};
 use crate::study::plan::{add_entropy, plan};
@@ -56,6 +57,8 @@ pub struct Args {
     /// Train and fit only; do not write the book chapter.
     #[arg(long)]
     pub no_report: bool,
+    #[command(flatten)]
+    pub slurm: super::slurm_args::SlurmArgs,
 }
 
 /// Jobs × threads: fill the cores; small models train best one thread each. With
@@ -78,18 +81,30 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let (store_path, published) = args.store.locate(&study);
     let store = args.store.open(&study)?;
     let (jobs, threads) = parallelism(args);
+    let options = Options {
+        jobs,
+        fail_fast: args.fail_fast,
+        retry_failed: args.retry_failed,
+        retrain_corrupt: !published,
+    };
+    let backend = backend(args, &study, &specs, &store, threads)?;
+    if args.slurm.dry_run {
+        let Backend::Slurm(slurm) = &backend else {
+            return Err(Failure::new(
+                exit::USAGE,
+                "--dry-run applies to `--executor slurm`",
+            ));
+        };
+        print!("{}", slurm.dry_run(&study.name, &store, &specs, options));
+        return Ok(());
+    }
     let trainer = Trainer {
         store: &store,
         study: &study,
-        executor: executor(args, threads)?,
-        options: Options {
-            jobs,
-            fail_fast: args.fail_fast,
-            retry_failed: args.retry_failed,
-            retrain_corrupt: !published,
-        },
+        backend,
+        options,
     };
-    let summary = trainer.train(&mut specs);
+    let summary = trainer.train(&mut specs)?;
     let collected = collect::export(&store, &study.name, &specs);
     if !summary.store_errors.is_empty() {
         let mut lines = summary.store_errors.clone();
@@ -106,15 +121,18 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     if !summary.damaged.is_empty() {
         return Err(damaged(&store_path, &summary.damaged));
     }
+    let how = match &trainer.backend {
+        Backend::Slurm(s) => format!("slurm executor, {} CPU(s) per task", s.threads),
+        b => format!("{} executor, {jobs} job(s) × {threads} thread(s)", b.name()),
+    };
     eprintln!(
-        "{}: {}{} runs — {} trained, {} cached, {} failed ({} executor, {jobs} job(s) × {threads} thread(s)); results in {}",
+        "{}: {}{} runs — {} trained, {} cached, {} failed ({how}); results in {}",
         study.name,
         if study.is_mock() { MOCK_LABEL } else { "" },
         specs.len(),
         summary.trained,
         summary.cached,
         summary.failed.len(),
-        trainer.executor.name(),
         store.study_dir(&study.name).join("runs.parquet").display(),
     );
     // Fit what finished (a failed run is simply not a point of the fit).
@@ -166,6 +184,13 @@ fn devices_apply(args: &Args, study: &Study) -> Result<(), Failure> {
     let Some(super::Devices(devices)) = &args.devices else {
         return Ok(());
     };
+    if args.producer.executor == ExecutorKind::Slurm {
+        return Err(Failure::new(
+            exit::USAGE,
+            "--devices applies to the local executor; on Slurm, request GPUs per task with \
+             execution.slurm.gres (or --slurm-gres gpu:1)",
+        ));
+    }
     if study.training().is_none_or(|t| t.external.is_none()) {
         return Err(Failure::new(
             exit::USAGE,
@@ -187,15 +212,42 @@ fn devices_apply(args: &Args, study: &Study) -> Result<(), Failure> {
     }
 }
 
-/// The executor `--executor` names.
-fn executor(args: &Args, threads: usize) -> Result<Box<dyn Executor>, Failure> {
-    Ok(match args.producer.mock_law()? {
+/// What trains the runs: an executor per run on this machine, or the Slurm cluster.
+enum Backend {
+    Each(Box<dyn Executor>),
+    Slurm(Box<Slurm>),
+}
+
+impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Each(e) => e.name(),
+            Backend::Slurm(_) => "slurm",
+        }
+    }
+}
+
+/// The backend `--executor` names.
+fn backend(
+    args: &Args,
+    study: &Study,
+    specs: &[RunSpec],
+    store: &Store,
+    threads: usize,
+) -> Result<Backend, Failure> {
+    if args.producer.executor == ExecutorKind::Slurm {
+        let slurm = args
+            .slurm
+            .executor(study, specs, store, args.jobs, args.threads_per_job)?;
+        return Ok(Backend::Slurm(Box::new(slurm)));
+    }
+    Ok(Backend::Each(match args.producer.mock_law()? {
         None => Box::new(
             Local::new(super::current_exe()?, threads)
                 .with_devices(args.devices.clone().map(|d| d.0).unwrap_or_default()),
         ),
         Some(law) => Box::new(Mock { law }),
-    })
+    }))
 }
 
 /// Published records that do not read back: evidence is never silently replaced.
@@ -252,14 +304,14 @@ fn fit(study: &Study, store: &Store) -> Result<FitReport, Failure> {
 struct Trainer<'a> {
     store: &'a Store,
     study: &'a Study,
-    executor: Box<dyn Executor>,
+    backend: Backend,
     options: Options,
 }
 
 impl Trainer<'_> {
     /// Train `specs` with progress shown, largest first; the data's entropy rate is sampled
     /// only when something will train.
-    fn train(&self, specs: &mut [RunSpec]) -> scheduler::Summary {
+    fn train(&self, specs: &mut [RunSpec]) -> Result<scheduler::Summary, Failure> {
         if specs
             .iter()
             .any(|s| !matches!(self.store.inspect(s), EntryState::Done(_)))
@@ -267,15 +319,30 @@ impl Trainer<'_> {
             add_entropy(self.study, specs);
         }
         let display = Display::new(specs.len());
-        let summary = scheduler::run_all(
-            self.store,
-            self.executor.as_ref(),
-            specs,
-            self.options,
-            &|event| display.show(event),
-        );
+        let events = |event| display.show(event);
+        let summary = match &self.backend {
+            Backend::Each(executor) => Ok(scheduler::run_all(
+                self.store,
+                executor.as_ref(),
+                specs,
+                self.options,
+                &events,
+            )),
+            Backend::Slurm(slurm) => {
+                slurm.run_all(&self.study.name, self.store, specs, self.options, &events)
+            }
+        };
         display.finish();
-        summary
+        summary.map_err(|stop| match stop {
+            Stop::Unavailable(why) => Failure::new(exit::USAGE, why),
+            Stop::Store(why) => Failure::new(exit::INTERNAL, why),
+            Stop::Detached(jobs) => Failure::new(
+                exit::INTERRUPTED,
+                format!(
+                    "left Slurm job(s) {jobs:?} running; `scalebook run` attaches to them again"
+                ),
+            ),
+        })
     }
 
     /// Train the final run and its baseline when the fits give them.
@@ -301,7 +368,7 @@ impl Trainer<'_> {
             fp.budget,
             fp.baseline.name
         );
-        let outcome = self.train(&mut [fp.run.clone(), fp.baseline.clone()]);
+        let outcome = self.train(&mut [fp.run.clone(), fp.baseline.clone()])?;
         if !outcome.store_errors.is_empty() {
             return Err(Failure {
                 code: exit::INTERNAL,

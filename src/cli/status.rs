@@ -1,5 +1,6 @@
 //! `scalebook status STUDY [--store DIR] [--format table|json]`: each planned run as `done`,
-//! `missing`, `running` (its lock is held), `failed`, `diverged` or `corrupt`, with the reason.
+//! `missing`, `pending` or `running` on Slurm (with the job), `running` (its lock is held),
+//! `failed`, `diverged` or `corrupt`, with the reason.
 
 use std::path::PathBuf;
 
@@ -49,11 +50,16 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                 format!("{}: cannot read the run store: {e}", path.display()),
             )
         })?;
+    let on_cluster = store.as_ref().map(|s| cluster_tasks(s)).unwrap_or_default();
     let rows: Vec<Row> = specs
         .iter()
         .map(|spec| {
             let (state, reason, val_loss) = match store.as_ref().map(|s| (s.inspect(spec), s)) {
                 None => ("missing", None, None),
+                Some((EntryState::Missing, _)) if on_cluster.contains_key(&spec.key) => {
+                    let (state, task) = &on_cluster[&spec.key];
+                    (*state, Some(format!("Slurm job {task}")), None)
+                }
                 Some((EntryState::Missing, s)) if s.is_running(spec) => ("running", None, None),
                 Some((EntryState::Missing, _)) => ("missing", None, None),
                 Some((EntryState::Done(r), _)) => ("done", None, r.result.val_loss),
@@ -99,11 +105,12 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             }
             let count = |s: &str| rows.iter().filter(|r| r.state == s).count();
             println!(
-                "{}{} runs: {} done, {} missing, {} running, {} failed, {} diverged, {} corrupt",
+                "{}{} runs: {} done, {} missing, {} pending, {} running, {} failed, {} diverged, {} corrupt",
                 if study.is_mock() { MOCK_LABEL } else { "" },
                 rows.len(),
                 count("done"),
                 count("missing"),
+                count("pending"),
                 count("running"),
                 count("failed"),
                 count("diverged"),
@@ -112,4 +119,33 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Runs of the store's unfinished Slurm arrays that are queued or running: key → (state,
+/// `job_task`). Empty without Slurm's commands.
+fn cluster_tasks(store: &Store) -> std::collections::HashMap<String, (&'static str, String)> {
+    use crate::exec::slurm::cluster::{self, TaskState};
+    let mut out = std::collections::HashMap::new();
+    if !cluster::on_path("scontrol") {
+        return out;
+    }
+    for saved in crate::exec::slurm::submission::Saved::all(store.root()) {
+        let Some(job) = saved.submission.job_id else {
+            continue;
+        };
+        let Ok(Some(tasks)) = cluster::tasks(job) else {
+            continue;
+        };
+        for (index, state) in tasks {
+            let word = match state {
+                TaskState::Pending => "pending",
+                TaskState::Running => "running",
+                TaskState::Ended(_) => continue,
+            };
+            if let Some(task) = saved.submission.tasks.get(index) {
+                out.insert(task.key.clone(), (word, format!("{job}_{index}")));
+            }
+        }
+    }
+    out
 }

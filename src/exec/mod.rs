@@ -6,6 +6,8 @@
 pub mod local;
 pub mod mock;
 pub mod scheduler;
+pub mod slurm;
+pub mod tail;
 
 use std::path::Path;
 

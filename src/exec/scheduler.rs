@@ -82,14 +82,14 @@ pub struct Summary {
     pub damaged: Vec<(String, String)>,
 }
 
-/// Bring every planned run to a recorded state.
-pub fn run_all(
+/// Sort planned runs into finished (counted), failed (listed, unless retried), damaged
+/// (listed) and to train (returned, in plan order).
+pub fn triage<'a>(
     store: &Store,
-    executor: &dyn Executor,
-    specs: &[RunSpec],
+    specs: &'a [RunSpec],
     options: Options,
     events: &(dyn Fn(Event) + Sync),
-) -> Summary {
+) -> (Summary, Vec<&'a RunSpec>) {
     let mut summary = Summary::default();
     let mut queue: Vec<&RunSpec> = Vec::new();
     for spec in specs {
@@ -118,6 +118,18 @@ pub fn run_all(
             count: summary.cached,
         });
     }
+    (summary, queue)
+}
+
+/// Bring every planned run to a recorded state.
+pub fn run_all(
+    store: &Store,
+    executor: &dyn Executor,
+    specs: &[RunSpec],
+    options: Options,
+    events: &(dyn Fn(Event) + Sync),
+) -> Summary {
+    let (summary, mut queue) = triage(store, specs, options, events);
     // Largest first; the name breaks ties so the order is reproducible.
     queue.sort_by(|a, b| {
         b.flops
@@ -150,7 +162,7 @@ struct Shared<'a> {
     summary: Summary,
 }
 
-fn reason_of(r: &RunResult) -> String {
+pub fn reason_of(r: &RunResult) -> String {
     r.reason
         .clone()
         .unwrap_or_else(|| format!("run {} {:?}", r.name, r.status).to_lowercase())

@@ -4,12 +4,13 @@
 //! kernel's accounting when it reports none.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use crate::exec::tail::StepTail;
 
 /// How the command ended.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,7 +79,7 @@ pub fn run(
         let _ = done_tx.send(wait(pid));
     });
     let start = Instant::now();
-    let mut tail = CurveTail::new(launch.curve.to_path_buf());
+    let mut tail = StepTail::new(launch.curve.to_path_buf());
     let ended = loop {
         match done_rx.recv_timeout(POLL) {
             Ok(result) => break result,
@@ -126,57 +127,6 @@ fn wait(pid: libc::pid_t) -> Result<(Ended, Option<u64>), String> {
         Ended::Exited(libc::WEXITSTATUS(status))
     };
     Ok((ended, peak))
-}
-
-/// Reads the curve file's new complete lines as the trainer appends them.
-struct CurveTail {
-    path: PathBuf,
-    offset: u64,
-    partial: Vec<u8>,
-}
-
-#[derive(serde::Deserialize)]
-struct Step {
-    step: u64,
-    train_loss: serde_json::Value,
-}
-
-impl CurveTail {
-    fn new(path: PathBuf) -> Self {
-        CurveTail {
-            path,
-            offset: 0,
-            partial: Vec::new(),
-        }
-    }
-
-    fn read(&mut self, on_step: &mut dyn FnMut(u64, f64)) {
-        let Ok(mut file) = File::open(&self.path) else {
-            return;
-        };
-        if file.seek(SeekFrom::Start(self.offset)).is_err() {
-            return;
-        }
-        let mut fresh = Vec::new();
-        let Ok(n) = file.read_to_end(&mut fresh) else {
-            return;
-        };
-        self.offset += n as u64;
-        self.partial.extend_from_slice(&fresh);
-        let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
-            return;
-        };
-        let complete: Vec<u8> = self.partial.drain(..=end).collect();
-        let mut last = None;
-        for line in complete.split(|b| *b == b'\n') {
-            if let Ok(step) = serde_json::from_slice::<Step>(line) {
-                last = Some((step.step, step.train_loss.as_f64().unwrap_or(f64::NAN)));
-            }
-        }
-        if let Some((step, loss)) = last {
-            on_step(step, loss);
-        }
-    }
 }
 
 /// The last non-empty line of the trainer's log, for a failure's reason.

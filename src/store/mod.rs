@@ -87,7 +87,7 @@ impl Store {
     /// Parquet tables (all re-derived), so only records and `fits.json` are committed.
     pub fn ignore_derived_files(&self) -> io::Result<()> {
         const IGNORE: &str = "# Written by scalebook: only run records and fits.json are results.\n\
-                              locks/\ncalibration/\nruns/.partial-*\nruns/*/tokenizer.json\n\
+                              locks/\ncalibration/\nslurm/\nruns/.partial-*\nruns/*/tokenizer.json\n\
                               studies/*/*.parquet\n";
         let path = self.root.join(".gitignore");
         if fs::read_to_string(&path).ok().as_deref() != Some(IGNORE) {
@@ -188,6 +188,19 @@ impl Store {
     /// Wait for the entry's lock.
     pub fn lock(&self, spec: &RunSpec) -> io::Result<EntryLock> {
         let file = self.lock_file(spec)?;
+        file.lock()?;
+        Ok(EntryLock { _file: file })
+    }
+
+    /// Wait for a store-wide lock named `name` (`locks/<name>.lock`), e.g. around a
+    /// submission to a cluster.
+    pub fn lock_named(&self, name: &str) -> io::Result<EntryLock> {
+        fs::create_dir_all(self.root.join("locks"))?;
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("locks").join(format!("{name}.lock")))?;
         file.lock()?;
         Ok(EntryLock { _file: file })
     }

@@ -72,6 +72,52 @@ pub struct StudyFile {
     /// command, run once per run through the trainer contract.
     #[serde(default)]
     pub trainer: Option<TrainerFile>,
+    /// Where and how runs are scheduled (never part of a run's identity).
+    #[serde(default)]
+    pub execution: Option<ExecutionFile>,
+}
+
+/// The execution section.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionFile {
+    /// Options of `scalebook run --executor slurm`.
+    #[serde(default)]
+    pub slurm: Option<SlurmFile>,
+}
+
+/// Slurm options; each has a `--slurm-…` override on the command line.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmFile {
+    /// `--partition`.
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// `--account`.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// `--qos`.
+    #[serde(default)]
+    pub qos: Option<String>,
+    /// Time limit per task in Slurm's format (`30`, `1:30:00`, `2-00:00:00`); default: the
+    /// plan's estimate for the task's run × 3, at least 10 minutes.
+    #[serde(default)]
+    pub time: Option<String>,
+    /// CPUs per task (default: `--threads-per-job`, else 1).
+    #[serde(default)]
+    pub cpus_per_task: Option<Count>,
+    /// Memory per task in Slurm's format (`4G`, `500M`); default: the partition's.
+    #[serde(default)]
+    pub mem: Option<String>,
+    /// Generic resources per task, e.g. `gpu:1` for an external trainer on GPUs.
+    #[serde(default)]
+    pub gres: Option<String>,
+    /// More `sbatch` arguments, each one word (`--constraint=a100`).
+    #[serde(default)]
+    pub extra_args: Option<Vec<String>>,
+    /// The scalebook binary the nodes run (default: this one), relative to the study file.
+    #[serde(default)]
+    pub binary: Option<String>,
 }
 
 /// `builtin`, or an external command.

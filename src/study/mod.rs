@@ -5,6 +5,7 @@
 //! of scalebook consumes, with every default filled in and every constraint checked.
 
 pub mod diagnostics;
+pub mod execution;
 pub mod file;
 pub mod final_run;
 pub mod locate;
@@ -51,6 +52,8 @@ pub struct Study {
     pub checks: Vec<String>,
     /// The study's own (published) run store, resolved against the study file's folder.
     pub store: Option<PathBuf>,
+    /// Options of the Slurm executor (`execution.slurm`; not part of any run's identity).
+    pub slurm: execution::SlurmOptions,
     /// Problems that do not stop the study (printed by `validate` and `plan`).
     pub warnings: Vec<Diagnostic>,
 }

@@ -8,6 +8,7 @@ mod plan;
 mod report;
 mod run_store;
 mod schema;
+mod slurm;
 mod support;
 mod train_point;
 mod validate;

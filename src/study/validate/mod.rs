@@ -7,6 +7,7 @@
 
 mod analysis;
 mod data;
+mod execution;
 mod model;
 mod sweep;
 mod trainer;
@@ -202,6 +203,7 @@ impl Validator {
         let sections = self.report(f.report.as_ref());
         let checks = self.checks(f.checks.unwrap_or_default());
         let store = f.store.as_deref().and_then(|s| self.store(s));
+        let slurm = self.execution(f.execution.as_ref());
 
         if self.error_count() > 0 {
             return None;
@@ -220,6 +222,7 @@ impl Validator {
             sections,
             checks,
             store,
+            slurm,
             warnings: Vec::new(),
         })
     }

@@ -1,0 +1,116 @@
+//! The batch script of a submission: one array, each task running `scalebook slurm-task`
+//! on its run. Printed as is by `scalebook run --executor slurm --dry-run`.
+
+use std::path::Path;
+
+use crate::study::execution::SlurmOptions;
+
+pub struct Input<'a> {
+    pub study: &'a str,
+    /// The submission's folder in the store.
+    pub dir: &'a Path,
+    pub tasks: usize,
+    pub throttle: Option<usize>,
+    pub cpus: usize,
+    /// Slurm's time format.
+    pub time: Option<String>,
+    pub options: &'a SlurmOptions,
+    pub binary: &'a Path,
+}
+
+fn quote(text: &str) -> String {
+    shlex::try_quote(text)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| format!("'{}'", text.replace('\'', "'\\''")))
+}
+
+/// The script's text.
+pub fn render(i: &Input) -> String {
+    let o = i.options;
+    let mut lines = vec![
+        "#!/bin/bash".to_string(),
+        format!(
+            "# scalebook: {} runs of study `{}`, one per array task",
+            i.tasks, i.study
+        ),
+        format!("#SBATCH --job-name=scalebook-{}", i.study),
+        format!(
+            "#SBATCH --array=0-{}{}",
+            i.tasks.saturating_sub(1),
+            i.throttle.map(|k| format!("%{k}")).unwrap_or_default()
+        ),
+        format!(
+            "#SBATCH --output={}",
+            i.dir.join("logs/%A_%a.out").display()
+        ),
+        format!("#SBATCH --cpus-per-task={}", i.cpus),
+        // A requeued task (preemption, node failure, `scontrol requeue`) trains its run
+        // again from the start; a half-written entry is never published.
+        "#SBATCH --requeue".to_string(),
+    ];
+    let mut option = |name: &str, value: &Option<String>| {
+        if let Some(v) = value {
+            lines.push(format!("#SBATCH --{name}={v}"));
+        }
+    };
+    option("time", &i.time);
+    option("mem", &o.mem);
+    option("partition", &o.partition);
+    option("account", &o.account);
+    option("qos", &o.qos);
+    option("gres", &o.gres);
+    for arg in &o.extra_args {
+        lines.push(format!("#SBATCH {arg}"));
+    }
+    lines.push(format!(
+        "exec {} slurm-task --submission {} --index \"$SLURM_ARRAY_TASK_ID\"",
+        quote(&i.binary.display().to_string()),
+        quote(&i.dir.display().to_string())
+    ));
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_carries_every_option() {
+        let options = SlurmOptions {
+            partition: Some("gpu".into()),
+            account: Some("lab".into()),
+            qos: Some("high".into()),
+            mem: Some("4G".into()),
+            gres: Some("gpu:1".into()),
+            extra_args: vec!["--constraint=a100".into()],
+            ..SlurmOptions::default()
+        };
+        let text = render(&Input {
+            study: "s",
+            dir: Path::new("/store/slurm/1-2"),
+            tasks: 12,
+            throttle: Some(4),
+            cpus: 2,
+            time: Some("30".into()),
+            options: &options,
+            binary: Path::new("/opt/my tools/scalebook"),
+        });
+        for line in [
+            "#SBATCH --array=0-11%4",
+            "#SBATCH --output=/store/slurm/1-2/logs/%A_%a.out",
+            "#SBATCH --cpus-per-task=2",
+            "#SBATCH --time=30",
+            "#SBATCH --mem=4G",
+            "#SBATCH --partition=gpu",
+            "#SBATCH --account=lab",
+            "#SBATCH --qos=high",
+            "#SBATCH --gres=gpu:1",
+            "#SBATCH --constraint=a100",
+            "exec '/opt/my tools/scalebook' slurm-task --submission /store/slurm/1-2 --index \"$SLURM_ARRAY_TASK_ID\"",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+    }
+}
