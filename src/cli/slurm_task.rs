@@ -1,7 +1,8 @@
 //! `scalebook slurm-task --submission DIR --index I`: one task of a Slurm array (see
-//! `exec::slurm`). It trains its run exactly as `scalebook run` would on this node — the
+//! `exec::slurm`). It trains its runs, one after another, exactly as `scalebook run` would
+//! on this node — the
 //! entry lock, a `train-point` child, an atomic publish — so a run already in the store
-//! (trained locally meanwhile, or by an earlier attempt) ends the task at once, and a
+//! (trained locally meanwhile, or by an earlier attempt) is skipped at once, and a
 //! requeued task trains from the start and never publishes half an entry. Its log lines
 //! (`{"step":…,"loss":…}`) are what the watcher shows as progress.
 
@@ -26,8 +27,20 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<(), Failure> {
     let fail = |e: String| Failure::new(exit::USAGE, e);
     let saved = Saved::read(&args.submission).map_err(fail)?;
-    let spec = saved.spec(args.index).map_err(fail)?;
     let s = &saved.submission;
+    let runs = s.tasks.get(args.index).ok_or_else(|| {
+        fail(format!(
+            "{}: the submission has {} tasks, not task {}",
+            args.submission.display(),
+            s.tasks.len(),
+            args.index
+        ))
+    })?;
+    let specs = runs
+        .iter()
+        .map(|&r| saved.spec(r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(fail)?;
     let store = Store::open(&s.store).map_err(|e| {
         Failure::new(
             exit::INTERNAL,
@@ -41,12 +54,10 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         retry_failed: s.retry_failed,
         retrain_corrupt: s.retrain_corrupt,
     };
-    println!(
-        "slurm-task {}: run {} ({})",
-        args.index, spec.name, spec.key
-    );
-    let summary = scheduler::run_all(&store, &local, &[spec], options, &|event| match event {
-        Event::Cached { .. } => println!("already in the store: nothing to train"),
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    println!("slurm-task {}: runs {}", args.index, names.join(" "));
+    let summary = scheduler::run_all(&store, &local, &specs, options, &|event| match event {
+        Event::Cached { count } => println!("{count} run(s) already in the store"),
         Event::Started { name, steps } => println!("train-point {name} ({steps} steps)"),
         Event::Step { step, loss, .. } => println!("{{\"step\":{step},\"loss\":{loss}}}"),
         Event::Finished { name, outcome, .. } => match outcome {

@@ -137,13 +137,26 @@ fn cluster_tasks(store: &Store) -> std::collections::HashMap<String, (&'static s
             continue;
         };
         for (index, state) in tasks {
-            let word = match state {
-                TaskState::Pending => "pending",
-                TaskState::Running => "running",
+            let task_running = match state {
+                TaskState::Pending => false,
+                TaskState::Running => true,
                 TaskState::Ended(_) => continue,
             };
-            if let Some(task) = saved.submission.tasks.get(index) {
-                out.insert(task.key.clone(), (word, format!("{job}_{index}")));
+            let runs = saved
+                .submission
+                .tasks
+                .get(index)
+                .cloned()
+                .unwrap_or_default();
+            for r in runs {
+                let Some(run) = saved.submission.runs.get(r) else {
+                    continue;
+                };
+                // A task trains its runs one after another: the one holding its lock runs.
+                let running =
+                    task_running && saved.spec(r).is_ok_and(|spec| store.is_running(&spec));
+                let word = if running { "running" } else { "pending" };
+                out.insert(run.key.clone(), (word, format!("{job}_{index}")));
             }
         }
     }

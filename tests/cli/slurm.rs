@@ -71,25 +71,47 @@ fn wait_child(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     }
 }
 
-/// The submissions in a store: (folder, job id, run names).
-fn submissions(store: &Path) -> Vec<(PathBuf, u64, Vec<String>)> {
+/// A submission in a store.
+struct Sub {
+    dir: PathBuf,
+    job: u64,
+    runs: Vec<String>,
+    tasks: Vec<Vec<usize>>,
+}
+
+impl Sub {
+    /// The array task that trains the run `name`.
+    fn task_of(&self, name: &str) -> usize {
+        let run = self.runs.iter().position(|n| n == name).unwrap();
+        self.tasks.iter().position(|t| t.contains(&run)).unwrap()
+    }
+}
+
+/// The submissions in a store, oldest first.
+fn submissions(store: &Path) -> Vec<Sub> {
     let Ok(entries) = std::fs::read_dir(store.join("slurm")) else {
         return Vec::new();
     };
-    let mut out: Vec<(PathBuf, u64, Vec<String>)> = entries
+    let mut out: Vec<Sub> = entries
         .filter_map(Result::ok)
         .filter_map(|e| {
             let text = std::fs::read_to_string(e.path().join("submission.json")).ok()?;
             let s: serde_json::Value = serde_json::from_str(&text).ok()?;
-            let names = s["tasks"]
+            let runs = s["runs"]
                 .as_array()?
                 .iter()
                 .map(|t| t["name"].as_str().unwrap().to_string())
                 .collect();
-            Some((e.path(), s["job_id"].as_u64()?, names))
+            let tasks = serde_json::from_value(s["tasks"].clone()).ok()?;
+            Some(Sub {
+                dir: e.path(),
+                job: s["job_id"].as_u64()?,
+                runs,
+                tasks,
+            })
         })
         .collect();
-    out.sort();
+    out.sort_by(|a, b| a.dir.cmp(&b.dir));
     out
 }
 
@@ -140,8 +162,8 @@ fn submitted_result(store: &Path, submission: &Path, run: &str) -> serde_json::V
 /// Lines of every task log of a store's submissions containing `needle`.
 fn log_lines(store: &Path, needle: &str) -> Vec<String> {
     let mut lines = Vec::new();
-    for (dir, _, _) in submissions(store) {
-        for log in std::fs::read_dir(dir.join("logs")).unwrap() {
+    for sub in submissions(store) {
+        for log in std::fs::read_dir(sub.dir.join("logs")).unwrap() {
             let text = std::fs::read_to_string(log.unwrap().path()).unwrap();
             lines.extend(
                 text.lines()
@@ -334,8 +356,8 @@ fn slurm_attaches_after_a_killed_watcher_and_survives_requeue_and_cancel() {
     wait_for("the submission", Duration::from_secs(60), || {
         !submissions(&store).is_empty()
     });
-    let (_, job, names) = submissions(&store).remove(0);
-    let hang = names.iter().position(|n| n == "l1-d16-t6144").unwrap();
+    let sub = submissions(&store).remove(0);
+    let (job, hang) = (sub.job, sub.task_of("l1-d16-t6144"));
     wait_for("the hanging task to run", Duration::from_secs(60), || {
         task_state(job, hang) == "RUNNING"
     });
@@ -358,18 +380,26 @@ fn slurm_attaches_after_a_killed_watcher_and_survives_requeue_and_cancel() {
         "{}",
         String::from_utf8_lossy(&requeue.stderr)
     );
-    // Slurm holds a requeued job for two minutes; a test need not wait that long.
-    wait_for("the requeued task to wait", Duration::from_secs(60), || {
-        task_state(job, hang) == "PENDING"
-    });
-    Command::new("scontrol")
-        .args(["update", &format!("jobid={job}_{hang}"), "StartTime=now"])
-        .output()
-        .unwrap();
+    // Slurm holds a requeued job for two minutes; a test need not wait that long. Starting
+    // it before the old attempt's credential is revoked fails it ("Job credential
+    // revoked"), so it waits a few seconds first.
+    let mut pending_since: Option<Instant> = None;
     wait_for(
         "the requeued task to run again",
-        Duration::from_secs(60),
-        || task_state(job, hang) == "RUNNING",
+        Duration::from_secs(90),
+        || {
+            let state = task_state(job, hang);
+            if state == "PENDING" {
+                let since = *pending_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_secs(5) {
+                    Command::new("scontrol")
+                        .args(["update", &format!("jobid={job}_{hang}"), "StartTime=now"])
+                        .output()
+                        .unwrap();
+                }
+            }
+            pending_since.is_some() && state == "RUNNING"
+        },
     );
     std::fs::remove_file(&flag).unwrap();
     let status = wait_child(&mut second, Duration::from_secs(180));
@@ -413,8 +443,8 @@ fn slurm_attaches_after_a_killed_watcher_and_survives_requeue_and_cancel() {
     wait_for("the new submission", Duration::from_secs(60), || {
         submissions(&store).len() == 2
     });
-    let (third_dir, job, names) = submissions(&store).pop().unwrap();
-    let hang = names.iter().position(|n| n == "l1-d16-t6144").unwrap();
+    let sub = submissions(&store).pop().unwrap();
+    let (third_dir, job, hang) = (sub.dir.clone(), sub.job, sub.task_of("l1-d16-t6144"));
     wait_for("the hanging task to run", Duration::from_secs(60), || {
         task_state(job, hang) == "RUNNING"
     });
@@ -465,8 +495,8 @@ fn slurm_attaches_after_a_killed_watcher_and_survives_requeue_and_cancel() {
     wait_for("the fourth submission", Duration::from_secs(60), || {
         submissions(&store).len() == 4
     });
-    let (fourth_dir, job, names) = submissions(&store).pop().unwrap();
-    let hang = names.iter().position(|n| n == "l1-d16-t6144").unwrap();
+    let sub = submissions(&store).pop().unwrap();
+    let (fourth_dir, job, hang) = (sub.dir.clone(), sub.job, sub.task_of("l1-d16-t6144"));
     wait_for("the hanging task to run", Duration::from_secs(60), || {
         task_state(job, hang) == "RUNNING"
     });
@@ -499,7 +529,7 @@ fn slurm_attaches_after_a_killed_watcher_and_survives_requeue_and_cancel() {
     wait_for("the fifth submission", Duration::from_secs(60), || {
         submissions(&store).len() == 5
     });
-    let (fifth_dir, _, _) = submissions(&store).pop().unwrap();
+    let fifth_dir = submissions(&store).pop().unwrap().dir;
     let pattern = format!("{st}/runs/.partial-l1-d16-t6144");
     wait_for("the trainer to start", Duration::from_secs(60), || {
         Command::new("pkill")

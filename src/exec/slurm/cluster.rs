@@ -198,6 +198,28 @@ pub fn accounting(job: u64) -> Option<Vec<(usize, TaskState)>> {
     Some(tasks)
 }
 
+/// CPUs of a partition (the default one when `None`), from `sinfo`.
+pub fn partition_cpus(partition: Option<&str>) -> Option<usize> {
+    let out = match partition {
+        Some(p) => run("sinfo", &["-h", "-p", p, "-o", "%P %C"]),
+        None => run("sinfo", &["-h", "-o", "%P %C"]),
+    }
+    .ok()?;
+    let line = out.lines().find(|l| {
+        partition.is_some()
+            || l.split_whitespace()
+                .next()
+                .is_some_and(|p| p.ends_with('*'))
+    })?;
+    // `debug* 0/2/0/2`: allocated/idle/other/total.
+    line.split_whitespace()
+        .nth(1)?
+        .split('/')
+        .nth(3)?
+        .parse()
+        .ok()
+}
+
 /// Cancel a job (every task of an array).
 pub fn cancel(job: u64) -> Result<(), String> {
     run("scancel", &[&job.to_string()]).map(|_| ())

@@ -1,5 +1,5 @@
-//! A submitted array as the store keeps it (`STORE/slurm/<id>/`): the job id, which run each
-//! task trains (its spec), how tasks train, their logs. It is how a second `run` — or one
+//! A submitted array as the store keeps it (`STORE/slurm/<id>/`): the job id, which runs
+//! each task trains (their specs), how tasks train, their logs. It is how a second `run` — or one
 //! after the watcher was killed — attaches to the array instead of submitting again, and
 //! how `status` says which runs are pending or running on the cluster.
 
@@ -12,9 +12,9 @@ use crate::store::Store;
 use crate::store::atomic::write_atomic;
 use crate::study::RunSpec;
 
-/// One array task's run.
+/// One run of the submission.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Task {
+pub struct Run {
     pub key: String,
     pub name: String,
 }
@@ -31,8 +31,10 @@ pub struct Submission {
     pub threads: usize,
     pub retry_failed: bool,
     pub retrain_corrupt: bool,
-    /// Task i trains `tasks[i]`, whose spec is `specs/<i>.json`.
-    pub tasks: Vec<Task>,
+    /// Run r's spec is `specs/<r>.json`.
+    pub runs: Vec<Run>,
+    /// Array task i trains the runs `tasks[i]` (indices into `runs`), one after another.
+    pub tasks: Vec<Vec<usize>>,
     /// Every task has ended and its run is accounted for; the folder stays for its logs.
     #[serde(default)]
     pub finished: bool,
@@ -48,7 +50,7 @@ pub struct Saved {
 pub const FILE: &str = "submission.json";
 
 impl Saved {
-    /// A new submission folder with every task's spec.
+    /// A new submission folder with every run's spec.
     pub fn create(
         store: &Store,
         submission: Submission,
@@ -102,7 +104,7 @@ impl Saved {
         })
     }
 
-    /// Task `index`'s spec.
+    /// Run `index`'s spec.
     pub fn spec(&self, index: usize) -> Result<RunSpec, String> {
         let path = spec_path(&self.dir, index);
         let text =
