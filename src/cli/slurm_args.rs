@@ -88,12 +88,9 @@ impl SlurmArgs {
             None => super::current_exe()?,
         };
         let threads = o.cpus_per_task.map(|c| c as usize).or(threads).unwrap_or(1);
-        let estimates = if o.time.is_none() {
-            let e = crate::pipeline::estimate::estimate(specs, Some(store));
-            specs.iter().map(|s| s.key.clone()).zip(e.seconds).collect()
-        } else {
-            Default::default()
-        };
+        // Each run's time: the default time limit, and which short runs share a task.
+        let e = crate::pipeline::estimate::estimate(specs, Some(store));
+        let estimates = specs.iter().map(|s| s.key.clone()).zip(e.seconds).collect();
         Ok(Slurm {
             options: o,
             binary,
