@@ -1,6 +1,7 @@
 //! `scalebook run --executor slurm`'s options: each `--slurm-…` overrides the study file's
 //! `execution.slurm`; `--dry-run` prints the batch script and submits nothing.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::{Failure, exit};
@@ -28,7 +29,8 @@ pub struct SlurmArgs {
     /// CPUs per task [default: --threads-per-job, else 1]
     #[arg(long, value_name = "N", value_parser = super::parse_jobs)]
     pub slurm_cpus: Option<usize>,
-    /// Memory per task (`4G`)
+    /// Memory per task (`4G`) [default: twice the peak of the study's finished runs of the
+    /// same shapes, when every shape has one]
     #[arg(long, value_name = "SIZE")]
     pub slurm_mem: Option<String>,
     /// Generic resources per task (`gpu:1`)
@@ -97,6 +99,36 @@ impl SlurmArgs {
             threads,
             throttle: jobs,
             estimates,
+            memory: memory_by_shape(specs, store),
         })
     }
+}
+
+/// Each planned run's expected peak memory: the largest peak of the study's finished runs of
+/// its shape (model, context, batch) — memory barely grows with tokens (the memory law's
+/// exponent of D is near 0).
+fn memory_by_shape(specs: &[RunSpec], store: &crate::store::Store) -> HashMap<String, u64> {
+    let shape = |s: &RunSpec| {
+        let m = &s.identity.model;
+        (
+            m.layers,
+            m.d_model,
+            m.heads,
+            m.context,
+            s.identity.train.batch,
+        )
+    };
+    let mut peaks: HashMap<(u64, u64, u64, u64, u64), u64> = HashMap::new();
+    for spec in specs {
+        if let crate::store::EntryState::Done(e) = store.inspect(spec)
+            && let Some(peak) = e.result.peak_rss_bytes
+        {
+            let p = peaks.entry(shape(spec)).or_default();
+            *p = (*p).max(peak);
+        }
+    }
+    specs
+        .iter()
+        .filter_map(|s| peaks.get(&shape(s)).map(|&p| (s.key.clone(), p)))
+        .collect()
 }

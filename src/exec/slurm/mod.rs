@@ -36,8 +36,11 @@ pub struct Slurm {
     /// Tasks running at once (`%K`), when limited.
     pub throttle: Option<usize>,
     /// Each planned run's estimated seconds at one thread, by key (the time limit's
-    /// default).
+    /// default, and which short runs share a task).
     pub estimates: HashMap<String, f64>,
+    /// Each planned run's expected peak memory in bytes, by key, when known (the memory
+    /// request's default).
+    pub memory: HashMap<String, u64>,
 }
 
 /// Why the Slurm executor stopped.
@@ -62,6 +65,7 @@ impl Slurm {
     ) -> String {
         script::render(&script::Input {
             study,
+            runs: specs.len(),
             dir,
             tasks: tasks.len(),
             throttle: self.throttle,
@@ -71,9 +75,19 @@ impl Slurm {
                 .time
                 .clone()
                 .or_else(|| self.default_time(specs, tasks)),
+            mem: self.options.mem.clone().or_else(|| self.default_mem(specs)),
             options: &self.options,
             binary: &self.binary,
         })
+    }
+
+    /// Twice the largest expected peak memory, in MiB; none unless every run's is known.
+    fn default_mem(&self, specs: &[&RunSpec]) -> Option<String> {
+        let mut most = 0u64;
+        for spec in specs {
+            most = most.max(*self.memory.get(&spec.key)?);
+        }
+        Some(format!("{}M", (2 * most).div_ceil(1 << 20).max(256)))
     }
 
     /// Each run's estimated seconds on a task's CPUs (`NaN` when unknown).
@@ -121,7 +135,8 @@ impl Slurm {
         options: Options,
     ) -> String {
         let (_, queue) = triage(store, specs, options, &|_| {});
-        let dir = store.root().join("slurm").join("<submission>");
+        let root = std::path::absolute(store.root()).unwrap_or_else(|_| store.root().into());
+        let dir = root.join("slurm").join("<submission>");
         if queue.is_empty() {
             return "# nothing to submit: every planned run is in the store\n".into();
         }

@@ -7,6 +7,8 @@ use crate::study::execution::SlurmOptions;
 
 pub struct Input<'a> {
     pub study: &'a str,
+    /// Runs in the submission.
+    pub runs: usize,
     /// The submission's folder in the store.
     pub dir: &'a Path,
     pub tasks: usize,
@@ -14,6 +16,8 @@ pub struct Input<'a> {
     pub cpus: usize,
     /// Slurm's time format.
     pub time: Option<String>,
+    /// Slurm's memory format.
+    pub mem: Option<String>,
     pub options: &'a SlurmOptions,
     pub binary: &'a Path,
 }
@@ -54,7 +58,7 @@ pub fn render(i: &Input) -> String {
         }
     };
     option("time", &i.time);
-    option("mem", &o.mem);
+    option("mem", &i.mem);
     option("partition", &o.partition);
     option("account", &o.account);
     option("qos", &o.qos);
@@ -89,11 +93,13 @@ mod tests {
         };
         let text = render(&Input {
             study: "s",
+            runs: 30,
             dir: Path::new("/store/slurm/1-2"),
             tasks: 12,
             throttle: Some(4),
             cpus: 2,
             time: Some("30".into()),
+            mem: Some("4G".into()),
             options: &options,
             binary: Path::new("/opt/my tools/scalebook"),
         });
