@@ -74,7 +74,7 @@ pub enum Command {
     /// List the runs a study would train, with parameters, tokens and FLOPs.
     Plan(plan::Args),
     /// Train every run the store lacks, fit the laws, train the final run, write the book.
-    Run(run::Args),
+    Run(Box<run::Args>),
     /// Fit the study's laws to its runs (or imported results); write fits.json.
     Fit(fit::Args),
     /// Write the study's book chapter (charts, tables, narrative) and build the HTML.

@@ -101,14 +101,7 @@ pub fn train(
     let ran = process::run(&launch, on_step);
     let trainer_seconds = launched.elapsed().as_secs_f64();
     let judged = match ran {
-        Err(why) => Judged {
-            status: RunStatus::Failed,
-            reason: Some(why),
-            curve: Vec::new(),
-            reported: None,
-            spikes: Default::default(),
-            diverged_at: None,
-        },
+        Err(why) => Judged::failed(why),
         Ok((ended, peak)) => judge(spec, &job, ended, &log, peak),
     };
     let _ = std::fs::remove_dir_all(&dir);
@@ -199,6 +192,20 @@ struct Judged {
     diverged_at: Option<u64>,
 }
 
+impl Judged {
+    /// A run that failed before anything it wrote could be judged.
+    fn failed(why: String) -> Judged {
+        Judged {
+            status: RunStatus::Failed,
+            reason: Some(why),
+            curve: Vec::new(),
+            reported: None,
+            spikes: Default::default(),
+            diverged_at: None,
+        }
+    }
+}
+
 /// Turn what the trainer left into a status with its reason.
 fn judge(spec: &RunSpec, job: &Job, ended: Ended, log: &Path, peak: Option<u64>) -> Judged {
     let said = || {
@@ -206,14 +213,7 @@ fn judge(spec: &RunSpec, job: &Job, ended: Ended, log: &Path, peak: Option<u64>)
             .map(|l| format!(": {l}"))
             .unwrap_or_default()
     };
-    let failed = |why: String| Judged {
-        status: RunStatus::Failed,
-        reason: Some(why),
-        curve: Vec::new(),
-        reported: None,
-        spikes: Default::default(),
-        diverged_at: None,
-    };
+    let failed = Judged::failed;
     match ended {
         Ended::TimedOut(limit) => {
             return failed(format!(

@@ -34,8 +34,8 @@ pub fn render(i: &Input) -> String {
     let mut lines = vec![
         "#!/bin/bash".to_string(),
         format!(
-            "# scalebook: {} runs of study `{}`, one per array task",
-            i.tasks, i.study
+            "# scalebook: {} run(s) of study `{}` in {} array task(s)",
+            i.runs, i.study, i.tasks
         ),
         format!("#SBATCH --job-name=scalebook-{}", i.study),
         format!(

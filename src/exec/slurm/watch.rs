@@ -5,8 +5,6 @@
 //! arrays, and cancels them otherwise.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -15,6 +13,7 @@ use super::Stop;
 use super::cluster::{self, Ending, TaskState};
 use super::submission::Saved;
 use crate::exec::scheduler::{Event, Outcome, Summary, reason_of};
+use crate::exec::tail::{LineTail, step_of};
 use crate::record::{RunResult, RunStatus, write_run};
 use crate::store::{EntryState, Store};
 use crate::study::RunSpec;
@@ -178,10 +177,11 @@ fn follow(
             None if forgotten => TaskState::Ended(unknown()),
             None => last,
         };
-        if now == TaskState::Running && !w.logs.contains_key(&task) {
-            if let Some(log) = w.saved.log(task) {
-                w.logs.insert(task, LogTail::new(log));
-            }
+        if now == TaskState::Running
+            && !w.logs.contains_key(&task)
+            && let Some(log) = w.saved.log(task)
+        {
+            w.logs.insert(task, LogTail::new(log));
         }
         if let Some(log) = w.logs.get_mut(&task) {
             log.follow(&w.specs, events);
@@ -321,50 +321,24 @@ fn record_failure(store: &Store, spec: &RunSpec, reason: &str) -> Result<(), Sto
     store.commit(spec, &partial, &lock).map_err(err)
 }
 
-/// A task's log as it grows: `train-point NAME (N steps)` starts a run, JSON step lines
-/// are its progress.
+/// A task's log as it grows: `train-point NAME (N steps)` starts a run, step lines are its
+/// progress.
 struct LogTail {
-    path: PathBuf,
-    offset: u64,
-    partial: Vec<u8>,
+    lines: LineTail,
     current: Option<String>,
-}
-
-#[derive(serde::Deserialize)]
-struct StepLine {
-    step: u64,
-    loss: f64,
 }
 
 impl LogTail {
     fn new(path: PathBuf) -> Self {
         LogTail {
-            path,
-            offset: 0,
-            partial: Vec::new(),
+            lines: LineTail::new(path),
             current: None,
         }
     }
 
     fn follow(&mut self, specs: &[RunSpec], events: &(dyn Fn(Event) + Sync)) {
-        let Ok(mut file) = File::open(&self.path) else {
-            return;
-        };
-        if file.seek(SeekFrom::Start(self.offset)).is_err() {
-            return;
-        }
-        let mut fresh = Vec::new();
-        let Ok(n) = file.read_to_end(&mut fresh) else {
-            return;
-        };
-        self.offset += n as u64;
-        self.partial.extend_from_slice(&fresh);
-        let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
-            return;
-        };
-        let complete: Vec<u8> = self.partial.drain(..=end).collect();
         let mut last_step = None;
-        for line in String::from_utf8_lossy(&complete).lines() {
+        for line in self.lines.lines() {
             if let Some(rest) = line.strip_prefix("train-point ") {
                 let name = rest.split_whitespace().next().unwrap_or("");
                 if let Some(spec) = specs.iter().find(|s| s.name == name) {
@@ -374,8 +348,8 @@ impl LogTail {
                         steps: spec.steps,
                     });
                 }
-            } else if let Ok(step) = serde_json::from_str::<StepLine>(line) {
-                last_step = Some((step.step, step.loss));
+            } else if let Some(step) = step_of(&line) {
+                last_step = Some(step);
             }
         }
         if let (Some(name), Some((step, loss))) = (&self.current, last_step) {

@@ -2,178 +2,15 @@
 //! `../shared/slurm/start-slurm.sh`): the same bits as the local executor, attach instead of
 //! resubmit, cancel, requeue, time limits, and the errors of a machine without Slurm.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use support::*;
+
 use crate::support::{assert_no_crash, fresh_dir, root, stderr, stdout};
-
-/// Whether a Slurm controller answers here; skips (fails under SCALEBOOK_NO_SKIP) if not.
-fn slurm_ready(test: &str) -> bool {
-    let up = Command::new("sinfo")
-        .args(["-h", "-o", "%a"])
-        .stdin(Stdio::null())
-        .output()
-        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("up"));
-    if !up {
-        scalebook::testing::skip(
-            test,
-            "no Slurm controller answers (`.ci/run` starts one with ../shared/slurm/start-slurm.sh)",
-        );
-    }
-    up
-}
-
-fn command(args: &[&str], envs: &[(&str, &Path)]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_scalebook"));
-    c.args(args)
-        .current_dir(root())
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null());
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    c
-}
-
-fn run(args: &[&str], envs: &[(&str, &Path)]) -> Output {
-    command(args, envs).output().expect("scalebook runs")
-}
-
-/// `scalebook run …` in the background, its stderr into `log`.
-fn spawn(args: &[&str], envs: &[(&str, &Path)], log: &Path) -> Child {
-    command(args, envs)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .expect("scalebook starts")
-}
-
-fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn wait_child(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("scalebook run did not finish in {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// A submission in a store.
-struct Sub {
-    dir: PathBuf,
-    job: u64,
-    runs: Vec<String>,
-    tasks: Vec<Vec<usize>>,
-}
-
-impl Sub {
-    /// The array task that trains the run `name`.
-    fn task_of(&self, name: &str) -> usize {
-        let run = self.runs.iter().position(|n| n == name).unwrap();
-        self.tasks.iter().position(|t| t.contains(&run)).unwrap()
-    }
-}
-
-/// The submissions in a store, oldest first.
-fn submissions(store: &Path) -> Vec<Sub> {
-    let Ok(entries) = std::fs::read_dir(store.join("slurm")) else {
-        return Vec::new();
-    };
-    let mut out: Vec<Sub> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let text = std::fs::read_to_string(e.path().join("submission.json")).ok()?;
-            let s: serde_json::Value = serde_json::from_str(&text).ok()?;
-            let runs = s["runs"]
-                .as_array()?
-                .iter()
-                .map(|t| t["name"].as_str().unwrap().to_string())
-                .collect();
-            let tasks = serde_json::from_value(s["tasks"].clone()).ok()?;
-            Some(Sub {
-                dir: e.path(),
-                job: s["job_id"].as_u64()?,
-                runs,
-                tasks,
-            })
-        })
-        .collect();
-    out.sort_by(|a, b| a.dir.cmp(&b.dir));
-    out
-}
-
-/// Slurm's state of one array task (`RUNNING`, …), or "" once forgotten.
-fn task_state(job: u64, index: usize) -> String {
-    let out = Command::new("scontrol")
-        .args(["show", "job", "-o", &job.to_string()])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.contains(&format!("ArrayTaskId={index} ")))
-        .and_then(|l| {
-            l.split_whitespace()
-                .find_map(|kv| kv.strip_prefix("JobState="))
-                .map(str::to_string)
-        })
-        .unwrap_or_default()
-}
-
-fn result(store: &Path, run: &str) -> serde_json::Value {
-    let dir = std::fs::read_dir(store.join("runs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            let n = p.file_name().unwrap().to_string_lossy().into_owned();
-            n.starts_with(&format!("{run}-")) && n.len() == run.len() + 13
-        })
-        .unwrap_or_else(|| panic!("no entry for {run}"));
-    serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).unwrap()).unwrap()
-}
-
-/// The record of the run named `run` that the submission in `submission` trained.
-fn submitted_result(store: &Path, submission: &Path, run: &str) -> serde_json::Value {
-    for spec in std::fs::read_dir(submission.join("specs")).unwrap() {
-        let spec: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(spec.unwrap().path()).unwrap()).unwrap();
-        if spec["name"] == run {
-            let key = spec["key"].as_str().unwrap();
-            let entry = store.join("runs").join(format!("{run}-{}", &key[..12]));
-            let text = std::fs::read_to_string(entry.join("result.json")).unwrap();
-            return serde_json::from_str(&text).unwrap();
-        }
-    }
-    panic!("{run} is not in {}", submission.display())
-}
-
-/// Lines of every task log of a store's submissions containing `needle`.
-fn log_lines(store: &Path, needle: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    for sub in submissions(store) {
-        for log in std::fs::read_dir(sub.dir.join("logs")).unwrap() {
-            let text = std::fs::read_to_string(log.unwrap().path()).unwrap();
-            lines.extend(
-                text.lines()
-                    .filter(|l| l.contains(needle))
-                    .map(String::from),
-            );
-        }
-    }
-    lines
-}
 
 const SIX: &str = "\
 version: 1
@@ -328,6 +165,63 @@ fn hanging_study(dir: &Path, seed: u64) -> PathBuf {
     path
 }
 
+/// A hanging study started through Slurm in the background.
+struct Hanging {
+    child: Child,
+    sub: Sub,
+    /// The array task of the hanging run.
+    task: usize,
+    log: PathBuf,
+    args: Vec<String>,
+}
+
+impl Hanging {
+    /// Start `hanging_study(seed)` on `store` — the store's `nth` submission — and wait for
+    /// its hanging run's task to run.
+    fn start(dir: &Path, store: &Path, seed: u64, flag: &Path, nth: usize) -> Hanging {
+        let study = hanging_study(dir, seed);
+        let args: Vec<String> = [
+            "run",
+            study.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+            "--executor",
+            "slurm",
+            "--no-report",
+        ]
+        .map(String::from)
+        .to_vec();
+        let log = dir.join(format!("watcher-{seed}.log"));
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let child = spawn(&argv, &[("FAKE_HANG_FLAG", flag)], &log);
+        wait_for("the submission", Duration::from_secs(60), || {
+            submissions(store).len() == nth
+        });
+        let sub = submissions(store).pop().unwrap();
+        let task = sub.task_of("l1-d16-t6144");
+        wait_for("the hanging task to run", Duration::from_secs(60), || {
+            task_state(sub.job, task) == "RUNNING"
+        });
+        Hanging {
+            child,
+            sub,
+            task,
+            log,
+            args,
+        }
+    }
+
+    /// Wait for the watcher; its exit code and log.
+    fn finish(&mut self) -> (Option<i32>, String) {
+        let status = wait_child(&mut self.child, Duration::from_secs(180));
+        (status.code(), std::fs::read_to_string(&self.log).unwrap())
+    }
+
+    fn result(&self, store: &Path, run: &str) -> serde_json::Value {
+        submitted_result(store, &self.sub.dir, run)
+    }
+}
+
 #[test]
 fn slurm_attaches_after_a_killed_watcher_and_survives_requeue_and_cancel() {
     if !slurm_ready("slurm_attaches_after_a_killed_watcher_and_survives_requeue_and_cancel") {
@@ -339,31 +233,14 @@ fn slurm_attaches_after_a_killed_watcher_and_survives_requeue_and_cancel() {
     let env = [("FAKE_HANG_FLAG", flag.as_path())];
     let store = dir.join("store");
     let st = store.to_str().unwrap();
-    let study = hanging_study(&dir, 11);
-    let s = study.to_str().unwrap();
-    let args = [
-        "run",
-        s,
-        "--store",
-        st,
-        "--executor",
-        "slurm",
-        "--no-report",
-    ];
 
     // 1. The watcher is killed with SIGKILL mid-array; a second `run` attaches.
-    let mut first = spawn(&args, &env, &dir.join("first.log"));
-    wait_for("the submission", Duration::from_secs(60), || {
-        !submissions(&store).is_empty()
-    });
-    let sub = submissions(&store).remove(0);
-    let (job, hang) = (sub.job, sub.task_of("l1-d16-t6144"));
-    wait_for("the hanging task to run", Duration::from_secs(60), || {
-        task_state(job, hang) == "RUNNING"
-    });
-    first.kill().unwrap();
-    first.wait().unwrap();
-    let mut second = spawn(&args, &env, &dir.join("second.log"));
+    let mut first = Hanging::start(&dir, &store, 11, &flag, 1);
+    let (job, hang) = (first.sub.job, first.task);
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let argv: Vec<&str> = first.args.iter().map(String::as_str).collect();
+    let mut second = spawn(&argv, &env, &dir.join("second.log"));
     wait_for("the second run to attach", Duration::from_secs(30), || {
         std::fs::read_to_string(dir.join("second.log"))
             .unwrap_or_default()
@@ -375,11 +252,7 @@ fn slurm_attaches_after_a_killed_watcher_and_survives_requeue_and_cancel() {
         .args(["requeue", &format!("{job}_{hang}")])
         .output()
         .unwrap();
-    assert!(
-        requeue.status.success(),
-        "{}",
-        String::from_utf8_lossy(&requeue.stderr)
-    );
+    assert!(requeue.status.success(), "{requeue:?}");
     // Slurm holds a requeued job for two minutes; a test need not wait that long. Starting
     // it before the old attempt's credential is revoked fails it ("Job credential
     // revoked"), so it waits a few seconds first.
@@ -407,18 +280,15 @@ fn slurm_attaches_after_a_killed_watcher_and_survives_requeue_and_cancel() {
     assert!(status.success(), "{log}");
     assert_eq!(submissions(&store).len(), 1, "submitted twice:\n{log}");
     for run in ["l1-d16-t1024", "l1-d16-t6144"] {
-        assert_eq!(result(&store, run)["status"], "ok", "{run}");
+        assert_eq!(first.result(&store, run)["status"], "ok", "{run}");
     }
     // The first task trained once; the requeued one again from the start, published once.
     let starts = log_lines(&store, "train-point ");
-    assert_eq!(
-        starts.iter().filter(|l| l.contains("l1-d16-t1024")).count(),
-        1,
-        "{starts:?}"
-    );
+    let once = starts.iter().filter(|l| l.contains("l1-d16-t1024")).count();
+    assert_eq!(once, 1, "{starts:?}");
     assert!(log.contains("[2/2] l1-d16-t6144: ok"), "{log}");
     assert!(!log.contains("[3/2]"), "{log}");
-    let status = run(&["status", s, "--store", st], &[]);
+    let status = run(&["status", &first.args[1], "--store", st], &[]);
     assert!(
         stdout(&status).contains("2 runs: 2 done"),
         "{}",
@@ -426,127 +296,60 @@ fn slurm_attaches_after_a_killed_watcher_and_survives_requeue_and_cancel() {
     );
 
     // 3. One task cancelled with scancel: its run fails with the reason; --retry-failed
-    // trains only it.
+    // trains only it. While it runs, `status` names its Slurm task.
     std::fs::write(&flag, "").unwrap();
-    let study = hanging_study(&dir, 12);
-    let s = study.to_str().unwrap();
-    let args = [
-        "run",
-        s,
-        "--store",
-        st,
-        "--executor",
-        "slurm",
-        "--no-report",
-    ];
-    let mut third = spawn(&args, &env, &dir.join("third.log"));
-    wait_for("the new submission", Duration::from_secs(60), || {
-        submissions(&store).len() == 2
-    });
-    let sub = submissions(&store).pop().unwrap();
-    let (third_dir, job, hang) = (sub.dir.clone(), sub.job, sub.task_of("l1-d16-t6144"));
-    wait_for("the hanging task to run", Duration::from_secs(60), || {
-        task_state(job, hang) == "RUNNING"
-    });
-    let pending = run(&["status", s, "--store", st], &[]);
-    assert!(
-        stdout(&pending).contains(&format!("running   {:>8}  Slurm job {job}_{hang}", "")),
-        "{}",
-        stdout(&pending)
-    );
+    let mut third = Hanging::start(&dir, &store, 12, &flag, 2);
+    let (job, hang) = (third.sub.job, third.task);
+    let pending = run(&["status", &third.args[1], "--store", st], &[]);
+    let running = format!("running   {:>8}  Slurm job {job}_{hang}", "");
+    assert!(stdout(&pending).contains(&running), "{}", stdout(&pending));
     Command::new("scancel")
         .arg(format!("{job}_{hang}"))
         .output()
         .unwrap();
-    let status = wait_child(&mut third, Duration::from_secs(120));
-    let log = std::fs::read_to_string(dir.join("third.log")).unwrap();
-    assert_eq!(status.code(), Some(3), "{log}");
-    let cancelled = submitted_result(&store, &third_dir, "l1-d16-t6144");
+    let (code, log) = third.finish();
+    assert_eq!(code, Some(3), "{log}");
+    let cancelled = third.result(&store, "l1-d16-t6144");
     assert_eq!(cancelled["status"], "failed");
     let reason = cancelled["reason"].as_str().unwrap();
-    assert!(
-        reason.contains(&format!("Slurm task {job}_{hang}: cancelled")),
-        "{reason}"
-    );
+    let expected = format!("Slurm task {job}_{hang}: cancelled");
+    assert!(reason.contains(&expected), "{reason}");
     std::fs::remove_file(&flag).unwrap();
-    let retry = run(&[&args[..], &["--retry-failed"]].concat(), &env);
+    let argv: Vec<&str> = third.args.iter().map(String::as_str).collect();
+    let retry = run(&[&argv[..], &["--retry-failed"]].concat(), &env);
     assert!(retry.status.success(), "{}", stderr(&retry));
-    assert!(
-        stderr(&retry).contains("1 trained, 1 cached, 0 failed"),
-        "{}",
-        stderr(&retry)
-    );
+    let trained = "1 trained, 1 cached, 0 failed";
+    assert!(stderr(&retry).contains(trained), "{}", stderr(&retry));
 
-    // 4. SIGTERM to the watcher (no terminal to ask on) cancels its array.
+    // 4. SIGTERM to the watcher (no terminal to ask on) cancels its array. Submissions so
+    // far: hang-11, hang-12 and its retry; this is the fourth.
     std::fs::write(&flag, "").unwrap();
-    let study = hanging_study(&dir, 14);
-    let s = study.to_str().unwrap();
-    let args = [
-        "run",
-        s,
-        "--store",
-        st,
-        "--executor",
-        "slurm",
-        "--no-report",
-    ];
-    let mut fourth = spawn(&args, &env, &dir.join("fourth.log"));
-    // Submissions so far: hang-11, hang-12 and its retry; this is the fourth.
-    wait_for("the fourth submission", Duration::from_secs(60), || {
-        submissions(&store).len() == 4
-    });
-    let sub = submissions(&store).pop().unwrap();
-    let (fourth_dir, job, hang) = (sub.dir.clone(), sub.job, sub.task_of("l1-d16-t6144"));
-    wait_for("the hanging task to run", Duration::from_secs(60), || {
-        task_state(job, hang) == "RUNNING"
-    });
+    let mut fourth = Hanging::start(&dir, &store, 14, &flag, 4);
     // SAFETY: signalling our own child.
-    unsafe { libc::kill(fourth.id() as i32, libc::SIGTERM) };
-    let status = wait_child(&mut fourth, Duration::from_secs(60));
-    let log = std::fs::read_to_string(dir.join("fourth.log")).unwrap();
-    assert_eq!(status.code(), Some(3), "{log}");
-    assert!(
-        log.contains(&format!("cancelled Slurm job(s) [{job}]")),
-        "{log}"
-    );
-    let reason = submitted_result(&store, &fourth_dir, "l1-d16-t6144")["reason"].clone();
+    unsafe { libc::kill(fourth.child.id() as i32, libc::SIGTERM) };
+    let (code, log) = fourth.finish();
+    assert_eq!(code, Some(3), "{log}");
+    let said = format!("cancelled Slurm job(s) [{}]", fourth.sub.job);
+    assert!(log.contains(&said), "{log}");
+    let reason = fourth.result(&store, "l1-d16-t6144")["reason"].clone();
     assert!(reason.as_str().unwrap().contains("cancelled"), "{reason}");
 
     // 5. The training process killed with SIGKILL inside its task: the run fails with
     // the reason, the task itself ends normally.
-    let study = hanging_study(&dir, 15);
-    let s = study.to_str().unwrap();
-    let args = [
-        "run",
-        s,
-        "--store",
-        st,
-        "--executor",
-        "slurm",
-        "--no-report",
-    ];
-    let mut fifth = spawn(&args, &env, &dir.join("fifth.log"));
-    wait_for("the fifth submission", Duration::from_secs(60), || {
-        submissions(&store).len() == 5
-    });
-    let fifth_dir = submissions(&store).pop().unwrap().dir;
+    let mut fifth = Hanging::start(&dir, &store, 15, &flag, 5);
     let pattern = format!("{st}/runs/.partial-l1-d16-t6144");
-    wait_for("the trainer to start", Duration::from_secs(60), || {
+    wait_for("the trainer to be killed", Duration::from_secs(60), || {
         Command::new("pkill")
             .args(["-9", "-f", &pattern])
             .status()
             .is_ok_and(|s| s.success())
     });
-    let status = wait_child(&mut fifth, Duration::from_secs(60));
-    let log = std::fs::read_to_string(dir.join("fifth.log")).unwrap();
-    assert_eq!(status.code(), Some(3), "{log}");
-    let killed = submitted_result(&store, &fifth_dir, "l1-d16-t6144");
+    let (code, log) = fifth.finish();
+    assert_eq!(code, Some(3), "{log}");
+    let killed = fifth.result(&store, "l1-d16-t6144");
     let reason = killed["reason"].as_str().unwrap();
     assert!(reason.contains("SIGKILL"), "{reason}");
-    assert_eq!(
-        submitted_result(&store, &fifth_dir, "l1-d16-t1024")["status"],
-        "ok"
-    );
+    assert_eq!(fifth.result(&store, "l1-d16-t1024")["status"], "ok");
     std::fs::remove_file(&flag).unwrap();
 }
 
@@ -631,7 +434,8 @@ fn without_slurm_a_clear_error_and_the_dry_run_still_prints_the_script() {
     assert!(dry.status.success(), "{}", stderr(&dry));
     let script = stdout(&dry);
     for line in [
-        "#SBATCH --array=0-5%3",
+        // Six short runs, three at a time (no `sinfo` here to say more): three tasks.
+        "#SBATCH --array=0-2%3",
         "#SBATCH --partition=gpu",
         "#SBATCH --mem=2G",
         "#SBATCH --gres=gpu:1",
@@ -640,6 +444,12 @@ fn without_slurm_a_clear_error_and_the_dry_run_still_prints_the_script() {
     ] {
         assert!(script.lines().any(|l| l == line), "{line} not in\n{script}");
     }
+    let listed: usize = script
+        .lines()
+        .filter_map(|l| l.strip_prefix("# task "))
+        .map(|l| l.split_whitespace().count() - 1)
+        .sum();
+    assert_eq!(listed, 6, "{script}");
     assert!(
         !store.join("runs").read_dir().unwrap().any(|_| true),
         "the dry run trained"
