@@ -77,6 +77,12 @@ fn parallelism(args: &Args) -> (usize, usize) {
 pub fn run(args: &Args) -> Result<(), Failure> {
     let study = args.producer.apply(load_study(&args.study)?)?;
     devices_apply(args, &study)?;
+    if args.slurm.any() && args.producer.executor != ExecutorKind::Slurm {
+        return Err(Failure::new(
+            exit::USAGE,
+            "--dry-run and the --slurm-… options apply to `--executor slurm`",
+        ));
+    }
     let mut specs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let (store_path, published) = args.store.locate(&study);
     let store = args.store.open(&study)?;
@@ -88,13 +94,9 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         retrain_corrupt: !published,
     };
     let backend = backend(args, &study, &specs, &store, threads)?;
-    if args.slurm.dry_run {
-        let Backend::Slurm(slurm) = &backend else {
-            return Err(Failure::new(
-                exit::USAGE,
-                "--dry-run applies to `--executor slurm`",
-            ));
-        };
+    if args.slurm.dry_run
+        && let Backend::Slurm(slurm) = &backend
+    {
         print!("{}", slurm.dry_run(&study.name, &store, &specs, options));
         return Ok(());
     }

@@ -45,6 +45,20 @@ pub struct SlurmArgs {
 }
 
 impl SlurmArgs {
+    /// Whether any Slurm option was given (they need `--executor slurm`).
+    pub fn any(&self) -> bool {
+        self.dry_run
+            || self.slurm_partition.is_some()
+            || self.slurm_account.is_some()
+            || self.slurm_qos.is_some()
+            || self.slurm_time.is_some()
+            || self.slurm_cpus.is_some()
+            || self.slurm_mem.is_some()
+            || self.slurm_gres.is_some()
+            || !self.slurm_arg.is_empty()
+            || self.slurm_binary.is_some()
+    }
+
     /// The Slurm executor for `study`: the study file's options with these overrides.
     pub fn executor(
         &self,

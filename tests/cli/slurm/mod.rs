@@ -492,6 +492,10 @@ fn without_slurm_a_clear_error_and_the_dry_run_still_prints_the_script() {
         stderr(&refused)
     );
     assert!(!store.join("slurm").read_dir().unwrap().any(|_| true));
+    // Slurm options without the Slurm executor are a mistake, not a local run.
+    let stray = run(&["run", s, "--store", st, "--slurm-time", "5"], &[]);
+    assert_eq!(stray.status.code(), Some(2), "{}", stderr(&stray));
+    assert!(stderr(&stray).contains("apply to `--executor slurm`"));
     // --devices belongs to the local executor.
     let devices = run(
         &[
