@@ -56,6 +56,8 @@ pub fn train(
             message: crate::study::diagnostics::io_reason(&e),
         })
     };
+    // The command runs in its own folder: every path it is given is absolute.
+    let out = &std::path::absolute(out).map_err(|e| io(out, e))?;
     let dir = out.join(WORK_DIR);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;

@@ -99,6 +99,16 @@ fn the_numpy_adapter_trains_a_study_end_to_end_and_its_version_is_its_identity()
     assert!(verify.status.success(), "{}", stdout(&verify));
     assert!(stdout(&verify).contains("external trainer `numpy_gpt.py@sha256:"));
 
+    // A store given as a relative path: the trainer, in its own folder, still finds
+    // every file (the job's paths are absolute).
+    let relative = Command::new(env!("CARGO_BIN_EXE_scalebook"))
+        .args(["run", ex, "--store", "relative-store", "--no-report"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(relative.status.success(), "{}", stderr(&relative));
+    assert!(stderr(&relative).contains("4 trained, 0 cached, 0 failed"));
+
     // A declared version: changing it retrains every run, keeping it trains none.
     let study = numpy_study(&dir, "numpy/1");
     let s = study.to_str().unwrap();
