@@ -466,6 +466,13 @@ fn retrain(spec: &RunSpec, entry: &Entry, options: &Options) -> Check {
         Ok(None) => return check(Verdict::Mismatch, "re-training wrote no record".into()),
         Err(why) => return check(Verdict::Mismatch, format!("the re-trained record: {why}")),
     };
+    if fresh.result.status != RunStatus::Ok && recorded.status == RunStatus::Ok {
+        let why = fresh.result.reason.clone().unwrap_or_default();
+        return check(
+            Verdict::Mismatch,
+            format!("recorded ok, but re-training did not finish: {why}"),
+        );
+    }
     let same_bits =
         numerics_digest(recorded, &entry.curve) == numerics_digest(&fresh.result, &fresh.curve);
     let same_machine = recorded.cpu == fresh.result.cpu && recorded.isa == fresh.result.isa;
