@@ -20,8 +20,8 @@ use std::path::PathBuf;
 use cluster::TaskState;
 use submission::{Run, Saved, Submission};
 
-use super::scheduler::{Event, Options, Summary, triage};
-use crate::store::Store;
+use super::scheduler::{Event, Options, Summary, reason_of, triage};
+use crate::store::{EntryState, Store};
 use crate::study::RunSpec;
 use crate::study::execution::SlurmOptions;
 
@@ -182,10 +182,21 @@ impl Slurm {
                 .iter()
                 .flat_map(|s| s.submission.runs.iter().map(|r| r.key.as_str()))
                 .collect();
-            let fresh: Vec<&RunSpec> = queue
+            // An array that ended while nobody watched may have finished (or, settled just
+            // now, failed) some of the queue.
+            let mut fresh: Vec<&RunSpec> = Vec::new();
+            for spec in queue
                 .into_iter()
                 .filter(|s| !covered.contains(&s.key.as_str()))
-                .collect();
+            {
+                match store.inspect(spec) {
+                    EntryState::Done(_) => summary.cached += 1,
+                    EntryState::Failed(e) if !options.retry_failed => summary
+                        .failed
+                        .push((spec.name.clone(), reason_of(&e.result))),
+                    _ => fresh.push(spec),
+                }
+            }
             if !fresh.is_empty() {
                 watched.push(self.submit(study, store, &fresh, options)?);
             }
