@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::data::DataIdentity;
-use crate::model::ParamCounts;
+use crate::model::{GptConfig, ParamCounts};
 use crate::record::CurvePoint;
 use crate::study::{RunSpec, Schedule};
 use crate::train::schedule::lr_at;
@@ -45,15 +45,13 @@ pub struct Job {
     pub device: String,
 }
 
+/// The model: the family and its shape (`layers`, `d_model`, `heads`, `context`, `vocab`,
+/// `tie_embeddings`).
 #[derive(Debug, Serialize)]
 pub struct JobModel {
     pub family: &'static str,
-    pub layers: u64,
-    pub d_model: u64,
-    pub heads: u64,
-    pub context: u64,
-    pub vocab: u64,
-    pub tie_embeddings: bool,
+    #[serde(flatten)]
+    pub shape: GptConfig,
 }
 
 /// AdamW (weight decay on matrices only) with global gradient-norm clipping (0: none).
@@ -110,12 +108,7 @@ impl Job {
             key: spec.key.clone(),
             model: JobModel {
                 family: "gpt",
-                layers: m.layers,
-                d_model: m.d_model,
-                heads: m.heads,
-                context: m.context,
-                vocab: m.vocab,
-                tie_embeddings: m.tie_embeddings,
+                shape: *m,
             },
             params: spec.params,
             tokens: spec.steps * t.batch * m.context,
@@ -167,12 +160,15 @@ impl Job {
             ("TOKEN_DTYPE", self.data.dtype.to_string()),
             ("RUN_NAME", self.name.clone()),
             ("RUN_KEY", self.key.clone()),
-            ("LAYERS", self.model.layers.to_string()),
-            ("D_MODEL", self.model.d_model.to_string()),
-            ("HEADS", self.model.heads.to_string()),
-            ("CONTEXT", self.model.context.to_string()),
-            ("VOCAB", self.model.vocab.to_string()),
-            ("TIE_EMBEDDINGS", self.model.tie_embeddings.to_string()),
+            ("LAYERS", self.model.shape.layers.to_string()),
+            ("D_MODEL", self.model.shape.d_model.to_string()),
+            ("HEADS", self.model.shape.heads.to_string()),
+            ("CONTEXT", self.model.shape.context.to_string()),
+            ("VOCAB", self.model.shape.vocab.to_string()),
+            (
+                "TIE_EMBEDDINGS",
+                self.model.shape.tie_embeddings.to_string(),
+            ),
             ("PARAMS", self.params.total.to_string()),
             ("TOKENS", self.tokens.to_string()),
             ("STEPS", self.steps.to_string()),

@@ -234,7 +234,7 @@ fn judge(spec: &RunSpec, job: &Job, ended: Ended, log: &Path, peak: Option<u64>)
         }
         Ended::Exited(_) => {}
     }
-    let per_step = job.batch * job.model.context;
+    let per_step = job.batch * job.model.shape.context;
     let mut curve = match contract::read_curve(&job.curve, per_step) {
         Ok(c) if c.is_empty() => return failed("the trainer's curve.jsonl has no points".into()),
         Ok(c) => c,
@@ -346,7 +346,7 @@ fn record(spec: &RunSpec, job: &Job, judged: Judged, options: &Options) -> Train
     result.divergence_rule = Some(divergence::DIVERGENCE_RULE);
     result.spikes = Some(spikes);
     result.diverged_at_step = diverged_at;
-    let per_step = job.batch * job.model.context;
+    let per_step = job.batch * job.model.shape.context;
     result.tokens_trained = curve.last().map_or(0, |p| p.step * per_step);
     result.best_val_loss = curve
         .iter()
