@@ -73,6 +73,20 @@ pub struct TrainArgs {
     pub format: Format,
 }
 
+impl TrainArgs {
+    /// The benchmarked model (untied, as the reference benchmark).
+    fn model(&self) -> GptConfig {
+        GptConfig {
+            layers: self.layers,
+            d_model: self.d_model,
+            heads: self.heads,
+            context: self.context,
+            vocab: self.vocab,
+            tie_embeddings: false,
+        }
+    }
+}
+
 pub fn run(which: &Which) -> Result<(), Failure> {
     let args = match which {
         Which::Train(args) => args,
@@ -80,14 +94,7 @@ pub fn run(which: &Which) -> Result<(), Failure> {
     };
     check_train_args(args)?;
     let config = BenchConfig {
-        model: GptConfig {
-            layers: args.layers,
-            d_model: args.d_model,
-            heads: args.heads,
-            context: args.context,
-            vocab: args.vocab,
-            tie_embeddings: false,
-        },
+        model: args.model(),
         batch: args.batch,
         warmup_steps: args.warmup,
         steps: args.steps,
@@ -181,14 +188,7 @@ fn check_train_args(args: &TrainArgs) -> Result<(), Failure> {
     {
         return Err(usage("--peak-gflops must be a positive number".into()));
     }
-    let cfg = GptConfig {
-        layers: args.layers,
-        d_model: args.d_model,
-        heads: args.heads,
-        context: args.context,
-        vocab: args.vocab,
-        tie_embeddings: false,
-    };
+    let cfg = args.model();
     let need = crate::model::accounting::training_bytes(&cfg, args.batch as u64);
     if let Some(free) = crate::sys::available_memory_bytes()
         && need > free as f64

@@ -63,10 +63,6 @@ pub fn read_spec(path: &std::path::Path) -> Result<RunSpec, Failure> {
 
 pub fn run(args: &Args, threads: usize) -> Result<(), Failure> {
     let spec = read_spec(&args.spec)?;
-    // Specs carry the entropy computed at plan time; hand-made specs get it computed here.
-    let entropy = spec
-        .data_entropy
-        .or_else(|| spec.data.entropy(spec.identity.seed));
     let json = args.progress == ProgressMode::Json;
     let mut progress = (!json).then(|| RunProgress::new(&spec.name, spec.steps));
     let trained = if spec.is_external() {
@@ -98,6 +94,10 @@ pub fn run(args: &Args, threads: usize) -> Result<(), Failure> {
             },
         )
     } else {
+        // Specs carry the entropy computed at plan time; hand-made specs get it here.
+        let entropy = spec
+            .data_entropy
+            .or_else(|| spec.data.entropy(spec.identity.seed));
         train::train(
             &spec,
             entropy,
