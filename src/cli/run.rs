@@ -246,7 +246,8 @@ fn backend(
     Ok(Backend::Each(match args.producer.mock_law()? {
         None => Box::new(
             Local::new(super::current_exe()?, threads)
-                .with_devices(args.devices.clone().map(|d| d.0).unwrap_or_default()),
+                .with_devices(args.devices.clone().map(|d| d.0).unwrap_or_default())
+                .with_trunks(store.trunks_dir()),
         ),
         Some(law) => Box::new(Mock { law }),
     }))

@@ -47,7 +47,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             format!("{}: cannot open the run store: {e}", s.store.display()),
         )
     })?;
-    let local = Local::new(super::current_exe()?, s.threads);
+    let local = Local::new(super::current_exe()?, s.threads).with_trunks(store.trunks_dir());
     let options = Options {
         jobs: 1,
         fail_fast: false,

@@ -30,6 +30,10 @@ pub struct Args {
     /// `CUDA_VISIBLE_DEVICES` and given as `{device}`).
     #[arg(long)]
     pub device: Option<String>,
+    /// Folder of shared WSD trunks (`STORE/trunks`): a branch continues its trunk's newest
+    /// snapshot there instead of training its first steps again (the numbers are the same).
+    #[arg(long)]
+    pub trunks: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -101,7 +105,10 @@ pub fn run(args: &Args, threads: usize) -> Result<(), Failure> {
         train::train(
             &spec,
             entropy,
-            &TrainOptions { threads },
+            &TrainOptions {
+                threads,
+                trunks: args.trunks.clone(),
+            },
             &mut |p| match &mut progress {
                 Some(bar) => bar.update(p),
                 None => eprintln!("{{\"step\":{},\"loss\":{}}}", p.step, p.train_loss),

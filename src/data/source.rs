@@ -333,6 +333,13 @@ pub fn validation_sequences(context: usize, eval_tokens: usize) -> usize {
 }
 
 impl Batcher<'_> {
+    /// Draw and drop `n` batches: the batcher is then where it is after `n` steps.
+    pub fn skip(&mut self, n: u64) {
+        for _ in 0..n {
+            self.next_window();
+        }
+    }
+
     pub fn next_batch(&mut self) -> Batch {
         let window = self.next_window();
         split_window(&window, self.batch, self.context)

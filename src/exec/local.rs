@@ -24,6 +24,9 @@ pub struct Local {
     /// Accelerators free to hand out, one per running run (external trainers; see
     /// [`Local::with_devices`]); empty when runs use no device.
     pub devices: Mutex<Vec<String>>,
+    /// Where branches find and leave their trunks' snapshots (`STORE/trunks`); without it
+    /// every branch trains from step 0.
+    pub trunks: Option<PathBuf>,
 }
 
 impl Local {
@@ -32,7 +35,14 @@ impl Local {
             exe,
             threads,
             devices: Mutex::new(Vec::new()),
+            trunks: None,
         }
+    }
+
+    /// Let branches continue their trunks from the snapshots in `dir`.
+    pub fn with_trunks(mut self, dir: PathBuf) -> Local {
+        self.trunks = Some(dir);
+        self
     }
 
     /// Give each running run one of `devices` (`CUDA_VISIBLE_DEVICES` of an external
@@ -100,6 +110,9 @@ impl Executor for Local {
         let device = self.devices.lock().expect("device pool").pop();
         if let Some(d) = &device {
             command.arg("--device").arg(d);
+        }
+        if let (Some(dir), Some(_)) = (&self.trunks, &spec.identity.branch) {
+            command.arg("--trunks").arg(dir);
         }
         let spawned = command.spawn();
         let result = spawned

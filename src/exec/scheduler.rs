@@ -13,7 +13,8 @@ use std::time::Instant;
 use super::Executor;
 use crate::record::{RunResult, RunStatus, write_run};
 use crate::store::{EntryLock, EntryState, Store};
-use crate::study::RunSpec;
+use crate::study::{RunSpec, branches};
+use crate::train::trunk;
 
 /// What happened, for the progress display.
 #[derive(Debug, Clone)]
@@ -121,7 +122,9 @@ pub fn triage<'a>(
     (summary, queue)
 }
 
-/// Bring every planned run to a recorded state.
+/// Bring every planned run to a recorded state. The branches of one shared trunk are one
+/// piece of work: one worker trains them in the order they leave the trunk, so the trunk is
+/// trained once, and its snapshots are deleted as its branches finish.
 pub fn run_all(
     store: &Store,
     executor: &dyn Executor,
@@ -129,23 +132,22 @@ pub fn run_all(
     options: Options,
     events: &(dyn Fn(Event) + Sync),
 ) -> Summary {
-    let (summary, mut queue) = triage(store, specs, options, events);
+    let (summary, queue) = triage(store, specs, options, events);
+    let mut groups = branches::by_trunk(&queue);
     // Largest first; the name breaks ties so the order is reproducible.
-    queue.sort_by(|a, b| {
-        b.flops
-            .total_cmp(&a.flops)
-            .then_with(|| a.name.cmp(&b.name))
+    let flops = |g: &Vec<&RunSpec>| g.iter().map(|s| s.flops).sum::<f64>();
+    groups.sort_by(|a, b| {
+        flops(b)
+            .total_cmp(&flops(a))
+            .then_with(|| a[0].name.cmp(&b[0].name))
     });
+    let workers = options.jobs.clamp(1, groups.len().max(1));
     let state = Mutex::new(Shared {
-        queue: queue.into_iter().collect(),
+        queue: groups.into_iter().collect(),
         deferred: VecDeque::new(),
         stop: false,
         summary,
     });
-    // No more workers than runs to train (a worker per run at most is all `jobs` can use).
-    let workers = options
-        .jobs
-        .clamp(1, state.lock().expect("no worker yet").queue.len().max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| worker(store, executor, &state, options, events));
@@ -155,7 +157,8 @@ pub fn run_all(
 }
 
 struct Shared<'a> {
-    queue: VecDeque<&'a RunSpec>,
+    /// Runs to train, a trunk's branches together.
+    queue: VecDeque<Vec<&'a RunSpec>>,
     /// Runs whose lock another process held when we first tried.
     deferred: VecDeque<&'a RunSpec>,
     stop: bool,
@@ -168,6 +171,46 @@ pub fn reason_of(r: &RunResult) -> String {
         .unwrap_or_else(|| format!("run {} {:?}", r.name, r.status).to_lowercase())
 }
 
+/// What a worker takes next: a run it holds the lock of, or a trunk's branches.
+enum Work<'a> {
+    One(&'a RunSpec, EntryLock),
+    Trunk(Vec<&'a RunSpec>),
+}
+
+fn next_work<'a>(store: &Store, state: &Mutex<Shared<'a>>) -> Option<Work<'a>> {
+    loop {
+        // Fresh runs first, then those another process held.
+        let mut s = state.lock().expect("scheduler lock");
+        if s.stop {
+            return None;
+        }
+        if let Some(mut group) = s.queue.pop_front() {
+            drop(s);
+            if group.len() > 1 || group[0].identity.branch.is_some() {
+                return Some(Work::Trunk(group));
+            }
+            let spec = group.remove(0);
+            match store.try_lock(spec) {
+                Ok(Some(lock)) => return Some(Work::One(spec, lock)),
+                Ok(None) => state
+                    .lock()
+                    .expect("scheduler lock")
+                    .deferred
+                    .push_back(spec),
+                Err(e) => store_error(state, format!("{}: cannot lock: {e}", spec.dir_name())),
+            }
+        } else if let Some(spec) = s.deferred.pop_front() {
+            drop(s);
+            match store.lock(spec) {
+                Ok(lock) => return Some(Work::One(spec, lock)),
+                Err(e) => store_error(state, format!("{}: cannot lock: {e}", spec.dir_name())),
+            }
+        } else {
+            return None;
+        }
+    }
+}
+
 fn worker(
     store: &Store,
     executor: &dyn Executor,
@@ -175,60 +218,58 @@ fn worker(
     options: Options,
     events: &(dyn Fn(Event) + Sync),
 ) {
-    loop {
-        // Take the next run: fresh ones first, then those another process held.
-        let (spec, lock) = {
-            let mut s = state.lock().expect("scheduler lock");
-            if s.stop {
-                return;
+    while let Some(work) = next_work(store, state) {
+        match work {
+            Work::One(spec, lock) => {
+                let outcome = train_locked(store, executor, spec, &lock, events);
+                tally(state, spec, outcome, options);
             }
-            if let Some(spec) = s.queue.pop_front() {
-                drop(s);
-                match store.try_lock(spec) {
-                    Ok(Some(lock)) => (spec, lock),
-                    Ok(None) => {
-                        state
-                            .lock()
-                            .expect("scheduler lock")
-                            .deferred
-                            .push_back(spec);
-                        continue;
+            Work::Trunk(branches) => {
+                for spec in &branches {
+                    if state.lock().expect("scheduler lock").stop {
+                        return;
                     }
-                    Err(e) => {
-                        store_error(state, format!("{}: cannot lock: {e}", spec.dir_name()));
-                        continue;
+                    // In order: wait for a branch another process is training.
+                    let outcome = match store.lock(spec) {
+                        Ok(lock) => train_locked(store, executor, spec, &lock, events),
+                        Err(e) => Err(format!("{}: cannot lock: {e}", spec.dir_name())),
+                    };
+                    tally(state, spec, outcome, options);
+                    if let Some(b) = &spec.identity.branch {
+                        // Earlier branches are done: their snapshots serve no one now.
+                        trunk::prune(&store.trunks_dir(), &b.trunk, Some(b.decay_start));
                     }
                 }
-            } else if let Some(spec) = s.deferred.pop_front() {
-                drop(s);
-                match store.lock(spec) {
-                    Ok(lock) => (spec, lock),
-                    Err(e) => {
-                        store_error(state, format!("{}: cannot lock: {e}", spec.dir_name()));
-                        continue;
-                    }
-                }
-            } else {
-                return;
-            }
-        };
-        let outcome = train_locked(store, executor, spec, &lock, events);
-        let mut s = state.lock().expect("scheduler lock");
-        match outcome {
-            Ok(Outcome::Cached) => s.summary.cached += 1,
-            Ok(Outcome::Ok { .. }) => s.summary.trained += 1,
-            Ok(Outcome::Failed { reason }) => {
-                s.summary.trained += 1;
-                s.summary.failed.push((spec.name.clone(), reason));
-                if options.fail_fast {
-                    s.stop = true;
+                if let Some(b) = &branches[0].identity.branch {
+                    trunk::prune(&store.trunks_dir(), &b.trunk, None);
                 }
             }
-            Err(e) => {
-                s.summary.store_errors.push(e);
-                // Without a writable store nothing more can be recorded.
+        }
+    }
+}
+
+/// Count a run's outcome.
+fn tally(
+    state: &Mutex<Shared>,
+    spec: &RunSpec,
+    outcome: Result<Outcome, String>,
+    options: Options,
+) {
+    let mut s = state.lock().expect("scheduler lock");
+    match outcome {
+        Ok(Outcome::Cached) => s.summary.cached += 1,
+        Ok(Outcome::Ok { .. }) => s.summary.trained += 1,
+        Ok(Outcome::Failed { reason }) => {
+            s.summary.trained += 1;
+            s.summary.failed.push((spec.name.clone(), reason));
+            if options.fail_fast {
                 s.stop = true;
             }
+        }
+        Err(e) => {
+            s.summary.store_errors.push(e);
+            // Without a writable store nothing more can be recorded.
+            s.stop = true;
         }
     }
 }

@@ -108,8 +108,14 @@ pub struct RunResult {
     pub wall_seconds: f64,
     /// Optimizer steps only.
     pub train_seconds: f64,
-    /// tokens_trained / train_seconds.
+    /// Tokens trained per second of `train_seconds` (a branch: of `computed_tokens`).
     pub tokens_per_second: f64,
+    /// A branch of a shared trunk: the tokens this run trained itself — its decay and the
+    /// trunk's steps since the snapshot it continued from — where the rest of
+    /// `tokens_trained` was trained once for every branch of the trunk. Its times are for
+    /// these tokens only. Absent when the run trained every token itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computed_tokens: Option<u64>,
     pub peak_rss_bytes: Option<u64>,
     pub seed: u64,
     pub threads: usize,
@@ -172,6 +178,7 @@ impl RunResult {
             wall_seconds: 0.0,
             train_seconds: 0.0,
             tokens_per_second: 0.0,
+            computed_tokens: None,
             peak_rss_bytes: None,
             seed: id.seed,
             threads: 0,

@@ -4,6 +4,7 @@
 //! STORE/runs/<name>-<key12>/{spec.json, result.json, curve.jsonl}   finished entries (immutable)
 //! STORE/runs/.partial-<name>-<key12>-<pid>/                         a run in progress
 //! STORE/locks/<name>-<key12>.lock                                    one advisory lock per entry
+//! STORE/trunks/<trunk>/step-<n>.snap                                 shared WSD trunks in progress
 //! STORE/studies/<study>/{runs,curves}.parquet                        collected results
 //! ```
 //!
@@ -87,7 +88,7 @@ impl Store {
     /// Parquet tables (all re-derived), so only records and `fits.json` are committed.
     pub fn ignore_derived_files(&self) -> io::Result<()> {
         const IGNORE: &str = "# Written by scalebook: only run records and fits.json are results.\n\
-                              locks/\ncalibration/\nslurm/\nruns/.partial-*\nruns/*/tokenizer.json\n\
+                              locks/\ncalibration/\nslurm/\ntrunks/\nruns/.partial-*\nruns/*/tokenizer.json\n\
                               studies/*/*.parquet\n";
         let path = self.root.join(".gitignore");
         if fs::read_to_string(&path).ok().as_deref() != Some(IGNORE) {
@@ -98,6 +99,11 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Snapshots of shared WSD trunks (working state, never results).
+    pub fn trunks_dir(&self) -> PathBuf {
+        self.root.join("trunks")
     }
 
     /// The finished entry's folder.

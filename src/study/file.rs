@@ -389,6 +389,15 @@ pub struct TrainFile {
     /// Size of the fixed validation set in tokens (default 65536).
     #[serde(default)]
     pub eval_tokens: Option<Count>,
+    /// WSD only: train one trunk per size and learning rate at the stable rate, and branch a
+    /// decay off it at every token count (default false). The warmup is then a fraction of
+    /// the trunk (the longest run), shared by every branch.
+    #[serde(default)]
+    pub branches: Option<bool>,
+    /// With `branches`: also train every point as an independent run with this schedule
+    /// (`cosine` or `wsd`), and compare the two laws in the chapter.
+    #[serde(default)]
+    pub compare: Option<ScheduleKind>,
 }
 
 /// Laws the fitting engine knows.

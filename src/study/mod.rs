@@ -4,6 +4,7 @@
 //! The serde file types ([`file`]) mirror the YAML; the typed values here are what the rest
 //! of scalebook consumes, with every default filled in and every constraint checked.
 
+pub mod branches;
 pub mod diagnostics;
 pub mod execution;
 pub mod file;
@@ -84,6 +85,16 @@ pub struct TrainingPlan {
     /// The user's own trainer, when the study names one (`trainer:`); `None` trains with
     /// the built-in engine.
     pub external: Option<trainer::ExternalTrainer>,
+    /// WSD trunks shared by every token count (`train.branches`), with the schedule of the
+    /// independent runs to compare against (`train.compare`).
+    pub branching: Option<Branching>,
+}
+
+/// How a study shares trunks (see [`branches`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Branching {
+    /// The schedule every point is also trained with independently, for comparison.
+    pub compare: Option<Schedule>,
 }
 
 /// Model family and sizes, ordered by non-embedding parameters.

@@ -56,6 +56,9 @@ pub struct RunIdentity {
     pub data: DataIdentity,
     pub train: TrainSpec,
     pub seed: u64,
+    /// A decay branch of a shared WSD trunk: which trunk, and from which step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<super::branches::Branch>,
 }
 
 impl RunIdentity {
@@ -137,6 +140,16 @@ impl RunSpec {
     /// Whether an external command trains this run.
     pub fn is_external(&self) -> bool {
         super::trainer::is_external_producer(&self.identity.trainer)
+    }
+
+    /// The run's learning-rate schedule (a branch warms up as long as its trunk).
+    pub fn lr_plan(&self) -> crate::train::schedule::LrPlan {
+        use crate::train::schedule::LrPlan;
+        let train = &self.identity.train;
+        match &self.identity.branch {
+            Some(b) => LrPlan::with_warmup(train, self.steps, b.warmup_steps),
+            None => LrPlan::independent(train, self.steps),
+        }
     }
 }
 
@@ -264,6 +277,7 @@ pub fn run_spec(
         data: data.clone(),
         train: t.train,
         seed,
+        branch: None,
     };
     let name = format!("{}-{label}", model.short_name());
     RunSpec {
@@ -283,11 +297,15 @@ pub fn run_spec(
     }
 }
 
-fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
+/// One (size, tokens) point of a sweep: the size's index, the trained tokens (whole steps),
+/// the IsoFLOP budget and the point's readable label.
+pub(crate) type Point = (usize, u64, Option<f64>, String);
+
+/// The sweep's points, in sweep order.
+pub(crate) fn points(t: &TrainingPlan) -> Vec<Point> {
     let vocab = DataSpec::vocab(&t.data);
     let step = t.train.batch * t.model.context;
-    // (size index, trained tokens, budget, readable label of the point)
-    let mut points: Vec<(usize, u64, Option<f64>, String)> = Vec::new();
+    let mut points: Vec<Point> = Vec::new();
     match &t.sweep {
         Sweep::Grid { tokens } => {
             for index in 0..t.model.sizes.len() {
@@ -310,10 +328,15 @@ fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
             }
         }
     }
+    points
+}
+
+fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
+    let vocab = DataSpec::vocab(&t.data);
     // One run per point and learning rate; a sweep's runs are named `<point>-lr<η>`.
     let swept = t.learning_rates.len() > 1;
     let mut specs: Vec<RunSpec> = Vec::new();
-    for (index, tokens, budget, label) in points {
+    for (index, tokens, budget, label) in points(t) {
         let model = gpt_config(&t.model, index, vocab);
         for &lr in &t.learning_rates {
             let at_lr = TrainingPlan {
@@ -342,6 +365,9 @@ fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
                 b.identity.train.lr.to_bits(),
             ))
     });
+    if t.branching.is_some() {
+        super::branches::assign(&mut specs, t);
+    }
     // Two budgets can round one size to the same tokens; that is one run, not two.
     specs.dedup_by(|a, b| a.key == b.key);
     specs

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod divergence;
 pub mod schedule;
 pub mod step;
+pub mod trunk;
 
 use std::time::Instant;
 
@@ -31,10 +32,13 @@ pub enum TrainError {
 }
 
 /// How to train (not part of the run's identity).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct TrainOptions {
     /// Threads the process was configured with (recorded in the result).
     pub threads: usize,
+    /// Folder of shared trunks (`STORE/trunks`): a branch continues its trunk from there.
+    /// Without it a branch trains from step 0, to the same numbers.
+    pub trunks: Option<std::path::PathBuf>,
 }
 
 /// A progress report after each step.
@@ -76,7 +80,7 @@ pub fn train(
 
     let start = Instant::now();
     let mut run = Run::new(spec, entropy, options);
-    let outcome = run.train_loop(&source, batch, context, &start, progress);
+    let outcome = run.train_loop(&source, batch, context, options, &start, progress);
     let (status, reason) = match outcome {
         Ok(Stop::Finished) => (RunStatus::Ok, None),
         Ok(Stop::Diverged(why)) => (RunStatus::Diverged, Some(why)),
@@ -139,6 +143,8 @@ struct Run<'a> {
     diverged_at: Option<u64>,
     val_entropy: Option<f64>,
     spikes: divergence::Spikes,
+    /// Steps a branch took from its trunk's snapshot instead of training.
+    replayed: u64,
 }
 
 impl<'a> Run<'a> {
@@ -156,6 +162,7 @@ impl<'a> Run<'a> {
             diverged_at: None,
             val_entropy: None,
             spikes: divergence::Spikes::default(),
+            replayed: 0,
         }
     }
 
@@ -164,6 +171,7 @@ impl<'a> Run<'a> {
         source: &TokenSource,
         batch: usize,
         context: usize,
+        options: &TrainOptions,
         start: &Instant,
         progress: &mut dyn FnMut(&Progress),
     ) -> candle_core::Result<Stop> {
@@ -180,34 +188,55 @@ impl<'a> Run<'a> {
         let (val, val_entropy) = source.validation(context, train.eval_tokens as usize);
         self.val_entropy = val_entropy;
         let mut batcher = source.batcher(id.seed, batch, context);
+        let mut link = match (&id.branch, &options.trunks) {
+            (Some(branch), Some(root)) => Some(
+                trunk::Link::open(root, branch, &mut stepper, &mut batcher).map_err(|e| {
+                    candle_core::Error::Msg(format!(
+                        "trunk {} in {}: {e}",
+                        branch.trunk,
+                        root.display()
+                    ))
+                })?,
+            ),
+            _ => None,
+        };
+        self.replayed = link.as_ref().map_or(0, trunk::Link::resumed);
         let steps = self.spec.steps;
-        let warmup = ((train.warmup * steps as f64).round() as u64).min(steps.saturating_sub(1));
+        let lr_plan = self.spec.lr_plan();
         let log_every = steps.div_ceil(MAX_CURVE_POINTS).max(1);
         let tokens_per_step = (batch * context) as u64;
-        let mut monitor = divergence::Monitor::new(steps, warmup);
-        let mut window_sum = 0.0;
-        let mut window_n = 0u64;
+        let mut monitor = divergence::Monitor::new(steps, lr_plan.warmup());
+        let mut window = (0.0, 0u64);
 
         for step in 0..steps {
-            let lr = schedule::lr_at(train, step, steps);
-            let t0 = Instant::now();
-            let b = batcher.next_batch();
-            let loss = stepper.step(&b.inputs, &b.targets, b.sequences, lr)?;
+            let lr = lr_plan.at(step);
+            let done = step + 1;
+            let replayed = link.as_ref().and_then(|l| l.replayed_loss(step));
+            let loss = match replayed {
+                Some(loss) => loss,
+                None => {
+                    let t0 = Instant::now();
+                    let b = batcher.next_batch();
+                    let loss = stepper.step(&b.inputs, &b.targets, b.sequences, lr)?;
+                    self.train_seconds += t0.elapsed().as_secs_f64();
+                    loss
+                }
+            };
             let verdict = monitor.observe(loss);
             self.spikes = monitor.spikes().clone();
             if let Some(d) = verdict {
                 self.diverged_at = Some(d.step);
                 return Ok(Stop::Diverged(format!("run {}: {}", self.spec.name, d.why)));
             }
-            self.train_seconds += t0.elapsed().as_secs_f64();
-            self.steps_done = step + 1;
-            window_sum += loss;
-            window_n += 1;
+            self.steps_done = done;
+            window = (window.0 + loss, window.1 + 1);
 
-            let done = step + 1;
             let eval_now = done % train.eval_every == 0 || done == steps;
             let val_loss = if eval_now {
-                let v = evaluate(&mut stepper, &val, context, batch)?;
+                let v = match link.as_ref().and_then(|l| l.replayed_eval(done)) {
+                    Some(v) => v,
+                    None => evaluate(&mut stepper, &val, context, batch)?,
+                };
                 if !v.is_finite() {
                     self.diverged_at = Some(done);
                     return Ok(Stop::Diverged(format!(
@@ -221,9 +250,19 @@ impl<'a> Run<'a> {
             } else {
                 None
             };
-            let elapsed = start.elapsed().as_secs_f64();
+            let elapsed = match &mut link {
+                Some(l) => {
+                    let wall = l.wall(done, start.elapsed().as_secs_f64());
+                    if replayed.is_none() {
+                        l.trained(done, loss, val_loss, wall, &stepper)
+                            .map_err(|e| candle_core::Error::Msg(format!("trunk snapshot: {e}")))?;
+                    }
+                    wall
+                }
+                None => start.elapsed().as_secs_f64(),
+            };
             if done % log_every == 0 || eval_now {
-                let mean = window_sum / window_n as f64;
+                let mean = window.0 / window.1 as f64;
                 self.last_train = Some(mean);
                 self.curve.push(CurvePoint {
                     step: done,
@@ -233,8 +272,7 @@ impl<'a> Run<'a> {
                     lr,
                     wall_seconds: elapsed,
                 });
-                window_sum = 0.0;
-                window_n = 0;
+                window = (0.0, 0);
             }
             progress(&Progress {
                 step: done,
@@ -278,8 +316,14 @@ impl<'a> Run<'a> {
         result.train_loss = self.last_train;
         result.wall_seconds = start.elapsed().as_secs_f64();
         result.train_seconds = self.train_seconds;
+        // A branch trained only the steps past its trunk's snapshot (the rest it replayed).
+        let computed =
+            tokens_trained - self.replayed.min(self.steps_done) * id.train.batch * id.model.context;
+        if self.replayed > 0 {
+            result.computed_tokens = Some(computed);
+        }
         result.tokens_per_second = if self.train_seconds > 0.0 {
-            tokens_trained as f64 / self.train_seconds
+            computed as f64 / self.train_seconds
         } else {
             0.0
         };
@@ -339,7 +383,16 @@ mod tests {
     }
 
     fn run(spec: &RunSpec) -> Trained {
-        train(spec, None, &TrainOptions { threads: 1 }, &mut |_| {}).unwrap()
+        train(
+            spec,
+            None,
+            &TrainOptions {
+                threads: 1,
+                trunks: None,
+            },
+            &mut |_| {},
+        )
+        .unwrap()
     }
 
     /// Entropy of the marginal token distribution of the training stream.
@@ -427,7 +480,16 @@ mod tests {
     fn an_edited_spec_is_refused() {
         let mut spec = tiny_spec("lr: 1e-2");
         spec.identity.train.lr = 0.5;
-        let err = train(&spec, None, &TrainOptions { threads: 1 }, &mut |_| {}).unwrap_err();
+        let err = train(
+            &spec,
+            None,
+            &TrainOptions {
+                threads: 1,
+                trunks: None,
+            },
+            &mut |_| {},
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("does not match"), "{err}");
     }
 }

@@ -4,49 +4,100 @@
 
 use crate::study::{Schedule, TrainSpec};
 
-/// Learning rate for `step` (0-based) of `steps`.
+/// Learning rate for `step` (0-based) of `steps`, for an independent run (warmup a fraction
+/// of its own steps).
 pub fn lr_at(train: &TrainSpec, step: u64, steps: u64) -> f64 {
-    let peak = train.lr;
-    let warmup = ((train.warmup * steps as f64).round() as u64).min(steps.saturating_sub(1));
-    if step < warmup {
-        // Linear warmup reaching the peak at the end of warmup.
-        return peak * (step + 1) as f64 / warmup as f64;
+    LrPlan::independent(train, steps).at(step)
+}
+
+/// Steps of warmup for an independent run of `steps`: the `warmup` fraction of them.
+pub fn warmup_steps(train: &TrainSpec, steps: u64) -> u64 {
+    ((train.warmup * steps as f64).round() as u64).min(steps.saturating_sub(1))
+}
+
+/// A run's whole learning-rate schedule with its step counts fixed.
+#[derive(Debug, Clone, Copy)]
+pub struct LrPlan {
+    train: TrainSpec,
+    steps: u64,
+    warmup: u64,
+    /// WSD: the first step of the decay.
+    decay_start: u64,
+}
+
+impl LrPlan {
+    /// The schedule of a run of `steps` whose warmup is its own `warmup` fraction.
+    pub fn independent(train: &TrainSpec, steps: u64) -> LrPlan {
+        let warmup = warmup_steps(train, steps);
+        LrPlan::with_warmup(train, steps, warmup)
     }
-    // Fraction of the post-warmup part done, 0 at the first step after warmup, 1 at the last.
-    let after = steps - warmup;
-    let progress = if after <= 1 {
-        1.0
-    } else {
-        (step - warmup) as f64 / (after - 1) as f64
-    };
-    match train.schedule {
-        Schedule::Constant => peak,
-        Schedule::Cosine { min_lr_ratio } => {
-            let min = peak * min_lr_ratio;
-            min + 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()) * (peak - min)
+
+    /// The schedule of a run of `steps` with `warmup` steps of warmup (a branch's warmup is
+    /// its trunk's).
+    pub fn with_warmup(train: &TrainSpec, steps: u64, warmup: u64) -> LrPlan {
+        let decay_start = match train.schedule {
+            Schedule::Wsd { decay, .. } => wsd_decay_start(decay, steps, warmup),
+            _ => steps,
+        };
+        LrPlan {
+            train: *train,
+            steps,
+            warmup,
+            decay_start,
         }
-        Schedule::Wsd {
-            decay,
-            min_lr_ratio,
-        } => {
-            // Warmup–stable–decay (Hu et al. 2024, MiniCPM): constant, then a linear decay over
-            // the last `decay` fraction of all steps.
-            let decay_steps = ((decay * steps as f64).round() as u64).max(1);
-            let decay_start = steps.saturating_sub(decay_steps).max(warmup);
-            if step < decay_start {
-                peak
-            } else {
-                let span = (steps - decay_start).max(1);
-                let t = if span == 1 {
-                    1.0
-                } else {
-                    (step - decay_start) as f64 / (span - 1) as f64
-                };
+    }
+
+    pub fn warmup(&self) -> u64 {
+        self.warmup
+    }
+
+    /// Learning rate for `step` (0-based).
+    pub fn at(&self, step: u64) -> f64 {
+        let (peak, steps, warmup) = (self.train.lr, self.steps, self.warmup);
+        if step < warmup {
+            // Linear warmup reaching the peak at the end of warmup.
+            return peak * (step + 1) as f64 / warmup as f64;
+        }
+        // Fraction of the post-warmup part done, 0 at the first step after warmup, 1 at the
+        // last.
+        let after = steps - warmup;
+        let progress = if after <= 1 {
+            1.0
+        } else {
+            (step - warmup) as f64 / (after - 1) as f64
+        };
+        match self.train.schedule {
+            Schedule::Constant => peak,
+            Schedule::Cosine { min_lr_ratio } => {
                 let min = peak * min_lr_ratio;
-                peak + (min - peak) * t
+                min + 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()) * (peak - min)
+            }
+            Schedule::Wsd { min_lr_ratio, .. } => {
+                // Warmup–stable–decay (Hu et al. 2024, MiniCPM): constant, then a linear decay
+                // over the last `decay` fraction of all steps.
+                let decay_start = self.decay_start;
+                if step < decay_start {
+                    peak
+                } else {
+                    let span = (steps - decay_start).max(1);
+                    let t = if span == 1 {
+                        1.0
+                    } else {
+                        (step - decay_start) as f64 / (span - 1) as f64
+                    };
+                    let min = peak * min_lr_ratio;
+                    peak + (min - peak) * t
+                }
             }
         }
     }
+}
+
+/// First step of a WSD run's decay: the last `decay` fraction of `steps` (at least one step),
+/// never inside the warmup.
+pub fn wsd_decay_start(decay: f64, steps: u64, warmup: u64) -> u64 {
+    let decay_steps = ((decay * steps as f64).round() as u64).max(1);
+    steps.saturating_sub(decay_steps).max(warmup)
 }
 
 #[cfg(test)]

@@ -34,6 +34,16 @@ impl Stepper {
         self.engine.parameter_count()
     }
 
+    /// The model and optimizer state (to snapshot a trunk).
+    pub fn state(&self) -> crate::model::cpu::EngineState<'_> {
+        self.engine.state()
+    }
+
+    /// Continue from a saved state; `false` if it does not fit this model.
+    pub fn restore(&mut self, state: &crate::model::cpu::EngineState) -> bool {
+        self.engine.restore(state)
+    }
+
     /// Train on `batch` sequences of inputs and their next-token targets at learning rate
     /// `lr`; returns the loss before the update. A non-finite loss is returned without
     /// updating.

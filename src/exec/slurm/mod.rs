@@ -115,14 +115,36 @@ impl Slurm {
         Some(((3.0 * longest / 60.0).ceil() as u64).max(10).to_string())
     }
 
-    /// Which runs each task trains: short runs share tasks (see [`bundle`]).
+    /// Which runs each task trains: short runs share tasks (see [`bundle`]), and a shared
+    /// trunk's branches are one task, in the order they leave the trunk.
     fn tasks(&self, specs: &[&RunSpec]) -> Vec<Vec<usize>> {
         let cpus = cluster::partition_cpus(self.options.partition.as_deref());
-        let mut slots = cpus.map_or(specs.len(), |c| (c / self.threads.max(1)).max(1));
+        let groups = crate::study::branches::by_trunk(specs);
+        let mut slots = cpus.map_or(groups.len(), |c| (c / self.threads.max(1)).max(1));
         if let Some(k) = self.throttle {
             slots = slots.min(k);
         }
-        bundle::bundle(&self.seconds(specs), slots)
+        let index: HashMap<&str, usize> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.key.as_str(), i))
+            .collect();
+        let seconds = self.seconds(specs);
+        let group_seconds: Vec<f64> = groups
+            .iter()
+            .map(|g| {
+                let independent: f64 = g.iter().map(|s| seconds[index[s.key.as_str()]]).sum();
+                independent * crate::study::branches::cost(g).ratio()
+            })
+            .collect();
+        bundle::bundle(&group_seconds, slots)
+            .into_iter()
+            .map(|task| {
+                task.into_iter()
+                    .flat_map(|g| groups[g].iter().map(|s| index[s.key.as_str()]))
+                    .collect()
+            })
+            .collect()
     }
 
     /// The runs `run_all` would submit, as the batch script (nothing is submitted; Slurm

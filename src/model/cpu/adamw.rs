@@ -34,6 +34,22 @@ impl AdamW {
         }
     }
 
+    /// The moments and the step count (to snapshot).
+    pub fn state(&self) -> (&[f32], &[f32], i32) {
+        (&self.m, &self.v, self.t)
+    }
+
+    /// Restore moments and step count saved by [`AdamW::state`]; `false` if the sizes differ.
+    pub fn restore(&mut self, m: &[f32], v: &[f32], t: i32) -> bool {
+        if m.len() != self.m.len() || v.len() != self.v.len() {
+            return false;
+        }
+        self.m.copy_from_slice(m);
+        self.v.copy_from_slice(v);
+        self.t = t;
+        true
+    }
+
     /// One update at learning rate `lr` with gradients `grads · grad_scale`; weight decay
     /// applies to `params[..decayed]` only (matrices and embeddings, not biases or gains).
     pub fn step(

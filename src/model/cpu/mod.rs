@@ -111,6 +111,14 @@ fn part_mut(buf: &mut [f32], i: usize, len: usize) -> &mut [f32] {
     &mut buf[i * len..(i + 1) * len]
 }
 
+/// A training state: parameters, AdamW moments (one per parameter) and AdamW's step count.
+pub struct EngineState<'a> {
+    pub params: &'a [f32],
+    pub m: &'a [f32],
+    pub v: &'a [f32],
+    pub t: i32,
+}
+
 /// A GPT with its parameters, gradients, optimizer state and activation buffers.
 pub struct CpuGpt {
     cfg: GptConfig,
@@ -145,6 +153,27 @@ impl CpuGpt {
 
     pub fn parameter_count(&self) -> usize {
         self.layout.total
+    }
+
+    /// Everything training changes: parameters, AdamW moments and step count.
+    pub fn state(&self) -> EngineState<'_> {
+        let (m, v, t) = self.opt.state();
+        EngineState {
+            params: &self.params,
+            m,
+            v,
+            t,
+        }
+    }
+
+    /// Continue from a saved [`CpuGpt::state`]; `false` (nothing changed) if it is another
+    /// shape's.
+    pub fn restore(&mut self, state: &EngineState) -> bool {
+        if state.params.len() != self.params.len() || !self.opt.restore(state.m, state.v, state.t) {
+            return false;
+        }
+        self.params.copy_from_slice(state.params);
+        true
     }
 
     /// Mean next-token loss of `targets` given `ids` (both `batch` × T, T = context) without

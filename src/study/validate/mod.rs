@@ -187,6 +187,14 @@ impl Validator {
                     plan.external = self.trainer(f.trainer.as_ref());
                     if let Some(external) = &plan.external {
                         plan.producer = external.producer();
+                        if plan.branching.is_some() {
+                            self.error(
+                                "train.branches",
+                                "trunks are shared only by the built-in engine: an external \
+                                 trainer cannot hand its model and optimizer state to a branch; \
+                                 remove `branches` (each point then trains on its own)",
+                            );
+                        }
                     }
                     Source::Train(Box::new(plan))
                 }),
@@ -281,7 +289,9 @@ impl Validator {
             );
             return None;
         };
-        let (train, learning_rates) = self.train(train.as_ref(), model_file.context.0);
+        let train_file = train;
+        let (train, learning_rates) = self.train(train_file.as_ref(), model_file.context.0);
+        let branching = self.branching(train_file.as_ref(), &train);
         let model = self.model(&model_file, data.as_ref().map(DataSpec::vocab))?;
         let sweep = match (tokens, isoflop) {
             (Some(_), Some(_)) => {
@@ -301,7 +311,7 @@ impl Validator {
             (Some(tokens), None) => self.grid(&tokens, &train, model.context),
             (None, Some(iso)) => self.isoflop(&iso, &model, data.as_ref(), &train),
         };
-        Some(TrainingPlan {
+        let plan = TrainingPlan {
             data: data?,
             model,
             sweep: sweep?,
@@ -309,6 +319,11 @@ impl Validator {
             learning_rates,
             producer: crate::study::plan::TRAINER_VERSION.to_string(),
             external: None,
-        })
+            branching,
+        };
+        if plan.branching.is_some() {
+            self.branch_points(&plan);
+        }
+        Some(plan)
     }
 }

@@ -7,7 +7,7 @@ use crate::data::DataSpec;
 use crate::study::file::{IsoFlopFile, IsoFlopSizes, ScheduleKind, TrainFile};
 use crate::study::plan::{ISOFLOP_AUTO_TPP, expand_budget, steps_for};
 use crate::study::units::{Count, Real, Reals};
-use crate::study::{ModelSpec, Schedule, Sweep, TrainSpec};
+use crate::study::{Branching, ModelSpec, Schedule, Sweep, TrainSpec, TrainingPlan, branches};
 
 impl Validator {
     /// The training hyper-parameters, and every learning rate of the sweep (ascending; one
@@ -26,6 +26,8 @@ impl Validator {
             grad_clip: None,
             eval_every: None,
             eval_tokens: None,
+            branches: None,
+            compare: None,
         };
         let f = f.unwrap_or(&default);
         let batch = self.count("train.batch", f.batch, 16, 1, 1 << 16);
@@ -114,6 +116,70 @@ impl Validator {
             );
         }
         (spec, lrs)
+    }
+
+    /// `train.branches` and `train.compare`: whether trunks are shared, and the schedule of
+    /// the independent runs to compare with.
+    pub(super) fn branching(
+        &mut self,
+        f: Option<&TrainFile>,
+        train: &TrainSpec,
+    ) -> Option<Branching> {
+        let f = f?;
+        if !f.branches.unwrap_or(false) {
+            self.not_here(
+                "train.compare",
+                &f.compare,
+                "without `branches: true` (it compares branched runs with independent ones)",
+            );
+            return None;
+        }
+        let Schedule::Wsd { min_lr_ratio, .. } = train.schedule else {
+            self.error(
+                "train.branches",
+                "needs `schedule: wsd`: only a warmup–stable–decay schedule has a stable phase \
+                 that runs of different lengths share",
+            );
+            return None;
+        };
+        let compare = match f.compare {
+            None => None,
+            Some(ScheduleKind::Cosine) => Some(Schedule::Cosine { min_lr_ratio }),
+            Some(ScheduleKind::Wsd) => Some(train.schedule),
+            Some(ScheduleKind::Constant) => {
+                self.error(
+                    "train.compare",
+                    "`constant` has no decay to compare with: use `cosine` or `wsd`",
+                );
+                None
+            }
+        };
+        Some(Branching { compare })
+    }
+
+    /// With shared trunks, the warmup (a fraction of each trunk) must end before the
+    /// shortest branch's decay starts.
+    pub(super) fn branch_points(&mut self, plan: &TrainingPlan) {
+        for trunk in branches::trunk_points(plan) {
+            let shortest = trunk.steps[0];
+            let start = branches::decay_start(&plan.train, shortest, trunk.warmup);
+            let decay_steps = branches::decay_steps(&plan.train, shortest);
+            if shortest - start < decay_steps {
+                self.error(
+                    "train.warmup",
+                    format!(
+                        "with shared trunks the warmup is {} of the longest run of size {} ({} \
+                         steps), which reaches past the start of its shortest run's decay (step \
+                         {}); lower `warmup` or drop the shortest token count",
+                        plan.train.warmup,
+                        plan.model.sizes[trunk.size].name,
+                        trunk.warmup,
+                        shortest - decay_steps
+                    ),
+                );
+                return;
+            }
+        }
     }
 
     /// `train.lr`: one value or a list of distinct values, each in (0, 1]; ascending.

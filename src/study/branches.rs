@@ -1,0 +1,211 @@
+//! Shared WSD trunks (`train.branches`): one trunk per size and learning rate trains at the
+//! stable rate, and every token count branches a decay off it (Hägele et al. 2024; Hu et al.
+//! 2024). A branch is a run like any other — its own key, record and curve — whose identity
+//! names its trunk and the step its decay starts at.
+//!
+//! A branch is, bit for bit, the independent WSD run with the same warmup: the trunk only
+//! saves recomputing the steps the runs of one size have in common. What differs from
+//! independent runs is the warmup, which is a fraction of the trunk (the size's longest run)
+//! and so the same number of steps for every branch, instead of a fraction of each run.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::plan::{RunSpec, points};
+use super::{Schedule, TrainSpec, TrainingPlan};
+use crate::data::DataIdentity;
+use crate::data::identity::hex;
+use crate::model::GptConfig;
+use crate::train::schedule::{warmup_steps, wsd_decay_start};
+
+/// Where a branch's state comes from; part of its identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Branch {
+    /// The trunk's key ([`trunk_key`], 16 hex digits): what its constant-rate phase depends
+    /// on, never its length, so a longer token count added later keeps every branch's key.
+    pub trunk: String,
+    /// Warmup steps, the same for the trunk and every branch.
+    pub warmup_steps: u64,
+    /// The step the decay starts at: the branch starts from the trunk's model and optimizer
+    /// state after this many steps.
+    pub decay_start: u64,
+}
+
+/// What a trunk's numbers depend on: the run identity without its length and schedule.
+#[derive(Serialize)]
+struct TrunkIdentity<'a> {
+    trainer: &'a str,
+    model: &'a GptConfig,
+    data: &'a DataIdentity,
+    train: TrainSpec,
+    seed: u64,
+    warmup_steps: u64,
+}
+
+/// 16 hex digits naming the trunk of a run with these hyper-parameters and warmup.
+pub fn trunk_key(
+    trainer: &str,
+    model: &GptConfig,
+    data: &DataIdentity,
+    train: &TrainSpec,
+    seed: u64,
+    warmup_steps: u64,
+) -> String {
+    let identity = TrunkIdentity {
+        trainer,
+        model,
+        data,
+        // Only the stable phase is shared: the schedule's decay knobs and the warmup
+        // fraction (its steps are given) change branches, not the trunk.
+        train: TrainSpec {
+            schedule: Schedule::Constant,
+            warmup: 0.0,
+            ..*train
+        },
+        seed,
+        warmup_steps,
+    };
+    let json = serde_json::to_string(&identity).expect("trunk identity is plain data");
+    hex(&Sha256::digest(json.as_bytes()))[..16].to_string()
+}
+
+/// Steps a WSD run of `steps` spends decaying (none for other schedules).
+pub fn decay_steps(train: &TrainSpec, steps: u64) -> u64 {
+    match train.schedule {
+        Schedule::Wsd { decay, .. } => ((decay * steps as f64).round() as u64).max(1),
+        _ => 0,
+    }
+}
+
+/// The step a run of `steps` with `warmup` steps of warmup starts its decay at.
+pub fn decay_start(train: &TrainSpec, steps: u64, warmup: u64) -> u64 {
+    match train.schedule {
+        Schedule::Wsd { decay, .. } => wsd_decay_start(decay, steps, warmup),
+        _ => steps,
+    }
+}
+
+/// One size's trunk: the step counts of its branches (ascending, distinct) and its warmup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrunkPoints {
+    /// Index into the study's sizes.
+    pub size: usize,
+    pub steps: Vec<u64>,
+    pub warmup: u64,
+}
+
+/// Every size's trunk in a study with shared trunks.
+pub fn trunk_points(t: &TrainingPlan) -> Vec<TrunkPoints> {
+    let step = t.train.batch * t.model.context;
+    let mut by_size: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+    for (size, tokens, _, _) in points(t) {
+        by_size.entry(size).or_default().push(tokens / step);
+    }
+    by_size
+        .into_iter()
+        .map(|(size, mut steps)| {
+            steps.sort_unstable();
+            steps.dedup();
+            let longest = *steps.last().expect("a size has a point");
+            TrunkPoints {
+                size,
+                warmup: warmup_steps(&t.train, longest),
+                steps,
+            }
+        })
+        .collect()
+}
+
+/// Make every run a branch of its size's trunk (keys follow).
+pub fn assign(specs: &mut [RunSpec], t: &TrainingPlan) {
+    // The trunk is as long as the size's longest run; its warmup a fraction of that.
+    let mut longest: BTreeMap<String, u64> = BTreeMap::new();
+    for spec in specs.iter() {
+        let steps = longest.entry(spec.config().short_name()).or_default();
+        *steps = (*steps).max(spec.steps);
+    }
+    for spec in specs.iter_mut() {
+        let id = &spec.identity;
+        let warmup = warmup_steps(&t.train, longest[&spec.config().short_name()]);
+        let trunk = trunk_key(&id.trainer, &id.model, &id.data, &id.train, id.seed, warmup);
+        let branch = Branch {
+            trunk,
+            warmup_steps: warmup,
+            decay_start: decay_start(&id.train, spec.steps, warmup),
+        };
+        spec.identity.branch = Some(branch);
+        spec.key = spec.identity.key();
+    }
+}
+
+/// Runs grouped by trunk, each group in the order its branches leave the trunk; a run that is
+/// no branch is a group of its own. Groups keep the order of their first run.
+pub fn by_trunk<'a>(specs: &[&'a RunSpec]) -> Vec<Vec<&'a RunSpec>> {
+    let mut groups: Vec<Vec<&RunSpec>> = Vec::new();
+    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+    for spec in specs {
+        match &spec.identity.branch {
+            Some(b) => match index.get(b.trunk.as_str()) {
+                Some(&i) => groups[i].push(spec),
+                None => {
+                    index.insert(&b.trunk, groups.len());
+                    groups.push(vec![spec]);
+                }
+            },
+            None => groups.push(vec![spec]),
+        }
+    }
+    for group in &mut groups {
+        group.sort_by_key(|s| {
+            let b = s.identity.branch.as_ref();
+            (b.map_or(0, |b| b.decay_start), s.steps, s.name.clone())
+        });
+    }
+    groups
+}
+
+/// Training FLOPs of a set of runs, trained independently and with shared trunks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cost {
+    pub independent: f64,
+    pub shared: f64,
+}
+
+impl Cost {
+    /// Shared over independent (1 without sharing).
+    pub fn ratio(&self) -> f64 {
+        if self.independent > 0.0 {
+            self.shared / self.independent
+        } else {
+            1.0
+        }
+    }
+}
+
+/// What training `specs` costs: each trunk's steps once (to its last branch point), plus
+/// every branch's decay.
+pub fn cost(specs: &[&RunSpec]) -> Cost {
+    let mut cost = Cost {
+        independent: 0.0,
+        shared: 0.0,
+    };
+    for group in by_trunk(specs) {
+        // Every run of a group has one shape and batch, so one step costs the same in each.
+        let mut trunk = (0u64, 0.0f64);
+        for spec in group {
+            cost.independent += spec.flops;
+            let per_step = spec.flops / spec.steps.max(1) as f64;
+            match &spec.identity.branch {
+                Some(b) => {
+                    cost.shared += (spec.steps - b.decay_start) as f64 * per_step;
+                    trunk = (trunk.0.max(b.decay_start), per_step);
+                }
+                None => cost.shared += spec.flops,
+            }
+        }
+        cost.shared += trunk.0 as f64 * trunk.1;
+    }
+    cost
+}

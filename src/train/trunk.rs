@@ -1,0 +1,477 @@
+//! A shared WSD trunk on disk (`STORE/trunks/<trunk>/`): snapshots of the model and optimizer
+//! state at branch points (and every [`snapshot_seconds`] of training), each with the trunk's
+//! history so far — the loss of every step and every evaluation — which a branch replays
+//! instead of training. Snapshots are working state, never results: the store's `.gitignore`
+//! leaves `trunks/` out, and the scheduler deletes a trunk's snapshots once no branch needs
+//! them.
+//!
+//! A process that trains a trunk holds `lock` (an OS advisory lock, released when it dies), so
+//! two processes never train the same trunk at once; the second waits and continues from the
+//! snapshot the first left.
+//!
+//! File format (`step-<step>.snap`, little-endian): `SBTRUNK1`, the 16-character trunk key,
+//! step (u64), AdamW's step count (i32), parameter count n (u64), evaluation count e (u64);
+//! then n parameters, n first and n second moments (f32), `step` losses and `step` cumulative
+//! seconds (f64), e × (step u64, loss f64); then the sha256 of everything before it. A file
+//! that does not check out is ignored (an older snapshot, or step 0, is used instead).
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::model::cpu::EngineState;
+use crate::store::atomic::write_atomic;
+
+const MAGIC: &[u8; 8] = b"SBTRUNK1";
+
+/// Environment variable: seconds of trunk training between periodic snapshots.
+pub const SNAPSHOT_SECONDS_ENV: &str = "SCALEBOOK_SNAPSHOT_SECONDS";
+
+/// Seconds of training between periodic snapshots (default 600; `SCALEBOOK_SNAPSHOT_SECONDS`).
+pub fn snapshot_seconds() -> f64 {
+    std::env::var(SNAPSHOT_SECONDS_ENV)
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| *v > 0.0)
+        .unwrap_or(600.0)
+}
+
+/// What the trunk did, step by step: what a branch replays.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrunkLog {
+    /// Training loss of every step.
+    pub losses: Vec<f64>,
+    /// Seconds of training when each step ended, counted over every process that trained it.
+    pub seconds: Vec<f64>,
+    /// (step, validation loss) of every evaluation.
+    pub evals: Vec<(u64, f64)>,
+}
+
+/// A trunk's state after `step` steps.
+pub struct Snapshot {
+    pub step: u64,
+    pub params: Vec<f32>,
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+    pub t: i32,
+    pub log: TrunkLog,
+}
+
+impl Snapshot {
+    pub fn state(&self) -> EngineState<'_> {
+        EngineState {
+            params: &self.params,
+            m: &self.m,
+            v: &self.v,
+            t: self.t,
+        }
+    }
+}
+
+/// One trunk's folder, locked while held.
+pub struct TrunkDir {
+    dir: PathBuf,
+    trunk: String,
+    lock: Option<File>,
+}
+
+fn snapshot_name(step: u64) -> String {
+    format!("step-{step:012}.snap")
+}
+
+/// Steps of the snapshots in `dir`, ascending.
+fn snapshot_steps(dir: &Path) -> Vec<u64> {
+    let mut steps: Vec<u64> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix("step-")?
+                .strip_suffix(".snap")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    steps.sort_unstable();
+    steps
+}
+
+impl TrunkDir {
+    /// Open (creating) `root/<trunk>` and wait for its lock.
+    pub fn open(root: &Path, trunk: &str) -> io::Result<TrunkDir> {
+        let dir = root.join(trunk);
+        fs::create_dir_all(&dir)?;
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))?;
+        file.lock()?;
+        Ok(TrunkDir {
+            dir,
+            trunk: trunk.to_string(),
+            lock: Some(file),
+        })
+    }
+
+    /// Let other processes at the trunk (this one trains no more of it).
+    pub fn release(&mut self) {
+        self.lock = None;
+    }
+
+    /// The newest snapshot at or before `at_most` that reads back whole and fits a model of
+    /// `params` parameters.
+    pub fn latest(&self, at_most: u64, params: usize) -> Option<Snapshot> {
+        snapshot_steps(&self.dir)
+            .into_iter()
+            .rev()
+            .filter(|s| *s <= at_most)
+            .find_map(|s| {
+                let bytes = fs::read(self.dir.join(snapshot_name(s))).ok()?;
+                decode(&bytes, &self.trunk)
+                    .filter(|snap| snap.step == s && snap.params.len() == params)
+            })
+    }
+
+    /// Save the state after `step` steps with the trunk's history.
+    pub fn save(&self, step: u64, state: &EngineState, log: &TrunkLog) -> io::Result<()> {
+        let bytes = encode(&self.trunk, step, state, log);
+        write_atomic(&self.dir.join(snapshot_name(step)), &bytes)
+    }
+}
+
+fn encode(trunk: &str, step: u64, state: &EngineState, log: &TrunkLog) -> Vec<u8> {
+    let n = state.params.len();
+    let mut out = Vec::with_capacity(64 + 12 * n + 16 * log.losses.len());
+    out.extend_from_slice(MAGIC);
+    let mut key = [b' '; 16];
+    key[..trunk.len().min(16)].copy_from_slice(&trunk.as_bytes()[..trunk.len().min(16)]);
+    out.extend_from_slice(&key);
+    out.extend_from_slice(&step.to_le_bytes());
+    out.extend_from_slice(&state.t.to_le_bytes());
+    out.extend_from_slice(&(n as u64).to_le_bytes());
+    out.extend_from_slice(&(log.evals.len() as u64).to_le_bytes());
+    for buf in [state.params, state.m, state.v] {
+        for x in buf {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    for buf in [&log.losses, &log.seconds] {
+        for x in buf.iter().take(step as usize) {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    for (s, v) in &log.evals {
+        out.extend_from_slice(&s.to_le_bytes());
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    let digest = Sha256::digest(&out);
+    out.extend_from_slice(&digest);
+    out
+}
+
+/// A little-endian reader over a byte slice.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_at_checked(N)?;
+        self.0 = rest;
+        head.try_into().ok()
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take().map(u64::from_le_bytes)
+    }
+    fn f64(&mut self) -> Option<f64> {
+        self.take().map(f64::from_le_bytes)
+    }
+    fn f32s(&mut self, n: usize) -> Option<Vec<f32>> {
+        (0..n)
+            .map(|_| self.take().map(f32::from_le_bytes))
+            .collect()
+    }
+    fn f64s(&mut self, n: usize) -> Option<Vec<f64>> {
+        (0..n).map(|_| self.f64()).collect()
+    }
+}
+
+fn decode(bytes: &[u8], trunk: &str) -> Option<Snapshot> {
+    let (body, digest) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
+    if Sha256::digest(body).as_slice() != digest {
+        return None;
+    }
+    let mut r = Reader(body);
+    if &r.take::<8>()? != MAGIC || r.take::<16>()?.trim_ascii() != trunk.as_bytes() {
+        return None;
+    }
+    let step = r.u64()?;
+    let t = i32::from_le_bytes(r.take()?);
+    let n = usize::try_from(r.u64()?).ok()?;
+    let evals = usize::try_from(r.u64()?).ok()?;
+    let steps = usize::try_from(step).ok()?;
+    // Sizes must account for the body exactly before anything is allocated.
+    let expected = n.checked_mul(12)? + steps.checked_mul(16)? + evals.checked_mul(16)?;
+    if r.0.len() != expected {
+        return None;
+    }
+    let (params, m, v) = (r.f32s(n)?, r.f32s(n)?, r.f32s(n)?);
+    let log = TrunkLog {
+        losses: r.f64s(steps)?,
+        seconds: r.f64s(steps)?,
+        evals: (0..evals)
+            .map(|_| Some((r.u64()?, r.f64()?)))
+            .collect::<Option<_>>()?,
+    };
+    Some(Snapshot {
+        step,
+        params,
+        m,
+        v,
+        t,
+        log,
+    })
+}
+
+/// Delete a trunk's snapshots before `step` (every one when `None`, with its folder), unless a
+/// process is training the trunk now. Returns whether it did.
+pub fn prune(root: &Path, trunk: &str, before: Option<u64>) -> bool {
+    let dir = root.join(trunk);
+    let Ok(file) = File::options().write(true).open(dir.join("lock")) else {
+        return false;
+    };
+    if file.try_lock().is_err() {
+        return false;
+    }
+    for step in snapshot_steps(&dir) {
+        if before.is_none_or(|b| step < b) {
+            let _ = fs::remove_file(dir.join(snapshot_name(step)));
+        }
+    }
+    if before.is_none() {
+        let _ = fs::remove_file(dir.join("lock"));
+        let _ = fs::remove_dir(&dir);
+    }
+    true
+}
+
+/// A branch's link to its trunk while it trains: where it resumed, the history it replays
+/// and extends, and the snapshots it leaves.
+pub struct Link {
+    dir: TrunkDir,
+    /// The step the branch's decay starts at; steps before it are the trunk's.
+    decay_start: u64,
+    /// Steps replayed from the snapshot it resumed from.
+    resumed: u64,
+    log: TrunkLog,
+    interval: f64,
+    last_save: std::time::Instant,
+}
+
+impl Link {
+    /// Open the trunk of `branch` under `root`, waiting for any other process training it,
+    /// and bring `stepper` and `batcher` to its newest usable snapshot.
+    pub fn open(
+        root: &Path,
+        branch: &crate::study::branches::Branch,
+        stepper: &mut super::step::Stepper,
+        batcher: &mut crate::data::source::Batcher,
+    ) -> io::Result<Link> {
+        let mut dir = TrunkDir::open(root, &branch.trunk)?;
+        let (mut resumed, mut log) = (0, TrunkLog::default());
+        if let Some(snap) = dir.latest(branch.decay_start, stepper.parameter_count())
+            && stepper.restore(&snap.state())
+        {
+            batcher.skip(snap.step);
+            resumed = snap.step;
+            log = snap.log;
+        }
+        if resumed == branch.decay_start {
+            dir.release();
+        }
+        Ok(Link {
+            dir,
+            decay_start: branch.decay_start,
+            resumed,
+            log,
+            interval: snapshot_seconds(),
+            last_save: std::time::Instant::now(),
+        })
+    }
+
+    /// Steps taken from the trunk's history rather than trained.
+    pub fn resumed(&self) -> u64 {
+        self.resumed
+    }
+
+    /// The trunk's loss at `step` when the branch replays it.
+    pub fn replayed_loss(&self, step: u64) -> Option<f64> {
+        (step < self.resumed).then(|| self.log.losses[step as usize])
+    }
+
+    /// The trunk's evaluation after `done` steps, when replayed.
+    pub fn replayed_eval(&self, done: u64) -> Option<f64> {
+        if done > self.resumed {
+            return None;
+        }
+        self.log
+            .evals
+            .iter()
+            .find(|(s, _)| *s == done)
+            .map(|(_, v)| *v)
+    }
+
+    /// Wall time on the curve after `done` steps: the trunk's own clock for replayed steps,
+    /// and this process's `elapsed` past the resumed point after them.
+    pub fn wall(&self, done: u64, elapsed: f64) -> f64 {
+        if done <= self.resumed {
+            return self.log.seconds[done as usize - 1];
+        }
+        let offset = self
+            .resumed
+            .checked_sub(1)
+            .map_or(0.0, |i| self.log.seconds[i as usize]);
+        offset + elapsed
+    }
+
+    /// Record a step this process trained (`done` steps in all); on the trunk, save a
+    /// snapshot at the branch point and every [`snapshot_seconds`], and let the trunk go once
+    /// the branch leaves it.
+    pub fn trained(
+        &mut self,
+        done: u64,
+        loss: f64,
+        val: Option<f64>,
+        wall: f64,
+        stepper: &super::step::Stepper,
+    ) -> io::Result<()> {
+        if done > self.decay_start || done <= self.resumed {
+            return Ok(());
+        }
+        self.log.losses.push(loss);
+        self.log.seconds.push(wall);
+        if let Some(v) = val {
+            self.log.evals.push((done, v));
+        }
+        let due = self.last_save.elapsed().as_secs_f64() >= self.interval;
+        if done == self.decay_start || due {
+            self.dir.save(done, &stepper.state(), &self.log)?;
+            self.last_save = std::time::Instant::now();
+        }
+        if done == self.decay_start {
+            self.dir.release();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    use crate::record::numerics_digest;
+    use crate::study::{RunSpec, from_bytes, plan::plan};
+    use crate::train::{TrainOptions, train};
+
+    /// One size at three token counts, sharing a trunk.
+    fn branches() -> Vec<RunSpec> {
+        let text = "version: 1\nname: br\nseed: 5\ndata: { vocab: 64, order: 2 }\n\
+             model: { context: 16, sizes: [{ layers: 1, d_model: 32, heads: 2 }] }\n\
+             tokens: [4096, 8192, 16384]\n\
+             train: { batch: 8, lr: 1e-2, schedule: wsd, branches: true, warmup: 0.1, \
+             eval_every: 10, eval_tokens: 512 }\n";
+        let study = from_bytes(text.as_bytes(), Path::new("br.yaml")).unwrap();
+        plan(&study).unwrap()
+    }
+
+    fn digest(spec: &RunSpec, trunks: Option<&Path>) -> (String, Option<u64>) {
+        let options = TrainOptions {
+            threads: 1,
+            trunks: trunks.map(Path::to_path_buf),
+        };
+        let t = train(spec, None, &options, &mut |_| {}).unwrap();
+        (
+            numerics_digest(&t.result, &t.curve),
+            t.result.computed_tokens,
+        )
+    }
+
+    /// Branches continued from the trunk's snapshots are the runs trained from step 0, bit for
+    /// bit, and each trains only the trunk's steps since the previous branch point.
+    #[test]
+    fn branches_from_snapshots_are_the_runs_trained_from_scratch() {
+        let specs = branches();
+        let b: Vec<_> = specs
+            .iter()
+            .map(|s| s.identity.branch.clone().unwrap())
+            .collect();
+        // One trunk, a warmup of 10 % of the longest run (128 steps) for every branch.
+        assert!(b.iter().all(|x| x.trunk == b[0].trunk && x.warmup_steps == 13));
+        assert_eq!(
+            b.iter().map(|x| x.decay_start).collect::<Vec<_>>(),
+            vec![26, 51, 102]
+        );
+        let scratch: Vec<_> = specs.iter().map(|s| digest(s, None).0).collect();
+        let root = crate::testing::fresh_dir("branches");
+        let shared: Vec<_> = specs.iter().map(|s| digest(s, Some(&root))).collect();
+        for (i, (d, computed)) in shared.iter().enumerate() {
+            assert_eq!(d, &scratch[i], "{}", specs[i].name);
+            let from = [0, 26, 51][i];
+            let expected = (specs[i].steps - from) * 8 * 16;
+            assert_eq!(computed.unwrap_or(specs[i].tokens()), expected);
+        }
+        // Without the later snapshots the last branch continues from the first one.
+        for step in [51, 102] {
+            fs::remove_file(root.join(&b[0].trunk).join(snapshot_name(step))).unwrap();
+        }
+        let (d, computed) = digest(&specs[2], Some(&root));
+        assert_eq!(d, scratch[2]);
+        assert_eq!(computed, Some((128 - 26) * 128));
+    }
+
+    #[test]
+    fn a_snapshot_reads_back_bit_for_bit_and_a_damaged_one_not_at_all() {
+        let root = crate::testing::fresh_dir("trunk");
+        let trunk = "0123456789abcdef";
+        let dir = TrunkDir::open(root.as_path(), trunk).unwrap();
+        let params = vec![1.5f32, -0.0, f32::MIN_POSITIVE];
+        let (m, v) = (vec![0.25f32; 3], vec![1e-30f32; 3]);
+        let log = TrunkLog {
+            losses: vec![4.0, f64::NAN, 3.5],
+            seconds: vec![0.1, 0.2, 0.3],
+            evals: vec![(2, 3.75)],
+        };
+        let state = EngineState {
+            params: &params,
+            m: &m,
+            v: &v,
+            t: 3,
+        };
+        dir.save(3, &state, &log).unwrap();
+        let back = dir.latest(10, 3).unwrap();
+        assert_eq!(back.step, 3);
+        assert_eq!(back.t, 3);
+        assert_eq!(back.params[1].to_bits(), (-0.0f32).to_bits());
+        assert_eq!(back.v, v);
+        assert!(back.log.losses[1].is_nan());
+        assert_eq!(back.log.evals, log.evals);
+        // Not before its step, not for another shape.
+        assert!(dir.latest(2, 3).is_none());
+        assert!(dir.latest(3, 4).is_none());
+        // One flipped byte: ignored.
+        let path = root.as_path().join(trunk).join(snapshot_name(3));
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[40] ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        assert!(dir.latest(10, 3).is_none());
+        // Held by `dir`: pruning waits for another time.
+        assert!(!prune(root.as_path(), trunk, None));
+        drop(dir);
+        assert!(prune(root.as_path(), trunk, None));
+        assert!(!root.as_path().join(trunk).exists());
+    }
+}
