@@ -162,9 +162,8 @@ impl Validator {
     pub(super) fn branch_points(&mut self, plan: &TrainingPlan) {
         for trunk in branches::trunk_points(plan) {
             let shortest = trunk.steps[0];
-            let start = branches::decay_start(&plan.train, shortest, trunk.warmup);
-            let decay_steps = branches::decay_steps(&plan.train, shortest);
-            if shortest - start < decay_steps {
+            let start = shortest.saturating_sub(branches::decay_steps(&plan.train, shortest));
+            if trunk.warmup > start {
                 self.error(
                     "train.warmup",
                     format!(
@@ -174,7 +173,7 @@ impl Validator {
                         plan.train.warmup,
                         plan.model.sizes[trunk.size].name,
                         trunk.warmup,
-                        shortest - decay_steps
+                        start
                     ),
                 );
                 return;
