@@ -1,6 +1,7 @@
 //! `scalebook plan STUDY [--format table|json]`: one row per run with its identity key,
 //! shape, parameter counts, tokens and FLOPs.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -11,7 +12,7 @@ use crate::pipeline::estimate::{Estimate, Source, estimate};
 use crate::record::pretty;
 use crate::store::atomic::write_atomic;
 use crate::store::{EntryState, Store};
-use crate::study::RunSpec;
+use crate::study::{RunSpec, branches};
 use crate::study::diagnostics::io_reason;
 use crate::study::plan::{add_entropy, plan};
 use crate::study::units::{format_duration, human};
@@ -63,6 +64,11 @@ pub struct PlanRow {
     pub est_source: Source,
     /// Whether the store already holds the finished run.
     pub done: bool,
+    /// A decay branch of a shared trunk: the trunk's key and the step the decay starts at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trunk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decay_start: Option<u64>,
     /// Entropy rate of the synthetic language (nats/token): the loss floor. Null for files.
     pub data_entropy_nats: Option<f64>,
     pub data_entropy_stderr: Option<f64>,
@@ -94,6 +100,8 @@ impl PlanRow {
             done,
             data_entropy_nats: r.data_entropy.map(|e| e.0),
             data_entropy_stderr: r.data_entropy.map(|e| e.1),
+            trunk: r.identity.branch.as_ref().map(|b| b.trunk.clone()),
+            decay_start: r.identity.branch.as_ref().map(|b| b.decay_start),
         }
     }
 }
@@ -126,20 +134,56 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             json.push('\n');
             json
         }
-        Format::Table => table(&rows, &estimate),
+        Format::Table => table(&rows, &estimate, &Work::of(&runs, &rows)),
     };
     // A closed pipe (`scalebook plan … | head`) is not an error worth a message.
     let _ = std::io::stdout().write_all(text.as_bytes());
     Ok(())
 }
 
+/// What training the plan takes: its FLOPs with and without shared trunks, and the estimated
+/// seconds of each piece of work left (a run, or a trunk with its branches).
+struct Work {
+    cost: branches::Cost,
+    shared: bool,
+    seconds: Vec<f64>,
+}
+
+impl Work {
+    fn of(runs: &[RunSpec], rows: &[PlanRow]) -> Work {
+        let all: Vec<&RunSpec> = runs.iter().collect();
+        let seconds: HashMap<&str, f64> = rows
+            .iter()
+            .map(|r| (r.key.as_str(), r.est_seconds))
+            .collect();
+        let todo: Vec<&RunSpec> = runs
+            .iter()
+            .zip(rows)
+            .filter(|(_, row)| !row.done)
+            .map(|(r, _)| r)
+            .collect();
+        let seconds = branches::by_trunk(&todo)
+            .iter()
+            .map(|g| {
+                let independent: f64 = g.iter().map(|r| seconds[r.key.as_str()]).sum();
+                independent * branches::cost(g).ratio()
+            })
+            .collect();
+        Work {
+            cost: branches::cost(&all),
+            shared: runs.iter().any(|r| r.identity.branch.is_some()),
+            seconds,
+        }
+    }
+}
+
 /// The time the runs take on this machine: at one thread per run, `run`'s default, on every
 /// core at once, with where the throughput came from.
-fn time_line(rows: &[PlanRow], estimate: &Estimate) -> String {
+fn time_line(rows: &[PlanRow], estimate: &Estimate, work: &Work) -> String {
     let cores = crate::sys::default_threads();
     let todo: Vec<&PlanRow> = rows.iter().filter(|r| !r.done).collect();
-    let seconds: f64 = todo.iter().map(|r| r.est_seconds).sum();
-    let longest = todo.iter().map(|r| r.est_seconds).fold(0.0, f64::max);
+    let seconds: f64 = work.seconds.iter().sum();
+    let longest = work.seconds.iter().copied().fold(0.0, f64::max);
     if estimate.count(Source::Unknown) > 0 {
         return "time: not estimated (the study's external trainer has no finished run here \
                 to measure it by: its time is known after its first runs)\n"
@@ -196,7 +240,7 @@ fn emit_specs(dir: &std::path::Path, runs: &[RunSpec]) -> Result<(), Failure> {
     Ok(())
 }
 
-fn table(rows: &[PlanRow], estimate: &Estimate) -> String {
+fn table(rows: &[PlanRow], estimate: &Estimate, work: &Work) -> String {
     let header = [
         "run",
         "layers",
@@ -252,13 +296,20 @@ fn table(rows: &[PlanRow], estimate: &Estimate) -> String {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
-    let flops: f64 = rows.iter().map(|r| r.flops).sum();
     out.push_str(&format!(
         "{} runs, {:.2e} training FLOPs\n",
         rows.len(),
-        flops
+        work.cost.independent
     ));
-    out.push_str(&time_line(rows, estimate));
+    if work.shared {
+        out.push_str(&format!(
+            "with shared trunks: {:.2e} training FLOPs, {:.0} % of training every run on its own \
+             (each trunk once to its last branch point, plus every decay)\n",
+            work.cost.shared,
+            100.0 * work.cost.ratio()
+        ));
+    }
+    out.push_str(&time_line(rows, estimate, work));
     if let Some(row) = rows.first()
         && let (Some(h), Some(se)) = (row.data_entropy_nats, row.data_entropy_stderr)
     {

@@ -75,6 +75,7 @@ fn parallelism(args: &Args) -> (usize, usize) {
 }
 
 pub fn run(args: &Args) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
     let study = args.producer.apply(load_study(&args.study)?)?;
     devices_apply(args, &study)?;
     if args.slurm.any() && args.producer.executor != ExecutorKind::Slurm {
@@ -136,6 +137,24 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         summary.cached,
         summary.failed.len(),
         store.study_dir(&study.name).join("runs.parquet").display(),
+    );
+    let spend = crate::pipeline::spend::spend(&store, &specs);
+    eprintln!(
+        "{}: {} in wall time for this command; the study's {} recorded run(s) cost {:.4} \
+         CPU-hours of training (run time × threads){}",
+        study.name,
+        format_duration(started.elapsed().as_secs_f64()),
+        spend.records,
+        spend.cpu_hours(),
+        if spend.independent_cpu_seconds > spend.cpu_seconds * 1.0001 {
+            format!(
+                ", {:.0} % of the {:.4} they would cost trained one by one",
+                100.0 * spend.cpu_seconds / spend.independent_cpu_seconds,
+                spend.independent_cpu_seconds / 3600.0
+            )
+        } else {
+            String::new()
+        }
     );
     // Fit what finished (a failed run is simply not a point of the fit).
     let fits = fit(&study, &store)?;

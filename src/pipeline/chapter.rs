@@ -98,6 +98,7 @@ fn imported_rows(rows: &[Row]) -> Vec<RunRow> {
             budget: r.budget,
             loss: Some(r.loss),
             wall_seconds: 0.0,
+            independent_wall_seconds: 0.0,
             tokens_per_second: 0.0,
             peak_rss_bytes: None,
             spikes: None,

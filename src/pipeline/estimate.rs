@@ -124,7 +124,7 @@ pub fn estimate(specs: &[RunSpec], store: Option<&Store>) -> Estimate {
         if let Some(EntryState::Done(e)) = store.map(|s| s.inspect(spec)) {
             let r = &e.result;
             let here = if spec.is_external() {
-                per_flop.push(r.wall_seconds / spec.flops.max(1.0));
+                per_flop.push(r.independent_wall_seconds() / spec.flops.max(1.0));
                 r.cpu == cpu
             } else {
                 r.cpu == cpu && r.isa.as_deref() == Some(isa.as_str()) && r.threads == 1
@@ -134,7 +134,7 @@ pub fn estimate(specs: &[RunSpec], store: Option<&Store>) -> Estimate {
                 measured
                     .entry(shape_key(spec))
                     .or_default()
-                    .push((units, r.wall_seconds));
+                    .push((units, r.independent_wall_seconds()));
             }
         }
     }

@@ -115,7 +115,7 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
             loss,
             flops: r.flops,
             budget: spec.budget,
-            wall_seconds: Some(r.wall_seconds).filter(|w| *w > 0.0),
+            wall_seconds: Some(r.independent_wall_seconds()).filter(|w| *w > 0.0),
             peak_rss_bytes: r.peak_rss_bytes.map(|b| b as f64),
             threads: Some(r.threads as f64).filter(|t| *t > 0.0),
         });

@@ -7,6 +7,7 @@ pub mod chapter;
 pub mod diff;
 pub mod estimate;
 pub mod fitting;
+pub mod spend;
 pub mod verify;
 
 /// Why a step could not finish.

@@ -145,6 +145,21 @@ pub struct RunResult {
 }
 
 impl RunResult {
+    /// How much longer this run would have taken training every token itself: 1, or for a
+    /// branch that continued its trunk, all its tokens over the tokens it trained.
+    pub fn independent_factor(&self) -> f64 {
+        match self.computed_tokens {
+            Some(c) if c > 0 => self.tokens_trained as f64 / c as f64,
+            _ => 1.0,
+        }
+    }
+
+    /// The wall time of this run trained on its own, at its measured speed (the cost law's
+    /// measure: a branch's own time covers only the steps it trained).
+    pub fn independent_wall_seconds(&self) -> f64 {
+        self.wall_seconds * self.independent_factor()
+    }
+
     /// A record of `spec` with its planned numbers filled in and nothing measured yet
     /// (losses `None`, times 0); the trainer, the mock executor and crash reports complete it.
     pub fn unfinished(spec: &RunSpec, status: RunStatus, reason: Option<String>) -> RunResult {

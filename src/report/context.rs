@@ -32,6 +32,9 @@ pub struct RunRow {
     /// Final validation loss (nats/token).
     pub loss: Option<f64>,
     pub wall_seconds: f64,
+    /// The wall time trained on its own (a branch's own time covers only the steps it
+    /// trained; see `RunResult::independent_wall_seconds`).
+    pub independent_wall_seconds: f64,
     pub tokens_per_second: f64,
     pub peak_rss_bytes: Option<u64>,
     /// Loss spikes the run recovered from (absent for mock and older runs).
@@ -138,6 +141,11 @@ pub fn run_rows(runs: &DataFrame) -> PolarsResult<Vec<RunRow>> {
     } else {
         none
     };
+    let alone = if newer("independent_wall_seconds") {
+        f64s(runs, "independent_wall_seconds")?
+    } else {
+        wall.clone()
+    };
     let spike_ratio = if newer("largest_spike_ratio") {
         f64s(runs, "largest_spike_ratio")?
     } else {
@@ -160,6 +168,7 @@ pub fn run_rows(runs: &DataFrame) -> PolarsResult<Vec<RunRow>> {
             budget: budget[i],
             loss: loss[i],
             wall_seconds: wall[i].unwrap_or(0.0),
+            independent_wall_seconds: alone[i].or(wall[i]).unwrap_or(0.0),
             tokens_per_second: tps[i].unwrap_or(0.0),
             peak_rss_bytes: rss[i],
             spikes: spikes[i],

@@ -296,7 +296,9 @@ pub fn cost(input: &Input) -> Result<Vec<Panel>, String> {
             Some(rows[0].size.clone()),
             Mark::Dots,
             c,
-            rows.iter().map(|r| (r.flops, r.wall_seconds)).collect(),
+            rows.iter()
+                .map(|r| (r.flops, r.independent_wall_seconds))
+                .collect(),
         ));
         memory.series.push(Series::new(
             None,

@@ -115,6 +115,11 @@ fn runs_frame(results: &[(RunResult, &RunSpec)]) -> PolarsResult<DataFrame> {
         x("train_seconds", &|r| r.train_seconds),
         x("tokens_per_second", &|r| r.tokens_per_second),
         Column::new(
+            "computed_tokens".into(),
+            rs.iter().map(|r| r.computed_tokens).collect::<Vec<_>>(),
+        ),
+        x("independent_wall_seconds", &|r| r.independent_wall_seconds()),
+        Column::new(
             "peak_rss_bytes".into(),
             rs.iter().map(|r| r.peak_rss_bytes).collect::<Vec<_>>(),
         ),
