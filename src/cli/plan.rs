@@ -12,10 +12,10 @@ use crate::pipeline::estimate::{Estimate, Source, estimate};
 use crate::record::pretty;
 use crate::store::atomic::write_atomic;
 use crate::store::{EntryState, Store};
-use crate::study::{RunSpec, branches};
 use crate::study::diagnostics::io_reason;
 use crate::study::plan::{add_entropy, plan};
 use crate::study::units::{format_duration, human};
+use crate::study::{RunSpec, branches};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

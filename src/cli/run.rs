@@ -85,6 +85,12 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         ));
     }
     let mut specs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    // `train.compare`: the same points trained independently, in the same pass.
+    let comparison = crate::study::branches::comparison(&study);
+    let own = specs.len();
+    if let Some(c) = &comparison {
+        specs.extend(plan(c).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?);
+    }
     let (store_path, published) = args.store.locate(&study);
     let store = args.store.open(&study)?;
     let (jobs, threads) = parallelism(args);
@@ -108,7 +114,11 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         options,
     };
     let summary = trainer.train(&mut specs)?;
-    let collected = collect::export(&store, &study.name, &specs);
+    let compared = specs.split_off(own);
+    let collected = collect::export(&store, &study.name, &specs).and_then(|c| match &comparison {
+        Some(other) => collect::export(&store, &other.name, &compared),
+        None => Ok(c),
+    });
     if !summary.store_errors.is_empty() {
         let mut lines = summary.store_errors.clone();
         lines.push(format!(
@@ -129,10 +139,15 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         b => format!("{} executor, {jobs} job(s) × {threads} thread(s)", b.name()),
     };
     eprintln!(
-        "{}: {}{} runs — {} trained, {} cached, {} failed ({how}); results in {}",
+        "{}: {}{} runs{} — {} trained, {} cached, {} failed ({how}); results in {}",
         study.name,
         if study.is_mock() { MOCK_LABEL } else { "" },
         specs.len(),
+        if compared.is_empty() {
+            String::new()
+        } else {
+            format!(" and {} independent runs to compare", compared.len())
+        },
         summary.trained,
         summary.cached,
         summary.failed.len(),
@@ -156,6 +171,15 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             String::new()
         }
     );
+    if !compared.is_empty() {
+        let other = crate::pipeline::spend::spend(&store, &compared);
+        eprintln!(
+            "{}: the {} independent run(s) to compare with cost {:.4} CPU-hours",
+            study.name,
+            other.records,
+            other.cpu_hours()
+        );
+    }
     // Fit what finished (a failed run is simply not a point of the fit).
     let fits = fit(&study, &store)?;
     let mut failed = summary.failed.clone();

@@ -13,7 +13,8 @@ use std::time::Instant;
 use super::Executor;
 use crate::record::{RunResult, RunStatus, write_run};
 use crate::store::{EntryLock, EntryState, Store};
-use crate::study::{RunSpec, branches};
+use crate::study::RunSpec;
+use crate::study::branches::{self, Branch};
 use crate::train::trunk;
 
 /// What happened, for the progress display.
@@ -122,9 +123,10 @@ pub fn triage<'a>(
     (summary, queue)
 }
 
-/// Bring every planned run to a recorded state. The branches of one shared trunk are one
-/// piece of work: one worker trains them in the order they leave the trunk, so the trunk is
-/// trained once, and its snapshots are deleted as its branches finish.
+/// Bring every planned run to a recorded state. The branches of one shared trunk leave it in
+/// order: a branch starts once the one before it has passed its branch point (its process
+/// then decays while the next continues the trunk), so the trunk is trained once; its
+/// snapshots are deleted as its branches finish.
 pub fn run_all(
     store: &Store,
     executor: &dyn Executor,
@@ -141,9 +143,16 @@ pub fn run_all(
             .total_cmp(&flops(a))
             .then_with(|| a[0].name.cmp(&b[0].name))
     });
-    let workers = options.jobs.clamp(1, groups.len().max(1));
+    let workers = options.jobs.clamp(1, queue.len().max(1));
     let state = Mutex::new(Shared {
-        queue: groups.into_iter().collect(),
+        groups: groups
+            .into_iter()
+            .map(|specs| Group {
+                specs,
+                next: 0,
+                running: 0,
+            })
+            .collect(),
         deferred: VecDeque::new(),
         stop: false,
         summary,
@@ -156,9 +165,37 @@ pub fn run_all(
     state.into_inner().expect("no worker panics").summary
 }
 
+/// Runs to train: one run, or a trunk's branches in the order they leave it.
+struct Group<'a> {
+    specs: Vec<&'a RunSpec>,
+    /// The next to start.
+    next: usize,
+    /// Started and not yet recorded.
+    running: usize,
+}
+
+impl Group<'_> {
+    fn trunk(&self) -> Option<&Branch> {
+        self.specs[0].identity.branch.as_ref()
+    }
+
+    /// Whether the next branch can start without training trunk steps another process is
+    /// training: it is the first (the longest, which trains the trunk), its branch point's
+    /// snapshot is there, or the first is recorded (whatever snapshots it left).
+    fn ready(&self, store: &Store) -> bool {
+        if self.next == 0 {
+            return true;
+        }
+        let Some(b) = &self.specs[self.next].identity.branch else {
+            return true;
+        };
+        trunk::has_snapshot(&store.trunks_dir(), &b.trunk, b.decay_start)
+            || !matches!(store.inspect(self.specs[0]), EntryState::Missing)
+    }
+}
+
 struct Shared<'a> {
-    /// Runs to train, a trunk's branches together.
-    queue: VecDeque<Vec<&'a RunSpec>>,
+    groups: Vec<Group<'a>>,
     /// Runs whose lock another process held when we first tried.
     deferred: VecDeque<&'a RunSpec>,
     stop: bool,
@@ -171,42 +208,79 @@ pub fn reason_of(r: &RunResult) -> String {
         .unwrap_or_else(|| format!("run {} {:?}", r.name, r.status).to_lowercase())
 }
 
-/// What a worker takes next: a run it holds the lock of, or a trunk's branches.
+/// What a worker takes next: a run it holds the lock of, or the next branch of a trunk (by
+/// its group's index).
 enum Work<'a> {
     One(&'a RunSpec, EntryLock),
-    Trunk(Vec<&'a RunSpec>),
+    Branch(&'a RunSpec, usize),
+}
+
+/// What [`take`] found.
+enum Taken<'a> {
+    Run(&'a RunSpec),
+    Branch(&'a RunSpec, usize),
+    /// Only branches whose predecessor is still on the trunk: started now, they would train
+    /// the trunk's steps a second time.
+    Wait,
+    Nothing,
+}
+
+/// The next piece of work, largest first: a run, or a branch that can start now.
+fn take<'a>(store: &Store, s: &mut Shared<'a>) -> Taken<'a> {
+    let open = |g: &Group| g.next < g.specs.len();
+    let Some(pick) = s
+        .groups
+        .iter()
+        .position(|g| open(g) && (g.trunk().is_none() || g.ready(store)))
+    else {
+        return if s.groups.iter().any(open) {
+            Taken::Wait
+        } else {
+            Taken::Nothing
+        };
+    };
+    let g = &mut s.groups[pick];
+    let spec = g.specs[g.next];
+    g.next += 1;
+    if g.trunk().is_none() {
+        return Taken::Run(spec);
+    }
+    g.running += 1;
+    Taken::Branch(spec, pick)
 }
 
 fn next_work<'a>(store: &Store, state: &Mutex<Shared<'a>>) -> Option<Work<'a>> {
     loop {
-        // Fresh runs first, then those another process held.
         let mut s = state.lock().expect("scheduler lock");
         if s.stop {
             return None;
         }
-        if let Some(mut group) = s.queue.pop_front() {
-            drop(s);
-            if group.len() > 1 || group[0].identity.branch.is_some() {
-                return Some(Work::Trunk(group));
+        match take(store, &mut s) {
+            Taken::Branch(spec, group) => return Some(Work::Branch(spec, group)),
+            Taken::Run(spec) => {
+                drop(s);
+                match store.try_lock(spec) {
+                    Ok(Some(lock)) => return Some(Work::One(spec, lock)),
+                    Ok(None) => state
+                        .lock()
+                        .expect("scheduler lock")
+                        .deferred
+                        .push_back(spec),
+                    Err(e) => store_error(state, format!("{}: cannot lock: {e}", spec.dir_name())),
+                }
             }
-            let spec = group.remove(0);
-            match store.try_lock(spec) {
-                Ok(Some(lock)) => return Some(Work::One(spec, lock)),
-                Ok(None) => state
-                    .lock()
-                    .expect("scheduler lock")
-                    .deferred
-                    .push_back(spec),
-                Err(e) => store_error(state, format!("{}: cannot lock: {e}", spec.dir_name())),
+            Taken::Wait if s.deferred.is_empty() => {
+                drop(s);
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
-        } else if let Some(spec) = s.deferred.pop_front() {
-            drop(s);
-            match store.lock(spec) {
-                Ok(lock) => return Some(Work::One(spec, lock)),
-                Err(e) => store_error(state, format!("{}: cannot lock: {e}", spec.dir_name())),
+            Taken::Wait | Taken::Nothing => {
+                let spec = s.deferred.pop_front()?;
+                drop(s);
+                match store.lock(spec) {
+                    Ok(lock) => return Some(Work::One(spec, lock)),
+                    Err(e) => store_error(state, format!("{}: cannot lock: {e}", spec.dir_name())),
+                }
             }
-        } else {
-            return None;
         }
     }
 }
@@ -224,28 +298,37 @@ fn worker(
                 let outcome = train_locked(store, executor, spec, &lock, events);
                 tally(state, spec, outcome, options);
             }
-            Work::Trunk(branches) => {
-                for spec in &branches {
-                    if state.lock().expect("scheduler lock").stop {
-                        return;
-                    }
-                    // In order: wait for a branch another process is training.
-                    let outcome = match store.lock(spec) {
-                        Ok(lock) => train_locked(store, executor, spec, &lock, events),
-                        Err(e) => Err(format!("{}: cannot lock: {e}", spec.dir_name())),
-                    };
-                    tally(state, spec, outcome, options);
-                    if let Some(b) = &spec.identity.branch {
-                        // Earlier branches are done: their snapshots serve no one now.
-                        trunk::prune(&store.trunks_dir(), &b.trunk, Some(b.decay_start));
-                    }
-                }
-                if let Some(b) = &branches[0].identity.branch {
-                    trunk::prune(&store.trunks_dir(), &b.trunk, None);
+            Work::Branch(spec, group) => {
+                // Wait for a branch another process is training.
+                let outcome = match store.lock(spec) {
+                    Ok(lock) => train_locked(store, executor, spec, &lock, events),
+                    Err(e) => Err(format!("{}: cannot lock: {e}", spec.dir_name())),
+                };
+                tally(state, spec, outcome, options);
+                let done = {
+                    let mut s = state.lock().expect("scheduler lock");
+                    let g = &mut s.groups[group];
+                    g.running -= 1;
+                    g.next == g.specs.len() && g.running == 0
+                };
+                let b = spec.identity.branch.as_ref().expect("a branch");
+                // The branch's own snapshot serves no one now; once every branch is recorded,
+                // none does.
+                if done {
+                    trunk::remove_trunk(&store.trunks_dir(), &b.trunk);
+                } else if spec.key != group_first(state, group) {
+                    trunk::remove_snapshot(&store.trunks_dir(), &b.trunk, b.decay_start);
                 }
             }
         }
     }
+}
+
+/// The key of a group's first run (the one that trains the trunk).
+fn group_first(state: &Mutex<Shared>, group: usize) -> String {
+    state.lock().expect("scheduler lock").groups[group].specs[0]
+        .key
+        .clone()
 }
 
 /// Count a run's outcome.

@@ -203,7 +203,9 @@ fn gather(
         all_records.extend(run.iter().chain(baseline.iter()));
     }
     let manifest = Manifest::new(study, &all_records, fits.fit_version, seen_from);
+    let comparison = super::compare::compare(study, store, fits)?;
     Ok(Input {
+        comparison,
         study: study.clone(),
         data,
         runs,

@@ -4,6 +4,7 @@
 //! command line only parses arguments and maps [`Error`] to exit codes.
 
 pub mod chapter;
+pub mod compare;
 pub mod diff;
 pub mod estimate;
 pub mod fitting;

@@ -9,6 +9,7 @@
 pub mod banner;
 pub mod book;
 pub mod charts;
+pub mod comparison;
 pub mod context;
 pub mod forecast;
 pub mod format;
@@ -40,6 +41,8 @@ pub struct Input {
     pub fits: FitReport,
     pub final_run: Option<FinalCtx>,
     pub manifest: Manifest,
+    /// Branched runs against independent ones (`train.compare`).
+    pub comparison: Option<comparison::Comparison>,
 }
 
 /// Why a report could not be written.
@@ -104,6 +107,9 @@ pub fn default_sections(input: &Input) -> Vec<Section> {
     if input.runs.iter().any(|r| r.wall_seconds > 0.0) {
         out.push(chart("cost"));
     }
+    if input.comparison.is_some() {
+        out.push(table("branches"));
+    }
     out.push(table("warnings"));
     out
 }
@@ -151,6 +157,7 @@ fn heading(section: &Section) -> Option<String> {
             "warnings" => "Warnings",
             "checks" => "Checks",
             "final" => "Final compute-optimal run",
+            "branches" => "Branched and independent runs",
             _ => return None,
         },
     };

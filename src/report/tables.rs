@@ -567,6 +567,7 @@ pub fn render(id: &str, input: &Input, checks_done: &[CheckResult]) -> String {
         "laws" => laws(input),
         "learning_rate" => super::sweep::table(input),
         "checks" => checks(checks_done),
+        "branches" => super::comparison::table_md(input),
         other => format!("*Unknown table `{}`.*\n", escape_markdown(other)),
     }
 }

@@ -118,7 +118,9 @@ fn runs_frame(results: &[(RunResult, &RunSpec)]) -> PolarsResult<DataFrame> {
             "computed_tokens".into(),
             rs.iter().map(|r| r.computed_tokens).collect::<Vec<_>>(),
         ),
-        x("independent_wall_seconds", &|r| r.independent_wall_seconds()),
+        x("independent_wall_seconds", &|r| {
+            r.independent_wall_seconds()
+        }),
         Column::new(
             "peak_rss_bytes".into(),
             rs.iter().map(|r| r.peak_rss_bytes).collect::<Vec<_>>(),

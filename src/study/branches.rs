@@ -138,10 +138,29 @@ pub fn assign(specs: &mut [RunSpec], t: &TrainingPlan) {
         spec.identity.branch = Some(branch);
         spec.key = spec.identity.key();
     }
+    // Where each trunk leaves snapshots: every one of its branch points.
+    let mut points: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for spec in specs.iter() {
+        let b = spec.identity.branch.as_ref().expect("assigned above");
+        points
+            .entry(b.trunk.clone())
+            .or_default()
+            .push(b.decay_start);
+    }
+    for list in points.values_mut() {
+        list.sort_unstable();
+        list.dedup();
+    }
+    for spec in specs.iter_mut() {
+        let trunk = &spec.identity.branch.as_ref().expect("assigned above").trunk;
+        spec.trunk_points = points[trunk].clone();
+    }
 }
 
-/// Runs grouped by trunk, each group in the order its branches leave the trunk; a run that is
-/// no branch is a group of its own. Groups keep the order of their first run.
+/// Runs grouped by trunk, each group in the order it trains: the longest branch first (it
+/// trains the trunk to its end, leaving a snapshot at every branch point), then the others
+/// in the order they leave the trunk (each then trains only its decay). A run that is no
+/// branch is a group of its own. Groups keep the order of their first run.
 pub fn by_trunk<'a>(specs: &[&'a RunSpec]) -> Vec<Vec<&'a RunSpec>> {
     let mut groups: Vec<Vec<&RunSpec>> = Vec::new();
     let mut index: BTreeMap<&str, usize> = BTreeMap::new();
@@ -162,6 +181,9 @@ pub fn by_trunk<'a>(specs: &[&'a RunSpec]) -> Vec<Vec<&'a RunSpec>> {
             let b = s.identity.branch.as_ref();
             (b.map_or(0, |b| b.decay_start), s.steps, s.name.clone())
         });
+        if let Some(longest) = group.pop() {
+            group.insert(0, longest);
+        }
     }
     groups
 }
@@ -208,4 +230,23 @@ pub fn cost(specs: &[&RunSpec]) -> Cost {
         cost.shared += trunk.0 as f64 * trunk.1;
     }
     cost
+}
+
+/// The study's points trained as independent runs with `train.compare`'s schedule, for the
+/// chapter's comparison; `None` without `train.compare`. Named `<study>-independent`, with
+/// no final run, checks or report of its own.
+pub fn comparison(study: &super::Study) -> Option<super::Study> {
+    let training = study.training()?;
+    let schedule = training.branching?.compare?;
+    let mut plan = training.clone();
+    plan.train.schedule = schedule;
+    plan.branching = None;
+    let mut other = study.clone();
+    other.name = format!("{}-independent", study.name);
+    other.title = format!("{} (independent runs)", study.title);
+    other.source = super::Source::Train(Box::new(plan));
+    other.final_run = None;
+    other.checks = Vec::new();
+    other.sections = Vec::new();
+    Some(other)
 }

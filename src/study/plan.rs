@@ -102,6 +102,10 @@ pub struct RunSpec {
     /// The external command that trains this run (its producer is in the identity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<super::trainer::ExternalTrainer>,
+    /// A branch: the steps where every branch of its trunk in the plan leaves it, where a
+    /// process training the trunk leaves a snapshot (not part of the identity).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trunk_points: Vec<u64>,
 }
 
 impl RunSpec {
@@ -294,6 +298,7 @@ pub fn run_spec(
         data: t.data.clone(),
         data_entropy: None,
         external: t.external.clone(),
+        trunk_points: Vec::new(),
     }
 }
 

@@ -190,7 +190,14 @@ impl<'a> Run<'a> {
         let mut batcher = source.batcher(id.seed, batch, context);
         let mut link = match (&id.branch, &options.trunks) {
             (Some(branch), Some(root)) => Some(
-                trunk::Link::open(root, branch, &mut stepper, &mut batcher).map_err(|e| {
+                trunk::Link::open(
+                    root,
+                    branch,
+                    &self.spec.trunk_points,
+                    &mut stepper,
+                    &mut batcher,
+                )
+                .map_err(|e| {
                     candle_core::Error::Msg(format!(
                         "trunk {} in {}: {e}",
                         branch.trunk,

@@ -117,6 +117,21 @@ impl TrunkDir {
         })
     }
 
+    /// `root/<trunk>` without its lock: to read a snapshot no one will write again.
+    fn unlocked(root: &Path, trunk: &str) -> TrunkDir {
+        TrunkDir {
+            dir: root.join(trunk),
+            trunk: trunk.to_string(),
+            lock: None,
+        }
+    }
+
+    /// The snapshot after exactly `step` steps, if it reads back whole for `params`.
+    fn exactly(&self, step: u64, params: usize) -> Option<Snapshot> {
+        let bytes = fs::read(self.dir.join(snapshot_name(step))).ok()?;
+        decode(&bytes, &self.trunk).filter(|s| s.step == step && s.params.len() == params)
+    }
+
     /// Let other processes at the trunk (this one trains no more of it).
     pub fn release(&mut self) {
         self.lock = None;
@@ -235,9 +250,14 @@ fn decode(bytes: &[u8], trunk: &str) -> Option<Snapshot> {
     })
 }
 
-/// Delete a trunk's snapshots before `step` (every one when `None`, with its folder), unless a
-/// process is training the trunk now. Returns whether it did.
-pub fn prune(root: &Path, trunk: &str, before: Option<u64>) -> bool {
+/// Whether the trunk has a snapshot after `step` steps (a branch starting there has left it).
+pub fn has_snapshot(root: &Path, trunk: &str, step: u64) -> bool {
+    root.join(trunk).join(snapshot_name(step)).is_file()
+}
+
+/// Delete a trunk's snapshots and folder, unless a process is training the trunk now.
+/// Returns whether it did.
+pub fn remove_trunk(root: &Path, trunk: &str) -> bool {
     let dir = root.join(trunk);
     let Ok(file) = File::options().write(true).open(dir.join("lock")) else {
         return false;
@@ -246,14 +266,10 @@ pub fn prune(root: &Path, trunk: &str, before: Option<u64>) -> bool {
         return false;
     }
     for step in snapshot_steps(&dir) {
-        if before.is_none_or(|b| step < b) {
-            let _ = fs::remove_file(dir.join(snapshot_name(step)));
-        }
+        let _ = fs::remove_file(dir.join(snapshot_name(step)));
     }
-    if before.is_none() {
-        let _ = fs::remove_file(dir.join("lock"));
-        let _ = fs::remove_dir(&dir);
-    }
+    let _ = fs::remove_file(dir.join("lock"));
+    let _ = fs::remove_dir(&dir);
     true
 }
 
@@ -263,25 +279,43 @@ pub struct Link {
     dir: TrunkDir,
     /// The step the branch's decay starts at; steps before it are the trunk's.
     decay_start: u64,
+    /// Where the trunk's other branches start (snapshots are left there too).
+    points: Vec<u64>,
     /// Steps replayed from the snapshot it resumed from.
     resumed: u64,
     log: TrunkLog,
     interval: f64,
     last_save: std::time::Instant,
+    /// The last periodic snapshot this process left (replaced by the next one).
+    periodic: Option<u64>,
 }
 
 impl Link {
-    /// Open the trunk of `branch` under `root`, waiting for any other process training it,
-    /// and bring `stepper` and `batcher` to its newest usable snapshot.
+    /// Open the trunk of `branch` under `root` and bring `stepper` and `batcher` to its newest
+    /// usable snapshot: the one at the branch point itself if it is there (nothing more of the
+    /// trunk to train, so no lock), else the newest before it, waiting for any other process
+    /// training the trunk. `points` are the trunk's branch points.
     pub fn open(
         root: &Path,
         branch: &crate::study::branches::Branch,
+        points: &[u64],
         stepper: &mut super::step::Stepper,
         batcher: &mut crate::data::source::Batcher,
     ) -> io::Result<Link> {
-        let mut dir = TrunkDir::open(root, &branch.trunk)?;
+        let params = stepper.parameter_count();
+        let at_point = TrunkDir::unlocked(root, &branch.trunk)
+            .exactly(branch.decay_start, params)
+            .map(|snap| (TrunkDir::unlocked(root, &branch.trunk), snap));
+        let (mut dir, found) = match at_point {
+            Some((dir, snap)) => (dir, Some(snap)),
+            None => {
+                let dir = TrunkDir::open(root, &branch.trunk)?;
+                let snap = dir.latest(branch.decay_start, params);
+                (dir, snap)
+            }
+        };
         let (mut resumed, mut log) = (0, TrunkLog::default());
-        if let Some(snap) = dir.latest(branch.decay_start, stepper.parameter_count())
+        if let Some(snap) = found
             && stepper.restore(&snap.state())
         {
             batcher.skip(snap.step);
@@ -294,10 +328,12 @@ impl Link {
         Ok(Link {
             dir,
             decay_start: branch.decay_start,
+            points: points.to_vec(),
             resumed,
             log,
             interval: snapshot_seconds(),
             last_save: std::time::Instant::now(),
+            periodic: None,
         })
     }
 
@@ -337,8 +373,8 @@ impl Link {
     }
 
     /// Record a step this process trained (`done` steps in all); on the trunk, save a
-    /// snapshot at the branch point and every [`snapshot_seconds`], and let the trunk go once
-    /// the branch leaves it.
+    /// snapshot at every branch point and every [`snapshot_seconds`] (each periodic one
+    /// replacing the last), and let the trunk go once the branch leaves it.
     pub fn trained(
         &mut self,
         done: u64,
@@ -355,16 +391,29 @@ impl Link {
         if let Some(v) = val {
             self.log.evals.push((done, v));
         }
+        let point = done == self.decay_start || self.points.contains(&done);
         let due = self.last_save.elapsed().as_secs_f64() >= self.interval;
-        if done == self.decay_start || due {
+        if point || due {
             self.dir.save(done, &stepper.state(), &self.log)?;
             self.last_save = std::time::Instant::now();
+            if let Some(old) = self.periodic.take() {
+                let _ = fs::remove_file(self.dir.dir.join(snapshot_name(old)));
+            }
+            if !point {
+                self.periodic = Some(done);
+            }
         }
         if done == self.decay_start {
             self.dir.release();
         }
         Ok(())
     }
+}
+
+/// Delete the snapshot after `step` steps (its branch is done; the trunk resumes from a
+/// later one, or a periodic one, if it must).
+pub fn remove_snapshot(root: &Path, trunk: &str, step: u64) {
+    let _ = fs::remove_file(root.join(trunk).join(snapshot_name(step)));
 }
 
 #[cfg(test)]
@@ -410,7 +459,10 @@ mod tests {
             .map(|s| s.identity.branch.clone().unwrap())
             .collect();
         // One trunk, a warmup of 10 % of the longest run (128 steps) for every branch.
-        assert!(b.iter().all(|x| x.trunk == b[0].trunk && x.warmup_steps == 13));
+        assert!(
+            b.iter()
+                .all(|x| x.trunk == b[0].trunk && x.warmup_steps == 13)
+        );
         assert_eq!(
             b.iter().map(|x| x.decay_start).collect::<Vec<_>>(),
             vec![26, 51, 102]
@@ -423,6 +475,16 @@ mod tests {
             let from = [0, 26, 51][i];
             let expected = (specs[i].steps - from) * 8 * 16;
             assert_eq!(computed.unwrap_or(specs[i].tokens()), expected);
+        }
+        // The longest branch first, in a fresh folder: it trains the trunk and leaves a
+        // snapshot at every branch point, so each other branch trains only its decay.
+        let root2 = crate::testing::fresh_dir("branches-longest");
+        let (d, computed) = digest(&specs[2], Some(&root2));
+        assert_eq!((d, computed), (scratch[2].clone(), None));
+        for (i, start) in [(0, 26), (1, 51)] {
+            let (d, computed) = digest(&specs[i], Some(&root2));
+            assert_eq!(d, scratch[i]);
+            assert_eq!(computed, Some((specs[i].steps - start) * 128));
         }
         // Without the later snapshots the last branch continues from the first one.
         for step in [51, 102] {
@@ -469,9 +531,9 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
         assert!(dir.latest(10, 3).is_none());
         // Held by `dir`: pruning waits for another time.
-        assert!(!prune(root.as_path(), trunk, None));
+        assert!(!remove_trunk(root.as_path(), trunk));
         drop(dir);
-        assert!(prune(root.as_path(), trunk, None));
+        assert!(remove_trunk(root.as_path(), trunk));
         assert!(!root.as_path().join(trunk).exists());
     }
 }

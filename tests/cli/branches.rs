@@ -51,7 +51,10 @@ fn curves(store: &Path) -> BTreeMap<String, Vec<String>> {
             .lines()
             .map(|l| {
                 let p: Value = serde_json::from_str(l).unwrap();
-                format!("{} {} {} {}", p["step"], p["train_loss"], p["val_loss"], p["lr"])
+                format!(
+                    "{} {} {} {}",
+                    p["step"], p["train_loss"], p["val_loss"], p["lr"]
+                )
             })
             .collect();
         out.insert(name, points);
@@ -95,19 +98,32 @@ fn computed(r: &Value) -> u64 {
 
 /// Trained once, each trunk costs its steps to the last branch point plus every decay.
 fn trunk_trained_once(store: &Path) {
-    let mut by_trunk: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
-    let records = records(store);
-    for r in records.values() {
-        by_trunk.entry(branch(r).0).or_default().push(r);
+    trunk_trained_once_in(store, 2, 3);
+}
+
+/// [`trunk_trained_once`] for a store of `trunks` trunks with `branches` branches each (and
+/// any independent runs, which are left alone).
+fn trunk_trained_once_in(store: &Path, trunks: usize, branches: usize) {
+    let mut by_trunk: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for entry in fs::read_dir(store.join("runs")).unwrap() {
+        let dir = entry.unwrap().path();
+        let Ok(text) = fs::read_to_string(dir.join("result.json")) else {
+            continue;
+        };
+        let r: Value = serde_json::from_str(&text).unwrap();
+        if !r["spec"]["identity"]["branch"].is_null() {
+            by_trunk.entry(branch(&r).0).or_default().push(r);
+        }
     }
-    assert_eq!(by_trunk.len(), 2);
+    assert_eq!(by_trunk.len(), trunks);
+    assert!(by_trunk.values().all(|b| b.len() == branches));
     for (trunk, runs) in by_trunk {
         let last = runs.iter().map(|r| branch(r).1).max().unwrap();
         let decays: u64 = runs
             .iter()
             .map(|r| r["steps"].as_u64().unwrap() - branch(r).1)
             .sum();
-        let spent: u64 = runs.iter().map(|r| computed(r)).sum();
+        let spent: u64 = runs.iter().map(computed).sum();
         assert_eq!(spent, (last + decays) * STEP_TOKENS, "trunk {trunk}");
     }
 }
@@ -120,14 +136,15 @@ fn a_trunk_killed_mid_way_resumes_to_the_same_bits() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // The largest size trains first; its branch points are steps 51, 102 and 205. Kill it
-    // once a periodic snapshot lies between the last two.
+    // The largest size trains first, its longest branch first: it trains the trunk, leaving
+    // snapshots at the branch points 51, 102 and 205. Kill it once a periodic snapshot lies
+    // between the last two.
     let deadline = Instant::now() + Duration::from_secs(300);
-    while !snapshots(&store)
-        .iter()
-        .any(|(_, s)| *s > 102 && *s != 205)
-    {
-        assert!(Instant::now() < deadline, "no snapshot past step 102 in time");
+    while !snapshots(&store).iter().any(|(_, s)| *s > 102 && *s != 205) {
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot past step 102 in time"
+        );
         assert!(
             child.try_wait().unwrap().is_none(),
             "the sweep ended before it was killed: {:?}",
@@ -137,27 +154,31 @@ fn a_trunk_killed_mid_way_resumes_to_the_same_bits() {
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let before = records(&store);
-    assert_eq!(before.len(), 2, "{:?}", before.keys());
-    let resume = snapshots(&store)
-        .iter()
-        .map(|(_, s)| *s)
-        .filter(|s| *s <= 205)
-        .max()
-        .unwrap();
+    assert_eq!(records(&store).len(), 0);
+    let left: Vec<u64> = snapshots(&store).iter().map(|(_, s)| *s).collect();
+    // One periodic snapshot at a time (each replaces the last), beside the branch points.
+    assert!(left.contains(&51) && left.contains(&102), "{left:?}");
+    assert!(left.len() <= 4, "{left:?}");
+    let resume = left.iter().copied().filter(|s| *s <= 205).max().unwrap();
     assert!(resume > 102, "{resume}");
 
     let out = command(STUDY, &store).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("2 of 6 runs already in the store"));
     let after = records(&store);
-    // The interrupted branch continued the snapshot, not step 0 or the last branch point.
-    let longest = &after["l2-d64-t65536"];
-    assert_eq!(computed(longest), (256 - resume) * STEP_TOKENS);
+    // The trunk continued the newest snapshot, not step 0; the other branches started from
+    // their branch points and trained only their decays.
     assert_eq!(
-        longest["tokens_trained"].as_u64().unwrap(),
-        256 * STEP_TOKENS
+        computed(&after["l2-d64-t65536"]),
+        (256 - resume) * STEP_TOKENS
     );
+    assert_eq!(computed(&after["l2-d64-t16384"]), (64 - 51) * STEP_TOKENS);
+    assert_eq!(computed(&after["l2-d64-t32768"]), (128 - 102) * STEP_TOKENS);
+    for r in after.values() {
+        assert_eq!(
+            r["tokens_trained"].as_u64().unwrap(),
+            r["steps"].as_u64().unwrap() * STEP_TOKENS
+        );
+    }
     // Every trunk's snapshots are gone once its branches are done.
     assert_eq!(snapshots(&store), Vec::new());
 
@@ -216,12 +237,7 @@ fn a_trunk_with_another_learning_rate_retrains_its_branches() {
     assert!(first.iter().all(|t| all.contains(t)));
     // `train-point` refuses a branch whose identity was edited (its key no longer matches).
     let spec_dir: PathBuf = fresh_dir("branches-spec");
-    let out = scalebook(&[
-        "plan",
-        STUDY,
-        "--emit-specs",
-        spec_dir.to_str().unwrap(),
-    ]);
+    let out = scalebook(&["plan", STUDY, "--emit-specs", spec_dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let path = fs::read_dir(&spec_dir)
         .unwrap()
@@ -244,4 +260,88 @@ fn a_trunk_with_another_learning_rate_retrains_its_branches() {
     assert!(stderr(&out).contains("does not match"), "{}", stderr(&out));
     fs::remove_dir_all(store).unwrap();
     fs::remove_dir_all(spec_dir).unwrap();
+}
+
+const COMPARE: &str = "tests/fixtures/valid/branches_compare.yaml";
+
+/// The rows of the Markdown table that follows `marker` in `text`, as trimmed cells.
+fn table_after(text: &str, marker: &str) -> Vec<Vec<String>> {
+    let start = text.find(marker).unwrap_or_else(|| panic!("no `{marker}`"));
+    text[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// The chapter sets the law of the branched runs beside the law of the same grid trained as
+/// independent cosine runs: each point's loss both ways, as recorded, within the stated
+/// tolerance on this grid; each parameter agreeing or its difference stated; both costs.
+#[test]
+fn the_chapter_compares_branched_with_independent_runs() {
+    let store = fresh_dir("branches-compare");
+    let book = store.join("book");
+    let out = scalebook(&[
+        "run",
+        COMPARE,
+        "--store",
+        store.to_str().unwrap(),
+        "--book",
+        book.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("6 runs and 6 independent runs to compare — 12 trained"),
+        "{}",
+        stderr(&out)
+    );
+    let chapter = fs::read_to_string(book.join("src/branches-compare/index.md")).unwrap();
+    let section = &chapter[chapter
+        .find("## Branched and independent runs")
+        .expect("the comparison section")..];
+    // Each point's loss both ways is the recorded one.
+    let mut losses: BTreeMap<(String, bool), f64> = BTreeMap::new();
+    for entry in fs::read_dir(store.join("runs")).unwrap() {
+        let dir = entry.unwrap().path();
+        let r: Value =
+            serde_json::from_str(&fs::read_to_string(dir.join("result.json")).unwrap()).unwrap();
+        let branched = !r["spec"]["identity"]["branch"].is_null();
+        let schedule = r["spec"]["identity"]["train"]["schedule"]["kind"].clone();
+        assert_eq!(schedule, if branched { "wsd" } else { "cosine" });
+        let name = r["name"].as_str().unwrap().to_string();
+        losses.insert((name, branched), r["val_loss"].as_f64().unwrap());
+    }
+    let points = table_after(section, "| point |");
+    assert_eq!(points.len(), 6, "{section}");
+    let mut worst: f64 = 0.0;
+    for row in &points {
+        let name = row[0].trim_matches('`').to_string();
+        let (b, i) = (losses[&(name.clone(), true)], losses[&(name, false)]);
+        assert_eq!(row[1], format!("{b:.4}"));
+        assert_eq!(row[2], format!("{i:.4}"));
+        worst = worst.max(((b - i) / i).abs());
+    }
+    assert!(worst <= 0.02, "largest difference {worst}");
+    assert!(
+        section.contains(&format!("the largest difference is {:.2} %", 100.0 * worst))
+            && section.contains("within the 2.00 % tolerance"),
+        "{section}"
+    );
+    // Every parameter of the law agrees or says by how much it does not.
+    let params = table_after(section, "| law |");
+    assert_eq!(params.len(), 3, "{section}");
+    for row in &params {
+        assert!(row[4] == "yes" || row[4].contains("differs by"), "{row:?}");
+    }
+    // What each set cost, measured: the branched runs train a trunk once per size.
+    assert!(section.contains("The branched runs cost"), "{section}");
+    trunk_trained_once_in(&store, 2, 3);
+    fs::remove_dir_all(store).unwrap();
 }

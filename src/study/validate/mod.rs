@@ -41,7 +41,7 @@ pub const CHART_IDS: [&str; 11] = [
     "loss_vs_lr",
 ];
 /// Table ids the report can print.
-pub const TABLE_IDS: [&str; 9] = [
+pub const TABLE_IDS: [&str; 10] = [
     "runs",
     "fits",
     "laws",
@@ -51,6 +51,7 @@ pub const TABLE_IDS: [&str; 9] = [
     "warnings",
     "checks",
     "final",
+    "branches",
 ];
 
 /// Check a parsed study file; `Err` holds every error (and the warnings) in file order.

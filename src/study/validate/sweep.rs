@@ -170,10 +170,7 @@ impl Validator {
                         "with shared trunks the warmup is {} of the longest run of size {} ({} \
                          steps), which reaches past the start of its shortest run's decay (step \
                          {}); lower `warmup` or drop the shortest token count",
-                        plan.train.warmup,
-                        plan.model.sizes[trunk.size].name,
-                        trunk.warmup,
-                        start
+                        plan.train.warmup, plan.model.sizes[trunk.size].name, trunk.warmup, start
                     ),
                 );
                 return;
