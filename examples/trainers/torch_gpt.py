@@ -12,6 +12,10 @@ the job's per-step learning rates. On the CPU, or on the GPU scalebook assigns
       command: python3 torch_gpt.py --spec {spec}
       version_file: torch_gpt.py
       workdir: examples/trainers
+
+`--model-from FILE` trains the `GPT` class of another file instead — PyTorch's throughput
+reference, `gpt_torch.py`, whose `GPT(layers, d, h, vocab, ctx)` returns logits (untied
+head only); `scalebook bench study` uses it to time a whole grid against that model.
 """
 import sys
 import time
@@ -69,6 +73,32 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
+class Reference(nn.Module):
+    """The `GPT` of another file (`--model-from`), giving the loss like `GPT` above."""
+
+    def __init__(self, path, m):
+        super().__init__()
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("reference_gpt", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if m["tie_embeddings"]:
+            sys.exit(f"{path}: the reference model has an untied head; the job ties it")
+        self.net = module.GPT(m["layers"], m["d_model"], m["heads"], m["vocab"], m["context"])
+
+    def forward(self, idx, targets):
+        logits = self.net(idx)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def build(job):
+    args = sys.argv[1:]
+    if "--model-from" in args:
+        return Reference(args[args.index("--model-from") + 1], job["model"])
+    return GPT(job["model"])
+
+
 def device_of(job):
     if job["device"] != "cpu" and torch.cuda.is_available():
         return torch.device("cuda:0")  # CUDA_VISIBLE_DEVICES holds the assigned device
@@ -91,7 +121,7 @@ def main():
     torch.manual_seed(job["seed"])
     torch.set_num_threads(max(1, job["threads"]))
     device = device_of(job)
-    model = GPT(job["model"]).to(device)
+    model = build(job).to(device)
     count = sum(p.numel() for p in model.parameters())
     train = torch.from_numpy(sc.sequences(job, "train")).to(device)
     val = torch.from_numpy(sc.sequences(job, "val")).to(device)

@@ -12,6 +12,9 @@ use crate::train::bench::{BenchConfig, bench_train};
 pub enum Which {
     /// Tokens/s, step time, MFU and peak memory of training one model shape.
     Train(TrainArgs),
+    /// A whole study's wall time end to end, against the same grid trained by a PyTorch
+    /// trainer (one process per run, the same jobs × threads).
+    Study(super::bench_study::StudyArgs),
     /// Time the Chinchilla approach-3 grid fit and warm bootstrap on a results table
     /// (defaults match Epoch's svg_extracted_data.csv).
     Fit(FitArgs),
@@ -91,6 +94,7 @@ pub fn run(which: &Which) -> Result<(), Failure> {
     let args = match which {
         Which::Train(args) => args,
         Which::Fit(args) => return run_fit(args),
+        Which::Study(args) => return super::bench_study::run(args),
     };
     check_train_args(args)?;
     let config = BenchConfig {

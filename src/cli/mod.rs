@@ -2,6 +2,7 @@
 //! arguments, dispatches, and maps failures to the exit codes of DESIGN.md.
 
 pub mod bench;
+pub mod bench_study;
 pub mod diff;
 pub mod fit;
 pub mod plan;

@@ -24,7 +24,7 @@ use crate::train::schedule::{warmup_steps, wsd_decay_start};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Branch {
     /// The trunk's key ([`trunk_key`], 16 hex digits): what its constant-rate phase depends
-    /// on, never its length, so a longer token count added later keeps every branch's key.
+    /// on — its warmup steps, but not its length.
     pub trunk: String,
     /// Warmup steps, the same for the trunk and every branch.
     pub warmup_steps: u64,
