@@ -134,7 +134,21 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             json.push('\n');
             json
         }
-        Format::Table => table(&rows, &estimate, &Work::of(&runs, &rows)),
+        Format::Table => {
+            let mut text = table(&rows, &estimate, &Work::of(&runs, &rows));
+            if let Some(other) = branches::comparison(&study) {
+                let compared =
+                    plan(&other).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+                let flops: f64 = compared.iter().map(|r| r.flops).sum();
+                text.push_str(&format!(
+                    "plus {} independent runs to compare with (`train.compare`, study `{}`): \
+                     {flops:.2e} training FLOPs\n",
+                    compared.len(),
+                    other.name
+                ));
+            }
+            text
+        }
     };
     // A closed pipe (`scalebook plan … | head`) is not an error worth a message.
     let _ = std::io::stdout().write_all(text.as_bytes());

@@ -11,7 +11,6 @@ use crate::data::DataIdentity;
 use crate::model::{GptConfig, ParamCounts};
 use crate::record::CurvePoint;
 use crate::study::{RunSpec, Schedule};
-use crate::train::schedule::lr_at;
 
 /// The contract's version, in every job file.
 pub const CONTRACT: u32 = 1;
@@ -97,8 +96,7 @@ impl Job {
         let id = &spec.identity;
         let m = &id.model;
         let t = &id.train;
-        let warmup_steps =
-            ((t.warmup * spec.steps as f64).round() as u64).min(spec.steps.saturating_sub(1));
+        let lr_plan = spec.lr_plan();
         let (dtype, _) = dtype_for(m.vocab);
         let val_sequences =
             crate::data::source::validation_sequences(m.context as usize, t.eval_tokens as usize);
@@ -123,8 +121,8 @@ impl Job {
             },
             schedule: JobSchedule {
                 kind: t.schedule,
-                warmup_steps,
-                lr: (0..spec.steps).map(|s| lr_at(t, s, spec.steps)).collect(),
+                warmup_steps: lr_plan.warmup(),
+                lr: (0..spec.steps).map(|s| lr_plan.at(s)).collect(),
             },
             eval_every: t.eval_every,
             seed: id.seed,

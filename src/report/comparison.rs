@@ -89,8 +89,9 @@ pub fn table_md(input: &Input) -> String {
             .into();
     };
     let mut out = format!(
-        "Every point was also trained as an independent run with the `{}` schedule (its \
-         warmup a fraction of its own steps), to test the branched law against it.",
+        "Every point was also trained as an independent run with the `{}` schedule and the \
+         branches' warmup, so that only the schedule's end differs, to test the branched law \
+         against it.",
         escape_markdown(&c.schedule)
     );
     if c.missing > 0 {

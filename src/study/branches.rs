@@ -26,8 +26,6 @@ pub struct Branch {
     /// The trunk's key ([`trunk_key`], 16 hex digits): what its constant-rate phase depends
     /// on — its warmup steps, but not its length.
     pub trunk: String,
-    /// Warmup steps, the same for the trunk and every branch.
-    pub warmup_steps: u64,
     /// The step the decay starts at: the branch starts from the trunk's model and optimizer
     /// state after this many steps.
     pub decay_start: u64,
@@ -118,7 +116,8 @@ pub fn trunk_points(t: &TrainingPlan) -> Vec<TrunkPoints> {
         .collect()
 }
 
-/// Make every run a branch of its size's trunk (keys follow).
+/// Give every run its size's shared warmup and, with `branches`, make it a branch of its
+/// size's trunk (keys follow).
 pub fn assign(specs: &mut [RunSpec], t: &TrainingPlan) {
     // The trunk is as long as the size's longest run; its warmup a fraction of that.
     let mut longest: BTreeMap<String, u64> = BTreeMap::new();
@@ -127,16 +126,20 @@ pub fn assign(specs: &mut [RunSpec], t: &TrainingPlan) {
         *steps = (*steps).max(spec.steps);
     }
     for spec in specs.iter_mut() {
-        let id = &spec.identity;
         let warmup = warmup_steps(&t.train, longest[&spec.config().short_name()]);
-        let trunk = trunk_key(&id.trainer, &id.model, &id.data, &id.train, id.seed, warmup);
-        let branch = Branch {
-            trunk,
-            warmup_steps: warmup,
-            decay_start: decay_start(&id.train, spec.steps, warmup),
-        };
-        spec.identity.branch = Some(branch);
+        spec.identity.warmup_steps = Some(warmup);
+        if t.branching.is_some() {
+            let id = &spec.identity;
+            let trunk = trunk_key(&id.trainer, &id.model, &id.data, &id.train, id.seed, warmup);
+            spec.identity.branch = Some(Branch {
+                trunk,
+                decay_start: decay_start(&id.train, spec.steps, warmup),
+            });
+        }
         spec.key = spec.identity.key();
+    }
+    if t.branching.is_none() {
+        return;
     }
     // Where each trunk leaves snapshots: every one of its branch points.
     let mut points: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -232,8 +235,8 @@ pub fn cost(specs: &[&RunSpec]) -> Cost {
     cost
 }
 
-/// The study's points trained as independent runs with `train.compare`'s schedule, for the
-/// chapter's comparison; `None` without `train.compare`. Named `<study>-independent`, with
+/// The study's points trained as independent runs with `train.compare`'s schedule and the
+/// branches' warmup, for the chapter's comparison; `None` without `train.compare`. Named `<study>-independent`, with
 /// no final run, checks or report of its own.
 pub fn comparison(study: &super::Study) -> Option<super::Study> {
     let training = study.training()?;
@@ -241,6 +244,8 @@ pub fn comparison(study: &super::Study) -> Option<super::Study> {
     let mut plan = training.clone();
     plan.train.schedule = schedule;
     plan.branching = None;
+    // The same warmup as the branches: the comparison isolates the schedule's end.
+    plan.shared_warmup = true;
     let mut other = study.clone();
     other.name = format!("{}-independent", study.name);
     other.title = format!("{} (independent runs)", study.title);

@@ -88,6 +88,9 @@ pub struct TrainingPlan {
     /// WSD trunks shared by every token count (`train.branches`), with the schedule of the
     /// independent runs to compare against (`train.compare`).
     pub branching: Option<Branching>,
+    /// Every run of a size warms up as long as the size's longest run (branches, and the
+    /// independent runs compared with them), not for a fraction of its own steps.
+    pub shared_warmup: bool,
 }
 
 /// How a study shares trunks (see [`branches`]).

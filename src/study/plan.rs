@@ -56,6 +56,11 @@ pub struct RunIdentity {
     pub data: DataIdentity,
     pub train: TrainSpec,
     pub seed: u64,
+    /// Warmup in steps, when it is not the `warmup` fraction of the run's own steps: runs
+    /// sharing a trunk, and the independent runs compared with them, warm up as long as the
+    /// size's longest run (see [`super::branches`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_steps: Option<u64>,
     /// A decay branch of a shared WSD trunk: which trunk, and from which step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<super::branches::Branch>,
@@ -150,8 +155,8 @@ impl RunSpec {
     pub fn lr_plan(&self) -> crate::train::schedule::LrPlan {
         use crate::train::schedule::LrPlan;
         let train = &self.identity.train;
-        match &self.identity.branch {
-            Some(b) => LrPlan::with_warmup(train, self.steps, b.warmup_steps),
+        match self.identity.warmup_steps {
+            Some(w) => LrPlan::with_warmup(train, self.steps, w),
             None => LrPlan::independent(train, self.steps),
         }
     }
@@ -281,6 +286,7 @@ pub fn run_spec(
         data: data.clone(),
         train: t.train,
         seed,
+        warmup_steps: None,
         branch: None,
     };
     let name = format!("{}-{label}", model.short_name());
@@ -370,7 +376,7 @@ fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
                 b.identity.train.lr.to_bits(),
             ))
     });
-    if t.branching.is_some() {
+    if t.branching.is_some() || t.shared_warmup {
         super::branches::assign(&mut specs, t);
     }
     // Two budgets can round one size to the same tokens; that is one run, not two.

@@ -459,10 +459,8 @@ mod tests {
             .map(|s| s.identity.branch.clone().unwrap())
             .collect();
         // One trunk, a warmup of 10 % of the longest run (128 steps) for every branch.
-        assert!(
-            b.iter()
-                .all(|x| x.trunk == b[0].trunk && x.warmup_steps == 13)
-        );
+        assert!(b.iter().all(|x| x.trunk == b[0].trunk));
+        assert!(specs.iter().all(|s| s.identity.warmup_steps == Some(13)));
         assert_eq!(
             b.iter().map(|x| x.decay_start).collect::<Vec<_>>(),
             vec![26, 51, 102]

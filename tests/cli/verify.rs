@@ -62,7 +62,11 @@ fn verify(study: &Path, book: &Path, extra: &[&str]) -> std::process::Output {
 /// they render (a stale or hand-edited chapter fails here).
 #[test]
 fn published_studies_verify_against_their_committed_chapters() {
-    for study in ["reports/quickstart.yaml", "reports/reference.yaml"] {
+    for study in [
+        "reports/quickstart.yaml",
+        "reports/reference.yaml",
+        "reports/branches-study.yaml",
+    ] {
         let out = scalebook(&["verify", study, "--sample", "0"]);
         assert_eq!(
             out.status.code(),

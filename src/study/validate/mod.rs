@@ -320,6 +320,7 @@ impl Validator {
             learning_rates,
             producer: crate::study::plan::TRAINER_VERSION.to_string(),
             external: None,
+            shared_warmup: branching.is_some(),
             branching,
         };
         if plan.branching.is_some() {

@@ -512,3 +512,76 @@ fn without_slurm_a_clear_error_and_the_dry_run_still_prints_the_script() {
     );
     assert_eq!(devices.status.code(), Some(2));
 }
+
+/// A study sharing WSD trunks on the cluster: each trunk's branches are one task, the trunk
+/// trains once, and every branch is the local run bit for bit.
+#[test]
+fn a_trunk_and_its_branches_are_one_task_with_the_local_bits() {
+    if !slurm_ready("a_trunk_and_its_branches_are_one_task_with_the_local_bits") {
+        return;
+    }
+    let dir = fresh_dir("slurm-branches");
+    let study = dir.join("branched.yaml");
+    let text = SIX.replace("name: six", "name: branched").replace(
+        "eval_every: 16",
+        "schedule: wsd, branches: true, eval_every: 16",
+    );
+    std::fs::write(&study, text).unwrap();
+    let (local, cluster) = (dir.join("local"), dir.join("cluster"));
+    let s = study.to_str().unwrap();
+    let common = ["--no-report", "--threads-per-job", "1"];
+    let store_args = |store: &Path| -> Vec<String> {
+        ["run", s, "--store", store.to_str().unwrap()]
+            .iter()
+            .chain(&common)
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let l = run(
+        &store_args(&local)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        &[],
+    );
+    assert!(l.status.success(), "{}", stderr(&l));
+    let mut c_args = store_args(&cluster);
+    c_args.extend(["--executor".into(), "slurm".into()]);
+    let c = run(&c_args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    assert!(c.status.success(), "{}", stderr(&c));
+    assert!(
+        stderr(&c).contains("6 trained, 0 cached, 0 failed"),
+        "{}",
+        stderr(&c)
+    );
+    let sub = &submissions(&cluster)[0];
+    for size in ["l1-d16", "l1-d32"] {
+        let tasks: Vec<usize> = ["t2048", "t4096", "t8192"]
+            .iter()
+            .map(|t| sub.task_of(&format!("{size}-{t}")))
+            .collect();
+        assert!(tasks.iter().all(|t| *t == tasks[0]), "{size}: {tasks:?}");
+    }
+    let mut entries: Vec<String> = std::fs::read_dir(local.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(entries.len(), 6);
+    let mut computed = 0;
+    for entry in &entries {
+        assert_eq!(numbers(&local, entry), numbers(&cluster, entry), "{entry}");
+        let r = result(&cluster, &entry[..entry.len() - 13]);
+        computed += r["computed_tokens"]
+            .as_u64()
+            .unwrap_or(r["tokens_trained"].as_u64().unwrap());
+    }
+    // Per size: the trunk to the longest branch's decay (step 51 of 64) and three decays
+    // (3, 6 and 13 steps), 128 tokens a step.
+    assert_eq!(computed, 2 * (51 + 3 + 6 + 13) * 128);
+    // The snapshots are gone with the branches done.
+    let left = std::fs::read_dir(cluster.join("trunks"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0);
+}
