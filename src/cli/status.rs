@@ -35,7 +35,12 @@ struct Row {
 
 pub fn run(args: &Args) -> Result<(), Failure> {
     let study = args.producer.apply(load_study(&args.study)?)?;
-    let specs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    let mut specs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+    // The independent runs to compare with (`train.compare`), shown as such.
+    let own = specs.len();
+    if let Some(other) = crate::study::branches::comparison(&study) {
+        specs.extend(plan(&other).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?);
+    }
     let path = args.store.path(&study);
     // Status only reads (it creates and writes nothing); a store that does not exist yet
     // (no `runs/` folder) simply holds nothing.
@@ -53,7 +58,8 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let on_cluster = store.as_ref().map(|s| cluster_tasks(s)).unwrap_or_default();
     let rows: Vec<Row> = specs
         .iter()
-        .map(|spec| {
+        .enumerate()
+        .map(|(i, spec)| {
             let (state, reason, val_loss) = match store.as_ref().map(|s| (s.inspect(spec), s)) {
                 None => ("missing", None, None),
                 Some((EntryState::Missing, _)) if on_cluster.contains_key(&spec.key) => {
@@ -79,7 +85,11 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             };
             Row {
                 key: spec.key.clone(),
-                name: spec.name.clone(),
+                name: if i < own {
+                    spec.name.clone()
+                } else {
+                    format!("{} (independent)", spec.name)
+                },
                 state,
                 reason,
                 val_loss,

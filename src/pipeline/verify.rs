@@ -112,6 +112,11 @@ pub fn verify(study: &Study, store: &Store, options: &Options) -> Result<Report,
             store.entries().len()
         )));
     }
+    // The independent runs the chapter compares with (`train.compare`) are evidence too.
+    if let Some(other) = crate::study::branches::comparison(study) {
+        let compared = plan(&other).map_err(|e| Error::Input(e.to_string()))?;
+        integrity(store, &compared, &mut checks, &mut records);
+    }
     let fits = refit(study, store, &mut checks)?;
     // The final run and its baseline, as the recorded fits plan them.
     if let Some(fits) = &fits
