@@ -153,33 +153,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         summary.failed.len(),
         store.study_dir(&study.name).join("runs.parquet").display(),
     );
-    let spend = crate::pipeline::spend::spend(&store, &specs);
-    eprintln!(
-        "{}: {} in wall time for this command; the study's {} recorded run(s) cost {:.4} \
-         CPU-hours of training (run time × threads){}",
-        study.name,
-        format_duration(started.elapsed().as_secs_f64()),
-        spend.records,
-        spend.cpu_hours(),
-        if spend.independent_cpu_seconds > spend.cpu_seconds * 1.0001 {
-            format!(
-                ", {:.0} % of the {:.4} they would cost trained one by one",
-                100.0 * spend.cpu_seconds / spend.independent_cpu_seconds,
-                spend.independent_cpu_seconds / 3600.0
-            )
-        } else {
-            String::new()
-        }
-    );
-    if !compared.is_empty() {
-        let other = crate::pipeline::spend::spend(&store, &compared);
-        eprintln!(
-            "{}: the {} independent run(s) to compare with cost {:.4} CPU-hours",
-            study.name,
-            other.records,
-            other.cpu_hours()
-        );
-    }
+    print_spend(&study, &store, &specs, &compared, started);
     // Fit what finished (a failed run is simply not a point of the fit).
     let fits = fit(&study, &store)?;
     let mut failed = summary.failed.clone();
@@ -294,6 +268,44 @@ fn backend(
         ),
         Some(law) => Box::new(Mock { law }),
     }))
+}
+
+/// This command's wall time and what the study's records cost (and the runs compared with
+/// them, with `train.compare`).
+fn print_spend(
+    study: &Study,
+    store: &Store,
+    specs: &[RunSpec],
+    compared: &[RunSpec],
+    started: std::time::Instant,
+) {
+    let spend = crate::pipeline::spend::spend(store, specs);
+    let shared = if spend.independent_cpu_seconds > spend.cpu_seconds * 1.0001 {
+        format!(
+            ", {:.0} % of the {:.4} they would cost trained one by one",
+            100.0 * spend.cpu_seconds / spend.independent_cpu_seconds,
+            spend.independent_cpu_seconds / 3600.0
+        )
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "{}: {} in wall time for this command; the study's {} recorded run(s) cost {:.4} \
+         CPU-hours of training (run time × threads){shared}",
+        study.name,
+        format_duration(started.elapsed().as_secs_f64()),
+        spend.records,
+        spend.cpu_hours(),
+    );
+    if !compared.is_empty() {
+        let other = crate::pipeline::spend::spend(store, compared);
+        eprintln!(
+            "{}: the {} independent run(s) to compare with cost {:.4} CPU-hours",
+            study.name,
+            other.records,
+            other.cpu_hours()
+        );
+    }
 }
 
 /// Published records that do not read back: evidence is never silently replaced.

@@ -188,25 +188,7 @@ impl<'a> Run<'a> {
         let (val, val_entropy) = source.validation(context, train.eval_tokens as usize);
         self.val_entropy = val_entropy;
         let mut batcher = source.batcher(id.seed, batch, context);
-        let mut link = match (&id.branch, &options.trunks) {
-            (Some(branch), Some(root)) => Some(
-                trunk::Link::open(
-                    root,
-                    branch,
-                    &self.spec.trunk_points,
-                    &mut stepper,
-                    &mut batcher,
-                )
-                .map_err(|e| {
-                    candle_core::Error::Msg(format!(
-                        "trunk {} in {}: {e}",
-                        branch.trunk,
-                        root.display()
-                    ))
-                })?,
-            ),
-            _ => None,
-        };
+        let mut link = open_link(self.spec, options, &mut stepper, &mut batcher)?;
         self.replayed = link.as_ref().map_or(0, trunk::Link::resumed);
         let steps = self.spec.steps;
         let lr_plan = self.spec.lr_plan();
@@ -244,15 +226,9 @@ impl<'a> Run<'a> {
                     Some(v) => v,
                     None => evaluate(&mut stepper, &val, context, batch)?,
                 };
-                if !v.is_finite() {
-                    self.diverged_at = Some(done);
-                    return Ok(Stop::Diverged(format!(
-                        "run {}: validation loss became {v} at step {done}",
-                        self.spec.name
-                    )));
+                if let Some(stop) = self.evaluated(done, v) {
+                    return Ok(stop);
                 }
-                self.last_val = Some(v);
-                self.best_val = Some(self.best_val.map_or(v, |b| b.min(v)));
                 Some(v)
             } else {
                 None
@@ -296,6 +272,20 @@ impl<'a> Run<'a> {
             return Ok(Stop::Diverged(format!("run {}: {}", self.spec.name, d.why)));
         }
         Ok(Stop::Finished)
+    }
+
+    /// Record an evaluation after `done` steps; a non-finite loss stops the run.
+    fn evaluated(&mut self, done: u64, v: f64) -> Option<Stop> {
+        if !v.is_finite() {
+            self.diverged_at = Some(done);
+            return Some(Stop::Diverged(format!(
+                "run {}: validation loss became {v} at step {done}",
+                self.spec.name
+            )));
+        }
+        self.last_val = Some(v);
+        self.best_val = Some(self.best_val.map_or(v, |b| b.min(v)));
+        None
     }
 
     fn finish(
@@ -346,6 +336,24 @@ impl<'a> Run<'a> {
             tokenizer,
         }
     }
+}
+
+/// A branch's trunk (when the run is a branch and trunks are kept), with `stepper` and
+/// `batcher` brought to its newest usable snapshot.
+fn open_link(
+    spec: &RunSpec,
+    options: &TrainOptions,
+    stepper: &mut Stepper,
+    batcher: &mut crate::data::source::Batcher,
+) -> candle_core::Result<Option<trunk::Link>> {
+    let (Some(branch), Some(root)) = (&spec.identity.branch, &options.trunks) else {
+        return Ok(None);
+    };
+    trunk::Link::open(root, branch, &spec.trunk_points, stepper, batcher)
+        .map(Some)
+        .map_err(|e| {
+            candle_core::Error::Msg(format!("trunk {} in {}: {e}", branch.trunk, root.display()))
+        })
 }
 
 /// Mean validation loss (nats/token) over every sequence of `val`.
