@@ -123,10 +123,10 @@ pub fn triage<'a>(
     (summary, queue)
 }
 
-/// Bring every planned run to a recorded state. The branches of one shared trunk leave it in
-/// order: a branch starts once the one before it has passed its branch point (its process
-/// then decays while the next continues the trunk), so the trunk is trained once; its
-/// snapshots are deleted as its branches finish.
+/// Bring every planned run to a recorded state. Of a shared trunk's branches the longest
+/// starts first and trains the trunk, leaving a snapshot at every branch point; each other
+/// branch starts on any free worker once its snapshot is there and trains only its decay. So
+/// the trunk is trained once, and its snapshots are deleted as its branches finish.
 pub fn run_all(
     store: &Store,
     executor: &dyn Executor,
@@ -165,7 +165,8 @@ pub fn run_all(
     state.into_inner().expect("no worker panics").summary
 }
 
-/// Runs to train: one run, or a trunk's branches in the order they leave it.
+/// Runs to train: one run, or a trunk's branches (the longest first, then the others in the
+/// order they leave the trunk).
 struct Group<'a> {
     specs: Vec<&'a RunSpec>,
     /// The next to start.
@@ -316,19 +317,12 @@ fn worker(
                 // none does.
                 if done {
                     trunk::remove_trunk(&store.trunks_dir(), &b.trunk);
-                } else if spec.key != group_first(state, group) {
+                } else {
                     trunk::remove_snapshot(&store.trunks_dir(), &b.trunk, b.decay_start);
                 }
             }
         }
     }
-}
-
-/// The key of a group's first run (the one that trains the trunk).
-fn group_first(state: &Mutex<Shared>, group: usize) -> String {
-    state.lock().expect("scheduler lock").groups[group].specs[0]
-        .key
-        .clone()
 }
 
 /// Count a run's outcome.

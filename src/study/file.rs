@@ -395,7 +395,7 @@ pub struct TrainFile {
     #[serde(default)]
     pub branches: Option<bool>,
     /// With `branches`: also train every point as an independent run with this schedule
-    /// (`cosine` or `wsd`), and compare the two laws in the chapter.
+    /// (`cosine` or `wsd`) and the branches' warmup, and compare the two laws in the chapter.
     #[serde(default)]
     pub compare: Option<ScheduleKind>,
 }
