@@ -92,7 +92,22 @@ pub fn runs(input: &Input) -> String {
         " tok/s",
         " peak RSS",
     ]);
-    table(&header, rows)
+    let mut out = table(&header, rows);
+    // Branches of a shared trunk: their own time covers only part of their steps.
+    if input
+        .runs
+        .iter()
+        .any(|r| r.independent_wall_seconds > r.wall_seconds * 1.0001)
+    {
+        out.push_str(
+            "\n*Branches of a shared trunk (`train.branches`): a run's wall time and tokens \
+             per second are for the steps it trained itself — its decay, and the trunk's steps \
+             since the snapshot it continued from (all of them for the run that trained the \
+             trunk). The cost chart and cost law use each run's time trained on its own: its \
+             wall time × tokens ÷ tokens it trained.*\n",
+        );
+    }
+    out
 }
 
 /// " (2 spikes, largest ×1.8 at step 121)" for a run that recovered from loss spikes.
