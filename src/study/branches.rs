@@ -85,6 +85,20 @@ pub fn decay_start(train: &TrainSpec, steps: u64, warmup: u64) -> u64 {
     }
 }
 
+/// Warmup steps of a size whose longest run takes `longest` steps: `warmup_tokens` in whole
+/// steps, else the `warmup` fraction of the longest run.
+pub fn shared_warmup(t: &TrainingPlan, longest: u64) -> u64 {
+    match t.warmup_tokens {
+        Some(tokens) => fixed_warmup(tokens, t.train.batch * t.model.context, longest),
+        None => warmup_steps(&t.train, longest),
+    }
+}
+
+/// `tokens` of warmup in whole steps of `step_tokens`, short of a run of `steps`.
+pub fn fixed_warmup(tokens: u64, step_tokens: u64, steps: u64) -> u64 {
+    ((tokens as f64 / step_tokens as f64).round() as u64).min(steps.saturating_sub(1))
+}
+
 /// One size's trunk: the step counts of its branches (ascending, distinct) and its warmup.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrunkPoints {
@@ -109,7 +123,7 @@ pub fn trunk_points(t: &TrainingPlan) -> Vec<TrunkPoints> {
             let longest = *steps.last().expect("a size has a point");
             TrunkPoints {
                 size,
-                warmup: warmup_steps(&t.train, longest),
+                warmup: shared_warmup(t, longest),
                 steps,
             }
         })
@@ -126,7 +140,7 @@ pub fn assign(specs: &mut [RunSpec], t: &TrainingPlan) {
         *steps = (*steps).max(spec.steps);
     }
     for spec in specs.iter_mut() {
-        let warmup = warmup_steps(&t.train, longest[&spec.config().short_name()]);
+        let warmup = shared_warmup(t, longest[&spec.config().short_name()]);
         spec.identity.warmup_steps = Some(warmup);
         if t.branching.is_some() {
             let id = &spec.identity;

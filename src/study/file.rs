@@ -365,6 +365,10 @@ pub struct TrainFile {
     /// Warmup as a fraction of the run's steps, in [0, 1) (default 0.05).
     #[serde(default)]
     pub warmup: Option<Real>,
+    /// Warmup in tokens instead, the same for every run (with `branches`, a longer token
+    /// count added later then keeps every run's key).
+    #[serde(default)]
+    pub warmup_tokens: Option<Count>,
     /// Final learning rate as a fraction of the peak (default 0.1).
     #[serde(default)]
     pub min_lr_ratio: Option<Real>,

@@ -91,6 +91,9 @@ pub struct TrainingPlan {
     /// Every run of a size warms up as long as the size's longest run (branches, and the
     /// independent runs compared with them), not for a fraction of its own steps.
     pub shared_warmup: bool,
+    /// `train.warmup_tokens`: every run warms up over this many tokens (whole steps), not a
+    /// fraction of its steps (`train.warmup` is then 0).
+    pub warmup_tokens: Option<u64>,
 }
 
 /// How a study shares trunks (see [`branches`]).

@@ -290,13 +290,18 @@ pub fn run_spec(
         branch: None,
     };
     let name = format!("{}-{label}", model.short_name());
+    let steps = tokens / step;
+    let mut identity = identity;
+    identity.warmup_steps = t
+        .warmup_tokens
+        .map(|w| super::branches::fixed_warmup(w, step, steps));
     RunSpec {
         key: identity.key(),
         point: name.clone(),
         name,
         size_name: size_name.to_string(),
         budget,
-        steps: tokens / step,
+        steps,
         params,
         flops: train_flops_per_token(&model) * tokens as f64,
         flops_6nd: flops_6nd(params.non_embedding, tokens),
@@ -376,7 +381,7 @@ fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
                 b.identity.train.lr.to_bits(),
             ))
     });
-    if t.branching.is_some() || t.shared_warmup {
+    if t.branching.is_some() || (t.shared_warmup && t.warmup_tokens.is_none()) {
         super::branches::assign(&mut specs, t);
     }
     // Two budgets can round one size to the same tokens; that is one run, not two.
@@ -477,6 +482,39 @@ report:
         // Changing one shape changes exactly that size's runs.
         let changed = keys(&BASE.replace("d_model: 64, heads: 4", "d_model: 96, heads: 4"));
         assert_eq!(changed.iter().filter(|k| base.contains(k)).count(), 2);
+    }
+
+    /// Shared trunks with a warmup in tokens: a longer token count added later keeps every
+    /// existing run's key (with a warmup fraction of the trunk, it moves them all), and the
+    /// warmup is the same number of steps for every run.
+    #[test]
+    fn a_warmup_in_tokens_keeps_branch_keys_when_the_grid_grows() {
+        let branched = BASE.replace(
+            "train: { batch: 8, lr: 3e-3 }",
+            "train: { batch: 8, lr: 3e-3, schedule: wsd, branches: true, warmup_tokens: 5120 }",
+        );
+        let base = keys(&branched);
+        let grown = keys(&branched.replace("[1e5, 2e5]", "[1e5, 2e5, 4e5]"));
+        assert_eq!(grown.len(), 6);
+        assert!(base.iter().all(|k| grown.contains(k)));
+        let study = from_bytes(branched.as_bytes(), Path::new("keys.yaml")).unwrap();
+        let runs = plan(&study).unwrap();
+        // 5120 tokens = 10 steps of 8 × 64.
+        assert!(runs.iter().all(|r| r.identity.warmup_steps == Some(10)));
+        assert!(runs.iter().all(|r| r.lr_plan().warmup() == 10));
+        // A fraction of the trunk instead: growing the grid lengthens every warmup.
+        let fraction = branched.replace("warmup_tokens: 5120", "warmup: 0.05");
+        let grown = keys(&fraction.replace("[1e5, 2e5]", "[1e5, 2e5, 4e5]"));
+        assert!(keys(&fraction).iter().all(|k| !grown.contains(k)));
+        // Without branches, every run (the final one too) warms up over those tokens.
+        let plain = BASE.replace("lr: 3e-3 }", "lr: 3e-3, warmup_tokens: 5120 }");
+        let study = from_bytes(plain.as_bytes(), Path::new("keys.yaml")).unwrap();
+        assert!(
+            plan(&study)
+                .unwrap()
+                .iter()
+                .all(|r| r.lr_plan().warmup() == 10 && r.identity.train.warmup == 0.0)
+        );
     }
 
     #[test]

@@ -291,7 +291,11 @@ impl Validator {
             return None;
         };
         let train_file = train;
-        let (train, learning_rates) = self.train(train_file.as_ref(), model_file.context.0);
+        let (mut train, learning_rates) = self.train(train_file.as_ref(), model_file.context.0);
+        let warmup_tokens = self.warmup_tokens(train_file.as_ref());
+        if warmup_tokens.is_some() {
+            train.warmup = 0.0;
+        }
         let branching = self.branching(train_file.as_ref(), &train);
         let model = self.model(&model_file, data.as_ref().map(DataSpec::vocab))?;
         let sweep = match (tokens, isoflop) {
@@ -322,8 +326,9 @@ impl Validator {
             external: None,
             shared_warmup: branching.is_some(),
             branching,
+            warmup_tokens,
         };
-        if plan.branching.is_some() {
+        if plan.branching.is_some() || plan.warmup_tokens.is_some() {
             self.branch_points(&plan);
         }
         Some(plan)

@@ -28,6 +28,7 @@ impl Validator {
             eval_tokens: None,
             branches: None,
             compare: None,
+            warmup_tokens: None,
         };
         let f = f.unwrap_or(&default);
         let batch = self.count("train.batch", f.batch, 16, 1, 1 << 16);
@@ -157,20 +158,44 @@ impl Validator {
         Some(Branching { compare })
     }
 
-    /// With shared trunks, the warmup (a fraction of each trunk) must end before the
-    /// shortest branch's decay starts.
+    /// `train.warmup_tokens`, if given (and then not `train.warmup` too).
+    pub(super) fn warmup_tokens(&mut self, f: Option<&TrainFile>) -> Option<u64> {
+        let f = f?;
+        let tokens = f.warmup_tokens?;
+        if f.warmup.is_some() {
+            self.error(
+                "train.warmup_tokens",
+                "give `warmup` (a fraction of each run) or `warmup_tokens`, not both",
+            );
+        }
+        Some(self.count("train.warmup_tokens", Some(tokens), 0, 0, 1 << 50))
+    }
+
+    /// A warmup shared by a size's runs (a fraction of its longest run with `branches`, or
+    /// `warmup_tokens`) must end before its shortest run's decay starts (before its last
+    /// step without a decay).
     pub(super) fn branch_points(&mut self, plan: &TrainingPlan) {
+        let field = if plan.warmup_tokens.is_some() {
+            "train.warmup_tokens"
+        } else {
+            "train.warmup"
+        };
         for trunk in branches::trunk_points(plan) {
             let shortest = trunk.steps[0];
-            let start = shortest.saturating_sub(branches::decay_steps(&plan.train, shortest));
+            let decay = branches::decay_steps(&plan.train, shortest).max(1);
+            let start = shortest.saturating_sub(decay);
             if trunk.warmup > start {
+                let what = match plan.warmup_tokens {
+                    Some(t) => format!("{t} tokens for size"),
+                    None => format!("{} of the longest run of size", plan.train.warmup),
+                };
                 self.error(
-                    "train.warmup",
+                    field,
                     format!(
-                        "with shared trunks the warmup is {} of the longest run of size {} ({} \
-                         steps), which reaches past the start of its shortest run's decay (step \
-                         {}); lower `warmup` or drop the shortest token count",
-                        plan.train.warmup, plan.model.sizes[trunk.size].name, trunk.warmup, start
+                        "the warmup is {what} {} ({} steps), which reaches past the start of \
+                         its shortest run's decay (step {start}); lower it or drop the \
+                         shortest token count",
+                        plan.model.sizes[trunk.size].name, trunk.warmup,
                     ),
                 );
                 return;
