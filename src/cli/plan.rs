@@ -178,10 +178,7 @@ impl Work {
             .collect();
         let seconds = branches::by_trunk(&todo)
             .iter()
-            .map(|g| {
-                let independent: f64 = g.iter().map(|r| seconds[r.key.as_str()]).sum();
-                independent * branches::cost(g).ratio()
-            })
+            .map(|g| branches::group_seconds(g, |r| seconds[r.key.as_str()]))
             .collect();
         Work {
             cost: branches::cost(&all),

@@ -145,7 +145,7 @@ fn gather(
     seen_from: &Path,
 ) -> Result<Input, Error> {
     let internal = Error::Io;
-    let (runs, curve_list, records, data) = match &study.source {
+    let (runs, curve_list, records, data, comparison) = match &study.source {
         Source::Train(training) => {
             let specs = plan(study).map_err(|e| Error::Input(e.to_string()))?;
             let collected = collect::collect(store, &specs).map_err(|e| internal(e.to_string()))?;
@@ -176,7 +176,8 @@ fn gather(
                 entropy: entropy.map(|e| e.0),
                 entropy_stderr: entropy.map(|e| e.1),
             };
-            (runs, curve_list, records, data)
+            let comparison = super::compare::compare(study, &specs, store, fits)?;
+            (runs, curve_list, records, data, comparison)
         }
         Source::Import(spec) => {
             let rows = study_rows(study, store)?.rows;
@@ -187,7 +188,7 @@ fn gather(
                 entropy: None,
                 entropy_stderr: None,
             };
-            (imported_rows(&rows), Vec::new(), Vec::new(), data)
+            (imported_rows(&rows), Vec::new(), Vec::new(), data, None)
         }
     };
     let final_plan = plan_final(study, fits)?;
@@ -203,7 +204,6 @@ fn gather(
         all_records.extend(run.iter().chain(baseline.iter()));
     }
     let manifest = Manifest::new(study, &all_records, fits.fit_version, seen_from);
-    let comparison = super::compare::compare(study, store, fits)?;
     Ok(Input {
         comparison,
         study: study.clone(),

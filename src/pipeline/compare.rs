@@ -10,12 +10,13 @@ use crate::fit::suite::{FitReport, Row};
 use crate::report::comparison::{Comparison, ParamPair, PointPair};
 use crate::store::Store;
 use crate::study::plan::plan;
-use crate::study::{Schedule, Study, branches};
+use crate::study::{RunSpec, Schedule, Study, branches};
 
-/// The comparison the study asks for, from what the store holds now; `None` without
-/// `train.compare`.
+/// The comparison the study asks for, from what the store holds now (`specs`: the study's
+/// planned runs); `None` without `train.compare`.
 pub fn compare(
     study: &Study,
+    specs: &[RunSpec],
     store: &Store,
     fits: &FitReport,
 ) -> Result<Option<Comparison>, Error> {
@@ -43,14 +44,13 @@ pub fn compare(
             })
         })
         .collect();
-    let specs = plan(study).map_err(|e| Error::Input(e.to_string()))?;
     let other_specs = plan(&other).map_err(|e| Error::Input(e.to_string()))?;
     Ok(Some(Comparison {
         schedule: schedule.into(),
         missing: own.rows.len() - points.len(),
         params: params(fits, &other_fits),
         points,
-        branched_cpu_seconds: spend(store, &specs).cpu_seconds,
+        branched_cpu_seconds: spend(store, specs).cpu_seconds,
         independent_cpu_seconds: spend(store, &other_specs).cpu_seconds,
     }))
 }

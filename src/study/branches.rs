@@ -18,7 +18,7 @@ use super::{Schedule, TrainSpec, TrainingPlan};
 use crate::data::DataIdentity;
 use crate::data::identity::hex;
 use crate::model::GptConfig;
-use crate::train::schedule::{warmup_steps, wsd_decay_start};
+use crate::train::schedule::{LrPlan, warmup_steps, wsd_decay_steps};
 
 /// Where a branch's state comes from; part of its identity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,16 +72,8 @@ pub fn trunk_key(
 /// Steps a WSD run of `steps` spends decaying (none for other schedules).
 pub fn decay_steps(train: &TrainSpec, steps: u64) -> u64 {
     match train.schedule {
-        Schedule::Wsd { decay, .. } => ((decay * steps as f64).round() as u64).max(1),
+        Schedule::Wsd { decay, .. } => wsd_decay_steps(decay, steps),
         _ => 0,
-    }
-}
-
-/// The step a run of `steps` with `warmup` steps of warmup starts its decay at.
-pub fn decay_start(train: &TrainSpec, steps: u64, warmup: u64) -> u64 {
-    match train.schedule {
-        Schedule::Wsd { decay, .. } => wsd_decay_start(decay, steps, warmup),
-        _ => steps,
     }
 }
 
@@ -101,7 +93,7 @@ pub fn fixed_warmup(tokens: u64, step_tokens: u64, steps: u64) -> u64 {
 
 /// One size's trunk: the step counts of its branches (ascending, distinct) and its warmup.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TrunkPoints {
+pub struct SizeTrunk {
     /// Index into the study's sizes.
     pub size: usize,
     pub steps: Vec<u64>,
@@ -109,7 +101,7 @@ pub struct TrunkPoints {
 }
 
 /// Every size's trunk in a study with shared trunks.
-pub fn trunk_points(t: &TrainingPlan) -> Vec<TrunkPoints> {
+pub fn trunks_by_size(t: &TrainingPlan) -> Vec<SizeTrunk> {
     let step = t.train.batch * t.model.context;
     let mut by_size: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
     for (size, tokens, _, _) in points(t) {
@@ -121,7 +113,7 @@ pub fn trunk_points(t: &TrainingPlan) -> Vec<TrunkPoints> {
             steps.sort_unstable();
             steps.dedup();
             let longest = *steps.last().expect("a size has a point");
-            TrunkPoints {
+            SizeTrunk {
                 size,
                 warmup: shared_warmup(t, longest),
                 steps,
@@ -147,7 +139,7 @@ pub fn assign(specs: &mut [RunSpec], t: &TrainingPlan) {
             let trunk = trunk_key(&id.trainer, &id.model, &id.data, &id.train, id.seed, warmup);
             spec.identity.branch = Some(Branch {
                 trunk,
-                decay_start: decay_start(&id.train, spec.steps, warmup),
+                decay_start: LrPlan::with_warmup(&id.train, spec.steps, warmup).decay_start(),
             });
         }
         spec.key = spec.identity.key();
@@ -203,6 +195,13 @@ pub fn by_trunk<'a>(specs: &[&'a RunSpec]) -> Vec<Vec<&'a RunSpec>> {
         }
     }
     groups
+}
+
+/// Estimated seconds of a trunk's group given each run's on its own: their sum scaled by
+/// what sharing saves ([`cost`]).
+pub fn group_seconds(group: &[&RunSpec], alone: impl Fn(&RunSpec) -> f64) -> f64 {
+    let independent: f64 = group.iter().map(|s| alone(s)).sum();
+    independent * cost(group).ratio()
 }
 
 /// Training FLOPs of a set of runs, trained independently and with shared trunks.

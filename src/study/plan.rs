@@ -279,6 +279,7 @@ pub fn run_spec(
 ) -> RunSpec {
     let step = t.train.batch * t.model.context;
     let params = param_counts(&model);
+    let steps = tokens / step;
     let identity = RunIdentity {
         trainer: t.producer.clone(),
         model,
@@ -286,15 +287,12 @@ pub fn run_spec(
         data: data.clone(),
         train: t.train,
         seed,
-        warmup_steps: None,
+        warmup_steps: t
+            .warmup_tokens
+            .map(|w| super::branches::fixed_warmup(w, step, steps)),
         branch: None,
     };
     let name = format!("{}-{label}", model.short_name());
-    let steps = tokens / step;
-    let mut identity = identity;
-    identity.warmup_steps = t
-        .warmup_tokens
-        .map(|w| super::branches::fixed_warmup(w, step, steps));
     RunSpec {
         key: identity.key(),
         point: name.clone(),

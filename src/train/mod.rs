@@ -32,7 +32,7 @@ pub enum TrainError {
 }
 
 /// How to train (not part of the run's identity).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TrainOptions {
     /// Threads the process was configured with (recorded in the result).
     pub threads: usize,

@@ -51,6 +51,11 @@ impl LrPlan {
         self.warmup
     }
 
+    /// The first step of a WSD run's decay (the run's length for other schedules).
+    pub fn decay_start(&self) -> u64 {
+        self.decay_start
+    }
+
     /// Learning rate for `step` (0-based).
     pub fn at(&self, step: u64) -> f64 {
         let (peak, steps, warmup) = (self.train.lr, self.steps, self.warmup);
@@ -96,8 +101,14 @@ impl LrPlan {
 /// First step of a WSD run's decay: the last `decay` fraction of `steps` (at least one step),
 /// never inside the warmup.
 pub fn wsd_decay_start(decay: f64, steps: u64, warmup: u64) -> u64 {
-    let decay_steps = ((decay * steps as f64).round() as u64).max(1);
-    steps.saturating_sub(decay_steps).max(warmup)
+    steps
+        .saturating_sub(wsd_decay_steps(decay, steps))
+        .max(warmup)
+}
+
+/// Steps a WSD run of `steps` spends decaying: the `decay` fraction, at least one.
+pub fn wsd_decay_steps(decay: f64, steps: u64) -> u64 {
+    ((decay * steps as f64).round() as u64).max(1)
 }
 
 #[cfg(test)]

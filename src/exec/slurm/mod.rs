@@ -132,10 +132,7 @@ impl Slurm {
         let seconds = self.seconds(specs);
         let group_seconds: Vec<f64> = groups
             .iter()
-            .map(|g| {
-                let independent: f64 = g.iter().map(|s| seconds[index[s.key.as_str()]]).sum();
-                independent * crate::study::branches::cost(g).ratio()
-            })
+            .map(|g| crate::study::branches::group_seconds(g, |s| seconds[index[s.key.as_str()]]))
             .collect();
         bundle::bundle(&group_seconds, slots)
             .into_iter()

@@ -180,7 +180,7 @@ impl Validator {
         } else {
             "train.warmup"
         };
-        for trunk in branches::trunk_points(plan) {
+        for trunk in branches::trunks_by_size(plan) {
             let shortest = trunk.steps[0];
             let decay = branches::decay_steps(&plan.train, shortest).max(1);
             let start = shortest.saturating_sub(decay);
