@@ -10,6 +10,7 @@ pub mod cli;
 pub mod data;
 pub mod exec;
 pub mod external;
+pub mod files;
 pub mod fit;
 pub mod isa;
 pub mod model;

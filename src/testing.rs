@@ -9,6 +9,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The environment switch that turns every skip into a failure.
 pub const NO_SKIP: &str = "SCALEBOOK_NO_SKIP";
@@ -21,6 +22,27 @@ pub fn skip(test: &str, why: &str) {
         "{test} cannot run here: {why} ({NO_SKIP} is set: no test may skip)"
     );
     let _ = writeln!(std::io::stdout(), "SKIPPED {test}: {why}");
+    if SKIPPED.fetch_add(1, Ordering::SeqCst) == 0 {
+        // SAFETY: registering a handler that only reads an atomic and writes to stdout.
+        unsafe {
+            libc::atexit(say_skipped);
+        }
+    }
+}
+
+/// Tests of this process that skipped.
+static SKIPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// At the end of the test run, below the harness's own summary: how many tests skipped (the
+/// harness counts them as passed).
+extern "C" fn say_skipped() {
+    let n = SKIPPED.load(Ordering::SeqCst);
+    let _ = writeln!(
+        std::io::stdout(),
+        "SKIPPED: {n} test(s) of this binary could not run on this machine and passed without \
+         checking anything (each said why above; `{NO_SKIP}=1` makes them fail)"
+    );
+    let _ = std::io::stdout().flush();
 }
 
 /// Say something about the machine on the real stdout (not captured by the test harness).

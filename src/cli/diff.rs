@@ -94,10 +94,7 @@ fn study_side(label: &str, file: &Path, args: &Args) -> Result<Side, Failure> {
 
 /// Check out the study file's folder as it was at `rev` into `scratch`; the study file there.
 fn at_revision(file: &Path, rev: &str, scratch: &Path) -> Result<PathBuf, Failure> {
-    let parent = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let parent = crate::files::folder_of(file);
     let git = |dir: &Path, argv: &[&str]| {
         Command::new("git")
             .arg("-C")

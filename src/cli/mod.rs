@@ -93,6 +93,13 @@ pub enum Command {
     /// One task of a Slurm array submitted by `run --executor slurm` (run by Slurm).
     #[command(hide = true)]
     SlurmTask(slurm_task::Args),
+    /// Run an external trainer and end its whole process tree with it (run by `train-point`).
+    #[command(hide = true)]
+    Supervise {
+        /// The trainer's command and arguments, after `--`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
     /// Measure scalebook itself (training throughput, fitting speed).
     Bench {
         #[command(subcommand)]
@@ -256,6 +263,10 @@ pub fn main() -> ExitCode {
         Command::TrainPoint(args) => train_point::run(&args, threads.unwrap_or(1)),
         Command::SlurmTask(args) => slurm_task::run(&args),
         Command::Bench { which } => bench::run(&which),
+        // Exits as the trainer did: its code, or its signal.
+        Command::Supervise { command } => {
+            std::process::exit(crate::external::supervise::run(&command))
+        }
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::{Failure, Format, exit, load_study};
+use crate::files::atomic::write_atomic;
 use crate::pipeline::estimate::{Estimate, Source, estimate};
 use crate::record::pretty;
-use crate::store::atomic::write_atomic;
 use crate::store::{EntryState, Store};
 use crate::study::diagnostics::io_reason;
 use crate::study::plan::{add_entropy, plan};
@@ -147,12 +147,61 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                     other.name
                 ));
             }
+            text.push_str(&final_line(&study, store.as_ref(), &rows));
             text
         }
     };
     // A closed pipe (`scalebook plan … | head`) is not an error worth a message.
     let _ = std::io::stdout().write_all(text.as_bytes());
     Ok(())
+}
+
+/// The final run: its shape and time once the grid's records exist (the law decides it),
+/// else when it will be decided.
+fn final_line(study: &crate::study::Study, store: Option<&Store>, rows: &[PlanRow]) -> String {
+    use crate::pipeline::final_target::{Decision, decide};
+    use crate::pipeline::fitting::{Constraints, compute, fit_inputs, recorded, study_rows};
+    let Some(spec) = study.final_run else {
+        return String::new();
+    };
+    let (Some(store), true) = (store, rows.iter().all(|r| r.done)) else {
+        return format!(
+            "final run: decided after the grid (the law's optimum for C = {:.3e} FLOPs)\n",
+            spec.budget
+        );
+    };
+    let Ok(input) = study_rows(study, store) else {
+        return String::new();
+    };
+    let fits = recorded(study, store)
+        .filter(|f| f.inputs == fit_inputs(study, &input, Constraints::default()))
+        .unwrap_or_else(|| compute(study, &input, Constraints::default()));
+    if let Decision::Skip(why) = decide(study, &fits) {
+        return format!("final run: skipped: {why}\n");
+    }
+    let Ok(Some(fp)) = crate::pipeline::chapter::plan_final(study, &fits) else {
+        return "final run: none (the law named by `final.law` was not fitted)\n".into();
+    };
+    let pair = [fp.run.clone(), fp.baseline.clone()];
+    let e = estimate(&pair, Some(store));
+    let line = |r: &RunSpec, s: f64| {
+        let m = r.config();
+        format!(
+            "{} ({} layers × d_model {} × {} heads, {} steps, {} tokens, about {} at one thread)",
+            r.name,
+            m.layers,
+            m.d_model,
+            m.heads,
+            r.steps,
+            human(r.tokens() as f64),
+            format_duration(s)
+        )
+    };
+    format!(
+        "final run: {}; baseline {}\n",
+        line(&fp.run, e.seconds[0]),
+        line(&fp.baseline, e.seconds[1])
+    )
 }
 
 /// What training the plan takes: its FLOPs with and without shared trunks, and the estimated

@@ -104,7 +104,13 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     if args.slurm.dry_run
         && let Backend::Slurm(slurm) = &backend
     {
-        print!("{}", slurm.dry_run(&study.name, &store, &specs, options));
+        let script = slurm
+            .dry_run(&study.name, &store, &specs, options)
+            .map_err(|stop| match stop {
+                Stop::Unavailable(why) | Stop::Store(why) => Failure::new(exit::USAGE, why),
+                Stop::Detached(_) => Failure::new(exit::INTERNAL, "detached during a dry run"),
+            })?;
+        print!("{script}");
         return Ok(());
     }
     let trainer = Trainer {
@@ -407,24 +413,50 @@ impl Trainer<'_> {
     fn train_final(&self, fits: &FitReport) -> Result<Option<scheduler::Summary>, Failure> {
         let study = self.study;
         let Some(fp) = crate::pipeline::chapter::plan_final(study, fits)? else {
-            if study.final_run.is_some() {
-                eprintln!(
+            use crate::pipeline::final_target::{Decision, decide};
+            match decide(study, fits) {
+                Decision::Skip(why) => {
+                    eprintln!("{}: final run skipped: {why}", study.name);
+                }
+                _ if study.final_run.is_some() => eprintln!(
                     "warning: {}: no final run: the law named by `final.law` was not fitted (see the warnings)",
                     study.name
-                );
+                ),
+                _ => {}
             }
             return Ok(None);
         };
+        let pair = [fp.run.clone(), fp.baseline.clone()];
+        let seconds = if fp.run.is_mock() {
+            vec![0.0; 2]
+        } else {
+            crate::pipeline::estimate::estimate(&pair, Some(self.store)).seconds
+        };
+        let time = |i: usize| {
+            seconds
+                .get(i)
+                .filter(|s| s.is_finite())
+                .map_or("unknown time".to_string(), |s| {
+                    format!("about {}", format_duration(*s))
+                })
+        };
+        let shape = |s: &RunSpec| {
+            let m = &s.identity.model;
+            format!(
+                "{} layers × d_model {} × {} heads",
+                m.layers, m.d_model, m.heads
+            )
+        };
         eprintln!(
-            "{}: final run {} (N {:.3e} for N_opt {:.3e}, D {:.3e} for D_opt {:.3e}, C {:.3e}) and baseline {}",
+            "{}: final run {} ({}, {} steps, {} at one thread) and baseline {} ({}, {})",
             study.name,
             fp.run.name,
-            fp.n(&fp.run),
-            fp.n_opt,
-            fp.run.tokens() as f64,
-            fp.d_opt,
-            fp.budget,
-            fp.baseline.name
+            shape(&fp.run),
+            fp.run.steps,
+            time(0),
+            fp.baseline.name,
+            shape(&fp.baseline),
+            time(1)
         );
         let outcome = self.train(&mut [fp.run.clone(), fp.baseline.clone()])?;
         if !outcome.store_errors.is_empty() {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::{Failure, exit};
 use crate::exec::slurm::Slurm;
-use crate::study::execution::{is_slurm_memory, is_slurm_time};
+use crate::study::execution::slurm_option_problem;
 use crate::study::{RunSpec, Study};
 
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -82,19 +82,25 @@ impl SlurmArgs {
         set(&mut o.mem, &self.slurm_mem);
         set(&mut o.gres, &self.slurm_gres);
         o.extra_args.extend(self.slurm_arg.iter().cloned());
-        if let Some(t) = &self.slurm_time
-            && !is_slurm_time(t)
-        {
-            return Err(usage(format!(
-                "--slurm-time `{t}` is not a Slurm time limit (minutes, `H:MM:SS`, `D-HH:MM:SS`)"
-            )));
-        }
-        if let Some(m) = &self.slurm_mem
-            && !is_slurm_memory(m)
-        {
-            return Err(usage(format!(
-                "--slurm-mem `{m}` is not a Slurm memory size (`4G`)"
-            )));
+        // The study file's values were checked by `validate`; the overrides get the same
+        // check, the one every `#SBATCH` value gets.
+        let overrides = [
+            ("partition", &self.slurm_partition),
+            ("account", &self.slurm_account),
+            ("qos", &self.slurm_qos),
+            ("time", &self.slurm_time),
+            ("mem", &self.slurm_mem),
+            ("gres", &self.slurm_gres),
+        ];
+        let given = overrides
+            .into_iter()
+            .filter_map(|(name, v)| v.as_ref().map(|v| (name.to_string(), v)))
+            .chain(self.slurm_arg.iter().map(|a| ("arg".to_string(), a)));
+        for (name, value) in given {
+            let field = if name == "arg" { "extra_args" } else { &name };
+            if let Some(why) = slurm_option_problem(field, value) {
+                return Err(usage(format!("--slurm-{name}: {why}")));
+            }
         }
         if let Some(c) = self.slurm_cpus {
             o.cpus_per_task = Some(c as u64);

@@ -2,7 +2,7 @@
 //! study's own `store:` (its published results), else `SCALEBOOK_STORE`, else `.scalebook/`
 //! in the working directory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{Failure, exit};
 use crate::store::{DEFAULT_STORE, Store};
@@ -16,18 +16,23 @@ pub struct StoreArg {
 }
 
 impl StoreArg {
-    /// The store for `study`, and whether it is the study's own (published) store.
+    /// The store for `study`, and whether it holds published results: the study's own
+    /// store however it is spelled (the same folder once symlinks, `.` and `..` are
+    /// resolved), or any store marked published on disk (its scalebook `.gitignore`).
     pub fn locate(&self, study: &Study) -> (PathBuf, bool) {
-        match (&self.store, &study.store) {
-            (Some(path), own) => (path.clone(), own.as_ref() == Some(path)),
-            (None, Some(own)) => (own.clone(), true),
-            (None, None) => (
-                std::env::var_os("SCALEBOOK_STORE")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE)),
-                false,
-            ),
-        }
+        let path = match (&self.store, &study.store) {
+            (Some(path), _) => path.clone(),
+            (None, Some(own)) => return (own.clone(), true),
+            (None, None) => std::env::var_os("SCALEBOOK_STORE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE)),
+        };
+        let own = study
+            .store
+            .as_ref()
+            .is_some_and(|own| same_folder(own, &path));
+        let published = own || Store::is_marked_published(&path);
+        (path, published)
     }
 
     pub fn path(&self, study: &Study) -> PathBuf {
@@ -50,5 +55,14 @@ impl StoreArg {
                 .map_err(|e| Failure::new(exit::INTERNAL, format!("{}: {e}", path.display())))?;
         }
         Ok(store)
+    }
+}
+
+/// Whether two spellings name one folder (both must exist: a folder that does not exist
+/// holds no records to protect).
+fn same_folder(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
     }
 }

@@ -13,10 +13,15 @@ use crate::study::{Source, Sweep, TrainingPlan, plan};
 pub struct Args {
     /// The study file (YAML).
     pub study: PathBuf,
+    /// The book the chapter will go into: links in `report.sections` text are checked
+    /// against it
+    #[arg(long, value_name = "DIR", default_value = "book")]
+    pub book: PathBuf,
 }
 
 pub fn run(args: &Args) -> Result<(), Failure> {
     let study = load_study(&args.study)?;
+    check_links(&study, &args.book)?;
     let summary = match &study.source {
         Source::Import(results) => format!("imports results from {}", results.path.display()),
         Source::Train(t) => {
@@ -49,6 +54,53 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         }
     };
     println!("{}: ok — {summary}", args.study.display());
+    Ok(())
+}
+
+/// Every relative link in the study's own text must name a file the chapter writes (its
+/// pages and figures) or one already in the book (`BOOK/src/<study>/` is where links start).
+fn check_links(study: &crate::study::Study, book: &std::path::Path) -> Result<(), Failure> {
+    use crate::study::Section;
+    let chapter = book.join("src").join(&study.name);
+    let charts: Vec<&str> = study
+        .sections
+        .iter()
+        .filter_map(|s| match s {
+            Section::Chart(id) => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let will_write = |path: &str| {
+        ["index.md", "report.md"].contains(&path)
+            || path
+                .strip_prefix("figures/")
+                .and_then(|f| f.strip_suffix(".svg"))
+                .is_some_and(|id| charts.contains(&id))
+    };
+    for (i, section) in study.sections.iter().enumerate() {
+        let Section::Text(text) = section else {
+            continue;
+        };
+        // A link a template computes is checked when the chapter is rendered.
+        let plain: String = text
+            .lines()
+            .filter(|l| !l.contains("{{") && !l.contains("{%"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if let Some(target) = crate::report::book::first_broken_link(&chapter, &plain, &will_write)
+        {
+            return Err(Failure::new(
+                super::exit::USAGE,
+                format!(
+                    "{}: report.sections[{i}]: the link `{target}` names no file of the chapter \
+                     or of the book {} (links are relative to {})",
+                    study.path.display(),
+                    book.display(),
+                    chapter.display()
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 

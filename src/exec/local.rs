@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 use super::Executor;
+use crate::files::atomic::write_atomic;
 use crate::record::pretty;
-use crate::store::atomic::write_atomic;
 use crate::study::RunSpec;
 
 /// mimalloc's option for how long freed memory is kept before it returns to the OS.

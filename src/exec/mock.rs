@@ -100,11 +100,11 @@ impl MockLaw {
         if !(values.iter().all(|v| v.is_finite())
             && e >= 0.0
             && law[1..].iter().all(|v| *v > 0.0)
-            && noise >= 0.0)
+            && (0.0..=MAX_NOISE).contains(&noise))
         {
             return Err(format!(
-                "--mock-law `{text}`: E and noise must be finite and ≥ 0, A, B, alpha and beta \
-                 finite and > 0"
+                "--mock-law `{text}`: E must be finite and ≥ 0, noise between 0 and \
+                 {MAX_NOISE}, A, B, alpha and beta finite and > 0"
             ));
         }
         Ok(MockLaw {
@@ -117,6 +117,10 @@ impl MockLaw {
         })
     }
 }
+
+/// The largest noise the mock takes: a log-normal factor of standard deviation 1 already
+/// spreads losses over e^±3; larger ones overflow to infinite losses.
+pub const MAX_NOISE: f64 = 1.0;
 
 /// Writes law-driven records instantly.
 pub struct Mock {
@@ -169,6 +173,13 @@ impl Executor for Mock {
                 break;
             }
             step = (step + every).min(spec.steps);
+        }
+        if let Some(p) = curve.iter().find(|p| !p.train_loss.is_finite()) {
+            return Err(format!(
+                "the mock law gives a loss of {} at N = {n:e}, D = {}: not a number a record \
+                 can hold",
+                p.train_loss, p.tokens
+            ));
         }
         let final_loss = curve.last().and_then(|p| p.val_loss);
         let best = curve

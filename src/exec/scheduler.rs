@@ -134,6 +134,8 @@ pub fn run_all(
     options: Options,
     events: &(dyn Fn(Event) + Sync),
 ) -> Summary {
+    // Half-written runs of killed processes (of any key, this plan's or an old one's).
+    store.clean_stale_partials();
     let (summary, queue) = triage(store, specs, options, events);
     let mut groups = branches::by_trunk(&queue);
     // Largest first; the name breaks ties so the order is reproducible.
@@ -296,13 +298,13 @@ fn worker(
     while let Some(work) = next_work(store, state) {
         match work {
             Work::One(spec, lock) => {
-                let outcome = train_locked(store, executor, spec, &lock, events);
+                let outcome = train_locked(store, executor, spec, &lock, options, events);
                 tally(state, spec, outcome, options);
             }
             Work::Branch(spec, group) => {
                 // Wait for a branch another process is training.
                 let outcome = match store.lock(spec) {
-                    Ok(lock) => train_locked(store, executor, spec, &lock, events),
+                    Ok(lock) => train_locked(store, executor, spec, &lock, options, events),
                     Err(e) => Err(format!("{}: cannot lock: {e}", spec.dir_name())),
                 };
                 tally(state, spec, outcome, options);
@@ -363,16 +365,25 @@ fn train_locked(
     executor: &dyn Executor,
     spec: &RunSpec,
     lock: &EntryLock,
+    options: Options,
     events: &(dyn Fn(Event) + Sync),
 ) -> Result<Outcome, String> {
-    // Another process may have finished it while we waited for the lock.
-    if let EntryState::Done(_) = store.inspect(spec) {
+    // Another process may have finished it while we waited for the lock — or recorded it
+    // as failed, which stands unless failures are to be retried.
+    let settled = match store.inspect(spec) {
+        EntryState::Done(_) => Some(Outcome::Cached),
+        EntryState::Failed(e) if !options.retry_failed => Some(Outcome::Failed {
+            reason: reason_of(&e.result),
+        }),
+        _ => None,
+    };
+    if let Some(outcome) = settled {
         events(Event::Finished {
             name: spec.name.clone(),
-            outcome: Outcome::Cached,
+            outcome: outcome.clone(),
             seconds: 0.0,
         });
-        return Ok(Outcome::Cached);
+        return Ok(outcome);
     }
     let partial = store.start_partial(spec, lock).map_err(|e| {
         format!(

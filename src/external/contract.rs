@@ -332,14 +332,28 @@ pub fn read_curve(path: &Path, tokens_per_step: u64) -> Result<Vec<CurvePoint>, 
                 prev.step
             ));
         }
-        if p.tokens != p.step * tokens_per_step {
+        let Some(expected) = p.step.checked_mul(tokens_per_step) else {
+            return Err(format!(
+                "curve.jsonl line {}: step {} is beyond any run (× {tokens_per_step} tokens per \
+                 step overflows)",
+                i + 1,
+                p.step
+            ));
+        };
+        if p.tokens != expected {
             return Err(format!(
                 "curve.jsonl line {}: {} tokens at step {}, the contract's {} per step make {}",
                 i + 1,
                 p.tokens,
                 p.step,
                 tokens_per_step,
-                p.step * tokens_per_step
+                expected
+            ));
+        }
+        if !p.lr.is_finite() || !p.wall_seconds.is_finite() {
+            return Err(format!(
+                "curve.jsonl line {}: lr and wall_seconds must be finite numbers",
+                i + 1
             ));
         }
         curve.push(CurvePoint {

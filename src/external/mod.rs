@@ -9,6 +9,7 @@
 
 pub mod contract;
 pub mod process;
+pub mod supervise;
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -347,7 +348,7 @@ fn record(spec: &RunSpec, job: &Job, judged: Judged, options: &Options) -> Train
     result.spikes = Some(spikes);
     result.diverged_at_step = diverged_at;
     let per_step = job.batch * job.model.shape.context;
-    result.tokens_trained = curve.last().map_or(0, |p| p.step * per_step);
+    result.tokens_trained = curve.last().map_or(0, |p| p.step.saturating_mul(per_step));
     result.best_val_loss = curve
         .iter()
         .filter_map(|p| p.val_loss)
@@ -370,6 +371,9 @@ fn record(spec: &RunSpec, job: &Job, judged: Judged, options: &Options) -> Train
         result.device = Some(r.device);
         result.params_built = (r.params != spec.params.total).then_some(r.params);
     }
+    // A number JSON cannot carry (`wall_seconds: 5e-324` makes tokens per second infinite)
+    // fails the run, naming it, instead of the record.
+    result.refuse_non_finite(&format!("run {}: the trainer's result.json", spec.name));
     Trained {
         result,
         curve,

@@ -1,5 +1,6 @@
-//! Running the trainer's command: its own process group (a timeout kills it and anything it
-//! started), killed with its parent (a killed sweep leaves no orphan trainer), output into
+//! Running the trainer's command under `scalebook supervise` ([`super::supervise`]), which
+//! ends the trainer's whole process tree when the trainer ends, at a time limit, and when
+//! `train-point` dies for any reason (a killed sweep leaves no orphan worker); output into
 //! `trainer.log`, progress read from `curve.jsonl` as it grows, and its peak memory from the
 //! kernel's accounting when it reports none.
 
@@ -49,8 +50,13 @@ pub fn run(
         .args
         .split_first()
         .ok_or("the trainer command is empty")?;
-    let mut command = Command::new(program);
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find the scalebook binary to supervise the trainer: {e}"))?;
+    let mut command = Command::new(exe);
     command
+        .arg("supervise")
+        .arg("--")
+        .arg(program)
         .args(rest)
         .current_dir(launch.workdir)
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
@@ -58,14 +64,6 @@ pub fn run(
         .stdout(log)
         .stderr(err_log)
         .process_group(0);
-    // SAFETY: prctl is async-signal-safe. The trainer dies with `train-point`, so killing
-    // a sweep (even with SIGKILL) leaves no orphan training behind.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
     let child = command.spawn().map_err(|e| {
         format!(
             "cannot start the trainer `{program}` in {}: {e}",
@@ -92,11 +90,18 @@ pub fn run(
         if let Some(limit) = launch.timeout
             && start.elapsed().as_secs_f64() > limit
         {
-            // SAFETY: signalling our own child's process group.
+            // The supervisor ends the trainer's whole tree; its process group is killed
+            // outright should it not be done in a few seconds.
+            // SAFETY: signalling our own child and its process group.
             unsafe {
-                libc::kill(-pid, libc::SIGKILL);
+                libc::kill(pid, libc::SIGTERM);
             }
-            let _ = done_rx.recv();
+            if done_rx.recv_timeout(Duration::from_secs(5)).is_err() {
+                unsafe {
+                    libc::kill(-pid, libc::SIGKILL);
+                }
+                let _ = done_rx.recv();
+            }
             return Ok((Ended::TimedOut(limit), None));
         }
     };

@@ -5,12 +5,12 @@
 use super::bootstrap;
 use super::chinchilla::{self, StartGrid, allocate};
 use super::diagnose::{self, Warning};
+use super::options::{BootstrapStarts, GridKind, Holdout, ParamsConvention};
 use super::reduced;
 use super::suite::{
     AllocationReport, ChinchillaReport, FitReport, HoldoutPoint, HoldoutReport, ParamIntervals,
     Request, Row, grid, pair, points,
 };
-use crate::study::{BootstrapStarts, GridKind, Holdout, ParamsConvention};
 
 /// The approach-3 options of a study's `chinchilla` fit.
 #[derive(Debug, Clone, Copy)]

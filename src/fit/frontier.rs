@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::options::ParamsConvention;
 use super::suite::CurveRow;
-use crate::study::ParamsConvention;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FrontierPoint {

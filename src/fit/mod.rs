@@ -18,6 +18,7 @@ pub mod isoflop;
 pub mod lanes;
 pub mod lbfgs;
 pub mod linear;
+pub mod options;
 pub mod power;
 pub mod reduced;
 pub mod report;

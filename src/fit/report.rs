@@ -8,9 +8,9 @@ use super::chinchilla::Law;
 use super::diagnose::Warning;
 use super::frontier::FrontierReport;
 use super::hyper::HyperReport;
+use super::options::{ParamsConvention, PowerX};
 use super::reduced::Candidate;
 use super::{cost, isoflop, power};
-use crate::study::{ParamsConvention, PowerX};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChinchillaReport {

@@ -12,8 +12,8 @@ use super::diagnose::{self, Evidence, LeftOut, Warning};
 use super::frontier::frontier;
 use super::hyper::{self, SweepRun};
 use super::isoflop::{self, IsoPoint};
+use super::options::{GridKind, Holdout, LawRequest, ParamsConvention, PowerForm, PowerX};
 use super::power::{self, Form};
-use crate::study::{FitSpec, GridKind, Holdout, ParamsConvention, PowerForm, PowerX};
 
 /// One run as the fits see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,7 +56,7 @@ pub struct CurveRow {
 /// What to fit besides the laws.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
-    pub fits: &'a [FitSpec],
+    pub fits: &'a [LawRequest],
     /// Learning curves (trained studies; empty for imported results).
     pub curves: &'a [CurveRow],
     pub holdout: Option<Holdout>,
@@ -109,7 +109,7 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
     let all: Vec<&Row> = rows.iter().collect();
     for spec in request.fits {
         match *spec {
-            FitSpec::Chinchilla {
+            LawRequest::Chinchilla {
                 bootstrap,
                 confidence,
                 delta,
@@ -129,12 +129,12 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                     params,
                 },
             ),
-            FitSpec::Isoflop {
+            LawRequest::Isoflop {
                 params,
                 bootstrap,
                 confidence,
             } => fit_isoflop(rows, request, &mut report, params, bootstrap, confidence),
-            FitSpec::Power {
+            LawRequest::Power {
                 x,
                 form,
                 params,
@@ -148,8 +148,8 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                 bootstrap,
                 confidence,
             ),
-            FitSpec::Cost => report.cost = Some(fit_cost(rows, &mut report.warnings)),
-            FitSpec::Frontier { params } => match frontier(request.curves, params) {
+            LawRequest::Cost => report.cost = Some(fit_cost(rows, &mut report.warnings)),
+            LawRequest::Frontier { params } => match frontier(request.curves, params) {
                 Some(f) => report.frontier = Some(f),
                 None => report.warnings.push(Warning::problem(
                     "frontier: the learning curves do not span enough compute (2+ buckets of the \
@@ -342,7 +342,7 @@ fn diagnose_report(rows: &[Row], request: &Request, report: &mut FitReport) {
     // The runs left out come first: they qualify every number after them.
     let mut warnings = found;
     warnings.append(&mut report.warnings);
-    warnings.sort_by_key(|w| w.code != "runs_left_out");
+    warnings.sort_by_key(|w| !w.code.starts_with("runs_"));
     report.warnings = warnings;
     report.warning_codes = report.warnings.iter().map(|w| w.code.clone()).collect();
     report.warning_codes.dedup();
@@ -420,7 +420,7 @@ mod tests {
                 row(n, 1e9, (1.7 + 400.0 * n.powf(-0.34)) * noise, None)
             })
             .collect();
-        let fits = [FitSpec::Power {
+        let fits = [LawRequest::Power {
             x: PowerX::Params,
             form: PowerForm::Offset,
             bootstrap: 200,
@@ -464,7 +464,7 @@ mod tests {
                 iso.push(row(n, d, law.loss(n, d), Some(c)));
             }
         }
-        let fits = [FitSpec::Isoflop {
+        let fits = [LawRequest::Isoflop {
             bootstrap: 100,
             confidence: 0.9,
             params: ParamsConvention::Total,

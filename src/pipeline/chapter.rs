@@ -13,43 +13,17 @@ use crate::report::{Input, Rendered, render};
 use crate::store::{EntryState, Store, collect};
 use crate::study::final_run::{FinalPlan, final_plan};
 use crate::study::plan::plan;
-use crate::study::{LawKind, Source, Study};
+use crate::study::{Source, Study};
 
-/// The final run and baseline the fits call for, if the study has `final:` and the law gave
-/// an optimum.
+/// The final run and baseline the fits call for, if the study has `final:` and the law the
+/// data support gives an optimum near enough to the grid ([`super::final_target`]).
 pub fn plan_final(study: &Study, fits: &FitReport) -> Result<Option<FinalPlan>, Error> {
     let (Some(spec), Some(training)) = (study.final_run, study.training()) else {
         return Ok(None);
     };
-    let (n_opt, d_opt, params) = match spec.law {
-        LawKind::Isoflop => {
-            let Some(iso) = &fits.isoflop else {
-                return Ok(None);
-            };
-            let ln_c = spec.budget.ln();
-            let params = study
-                .fits
-                .iter()
-                .find_map(|f| match f {
-                    crate::study::FitSpec::Isoflop { params, .. } => Some(*params),
-                    _ => None,
-                })
-                .unwrap_or(crate::study::ParamsConvention::Total);
-            (
-                (iso.a_intercept + iso.a * ln_c).exp(),
-                (iso.b_intercept + iso.b * ln_c).exp(),
-                params,
-            )
-        }
-        _ => {
-            let (Some(c), Some(a)) = (
-                &fits.chinchilla,
-                fits.allocation.iter().find(|a| a.compute == spec.budget),
-            ) else {
-                return Ok(None);
-            };
-            (a.n_opt, a.d_opt, c.params)
-        }
+    let super::final_target::Decision::Train(target) = super::final_target::decide(study, fits)
+    else {
+        return Ok(None);
     };
     let data = training
         .data
@@ -66,11 +40,17 @@ pub fn plan_final(study: &Study, fits: &FitReport) -> Result<Option<FinalPlan>, 
         training,
         &data,
         spec.budget,
-        n_opt,
-        d_opt,
-        params,
+        target.n_opt,
+        target.d_opt,
+        target.params,
         lr_law,
-    ))
+    )
+    .map(|mut fp| {
+        if matches!(target.form.as_str(), "fixed_e" | "zero_e") {
+            fp.reduced = target.law.map(|l| (target.form.clone(), l));
+        }
+        fp
+    }))
 }
 
 fn record(store: &Store, spec: &crate::study::RunSpec) -> Option<RunResult> {
@@ -132,7 +112,8 @@ pub fn render_chapter(
 ) -> Result<Rendered, Error> {
     let input = gather(study, store, fits, seen_from)?;
     render(&input, book).map_err(|e| match e {
-        crate::report::ReportError::Template { .. } => Error::Input(e.to_string()),
+        crate::report::ReportError::Template { .. }
+        | crate::report::ReportError::BrokenLink { .. } => Error::Input(e.to_string()),
         _ => Error::Io(e.to_string()),
     })
 }
@@ -204,13 +185,20 @@ fn gather(
         all_records.extend(run.iter().chain(baseline.iter()));
     }
     let manifest = Manifest::new(study, &all_records, fits.fit_version, seen_from);
+    // The final run's verdict (skipped, or placed by a reduced law) opens the chapter with
+    // the fits' own warnings; `fits.json` is the fits alone.
+    let mut fits = fits.clone();
+    if let Some(w) = super::final_target::warning(&super::final_target::decide(study, &fits)) {
+        fits.warning_codes.push(w.code.clone());
+        fits.warnings.push(w);
+    }
     Ok(Input {
         comparison,
         study: study.clone(),
         data,
         runs,
         curves: curve_list,
-        fits: fits.clone(),
+        fits,
         final_run,
         manifest,
     })

@@ -23,8 +23,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::data::identity::hex;
+use crate::files::atomic::write_atomic;
 use crate::record::pretty;
-use crate::store::atomic::write_atomic;
 use crate::store::{EntryState, Store};
 use crate::study::RunSpec;
 use crate::study::plan::TRAINER_VERSION;

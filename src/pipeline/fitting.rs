@@ -6,11 +6,12 @@ use sha2::{Digest, Sha256};
 
 use super::Error;
 use crate::data::identity::hex;
+use crate::files::atomic::write_atomic;
 use crate::fit::diagnose::{LeftOut, Warning};
 use crate::fit::hyper::{SweepRun, envelope};
+use crate::fit::options::LawRequest;
 use crate::fit::suite::{CurveRow, FitReport, Request, Row, fit_all};
 use crate::record::{RunStatus, pretty};
-use crate::store::atomic::write_atomic;
 use crate::store::import::import_rows;
 use crate::store::{EntryState, Store};
 use crate::study::plan::plan;
@@ -74,18 +75,29 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
                 });
             }
         }
+        let absent = |status: &str, reason: String| LeftOut {
+            name: spec.name.clone(),
+            status: status.into(),
+            reason,
+            n: match convention {
+                ParamsConvention::Total => spec.params.total as f64,
+                ParamsConvention::NonEmbedding => spec.params.non_embedding as f64,
+            },
+            d: spec.tokens() as f64,
+        };
         let (r, curve) = match state {
             EntryState::Done(e) => (e.result, e.curve),
             EntryState::Failed(e) => {
                 let r = e.result;
                 input.left_out.push(LeftOut {
-                    name: r.name.clone(),
-                    status: format!("{:?}", r.status).to_lowercase(),
                     reason: r.reason.clone().unwrap_or_default(),
+                    status: format!("{:?}", r.status).to_lowercase(),
+                    ..absent("", String::new())
                 });
                 continue;
             }
             EntryState::Missing => {
+                input.left_out.push(absent("missing", String::new()));
                 missing += 1;
                 continue;
             }
@@ -94,6 +106,7 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
                     "warning: {}: {why}; not fitted (`scalebook run` retrains it)",
                     spec.dir_name()
                 );
+                input.left_out.push(absent("corrupt", why));
                 missing += 1;
                 continue;
             }
@@ -284,8 +297,9 @@ pub fn fit_rows(
 /// The fits of `input`, as `fits.json` would hold them (nothing is written).
 pub fn compute(study: &Study, input: &FitInput, constraints: Constraints) -> FitReport {
     let rows = &input.rows;
+    let laws: Vec<LawRequest> = study.fits.iter().map(law_request).collect();
     let request = Request {
-        fits: &study.fits,
+        fits: &laws,
         curves: &input.curves,
         holdout: study.holdout,
         budgets: budgets(study, rows),
@@ -304,6 +318,52 @@ pub fn compute(study: &Study, input: &FitInput, constraints: Constraints) -> Fit
     report.inputs = fit_inputs(study, input, constraints);
     report.fit_version = FIT_VERSION;
     report
+}
+
+/// A law of the study file as the fitting code takes it (the pipeline's edge: `fit/` knows
+/// no study-file types).
+pub fn law_request(spec: &FitSpec) -> LawRequest {
+    match *spec {
+        FitSpec::Chinchilla {
+            bootstrap,
+            confidence,
+            delta,
+            grid,
+            bootstrap_starts,
+            params,
+        } => LawRequest::Chinchilla {
+            bootstrap,
+            confidence,
+            delta,
+            grid,
+            bootstrap_starts,
+            params,
+        },
+        FitSpec::Isoflop {
+            bootstrap,
+            confidence,
+            params,
+        } => LawRequest::Isoflop {
+            bootstrap,
+            confidence,
+            params,
+        },
+        FitSpec::Frontier { params } => LawRequest::Frontier { params },
+        FitSpec::Power {
+            x,
+            form,
+            bootstrap,
+            confidence,
+            params,
+        } => LawRequest::Power {
+            x,
+            form,
+            bootstrap,
+            confidence,
+            params,
+        },
+        FitSpec::Cost => LawRequest::Cost,
+    }
 }
 
 /// The warning for runs whose trainer built another model than the plan: the fits place

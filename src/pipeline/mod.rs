@@ -7,6 +7,7 @@ pub mod chapter;
 pub mod compare;
 pub mod diff;
 pub mod estimate;
+pub mod final_target;
 pub mod fitting;
 pub mod spend;
 pub mod verify;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::DataIdentity;
 use crate::data::bpe::Bpe;
 use crate::data::identity::hex;
-use crate::store::atomic::write_atomic;
+use crate::files::atomic::write_atomic;
 use crate::study::RunSpec;
 
 /// The version of the divergence rule (`train::divergence`); records of diverged runs carry
@@ -160,6 +160,59 @@ impl RunResult {
         self.wall_seconds * self.independent_factor()
     }
 
+    /// Every number of the record that is not finite, by field (JSON cannot carry them: a
+    /// record holding one would not read back).
+    pub fn non_finite(&self) -> Vec<(&'static str, f64)> {
+        let fields = [
+            ("flops", Some(self.flops)),
+            ("flops_6nd", Some(self.flops_6nd)),
+            ("val_loss", self.val_loss),
+            ("best_val_loss", self.best_val_loss),
+            ("train_loss", self.train_loss),
+            ("wall_seconds", Some(self.wall_seconds)),
+            ("train_seconds", Some(self.train_seconds)),
+            ("tokens_per_second", Some(self.tokens_per_second)),
+            ("data_entropy_nats", self.data_entropy_nats),
+            ("data_entropy_stderr", self.data_entropy_stderr),
+            ("val_entropy_nats", self.val_entropy_nats),
+        ];
+        fields
+            .into_iter()
+            .filter_map(|(name, v)| v.filter(|v| !v.is_finite()).map(|v| (name, v)))
+            .collect()
+    }
+
+    /// Make a record whose numbers are not all finite a failed run that names them, with
+    /// those numbers cleared (so it can be written and read back). Returns whether it did.
+    pub fn refuse_non_finite(&mut self, source: &str) -> bool {
+        let bad = self.non_finite();
+        if bad.is_empty() {
+            return false;
+        }
+        let said: Vec<String> = bad.iter().map(|(f, v)| format!("{f} = {v}")).collect();
+        self.status = RunStatus::Failed;
+        self.reason = Some(format!(
+            "{source} gave a number that is not finite: {}",
+            said.join(", ")
+        ));
+        for (field, _) in bad {
+            match field {
+                "flops" => self.flops = 0.0,
+                "flops_6nd" => self.flops_6nd = 0.0,
+                "val_loss" => self.val_loss = None,
+                "best_val_loss" => self.best_val_loss = None,
+                "train_loss" => self.train_loss = None,
+                "wall_seconds" => self.wall_seconds = 0.0,
+                "train_seconds" => self.train_seconds = 0.0,
+                "tokens_per_second" => self.tokens_per_second = 0.0,
+                "data_entropy_nats" => self.data_entropy_nats = None,
+                "data_entropy_stderr" => self.data_entropy_stderr = None,
+                _ => self.val_entropy_nats = None,
+            }
+        }
+        true
+    }
+
     /// A record of `spec` with its planned numbers filled in and nothing measured yet
     /// (losses `None`, times 0); the trainer, the mock executor and crash reports complete it.
     pub fn unfinished(spec: &RunSpec, status: RunStatus, reason: Option<String>) -> RunResult {
@@ -242,13 +295,34 @@ pub fn tokenizer_sha256(bpe: &Bpe) -> String {
     hex(&Sha256::digest(tokenizer_json(bpe).as_bytes()))
 }
 
-/// Write a run's files into `dir`: spec, curve, tokenizer, then the result.
+/// Write a run's files into `dir`: spec, curve, tokenizer, then the result. A number that
+/// is not finite is refused (`InvalidData`, naming it): JSON cannot carry it, and a record
+/// holding one would not read back.
 pub fn write_run(
     dir: &Path,
     result: &RunResult,
     curve: &[CurvePoint],
     tokenizer: Option<&Bpe>,
 ) -> io::Result<()> {
+    let refuse = |what: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("run {}: {what} is not finite; not recorded", result.name),
+        )
+    };
+    if let Some((field, v)) = result.non_finite().first() {
+        return Err(refuse(format!("result {field} = {v}")));
+    }
+    for p in curve {
+        let numbers = [("train_loss", Some(p.train_loss)), ("val_loss", p.val_loss)]
+            .into_iter()
+            .chain([("lr", Some(p.lr)), ("wall_seconds", Some(p.wall_seconds))]);
+        for (field, v) in numbers {
+            if let Some(v) = v.filter(|v| !v.is_finite()) {
+                return Err(refuse(format!("curve step {} {field} = {v}", p.step)));
+            }
+        }
+    }
     std::fs::create_dir_all(dir)?;
     write_atomic(&dir.join("spec.json"), pretty(&result.spec).as_bytes())?;
     let mut lines = String::new();

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::store::atomic::write_atomic;
+use crate::files::atomic::write_atomic;
 
 /// Why the book could not be written or built.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +31,21 @@ const DEFAULT_BOOK_TOML: &str = "[book]\ntitle = \"scalebook reports\"\nlanguage
 const DEFAULT_SUMMARY: &str = "# Summary\n\n# Studies\n";
 
 /// Make `book` an mdBook if it is not one yet (a `book.toml` and `src/SUMMARY.md`).
+/// Hold the book while a chapter and `SUMMARY.md` are written and the HTML is built: two
+/// `report`s into one book would otherwise interleave `SUMMARY.md` edits and mdBook builds.
+/// The lock file lives in the system's temporary folder, named by the book's canonical path
+/// (every spelling of the book takes the same lock; mdBook empties its output folder, and
+/// a book in version control should not gain a lock file).
+pub fn lock(book: &Path) -> Result<crate::files::lock::FileLock, BookError> {
+    use sha2::{Digest, Sha256};
+    std::fs::create_dir_all(book).map_err(io_err(book))?;
+    let canonical = std::fs::canonicalize(book).map_err(io_err(book))?;
+    let digest =
+        crate::data::identity::hex(&Sha256::digest(canonical.as_os_str().as_encoded_bytes()));
+    let path = std::env::temp_dir().join(format!("scalebook-book-{}.lock", &digest[..16]));
+    crate::files::lock::FileLock::exclusive(&path).map_err(io_err(&path))
+}
+
 pub fn ensure_book(book: &Path) -> Result<(), BookError> {
     let toml = book.join("book.toml");
     let src = book.join("src");
@@ -143,9 +158,24 @@ pub fn link_targets(markdown: &str) -> Vec<String> {
     out
 }
 
+/// The first relative link of `markdown` (in the chapter folder `chapter`) that names
+/// neither a file about to be written (`will_write`) nor one on disk: checked before
+/// anything is written, so a broken link publishes nothing.
+pub fn first_broken_link(
+    chapter: &Path,
+    markdown: &str,
+    will_write: &dyn Fn(&str) -> bool,
+) -> Option<String> {
+    link_targets(markdown).into_iter().find(|target| {
+        let path = target.split('#').next().unwrap_or_default();
+        let path = path.strip_prefix("./").unwrap_or(path);
+        !will_write(path) && !chapter.join(path).is_file()
+    })
+}
+
 /// Every relative link of `file` must name an existing file.
 pub fn check_links(file: &Path, markdown: &str) -> Result<(), BookError> {
-    let dir = file.parent().unwrap_or(Path::new("."));
+    let dir = crate::files::folder_of(file);
     for target in link_targets(markdown) {
         let path = target.split('#').next().unwrap_or_default();
         if !dir.join(path).is_file() {

@@ -288,10 +288,14 @@ fn final_model(
     plan: &FinalPlan,
     fits: &FitReport,
 ) -> FinalModel {
-    let c = fits.chinchilla.as_ref();
+    // A final run placed by a reduced law is predicted by that law (it has no bootstrap).
+    let c = fits.chinchilla.as_ref().filter(|_| plan.reduced.is_none());
     let n = plan.n(spec);
     let d = spec.tokens() as f64;
-    let law = c.map(|c| c.law());
+    let law = match &plan.reduced {
+        Some((_, law)) => Some(*law),
+        None => c.map(|c| c.law()),
+    };
     let cost = fits.cost.as_ref();
     let total = spec.params.total as f64;
     FinalModel {
@@ -344,7 +348,10 @@ pub fn final_ctx(
     let gain = measured.zip(ok(&baseline)).map(|(f, b)| b - f);
     FinalCtx {
         budget: plan.budget,
-        law: "chinchilla".into(),
+        law: match &plan.reduced {
+            Some((form, _)) => format!("chinchilla ({form})"),
+            None => "chinchilla".into(),
+        },
         n_opt: plan.n_opt,
         d_opt: plan.d_opt,
         n_opt_ci: alloc.and_then(|a| a.ci.map(|c| c[0])),

@@ -54,6 +54,15 @@ pub enum ReportError {
         index: usize,
         message: String,
     },
+    #[error(
+        "{file}: {section}: the link `{target}` names no file of the chapter or the book \
+         (links are relative to BOOK/src/<study>/)"
+    )]
+    BrokenLink {
+        file: PathBuf,
+        section: String,
+        target: String,
+    },
     #[error(transparent)]
     Chart(#[from] plot::PlotError),
     #[error(transparent)]
@@ -367,8 +376,27 @@ pub fn render(input: &Input, book: &Path) -> Result<Rendered, ReportError> {
     files.push(("index.md".into(), index.clone().into_bytes()));
     files.push(("report.md".into(), report.clone().into_bytes()));
 
-    book::ensure_book(book)?;
+    let _held = book::lock(book)?;
     let chapter = book.join("src").join(&study.name);
+    // A link that names nothing is bad input: refused before anything is written.
+    let will_write = |path: &str| files.iter().any(|(f, _)| f == path);
+    for text in [&index, &report] {
+        if let Some(target) = book::first_broken_link(&chapter, text, &will_write) {
+            let section = study
+                .sections
+                .iter()
+                .position(|s| matches!(s, Section::Text(t) if t.contains(target.as_str())))
+                .map_or("the chapter".to_string(), |i| {
+                    format!("report.sections[{i}]")
+                });
+            return Err(ReportError::BrokenLink {
+                file: study.path.clone(),
+                section,
+                target,
+            });
+        }
+    }
+    book::ensure_book(book)?;
     book::write_chapter(&chapter, &files)?;
     book::check_links(&chapter.join("index.md"), &index)?;
     book::check_links(&chapter.join("report.md"), &report)?;

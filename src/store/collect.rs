@@ -7,8 +7,8 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use super::atomic::write_atomic;
 use super::{EntryState, Store};
+use crate::files::atomic::write_atomic;
 use crate::record::{CurvePoint, RunResult};
 use crate::study::RunSpec;
 

@@ -14,17 +14,21 @@
 //! on one store never train the same key, and a `kill -9` leaves no stale lock behind.
 //! Unreadable entries are reported and retrained, never fatal (DVC's run-cache rule).
 
-pub mod atomic;
 pub mod collect;
 pub mod import;
 
-use std::fs::{self, File, TryLockError};
+use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::files::atomic;
+use crate::files::lock::{self, FileLock};
 use crate::record::RunStatus;
 use crate::record::read::{Entry, read_entry};
 use crate::study::RunSpec;
+
+/// The first line of a published store's `.gitignore`, which marks it published.
+const PUBLISHED_MARK: &str = "# Written by scalebook: only run records and fits.json are results.";
 
 /// Default store folder, relative to the working directory.
 pub const DEFAULT_STORE: &str = ".scalebook";
@@ -43,10 +47,7 @@ pub enum EntryState {
 }
 
 /// A held entry lock; dropping it (or dying) releases it.
-#[derive(Debug)]
-pub struct EntryLock {
-    _file: File,
-}
+pub type EntryLock = FileLock;
 
 /// A run store rooted at a folder.
 #[derive(Debug, Clone)]
@@ -95,6 +96,13 @@ impl Store {
             atomic::write_atomic(&path, IGNORE.as_bytes())?;
         }
         Ok(())
+    }
+
+    /// Whether the folder at `root` is a published store: one whose `.gitignore` scalebook
+    /// wrote for a study's own store (it travels with the results into version control).
+    pub fn is_marked_published(root: &Path) -> bool {
+        fs::read_to_string(root.join(".gitignore"))
+            .is_ok_and(|text| text.starts_with(PUBLISHED_MARK))
     }
 
     pub fn root(&self) -> &Path {
@@ -173,55 +181,51 @@ impl Store {
             .join(format!("{}.lock", spec.dir_name()))
     }
 
-    fn lock_file(&self, spec: &RunSpec) -> io::Result<File> {
-        File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.lock_path(spec))
-    }
-
     /// Take the entry's lock if free; `None` when another process holds it.
     pub fn try_lock(&self, spec: &RunSpec) -> io::Result<Option<EntryLock>> {
-        let file = self.lock_file(spec)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(EntryLock { _file: file })),
-            Err(TryLockError::WouldBlock) => Ok(None),
-            Err(TryLockError::Error(e)) => Err(e),
-        }
+        FileLock::try_exclusive(&self.lock_path(spec))
     }
 
     /// Wait for the entry's lock.
     pub fn lock(&self, spec: &RunSpec) -> io::Result<EntryLock> {
-        let file = self.lock_file(spec)?;
-        file.lock()?;
-        Ok(EntryLock { _file: file })
+        FileLock::exclusive(&self.lock_path(spec))
     }
 
     /// Wait for a store-wide lock named `name` (`locks/<name>.lock`), e.g. around a
     /// submission to a cluster.
     pub fn lock_named(&self, name: &str) -> io::Result<EntryLock> {
-        fs::create_dir_all(self.root.join("locks"))?;
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.root.join("locks").join(format!("{name}.lock")))?;
-        file.lock()?;
-        Ok(EntryLock { _file: file })
+        FileLock::exclusive(&self.root.join("locks").join(format!("{name}.lock")))
     }
 
-    /// Whether another process is training `spec` right now (reads only: a lock file that
-    /// does not exist is held by nobody).
+    /// Whether another process is training `spec` right now.
     pub fn is_running(&self, spec: &RunSpec) -> bool {
-        match File::open(self.lock_path(spec)) {
-            Ok(file) => match file.try_lock_shared() {
-                Ok(()) => false,
-                Err(TryLockError::WouldBlock) => true,
-                Err(TryLockError::Error(_)) => false,
-            },
-            Err(_) => false,
+        lock::is_held(&self.lock_path(spec))
+    }
+
+    /// Remove partial folders that killed processes left behind for any run (of this plan or
+    /// an old one): each whose entry lock nobody holds. Returns how many it removed.
+    pub fn clean_stale_partials(&self) -> usize {
+        let Ok(dir) = fs::read_dir(self.root.join("runs")) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(".partial-") else {
+                continue;
+            };
+            // `<run>-<key12>-<pid>`: the entry's folder name is all but the pid.
+            let Some((entry_name, _pid)) = rest.rsplit_once('-') else {
+                continue;
+            };
+            let lock = self.root.join("locks").join(format!("{entry_name}.lock"));
+            if let Ok(Some(_held)) = FileLock::try_exclusive(&lock)
+                && fs::remove_dir_all(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
         }
+        removed
     }
 
     /// A fresh partial folder for training `spec`; clears partial folders that earlier,
@@ -243,13 +247,43 @@ impl Store {
     }
 
     /// Publish a finished partial folder as the entry, replacing a corrupt or failed one.
+    /// The replacement is one atomic exchange of the two folders (Linux `renameat2`), so a
+    /// kill at any moment leaves the old entry or the new one, never neither.
     pub fn commit(&self, spec: &RunSpec, partial: &Path, _lock: &EntryLock) -> io::Result<()> {
         let dir = self.entry_dir(spec);
         if dir.exists() {
-            fs::remove_dir_all(&dir)?;
+            exchange(partial, &dir)?;
+            // `partial` now holds the old entry.
+            fs::remove_dir_all(partial)?;
+        } else {
+            fs::rename(partial, &dir)?;
         }
-        fs::rename(partial, &dir)?;
         File::open(self.root.join("runs"))?.sync_all()
+    }
+}
+
+/// Swap two paths atomically.
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path holds a NUL byte"))
+    };
+    let (ca, cb) = (c(a)?, c(b)?);
+    // SAFETY: two valid NUL-terminated paths relative to the working directory.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -309,12 +343,60 @@ mod tests {
 
     #[test]
     fn an_unwritable_store_is_an_error() {
+        // Under a file: no folder can be made there (whoever runs the test, root included).
+        let root = temp();
+        fs::create_dir_all(&root).unwrap();
+        let file = root.join("a-file");
+        fs::write(&file, "x").unwrap();
+        let err = Store::open(&file.join("store")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTDIR), "{err}");
+        // In /proc, where no folder can be created.
         let err = Store::open(Path::new("/proc/scalebook-cannot-write-here")).unwrap_err();
-        assert!(
-            matches!(
-                err.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::Other
-            ) || err.raw_os_error().is_some()
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn stale_partials_of_any_key_are_cleaned_unless_in_use() {
+        let root = temp();
+        let store = Store::open(&root).unwrap();
+        let s = spec();
+        // One left by a killed process for a key no plan has any more, one in use.
+        let stale = root.join("runs/.partial-l9-d9-t99-0123456789ab-4242");
+        fs::create_dir_all(&stale).unwrap();
+        let lock = store.lock(&s).unwrap();
+        let live = store.start_partial(&s, &lock).unwrap();
+        assert_eq!(store.clean_stale_partials(), 1);
+        assert!(!stale.exists());
+        assert!(live.exists(), "a partial whose run is training was removed");
+        drop(lock);
+        assert_eq!(store.clean_stale_partials(), 1);
+        assert!(!live.exists());
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn committing_over_a_failed_entry_replaces_it_whole() {
+        let root = temp();
+        let store = Store::open(&root).unwrap();
+        let s = spec();
+        let lock = store.lock(&s).unwrap();
+        let first = store.start_partial(&s, &lock).unwrap();
+        fs::write(first.join("result.json"), "old").unwrap();
+        store.commit(&s, &first, &lock).unwrap();
+        let second = store.start_partial(&s, &lock).unwrap();
+        fs::write(second.join("result.json"), "new").unwrap();
+        store.commit(&s, &second, &lock).unwrap();
+        assert_eq!(
+            fs::read_to_string(store.entry_dir(&s).join("result.json")).unwrap(),
+            "new"
         );
+        // Neither the partial folder nor the old entry is left behind.
+        let names: Vec<String> = fs::read_dir(root.join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec![s.dir_name()]);
+        fs::remove_dir_all(root).unwrap();
     }
 }

@@ -126,13 +126,15 @@ pub fn trunks_by_size(t: &TrainingPlan) -> Vec<SizeTrunk> {
 /// size's trunk (keys follow).
 pub fn assign(specs: &mut [RunSpec], t: &TrainingPlan) {
     // The trunk is as long as the size's longest run; its warmup a fraction of that.
-    let mut longest: BTreeMap<String, u64> = BTreeMap::new();
+    // Keyed by the whole shape: sizes that differ only in heads are sizes of their own.
+    let shape = |s: &RunSpec| (s.config().layers, s.config().d_model, s.config().heads);
+    let mut longest: BTreeMap<(u64, u64, u64), u64> = BTreeMap::new();
     for spec in specs.iter() {
-        let steps = longest.entry(spec.config().short_name()).or_default();
+        let steps = longest.entry(shape(spec)).or_default();
         *steps = (*steps).max(spec.steps);
     }
     for spec in specs.iter_mut() {
-        let warmup = shared_warmup(t, longest[&spec.config().short_name()]);
+        let warmup = shared_warmup(t, longest[&shape(spec)]);
         spec.identity.warmup_steps = Some(warmup);
         if t.branching.is_some() {
             let id = &spec.identity;

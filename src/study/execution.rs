@@ -19,6 +19,103 @@ pub struct SlurmOptions {
     pub binary: Option<PathBuf>,
 }
 
+/// The one check of every value that reaches a batch script's `#SBATCH` lines, for the study
+/// file's `execution.slurm` and the `--slurm-…` overrides alike: `None` when `value` is fine
+/// as option `name` (`partition`, `account`, `qos`, `gres`, `time`, `mem`, `extra_args`),
+/// else why not. Beyond each option's own format, no value may hold a control character (a
+/// newline would start a command of its own), whitespace, a quote, a backslash, `$`, a
+/// backtick, `;` or `#`: an `#SBATCH` line is read by sbatch, which splits it at whitespace
+/// and strips quotes, and the script is run by bash.
+pub fn slurm_option_problem(name: &str, value: &str) -> Option<String> {
+    const UNSAFE: [char; 7] = ['"', '\'', '\\', '$', '`', ';', '#'];
+    if value.trim().is_empty() {
+        return Some("is empty".into());
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| c.is_control() || c.is_whitespace() || UNSAFE.contains(c))
+    {
+        return Some(format!(
+            "`{}` holds {}: one word without spaces, quotes or shell characters",
+            value.escape_debug(),
+            describe(c)
+        ));
+    }
+    match name {
+        "time" if !is_slurm_time(value) => Some(format!(
+            "`{value}` is not a Slurm time limit (minutes, `H:MM:SS` or `D-HH:MM:SS`)"
+        )),
+        "mem" if !is_slurm_memory(value) => Some(format!(
+            "`{value}` is not a Slurm memory size (`500M`, `4G`)"
+        )),
+        "extra_args" => extra_arg_problem(value),
+        _ => None,
+    }
+}
+
+/// An extra sbatch argument is one option (`--constraint=a100`), never one scalebook sets
+/// itself: the array, the log files and the working directory its watcher relies on.
+fn extra_arg_problem(arg: &str) -> Option<String> {
+    const OWN: [&str; 10] = [
+        "--array",
+        "-a",
+        "--output",
+        "-o",
+        "--error",
+        "-e",
+        "--chdir",
+        "-D",
+        "--job-name",
+        "-J",
+    ];
+    if !arg.starts_with('-') {
+        return Some(format!(
+            "`{arg}` is not an sbatch option (`--constraint=a100`)"
+        ));
+    }
+    let option = arg.split('=').next().unwrap_or(arg);
+    let short = OWN
+        .iter()
+        .find(|o| !o.starts_with("--") && arg.starts_with(**o));
+    if let Some(own) = OWN.iter().find(|o| **o == option).or(short) {
+        return Some(format!(
+            "`{arg}`: scalebook sets `{own}` itself (its watcher reads the array's logs)"
+        ));
+    }
+    None
+}
+
+fn describe(c: char) -> String {
+    match c {
+        '\n' => "a newline".into(),
+        '\r' => "a carriage return".into(),
+        '\t' => "a tab".into(),
+        ' ' => "a space".into(),
+        c if c.is_control() => format!("the control character U+{:04X}", c as u32),
+        c => format!("`{c}`"),
+    }
+}
+
+impl SlurmOptions {
+    /// The first value the batch script could not carry safely, as (option, why): the
+    /// script refuses to render it, whatever let it through.
+    pub fn problem(&self) -> Option<(String, String)> {
+        let fields = [
+            ("partition", &self.partition),
+            ("account", &self.account),
+            ("qos", &self.qos),
+            ("time", &self.time),
+            ("mem", &self.mem),
+            ("gres", &self.gres),
+        ];
+        fields
+            .into_iter()
+            .filter_map(|(name, v)| v.as_ref().map(|v| (name, v)))
+            .chain(self.extra_args.iter().map(|a| ("extra_args", a)))
+            .find_map(|(name, v)| slurm_option_problem(name, v).map(|why| (name.to_string(), why)))
+    }
+}
+
 /// Whether `text` is a Slurm time limit: minutes, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`
 /// or `D-HH:MM:SS`.
 pub fn is_slurm_time(text: &str) -> bool {
@@ -59,6 +156,71 @@ mod tests {
         }
         for bad in ["", "G", "4GB", "1.5G", "-1"] {
             assert!(!is_slurm_memory(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn no_value_can_carry_a_command_into_the_script() {
+        let hostile = [
+            "gpu\ntouch /tmp/x",
+            "gpu\rtouch",
+            "a b",
+            "x\"y",
+            "x'y",
+            "$(touch /tmp/x)",
+            "`touch /tmp/x`",
+            "a;b",
+            "a#b",
+            "a\\b",
+            "a\u{0}b",
+            "a\tb",
+            "",
+            " ",
+        ];
+        for name in [
+            "partition",
+            "account",
+            "qos",
+            "gres",
+            "time",
+            "mem",
+            "extra_args",
+        ] {
+            for value in hostile {
+                if name == "extra_args" && value.is_empty() {
+                    continue;
+                }
+                let value = if name == "extra_args" {
+                    format!("--x={value}")
+                } else {
+                    value.to_string()
+                };
+                assert!(
+                    slurm_option_problem(name, &value).is_some(),
+                    "{name} accepted {value:?}"
+                );
+            }
+        }
+        for (name, ok) in [
+            ("partition", "gpu-a100"),
+            ("gres", "gpu:a100:2"),
+            ("account", "lab.ml_2"),
+            ("time", "1:30:00"),
+            ("mem", "4G"),
+            ("extra_args", "--constraint=a100|h100"),
+            ("extra_args", "--exclusive"),
+        ] {
+            assert_eq!(slurm_option_problem(name, ok), None, "{name} {ok}");
+        }
+        for own in [
+            "--array=0-3",
+            "-a0-3",
+            "--output=x",
+            "-o",
+            "--chdir=/",
+            "-D/tmp",
+        ] {
+            assert!(slurm_option_problem("extra_args", own).is_some(), "{own}");
         }
     }
 }

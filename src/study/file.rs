@@ -420,57 +420,9 @@ pub enum LawKind {
     Cost,
 }
 
-/// Which parameter count a law uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ParamsConvention {
-    /// All parameters (Chinchilla's convention).
-    Total,
-    /// Without token and position embeddings (Kaplan's convention).
-    NonEmbedding,
-}
-
-/// The variable of a single-variable law.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PowerX {
-    Params,
-    Tokens,
-    Compute,
-}
-
-/// Functional forms of a single-variable law.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PowerForm {
-    /// y = E + A·x^(−α)
-    Offset,
-    /// y = A·x^(−α)
-    Pure,
-    /// y = a − b·ln x
-    Log,
-    /// Fit all three and compare them.
-    All,
-}
-
-/// Where each bootstrap refit of the approach-3 fit starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum BootstrapStarts {
-    Warm,
-    Grid,
-    Pruned,
-}
-
-/// Start grids for the approach-3 fit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum GridKind {
-    /// Hoffmann et al.'s 4,500 starts.
-    Full,
-    /// A 243-start subset for quick looks.
-    Coarse,
-}
+// The laws' options are the fitting code's own types (`fit::options`); the study file
+// names them.
+pub use crate::fit::options::{BootstrapStarts, GridKind, ParamsConvention, PowerForm, PowerX};
 
 /// One law to fit. Keys other than `law` apply to some laws only (see each key).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -19,6 +19,9 @@ use crate::model::{GptConfig, param_counts};
 pub const MAX_LAYERS: u64 = 48;
 /// Widest final model considered.
 pub const MAX_D_MODEL: u64 = 8192;
+/// The final run's 6·N·D (N in the fit's convention) stays within this fraction of its
+/// budget.
+pub const BUDGET_TOLERANCE: f64 = 0.10;
 /// How far (as a factor) the final model's d/L may stray outside the study's range.
 pub const ASPECT_SLACK: f64 = 2.0;
 
@@ -35,6 +38,9 @@ pub struct FinalPlan {
     /// Both trained at the learning rate the fitted η*(N, D) gives their shape and tokens
     /// (a study with a learning-rate sweep), rather than at the study's `train.lr`.
     pub lr_from_law: bool,
+    /// The law that placed the optimum when it is a reduced form (`fixed_e`, `zero_e`)
+    /// rather than the free-E law: its form and the law itself, which predicts the loss.
+    pub reduced: Option<(String, crate::fit::chinchilla::Law)>,
 }
 
 impl FinalPlan {
@@ -134,8 +140,16 @@ pub fn final_plan(
         return None;
     }
     let step = t.train.batch * t.model.context;
-    let tokens = steps_for(d_opt.min(1e15) as u64, step) * step;
     let shape = choose_shape(t, n_opt, params);
+    // The shape's N is N_opt rounded to a buildable model: when that moves 6·N·D more than
+    // [`BUDGET_TOLERANCE`] off the budget, D is re-derived from the budget.
+    let n_shape = convention_params(&shape, params);
+    let d = if (6.0 * n_shape * d_opt / budget - 1.0).abs() > BUDGET_TOLERANCE {
+        budget / (6.0 * n_shape)
+    } else {
+        d_opt
+    };
+    let tokens = steps_for(d.clamp(1.0, 1e15) as u64, step) * step;
     // The plan at the learning rate η*(N, D) gives `cfg` (the study's own without a law).
     let at = |cfg: &GptConfig| -> TrainingPlan {
         let mut out = t.clone();
@@ -177,6 +191,7 @@ pub fn final_plan(
         run,
         baseline,
         lr_from_law: lr_law.is_some(),
+        reduced: None,
     })
 }
 
@@ -235,10 +250,26 @@ final: { budget: 1e12 }
     fn final_and_baseline_share_tokens_and_differ_from_the_grid() {
         let t = plan_of();
         let data = t.data.identity().unwrap();
-        let p = final_plan(1, &t, &data, 1e12, 1e6, 3e5, ParamsConvention::Total, None).unwrap();
+        let p = final_plan(
+            1,
+            &t,
+            &data,
+            1.8e12,
+            1e6,
+            3e5,
+            ParamsConvention::Total,
+            None,
+        )
+        .unwrap();
         assert_eq!(p.run.tokens(), p.baseline.tokens());
         assert_eq!(p.run.tokens() % 512, 0);
-        assert!((p.run.tokens() as f64 - 3e5).abs() <= 512.0);
+        // D_opt when the shape's 6·N·D_opt is within 10 % of the budget, else from the budget.
+        let n = p.n(&p.run);
+        if (6.0 * n * 3e5 / 1.8e12 - 1.0).abs() <= BUDGET_TOLERANCE {
+            assert!((p.run.tokens() as f64 - 3e5).abs() <= 512.0);
+        } else {
+            assert!((6.0 * n * p.run.tokens() as f64 / 1.8e12 - 1.0).abs() <= 0.01);
+        }
         assert_eq!(p.baseline.identity.model.d_model, 32);
         assert_ne!(p.run.key, p.baseline.key);
         assert!(

@@ -198,14 +198,8 @@ impl FitSpec {
     }
 }
 
-/// Which points a hold-out check leaves out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Holdout {
-    /// The k largest model sizes.
-    Largest(u64),
-    /// The k largest compute budgets.
-    Budgets(u64),
-}
+/// Which points a hold-out check leaves out (the fitting code's own option).
+pub use crate::fit::options::Holdout;
 
 /// The final compute-optimal run.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -345,10 +345,26 @@ pub(crate) fn points(t: &TrainingPlan) -> Vec<Point> {
     points
 }
 
+/// The sizes (indices) whose `l<layers>-d<d_model>` name another size shares: they differ
+/// only in heads.
+fn shared_shape_names(model: &ModelSpec) -> Vec<usize> {
+    let short = |s: &super::ModelSize| (s.layers, s.d_model);
+    (0..model.sizes.len())
+        .filter(|&i| {
+            model
+                .sizes
+                .iter()
+                .enumerate()
+                .any(|(j, other)| j != i && short(other) == short(&model.sizes[i]))
+        })
+        .collect()
+}
+
 fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
     let vocab = DataSpec::vocab(&t.data);
     // One run per point and learning rate; a sweep's runs are named `<point>-lr<η>`.
     let swept = t.learning_rates.len() > 1;
+    let shared = shared_shape_names(&t.model);
     let mut specs: Vec<RunSpec> = Vec::new();
     for (index, tokens, budget, label) in points(t) {
         let model = gpt_config(&t.model, index, vocab);
@@ -359,6 +375,12 @@ fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
             };
             let size = &t.model.sizes[index].name;
             let mut spec = run_spec(seed, &at_lr, data, model, size, tokens, budget, &label);
+            if shared.contains(&index) {
+                // Sizes that differ only in heads: the heads join the name, so no two
+                // points share one (names of other sizes are as they always were).
+                spec.point = format!("{}-h{}-{label}", model.short_name(), model.heads);
+                spec.name = spec.point.clone();
+            }
             if swept {
                 spec.name = format!("{}-lr{}", spec.point, compact_real(lr));
             }
@@ -427,6 +449,45 @@ report:
         assert_eq!(runs[0].name, "l2-d32-t1e5");
         assert_eq!(runs[0].size_name, "tiny");
         assert_eq!(runs[0].dir_name().len(), runs[0].name.len() + 13);
+    }
+
+    /// Sizes that differ only in heads share no run name and no sweep point: the heads join
+    /// their names (only theirs: the other sizes keep theirs, and every key stays).
+    #[test]
+    fn sizes_differing_only_in_heads_get_names_of_their_own() {
+        let text = BASE
+            .replace(
+                "- { layers: 2, d_model: 64, heads: 4 }",
+                "- { layers: 2, d_model: 64, heads: 4 }\n    - { layers: 2, d_model: 64, heads: 8 }",
+            )
+            .replace("lr: 3e-3", "lr: [1e-3, 3e-3, 1e-2]");
+        let study = from_bytes(text.as_bytes(), Path::new("keys.yaml")).unwrap();
+        let runs = plan(&study).unwrap();
+        assert_eq!(runs.len(), 18);
+        let mut names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 18, "{names:?}");
+        let mut points: Vec<&str> = runs.iter().map(|r| r.point()).collect();
+        points.sort();
+        points.dedup();
+        assert_eq!(points.len(), 6, "{points:?}");
+        assert!(names.contains(&"l2-d64-h4-t1e5-lr1e-3"), "{names:?}");
+        assert!(names.contains(&"l2-d64-h8-t2e5-lr1e-2"), "{names:?}");
+        assert!(names.contains(&"l2-d32-t1e5-lr1e-3"), "{names:?}");
+        // The sweep's envelope has a point per (size, tokens).
+        let sweep: Vec<crate::fit::hyper::SweepRun> = runs
+            .iter()
+            .map(|r| crate::fit::hyper::SweepRun {
+                name: r.name.clone(),
+                point: r.point().to_string(),
+                n: r.params.total as f64,
+                d: r.tokens() as f64,
+                lr: r.identity.train.lr,
+                loss: Some(3.0 + r.identity.train.lr),
+            })
+            .collect();
+        assert_eq!(crate::fit::hyper::envelope(&sweep).len(), 6);
     }
 
     /// A learning-rate list trains every point at each value: one lr of the list keeps the

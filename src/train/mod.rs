@@ -109,7 +109,8 @@ pub fn check_planned(spec: &RunSpec, producer: &str) -> Result<(), TrainError> {
             spec.name, spec.identity.trainer, producer
         )));
     }
-    let current = spec.data.identity().map_err(|e| {
+    // The bytes as they are now: a cached digest cannot vouch for a file edited since.
+    let current = spec.data.identity_of_bytes().map_err(|e| {
         TrainError::Data(DataError {
             path: e.path,
             message: format!("cannot read data file: {}", e.source),

@@ -15,14 +15,16 @@
 //! seconds (f64), e × (step u64, loss f64); then the sha256 of everything before it. A file
 //! that does not check out is ignored (an older snapshot, or step 0, is used instead).
 
-use std::fs::{self, File};
+use std::fs;
+
+use crate::files::lock::FileLock;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::files::atomic::write_atomic;
 use crate::model::cpu::EngineState;
-use crate::store::atomic::write_atomic;
 
 const MAGIC: &[u8; 8] = b"SBTRUNK1";
 
@@ -74,7 +76,7 @@ impl Snapshot {
 pub struct TrunkDir {
     dir: PathBuf,
     trunk: String,
-    lock: Option<File>,
+    lock: Option<FileLock>,
 }
 
 fn snapshot_name(step: u64) -> String {
@@ -104,16 +106,11 @@ impl TrunkDir {
     pub fn open(root: &Path, trunk: &str) -> io::Result<TrunkDir> {
         let dir = root.join(trunk);
         fs::create_dir_all(&dir)?;
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("lock"))?;
-        file.lock()?;
+        let lock = FileLock::exclusive(&dir.join("lock"))?;
         Ok(TrunkDir {
             dir,
             trunk: trunk.to_string(),
-            lock: Some(file),
+            lock: Some(lock),
         })
     }
 
@@ -255,21 +252,20 @@ pub fn has_snapshot(root: &Path, trunk: &str, step: u64) -> bool {
     root.join(trunk).join(snapshot_name(step)).is_file()
 }
 
-/// Delete a trunk's snapshots and folder, unless a process is training the trunk now.
-/// Returns whether it did.
+/// Delete a trunk's snapshots, unless a process is training the trunk now. Returns whether
+/// it did. The folder keeps its (empty) lock file: deleting a lock file that another process
+/// may have opened would let two processes hold the trunk's lock at once.
 pub fn remove_trunk(root: &Path, trunk: &str) -> bool {
     let dir = root.join(trunk);
-    let Ok(file) = File::options().write(true).open(dir.join("lock")) else {
-        return false;
-    };
-    if file.try_lock().is_err() {
+    if !dir.join("lock").is_file() {
         return false;
     }
+    let Ok(Some(_held)) = FileLock::try_exclusive(&dir.join("lock")) else {
+        return false;
+    };
     for step in snapshot_steps(&dir) {
         let _ = fs::remove_file(dir.join(snapshot_name(step)));
     }
-    let _ = fs::remove_file(dir.join("lock"));
-    let _ = fs::remove_dir(&dir);
     true
 }
 
@@ -418,6 +414,7 @@ pub fn remove_snapshot(root: &Path, trunk: &str, step: u64) {
 
 #[cfg(test)]
 mod tests {
+    use std::fs::File;
     use std::path::Path;
 
     use super::*;
@@ -531,7 +528,16 @@ mod tests {
         // Held by `dir`: pruning waits for another time.
         assert!(!remove_trunk(root.as_path(), trunk));
         drop(dir);
+        let waiting = File::open(root.as_path().join(trunk).join("lock")).unwrap();
         assert!(remove_trunk(root.as_path(), trunk));
-        assert!(!root.as_path().join(trunk).exists());
+        assert!(snapshot_steps(&root.as_path().join(trunk)).is_empty());
+        // The lock file stays: a process that opened it before the removal and one that
+        // opens it after lock the same file, never two.
+        let after = File::open(root.as_path().join(trunk).join("lock")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            waiting.metadata().unwrap().ino(),
+            after.metadata().unwrap().ino()
+        );
     }
 }

@@ -146,7 +146,7 @@ name: broken-trainer
 seed: 1
 data: { vocab: 64, order: 2 }
 model: { context: 16, sizes: [{ layers: 1, d_model: 16, heads: 2 }] }
-tokens: [1024, 2048, 3072, 4096, 5120, 6144, 7168, 8192, 9216]
+tokens: [1024, 2048, 3072, 4096, 5120, 6144, 7168, 8192, 9216, 10240]
 train: { batch: 4, lr: 1e-2, eval_every: 8, eval_tokens: 256 }
 fits:
   - { law: power, x: tokens, form: pure, bootstrap: 0 }
@@ -195,6 +195,11 @@ fn a_trainer_that_breaks_the_contract_fails_its_run_with_the_reason_and_the_swee
             "the trainer was killed by SIGKILL (signal 9)",
         ),
         ("l1-d16-t9216", "failed", "result.json: "),
+        (
+            "l1-d16-t10240",
+            "failed",
+            "the trainer's result.json gave a number that is not finite: tokens_per_second = inf",
+        ),
     ];
     for (run, status, reason) in expect {
         let r = result(&store, run);
@@ -238,7 +243,7 @@ fn a_trainer_that_breaks_the_contract_fails_its_run_with_the_reason_and_the_swee
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir())
         .collect();
-    assert_eq!(entries.len(), 9);
+    assert_eq!(entries.len(), 10);
     for e in &entries {
         assert!(!e.join("trainer").exists(), "{}", e.display());
         assert!(e.join("trainer.log").is_file(), "{}", e.display());
@@ -247,7 +252,7 @@ fn a_trainer_that_breaks_the_contract_fails_its_run_with_the_reason_and_the_swee
     let again = scalebook(&["run", s, "--store", st, "--no-report"]);
     assert_eq!(again.status.code(), Some(3));
     assert!(
-        stderr(&again).contains("0 trained, 2 cached, 7 failed"),
+        stderr(&again).contains("0 trained, 2 cached, 8 failed"),
         "{}",
         stderr(&again)
     );
@@ -333,4 +338,78 @@ tokens: [1024]
     let out = scalebook(&["run", plain.to_str().unwrap(), "--devices", "0,1"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--devices applies to a study whose `trainer:`"));
+}
+
+/// Whether process `pid` is alive (and not a zombie).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next();
+        !matches!(state, Some("Z" | "X") | None)
+    })
+}
+
+/// `kill -9` of `run` ends everything its external trainer started, even a worker in a
+/// session of its own, which neither a process group nor a death signal reaches.
+#[test]
+fn killing_run_leaves_no_process_of_the_trainer_behind() {
+    let dir = fresh_dir("trainer-orphans");
+    let study = dir.join("orphans.yaml");
+    std::fs::write(
+        &study,
+        BROKEN
+            .replace(
+                "tokens: [1024, 2048, 3072, 4096, 5120, 6144, 7168, 8192, 9216, 10240]",
+                "tokens: [11264]",
+            )
+            .replace("timeout: 3", "timeout: 600")
+            .replace(
+                "version: fake/1",
+                &format!(
+                    "version: fake/1\n  workdir: {}",
+                    root().join("tests/fixtures/trainers").display()
+                ),
+            ),
+    )
+    .unwrap();
+    let pid_file = dir.join("grandchild.pid");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_scalebook"))
+        .args(["run", study.to_str().unwrap(), "--no-report", "--store"])
+        .arg(dir.join("store"))
+        .env("FAKE_GRANDCHILD_PID", &pid_file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let grandchild: i32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "the trainer never started its worker"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(alive(grandchild));
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let start = std::time::Instant::now();
+    while alive(grandchild) {
+        if start.elapsed().as_secs() >= 10 {
+            // SAFETY: cleaning up the test's own stray process before failing.
+            unsafe { libc::kill(grandchild, libc::SIGKILL) };
+            panic!("the trainer's worker {grandchild} outlived `kill -9` of run");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

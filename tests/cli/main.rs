@@ -5,6 +5,7 @@ mod branches;
 mod external;
 mod fit;
 mod inputs;
+mod integrity;
 mod plan;
 mod report;
 mod run_store;

@@ -124,7 +124,7 @@ fn table_lists_every_run_and_a_total() {
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 1 + 12 + 3, "{text}");
+    assert_eq!(lines.len(), 1 + 12 + 4, "{text}");
     assert!(lines[0].starts_with("run "));
     assert!(lines[13].starts_with("12 runs, "));
     assert!(
@@ -132,6 +132,25 @@ fn table_lists_every_run_and_a_total() {
         "{text}"
     );
     assert!(lines[15].starts_with("data entropy rate 2.29"), "{text}");
+    assert_eq!(
+        lines[16],
+        "final run: decided after the grid (the law's optimum for C = 1.000e12 FLOPs)"
+    );
+    // With the grid's records (the published store), the final run's shape and time.
+    let out = scalebook(&["plan", "reports/quickstart.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let last = text.lines().last().unwrap();
+    assert!(
+        last.starts_with(
+            "final run: l2-d96-final (2 layers × d_model 96 × 4 heads, 604 steps, 618k tokens, about "
+        ),
+        "{text}"
+    );
+    assert!(
+        last.contains("; baseline l2-d32-baseline (2 layers × d_model 32"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -45,6 +45,19 @@ pub fn scalebook(args: &[&str]) -> Output {
         .expect("the scalebook binary runs")
 }
 
+/// Run `scalebook ARGS…` from `dir` (paths in ARGS are as typed there).
+pub fn scalebook_in(dir: &Path, args: &[&str]) -> Output {
+    let default_store =
+        std::env::temp_dir().join(format!("scalebook-default-store-{}", std::process::id()));
+    Command::new(env!("CARGO_BIN_EXE_scalebook"))
+        .args(args)
+        .current_dir(dir)
+        .env("SCALEBOOK_STORE", default_store)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("the scalebook binary runs")
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

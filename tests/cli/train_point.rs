@@ -171,6 +171,41 @@ fn bad_data_and_bad_specs_exit_2_naming_the_file() {
         stderr(&out)
     );
     assert!(!dir.join("run/result.json").exists());
+    // The same with an edit of the same size whose modification time is put back (as
+    // `cp -p`, `rsync -a` or `tar x` do): the guard reads the bytes, not a cached digest.
+    fs::write(&corpus, "abcdefghij".repeat(50)).unwrap();
+    let specs = emit(study.to_str().unwrap(), &dir.join("same-size"));
+    let mtime = fs::metadata(&corpus).unwrap().modified().unwrap();
+    fs::write(&corpus, "abcdefghiJ".repeat(50)).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&corpus)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let out = train(&specs[0], &dir.join("run"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the data changed since the run was planned"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.join("run/result.json").exists());
+    // And `plan` sees the edit too: its key moves.
+    let again = emit(study.to_str().unwrap(), &dir.join("same-size-again"));
+    let key = |p: &PathBuf| {
+        fs::read_to_string(p)
+            .unwrap()
+            .split("\"key\"")
+            .nth(1)
+            .unwrap()[..70]
+            .to_string()
+    };
+    assert_ne!(
+        key(&specs[0]),
+        key(&again[0]),
+        "the planned key did not move"
+    );
 
     // Non-UTF-8 text: `validate` and `train-point` both name the file and the offset.
     fs::write(&corpus, b"abc\xffdef".repeat(60)).unwrap();

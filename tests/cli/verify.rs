@@ -99,6 +99,21 @@ fn entry(dir: &Path, name: &str) -> PathBuf {
         .unwrap()
 }
 
+/// Mark run `name`'s record as made on this machine's instruction-set path: the published
+/// records were made on one path, and a test of what verify says about "the same path" must
+/// not depend on the path of the machine it runs on. Returns whether the record changed (the
+/// chapter's appendix, which names the paths, then no longer matches).
+fn as_if_recorded_here(dir: &Path, name: &str) -> bool {
+    let path = entry(dir, name).join("result.json");
+    let here = scalebook::isa::path();
+    let v: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    if v["isa"].as_str() == Some(here.as_str()) {
+        return false;
+    }
+    edit_json(&path, &|v| v["isa"] = Value::from(here.clone()));
+    true
+}
+
 #[test]
 fn every_kind_of_tampering_is_caught() {
     let run = "l2-d32-t5e4";
@@ -128,6 +143,7 @@ fn every_kind_of_tampering_is_caught() {
         (
             "a curve point",
             |d| {
+                as_if_recorded_here(d, "l2-d32-t5e4");
                 let path = entry(d, "l2-d32-t5e4").join("curve.jsonl");
                 let text = fs::read_to_string(&path).unwrap();
                 let first = text.lines().next().unwrap().to_string();
@@ -203,11 +219,13 @@ fn retraining_is_identical_across_threads_and_within_tolerance_across_paths() {
     let dir = fresh_dir("verify-retrain");
     let study = published_quickstart(&dir);
     let run = "l2-d32-t5e4";
-    let out = verify(
-        &study,
-        &dir.join("book"),
-        &["--runs", run, "--threads", "2"],
-    );
+    // Recorded on this machine's path (else the chapter, which names the paths, compares).
+    let book = if as_if_recorded_here(&dir, run) {
+        dir.join("no-book")
+    } else {
+        dir.join("book")
+    };
+    let out = verify(&study, &book, &["--runs", run, "--threads", "2"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -225,7 +243,7 @@ fn retraining_is_identical_across_threads_and_within_tolerance_across_paths() {
     // machines, so compare no chapter here).
     edit_json(&entry(&dir, run).join("result.json"), &|v| {
         v["cpu"] = Value::from("Another CPU");
-        v["isa"] = Value::from("x86_64-avx2");
+        v["isa"] = Value::from("x86_64-another-path");
     });
     let out = verify(&study, &dir.join("no-book"), &["--runs", run]);
     assert_eq!(
@@ -374,5 +392,37 @@ fn run_never_retrains_a_damaged_published_record() {
     assert!(err.contains("restore them from version control"), "{err}");
     assert!(!err.contains("start l2-d32-t5e4"), "nothing trained: {err}");
     assert_eq!(fs::read_to_string(&result).unwrap(), text[..text.len() / 2]);
+    // No spelling of the published store makes it an ordinary one: absolute, `./`, `..`,
+    // through a symlink, and from another working directory.
+    let own = dir.join("reports/quickstart");
+    std::os::unix::fs::symlink(&own, dir.join("linked")).unwrap();
+    fs::create_dir_all(dir.join("elsewhere")).unwrap();
+    let spellings: [(&Path, String); 5] = [
+        (&dir, own.display().to_string()),
+        (&dir, "./reports/quickstart".into()),
+        (&dir, "reports/../reports/quickstart/".into()),
+        (&dir, "linked".into()),
+        (&dir.join("elsewhere"), "../reports/quickstart".into()),
+    ];
+    for (cwd, store) in &spellings {
+        let out = crate::support::scalebook_in(
+            cwd,
+            &[
+                "run",
+                study.to_str().unwrap(),
+                "--store",
+                store,
+                "--no-report",
+            ],
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(5), "--store {store}: {err}");
+        assert!(!err.contains("retraining"), "--store {store}: {err}");
+        assert_eq!(
+            fs::read_to_string(&result).unwrap(),
+            text[..text.len() / 2],
+            "--store {store} replaced the record"
+        );
+    }
     fs::remove_dir_all(&dir).unwrap();
 }

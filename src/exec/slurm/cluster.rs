@@ -114,9 +114,16 @@ pub fn on_path(program: &str) -> bool {
 }
 
 fn run(program: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
+    run_in(program, args, None)
+}
+
+fn run_in(program: &str, args: &[&str], dir: Option<&Path>) -> Result<String, String> {
+    let mut command = Command::new(program);
+    command.args(args).stdin(Stdio::null());
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let out = command
         .output()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
     if out.status.success() {
@@ -132,12 +139,21 @@ fn run(program: &str, args: &[&str]) -> Result<String, String> {
     }
 }
 
-/// Submit a batch script; the job id.
+/// Submit a batch script from its folder (the tasks' working directory, which their
+/// relative log paths name); the job id.
 pub fn submit(script: &Path) -> Result<u64, String> {
-    let out = run("sbatch", &["--parsable", &script.display().to_string()])?;
+    let dir = script.parent().filter(|d| !d.as_os_str().is_empty());
+    let name = script.file_name().map(Path::new).unwrap_or(script);
+    let out = run_in("sbatch", &["--parsable", &name.display().to_string()], dir)?;
     let id = out.trim().split(';').next().unwrap_or("");
     id.parse()
         .map_err(|_| format!("sbatch printed `{}`, not a job id", out.trim()))
+}
+
+/// The id of the job array named `name` that Slurm still knows, if any (`squeue`).
+pub fn job_named(name: &str) -> Option<u64> {
+    let out = run("squeue", &["--noheader", "--name", name, "--format", "%F"]).ok()?;
+    out.lines().find_map(|l| l.trim().parse().ok())
 }
 
 /// Each array task's state, from `scontrol show job`; `None` once Slurm has forgotten the

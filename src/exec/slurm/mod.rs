@@ -55,14 +55,15 @@ pub enum Stop {
 }
 
 impl Slurm {
-    /// The batch script for `tasks` (indices into `specs`), whose submission lives in `dir`.
+    /// The batch script for `tasks` (indices into `specs`), whose submission lives in `dir`;
+    /// `Err` names an option it cannot carry safely.
     pub fn script(
         &self,
         study: &str,
         dir: &std::path::Path,
         specs: &[&RunSpec],
         tasks: &[Vec<usize>],
-    ) -> String {
+    ) -> Result<String, String> {
         script::render(&script::Input {
             study,
             runs: specs.len(),
@@ -152,20 +153,22 @@ impl Slurm {
         store: &Store,
         specs: &[RunSpec],
         options: Options,
-    ) -> String {
+    ) -> Result<String, Stop> {
         let (_, queue) = triage(store, specs, options, &|_| {});
         let root = std::path::absolute(store.root()).unwrap_or_else(|_| store.root().into());
         let dir = root.join("slurm").join("<submission>");
         if queue.is_empty() {
-            return "# nothing to submit: every planned run is in the store\n".into();
+            return Ok("# nothing to submit: every planned run is in the store\n".into());
         }
         let tasks = self.tasks(&queue);
-        let mut text = self.script(study, &dir, &queue, &tasks);
+        let mut text = self
+            .script(study, &dir, &queue, &tasks)
+            .map_err(Stop::Unavailable)?;
         for (i, task) in tasks.iter().enumerate() {
             let names: Vec<&str> = task.iter().map(|&r| queue[r].name.as_str()).collect();
             text.push_str(&format!("# task {i}: {}\n", names.join(" ")));
         }
-        text
+        Ok(text)
     }
 
     /// Bring every planned run to a recorded state on the cluster: attach to the arrays
@@ -230,16 +233,35 @@ impl Slurm {
     /// (a failure recorded for each task that left no record) and forgotten.
     fn attach(&self, store: &Store, summary: &mut Summary) -> Result<Vec<Saved>, Stop> {
         let mut alive = Vec::new();
-        for saved in Saved::all(store.root()) {
-            let Some(job) = saved.submission.job_id else {
-                // Its submitter died before sbatch answered (we hold the submission lock).
-                saved.remove();
-                continue;
+        for mut saved in Saved::all(store.root()) {
+            let job = match saved.submission.job_id {
+                Some(job) => job,
+                // Its submitter died before saving sbatch's answer (we hold the submission
+                // lock): an array of its name is that submission, else none was made.
+                None => {
+                    let dir = std::path::absolute(&saved.dir).unwrap_or(saved.dir.clone());
+                    let name = script::job_name(&saved.submission.study, &dir);
+                    let Some(job) = cluster::job_named(&name) else {
+                        saved.remove();
+                        continue;
+                    };
+                    saved.submission.job_id = Some(job);
+                    saved
+                        .save()
+                        .map_err(|e| Stop::Store(format!("{}: {e}", saved.dir.display())))?;
+                    job
+                }
             };
             let states = cluster::tasks(job).map_err(Stop::Unavailable)?;
-            let live = states
-                .as_ref()
-                .is_some_and(|tasks| tasks.iter().any(|(_, s)| !matches!(s, TaskState::Ended(_))));
+            // A task lost with its node or preempted is about to be requeued: still live.
+            let live = states.as_ref().is_some_and(|tasks| {
+                tasks.iter().any(|(_, s)| {
+                    !matches!(
+                        watch::effective(s.clone(), None, false),
+                        TaskState::Ended(_)
+                    )
+                })
+            });
             if live {
                 eprintln!(
                     "attaching to Slurm job {job} ({} runs) instead of submitting again",
@@ -250,7 +272,6 @@ impl Slurm {
                 let mut ignore = Summary::default();
                 watch::settle_all(store, &saved, states, &mut ignore)?;
                 summary.store_errors.extend(ignore.store_errors);
-                let mut saved = saved;
                 saved
                     .finish()
                     .map_err(|e| Stop::Store(format!("{}: {e}", saved.dir.display())))?;
@@ -288,8 +309,14 @@ impl Slurm {
         let mut saved = Saved::create(store, submission, specs).map_err(io)?;
         let script = saved.dir.join("submit.sh");
         let dir = std::path::absolute(&saved.dir).unwrap_or(saved.dir.clone());
-        let text = self.script(study, &dir, specs, &tasks);
-        crate::store::atomic::write_atomic(&script, text.as_bytes()).map_err(io)?;
+        let text = match self.script(study, &dir, specs, &tasks) {
+            Ok(text) => text,
+            Err(why) => {
+                saved.remove();
+                return Err(Stop::Unavailable(why));
+            }
+        };
+        crate::files::atomic::write_atomic(&script, text.as_bytes()).map_err(io)?;
         match cluster::submit(&script) {
             Ok(job) => {
                 saved.submission.job_id = Some(job);

@@ -1,5 +1,11 @@
 //! The batch script of a submission: one array, each task running `scalebook slurm-task`
 //! on its run. Printed as is by `scalebook run --executor slurm --dry-run`.
+//!
+//! No path reaches an `#SBATCH` line: sbatch runs in the submission's folder, so the logs'
+//! `--output` is relative to it, and a store anywhere (spaces included) needs no quoting
+//! there. Every option value passed the one check of
+//! [`slurm_option_problem`](crate::study::execution::slurm_option_problem), asked again
+//! here; the two paths on the command line are shell-quoted.
 
 use std::path::Path;
 
@@ -28,25 +34,52 @@ fn quote(text: &str) -> String {
         .unwrap_or_else(|_| format!("'{}'", text.replace('\'', "'\\''")))
 }
 
-/// The script's text.
-pub fn render(i: &Input) -> String {
+/// The logs of the array's tasks, relative to the submission's folder (sbatch's working
+/// directory).
+pub const LOG_PATTERN: &str = "logs/%A_%a.out";
+
+/// The array's name: the study and the submission's folder, so a submission whose job id
+/// was never saved (its submitter killed right after `sbatch`) is still found by name.
+pub fn job_name(study: &str, dir: &Path) -> String {
+    let submission = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("scalebook-{study}-{submission}")
+}
+
+/// The script's text; `Err` names a value it cannot carry safely.
+pub fn render(i: &Input) -> Result<String, String> {
     let o = i.options;
+    if let Some((name, why)) = o.problem() {
+        return Err(format!("Slurm option {name}: {why}"));
+    }
+    for value in [i.time.as_deref(), i.mem.as_deref()].into_iter().flatten() {
+        if let Some(why) = crate::study::execution::slurm_option_problem("word", value) {
+            return Err(format!("Slurm option: {why}"));
+        }
+    }
+    for path in [i.binary, i.dir] {
+        if path.to_string_lossy().chars().any(char::is_control) {
+            return Err(format!(
+                "`{}` holds a control character; a batch script cannot name it",
+                path.display().to_string().escape_debug()
+            ));
+        }
+    }
     let mut lines = vec![
         "#!/bin/bash".to_string(),
         format!(
             "# scalebook: {} run(s) of study `{}` in {} array task(s)",
             i.runs, i.study, i.tasks
         ),
-        format!("#SBATCH --job-name=scalebook-{}", i.study),
+        format!("#SBATCH --job-name={}", job_name(i.study, i.dir)),
         format!(
             "#SBATCH --array=0-{}{}",
             i.tasks.saturating_sub(1),
             i.throttle.map(|k| format!("%{k}")).unwrap_or_default()
         ),
-        format!(
-            "#SBATCH --output={}",
-            i.dir.join("logs/%A_%a.out").display()
-        ),
+        format!("#SBATCH --output={LOG_PATTERN}"),
         format!("#SBATCH --cpus-per-task={}", i.cpus),
         // A requeued task (preemption, node failure, `scontrol requeue`) trains its run
         // again from the start; a half-written entry is never published.
@@ -73,7 +106,7 @@ pub fn render(i: &Input) -> String {
     ));
     let mut text = lines.join("\n");
     text.push('\n');
-    text
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -102,10 +135,11 @@ mod tests {
             mem: Some("4G".into()),
             options: &options,
             binary: Path::new("/opt/my tools/scalebook"),
-        });
+        })
+        .unwrap();
         for line in [
             "#SBATCH --array=0-11%4",
-            "#SBATCH --output=/store/slurm/1-2/logs/%A_%a.out",
+            "#SBATCH --output=logs/%A_%a.out",
             "#SBATCH --cpus-per-task=2",
             "#SBATCH --time=30",
             "#SBATCH --mem=4G",

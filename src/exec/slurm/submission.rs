@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::files::atomic::write_atomic;
 use crate::record::pretty;
 use crate::store::Store;
-use crate::store::atomic::write_atomic;
 use crate::study::RunSpec;
 
 /// One run of the submission.

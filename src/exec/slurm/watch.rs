@@ -24,6 +24,31 @@ const POLL: Duration = Duration::from_secs(1);
 /// Consecutive failed queries of Slurm before the watcher gives up (a minute of polls).
 const MAX_QUERY_FAILURES: u32 = 60;
 
+/// How long a task may show `NODE_FAIL` or `PREEMPTED` before its ending counts: the
+/// script asks for `--requeue`, so Slurm puts such a task back in the queue within seconds,
+/// and a failure recorded meanwhile would leave the requeued task nothing to train.
+const REQUEUE_GRACE: Duration = Duration::from_secs(120);
+
+/// Whether Slurm may still requeue a task that ended this way.
+fn requeueable(ending: &Ending) -> bool {
+    matches!(ending, Ending::NodeFailure | Ending::Preempted)
+}
+
+/// A state as the watcher acts on it: a requeueable ending first seen at `since` stays
+/// open (as pending) until the grace has passed, or Slurm has forgotten the job.
+pub(super) fn effective(now: TaskState, since: Option<Instant>, forgotten: bool) -> TaskState {
+    match now {
+        TaskState::Ended(ending)
+            if requeueable(&ending)
+                && !forgotten
+                && since.is_none_or(|t| t.elapsed() < REQUEUE_GRACE) =>
+        {
+            TaskState::Pending
+        }
+        state => state,
+    }
+}
+
 /// Set by SIGINT or SIGTERM while the watcher runs.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -40,6 +65,10 @@ struct Watched {
     /// Each task's last seen state; `None` once settled (or not followed).
     states: Vec<Option<TaskState>>,
     logs: HashMap<usize, LogTail>,
+    /// When each task was first seen in an ending Slurm may still requeue.
+    requeueable_since: HashMap<usize, Instant>,
+    /// Runs (indices) whose outcome has been counted.
+    settled: Vec<bool>,
 }
 
 /// Follow the arrays until each task that trains one of `todo` (keys) has ended.
@@ -70,10 +99,12 @@ pub(super) fn watch(
             .collect();
         watched.push(Watched {
             job: s.submission.job_id.unwrap_or(0),
+            settled: vec![false; specs.len()],
             saved: s,
             specs,
             states,
             logs: HashMap::new(),
+            requeueable_since: HashMap::new(),
         });
     }
     INTERRUPTED.store(false, Ordering::SeqCst);
@@ -177,6 +208,16 @@ fn follow(
             None if forgotten => TaskState::Ended(unknown()),
             None => last,
         };
+        let now = match &now {
+            TaskState::Ended(e) if requeueable(e) => {
+                let since = *w.requeueable_since.entry(task).or_insert_with(Instant::now);
+                effective(now, Some(since), forgotten)
+            }
+            _ => {
+                w.requeueable_since.remove(&task);
+                now
+            }
+        };
         if now == TaskState::Running
             && !w.logs.contains_key(&task)
             && let Some(log) = w.saved.log(task)
@@ -189,11 +230,27 @@ fn follow(
         match now {
             TaskState::Ended(ending) => {
                 w.logs.remove(&task);
+                // A run another process holds (a local `run` training it) is settled once
+                // that process lets go: the task stays open until then.
+                let mut busy = false;
                 for &run in &w.saved.submission.tasks[task] {
-                    let outcome = settle(store, &w.saved, task, &w.specs[run], &ending)?;
-                    count(summary, &w.specs[run], outcome, events);
+                    if w.settled[run] {
+                        continue;
+                    }
+                    match settle(store, &w.saved, task, &w.specs[run], &ending, false)? {
+                        Some(outcome) => {
+                            w.settled[run] = true;
+                            count(summary, &w.specs[run], outcome, events);
+                        }
+                        None => busy = true,
+                    }
                 }
-                w.states[task] = None;
+                if busy {
+                    open += 1;
+                    w.states[task] = Some(TaskState::Ended(ending));
+                } else {
+                    w.states[task] = None;
+                }
             }
             state => {
                 open += 1;
@@ -240,21 +297,32 @@ fn count(summary: &mut Summary, spec: &RunSpec, outcome: Outcome, events: &(dyn 
 }
 
 /// A task has ended: its run's outcome from the store, or — when it left no record — a
-/// failure recorded with Slurm's reason.
+/// failure recorded with Slurm's reason. `None` while another process holds the run's lock
+/// (it is training it: its outcome decides); with `wait`, the lock is waited for instead.
 fn settle(
     store: &Store,
     saved: &Saved,
     task: usize,
     spec: &RunSpec,
     ending: &Ending,
-) -> Result<Outcome, Stop> {
-    match store.inspect(spec) {
-        EntryState::Done(e) => Ok(Outcome::Ok {
+    wait: bool,
+) -> Result<Option<Outcome>, Stop> {
+    let err = |e: std::io::Error| Stop::Store(format!("{}: {e}", store.entry_dir(spec).display()));
+    let lock = if wait {
+        Some(store.lock(spec).map_err(err)?)
+    } else {
+        store.try_lock(spec).map_err(err)?
+    };
+    let Some(lock) = lock else {
+        return Ok(None);
+    };
+    Ok(Some(match store.inspect(spec) {
+        EntryState::Done(e) => Outcome::Ok {
             val_loss: e.result.val_loss,
-        }),
-        EntryState::Failed(e) => Ok(Outcome::Failed {
+        },
+        EntryState::Failed(e) => Outcome::Failed {
             reason: reason_of(&e.result),
-        }),
+        },
         EntryState::Missing | EntryState::Corrupt(_) => {
             let job = saved.submission.job_id.unwrap_or(0);
             let said = saved
@@ -268,10 +336,10 @@ fn settle(
                 spec.name,
                 ending.reason()
             );
-            record_failure(store, spec, &reason)?;
-            Ok(Outcome::Failed { reason })
+            record_failure(store, spec, &reason, &lock).map_err(err)?;
+            Outcome::Failed { reason }
         }
-    }
+    }))
 }
 
 /// Settle every task of an array that ended while nobody watched.
@@ -296,29 +364,27 @@ pub(super) fn settle_all(
             let Ok(spec) = saved.spec(run) else {
                 continue;
             };
-            let outcome = settle(store, saved, task, &spec, &ending)?;
-            count(summary, &spec, outcome, &|_| {});
+            // Nobody watches this array any more: a run another process is training is
+            // waited for, then counted as it ended.
+            if let Some(outcome) = settle(store, saved, task, &spec, &ending, true)? {
+                count(summary, &spec, outcome, &|_| {});
+            }
         }
     }
     Ok(())
 }
 
-/// Record `spec` as failed with `reason`, unless it has a record or someone is training it.
-fn record_failure(store: &Store, spec: &RunSpec, reason: &str) -> Result<(), Stop> {
-    let err = |e: std::io::Error| Stop::Store(format!("{}: {e}", store.entry_dir(spec).display()));
-    let Some(lock) = store.try_lock(spec).map_err(err)? else {
-        return Ok(());
-    };
-    if matches!(
-        store.inspect(spec),
-        EntryState::Done(_) | EntryState::Failed(_)
-    ) {
-        return Ok(());
-    }
-    let partial = store.start_partial(spec, &lock).map_err(err)?;
+/// Record `spec`, which has no record, as failed with `reason`; the caller holds its lock.
+fn record_failure(
+    store: &Store,
+    spec: &RunSpec,
+    reason: &str,
+    lock: &crate::store::EntryLock,
+) -> std::io::Result<()> {
+    let partial = store.start_partial(spec, lock)?;
     let result = RunResult::unfinished(spec, RunStatus::Failed, Some(reason.to_string()));
-    write_run(&partial, &result, &[], None).map_err(err)?;
-    store.commit(spec, &partial, &lock).map_err(err)
+    write_run(&partial, &result, &[], None)?;
+    store.commit(spec, &partial, lock)
 }
 
 /// A task's log as it grows: `train-point NAME (N steps)` starts a run, step lines are its
@@ -358,6 +424,32 @@ impl LogTail {
                 step,
                 loss,
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_failure_or_preemption_waits_for_slurm_to_requeue() {
+        for ending in [Ending::NodeFailure, Ending::Preempted] {
+            let now = TaskState::Ended(ending.clone());
+            // Just seen: Slurm may still requeue it (the script asks for --requeue).
+            assert_eq!(
+                effective(now.clone(), Some(Instant::now()), false),
+                TaskState::Pending
+            );
+            // Past the grace, or forgotten by Slurm: it ended.
+            let long_ago = Instant::now() - REQUEUE_GRACE - Duration::from_secs(1);
+            assert_eq!(effective(now.clone(), Some(long_ago), false), now);
+            assert_eq!(effective(now.clone(), Some(Instant::now()), true), now);
+        }
+        // Other endings are final at once.
+        for ending in [Ending::Cancelled, Ending::TimeLimit, Ending::Completed] {
+            let now = TaskState::Ended(ending);
+            assert_eq!(effective(now.clone(), Some(Instant::now()), false), now);
         }
     }
 }

@@ -5,6 +5,8 @@
 //! | code | when |
 //! |---|---|
 //! | `runs_left_out` | planned runs failed or diverged and are not in the fits (named) |
+//! | `runs_missing` | planned runs are not in the store at all (named, with the sizes and token counts the fits lost) |
+//! | `runs_corrupt` | planned runs' records do not read back (named, with why and what the fits lost) |
 //! | `too_few_levels` | under 3 distinct sizes or token counts, or under 2 runs per parameter |
 //! | `param_at_bound` | a parameter ran to the edge of what the fit can express: E → 0 (below 10⁻³ of the lowest loss), an exponent ≤ 0.01 or ≥ 3 |
 //! | `interval_degenerate` | a bootstrap interval of (near) zero width, or one the resamples did not move |
@@ -26,6 +28,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+mod absent;
 mod law;
 #[cfg(test)]
 mod tests;
@@ -93,12 +96,23 @@ impl fmt::Display for Warning {
 }
 
 /// A planned run that is not among the fitted points.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct LeftOut {
     pub name: String,
-    /// `diverged` or `failed`.
+    /// `diverged` or `failed` (recorded so), `missing` (no record) or `corrupt` (a record
+    /// that does not read back).
     pub status: String,
     pub reason: String,
+    /// Its planned parameters (in the fits' convention) and tokens.
+    pub n: f64,
+    pub d: f64,
+}
+
+impl LeftOut {
+    /// Whether the run has no usable record at all (as opposed to a recorded failure).
+    pub fn absent(&self) -> bool {
+        matches!(self.status.as_str(), "missing" | "corrupt")
+    }
 }
 
 /// What the diagnostics need besides the fits.
@@ -124,10 +138,10 @@ fn distinct(values: impl Iterator<Item = f64>) -> usize {
 
 /// Every warning the fits and the evidence call for, in a fixed order.
 pub fn diagnose(report: &FitReport, evidence: &Evidence) -> Vec<Warning> {
-    let mut out = Vec::new();
-    if !evidence.left_out.is_empty() {
-        let names: Vec<String> = evidence
-            .left_out
+    let mut out = absent::warnings(evidence);
+    let recorded: Vec<&LeftOut> = evidence.left_out.iter().filter(|r| !r.absent()).collect();
+    if !recorded.is_empty() {
+        let names: Vec<String> = recorded
             .iter()
             .map(|r| format!("{} ({}: {})", r.name, r.status, r.reason))
             .collect();

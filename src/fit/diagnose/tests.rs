@@ -1,11 +1,11 @@
 use super::*;
 use crate::fit::chinchilla::Law;
+use crate::fit::options::{BootstrapStarts, GridKind, LawRequest, ParamsConvention};
 use crate::fit::reduced::Candidate;
 use crate::fit::suite::{
     AllocationReport, ChinchillaReport, ParamIntervals, Request, Row, fit_all,
 };
 use crate::rng::SplitMix64;
-use crate::study::{BootstrapStarts, FitSpec, GridKind, ParamsConvention};
 
 const CHINCHILLA: Law = crate::fit::chinchilla::CHINCHILLA_2022;
 
@@ -241,6 +241,7 @@ fn runs_left_out_are_named() {
         name: "l2-d64-t4e5".into(),
         status: "diverged".into(),
         reason: "training loss became NaN at step 12".into(),
+        ..LeftOut::default()
     }];
     let w = diagnose(
         &FitReport::default(),
@@ -287,7 +288,7 @@ fn a_reduced_law_that_fits_as_well() {
 }
 
 fn fit(rows: &[Row], entropy: Option<(f64, f64)>) -> FitReport {
-    let fits = [FitSpec::Chinchilla {
+    let fits = [LawRequest::Chinchilla {
         bootstrap: 40,
         confidence: 0.95,
         delta: 1e-3,

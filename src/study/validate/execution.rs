@@ -1,7 +1,7 @@
 //! The `execution:` section (scheduling options, never part of a run's identity).
 
 use super::Validator;
-use crate::study::execution::{SlurmOptions, is_slurm_memory, is_slurm_time};
+use crate::study::execution::{SlurmOptions, slurm_option_problem};
 use crate::study::file::{ExecutionFile, SlurmFile};
 
 impl Validator {
@@ -13,49 +13,30 @@ impl Validator {
     }
 
     fn slurm(&mut self, s: &SlurmFile) -> SlurmOptions {
-        let mut word = |field: &str, value: &Option<String>| -> Option<String> {
+        // The one check every `#SBATCH` value gets (the `--slurm-…` overrides get it too).
+        let mut check = |field: &str, value: &Option<String>| -> Option<String> {
             let v = value.as_ref()?;
-            if v.trim().is_empty() || v.chars().any(char::is_whitespace) {
-                self.error(
-                    format!("execution.slurm.{field}"),
-                    format!("`{v}` must be one word"),
-                );
-                return None;
+            match slurm_option_problem(field, v) {
+                Some(why) => {
+                    self.error(format!("execution.slurm.{field}"), why);
+                    None
+                }
+                None => Some(v.clone()),
             }
-            Some(v.clone())
         };
-        let partition = word("partition", &s.partition);
-        let account = word("account", &s.account);
-        let qos = word("qos", &s.qos);
-        let gres = word("gres", &s.gres);
-        let time = word("time", &s.time);
-        let mem = word("mem", &s.mem);
-        if let Some(t) = &time
-            && !is_slurm_time(t)
-        {
-            self.error(
-                "execution.slurm.time",
-                format!("`{t}` is not a Slurm time limit (minutes, `H:MM:SS` or `D-HH:MM:SS`)"),
-            );
-        }
-        if let Some(m) = &mem
-            && !is_slurm_memory(m)
-        {
-            self.error(
-                "execution.slurm.mem",
-                format!("`{m}` is not a Slurm memory size (`500M`, `4G`)"),
-            );
-        }
+        let partition = check("partition", &s.partition);
+        let account = check("account", &s.account);
+        let qos = check("qos", &s.qos);
+        let gres = check("gres", &s.gres);
+        let time = check("time", &s.time);
+        let mem = check("mem", &s.mem);
         let cpus = s
             .cpus_per_task
             .map(|_| self.count("execution.slurm.cpus_per_task", s.cpus_per_task, 1, 1, 4096));
         let extra_args = s.extra_args.clone().unwrap_or_default();
         for (i, arg) in extra_args.iter().enumerate() {
-            if !arg.starts_with('-') || arg.contains('\n') {
-                self.error(
-                    format!("execution.slurm.extra_args[{i}]"),
-                    format!("`{arg}` is not an sbatch option (`--constraint=a100`)"),
-                );
+            if let Some(why) = slurm_option_problem("extra_args", arg) {
+                self.error(format!("execution.slurm.extra_args[{i}]"), why);
             }
         }
         let binary = s.binary.as_ref().map(|b| self.dir.join(b));

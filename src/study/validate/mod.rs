@@ -18,11 +18,18 @@ use super::diagnostics::{Diagnostic, Severity};
 use super::file::{DataFile, IsoFlopFile, ModelFile, StudyFile, TrainFile};
 use super::locate::PositionMap;
 use super::units::{Count, Real};
-use super::{STUDY_VERSION, Source, Study, TrainingPlan};
+use super::{STUDY_VERSION, Source, Study, Sweep, TrainingPlan};
 use crate::data::DataSpec;
 
 /// Longest context the trainer accepts.
 pub const MAX_CONTEXT: u64 = 8192;
+/// The most runs one study may plan (sizes × token counts or budgets × learning rates): far
+/// beyond a scaling study (the largest published sweeps train a few thousand runs), and a
+/// bound on what validating and planning hold in memory.
+pub const MAX_RUNS: u64 = 20_000;
+/// The most tokens one run may train: 10¹⁵, beyond any run scalebook can schedule, and far
+/// from where token arithmetic in `u64` could overflow.
+pub const MAX_TOKENS: u64 = 1_000_000_000_000_000;
 
 pub use analysis::law_name;
 
@@ -61,10 +68,7 @@ pub fn validate(
     sha256: String,
     positions: &PositionMap,
 ) -> Result<Study, Vec<Diagnostic>> {
-    let dir = path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
+    let dir = crate::files::folder_of(path).to_path_buf();
     let mut v = Validator {
         diags: Vec::new(),
         dir,
@@ -246,6 +250,17 @@ impl Validator {
             );
             return None;
         }
+        if let Some(c) = path.chars().find(|c| c.is_control()) {
+            self.error(
+                "store",
+                format!(
+                    "`{}` holds the control character U+{:04X}: name a plain folder",
+                    path.escape_debug(),
+                    c as u32
+                ),
+            );
+            return None;
+        }
         if self.dir.join(rel).is_file() {
             self.error("store", format!("`{path}` is a file, not a folder"));
             return None;
@@ -328,6 +343,32 @@ impl Validator {
             branching,
             warmup_tokens,
         };
+        // Checked before anything expands the plan: its size bounds what validating and
+        // planning hold in memory.
+        let points = match &plan.sweep {
+            Sweep::Grid { tokens } => tokens.len(),
+            Sweep::IsoFlop { budgets, .. } => budgets.len(),
+        };
+        let runs = (plan.model.sizes.len() as u128)
+            * points as u128
+            * plan.learning_rates.len().max(1) as u128;
+        if runs > MAX_RUNS as u128 {
+            self.error(
+                "model.sizes",
+                format!(
+                    "{} sizes × {points} {} × {} learning rates make {runs} runs, more than the \
+                     {MAX_RUNS} one study may plan: split the sweep into several studies",
+                    plan.model.sizes.len(),
+                    if matches!(plan.sweep, Sweep::Grid { .. }) {
+                        "token counts"
+                    } else {
+                        "budgets"
+                    },
+                    plan.learning_rates.len().max(1)
+                ),
+            );
+            return None;
+        }
         if plan.branching.is_some() || plan.warmup_tokens.is_some() {
             self.branch_points(&plan);
         }

@@ -67,6 +67,18 @@ impl Validator {
                 }
             }
         }
+        // Sizes that differ only in heads: their default names carry the heads too (as their
+        // runs' names do), so no two share one.
+        let short = |s: &ModelSize| format!("l{}-d{}", s.layers, s.d_model);
+        let shared: Vec<bool> = sizes
+            .iter()
+            .map(|(_, s)| sizes.iter().filter(|(_, o)| short(o) == short(s)).count() > 1)
+            .collect();
+        for ((_, s), shared) in sizes.iter_mut().zip(shared) {
+            if shared && s.name == short(s) {
+                s.name = format!("{}-h{}", short(s), s.heads);
+            }
+        }
         // The same shape twice would train the same runs twice.
         let mut seen: HashMap<(u64, u64, u64), String> = HashMap::new();
         let mut names: HashMap<String, String> = HashMap::new();

@@ -250,6 +250,16 @@ impl Validator {
         let mut by_steps: HashMap<u64, usize> = HashMap::new();
         for (i, Count(d)) in tokens.iter().enumerate() {
             let field = format!("tokens[{i}]");
+            if *d > super::MAX_TOKENS {
+                self.error(
+                    field,
+                    format!(
+                        "{d} tokens is more than the {:e} one run may train",
+                        super::MAX_TOKENS as f64
+                    ),
+                );
+                continue;
+            }
             if *d < step {
                 self.error(
                     field,
@@ -306,6 +316,25 @@ impl Validator {
             }
             seen.push(*c);
             if model.sizes.is_empty() {
+                continue;
+            }
+            let cheapest = (0..model.sizes.len())
+                .map(|i| {
+                    crate::model::train_flops_per_token(&crate::study::plan::gpt_config(
+                        model, i, vocab,
+                    ))
+                })
+                .fold(f64::INFINITY, f64::min);
+            if *c / cheapest > super::MAX_TOKENS as f64 {
+                self.error(
+                    field,
+                    format!(
+                        "budget {c:e} FLOPs buys the smallest model {:.3e} tokens, more than the \
+                         {:e} one run may train",
+                        *c / cheapest,
+                        super::MAX_TOKENS as f64
+                    ),
+                );
                 continue;
             }
             let expansion = expand_budget(*c, model, vocab, train, mode);

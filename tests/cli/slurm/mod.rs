@@ -2,6 +2,7 @@
 //! `../shared/slurm/start-slurm.sh`): the same bits as the local executor, attach instead of
 //! resubmit, cancel, requeue, time limits, and the errors of a machine without Slurm.
 
+mod hostile;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use support::*;
 
 use crate::support::{assert_no_crash, fresh_dir, root, stderr, stdout};
 
-const SIX: &str = "\
+pub(super) const SIX: &str = "\
 version: 1
 name: six
 seed: 3
@@ -47,7 +48,8 @@ fn slurm_runs_are_the_local_runs_bit_for_bit_and_one_entry() {
     let dir = fresh_dir("slurm-six");
     let study = dir.join("six.yaml");
     std::fs::write(&study, SIX).unwrap();
-    let (local, cluster) = (dir.join("local"), dir.join("cluster"));
+    // A store whose path has spaces and quotes: the tasks still find it and log into it.
+    let (local, cluster) = (dir.join("local"), dir.join("clu ster 'q'"));
     let s = study.to_str().unwrap();
     let common = ["--no-report", "--threads-per-job", "1"];
     let l = run(
@@ -75,6 +77,13 @@ fn slurm_runs_are_the_local_runs_bit_for_bit_and_one_entry() {
         err.contains("6 trained, 0 cached, 0 failed (slurm executor"),
         "{err}"
     );
+    // Every task logged into its submission's folder, under the quoted store.
+    let logs: Vec<_> = std::fs::read_dir(cluster.join("slurm"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_dir(e.unwrap().path().join("logs")).ok())
+        .flatten()
+        .collect();
+    assert!(!logs.is_empty(), "no task log under {}", cluster.display());
     // The same entries (keys), and the same numbers in every curve and result.
     let entries = |store: &Path| {
         let mut names: Vec<String> = std::fs::read_dir(store.join("runs"))
@@ -239,6 +248,13 @@ fn slurm_attaches_after_a_killed_watcher_and_survives_requeue_and_cancel() {
     let (job, hang) = (first.sub.job, first.task);
     first.child.kill().unwrap();
     first.child.wait().unwrap();
+    // As if it had been killed between `sbatch` and saving the job id: the array is found
+    // by its name, not deleted.
+    let saved = first.sub.dir.join("submission.json");
+    let mut submission: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    submission["job_id"] = serde_json::Value::Null;
+    std::fs::write(&saved, submission.to_string()).unwrap();
     let argv: Vec<&str> = first.args.iter().map(String::as_str).collect();
     let mut second = spawn(&argv, &env, &dir.join("second.log"));
     wait_for("the second run to attach", Duration::from_secs(30), || {
@@ -527,7 +543,8 @@ fn a_trunk_and_its_branches_are_one_task_with_the_local_bits() {
         "schedule: wsd, branches: true, eval_every: 16",
     );
     std::fs::write(&study, text).unwrap();
-    let (local, cluster) = (dir.join("local"), dir.join("cluster"));
+    // A store whose path has spaces and quotes: the tasks still find it and log into it.
+    let (local, cluster) = (dir.join("local"), dir.join("clu ster 'q'"));
     let s = study.to_str().unwrap();
     let common = ["--no-report", "--threads-per-job", "1"];
     let store_args = |store: &Path| -> Vec<String> {
@@ -579,9 +596,14 @@ fn a_trunk_and_its_branches_are_one_task_with_the_local_bits() {
     // Per size: the trunk to the longest branch's decay (step 51 of 64) and three decays
     // (3, 6 and 13 steps), 128 tokens a step.
     assert_eq!(computed, 2 * (51 + 3 + 6 + 13) * 128);
-    // The snapshots are gone with the branches done.
-    let left = std::fs::read_dir(cluster.join("trunks"))
-        .map(|d| d.count())
+    // The snapshots are gone with the branches done (each trunk keeps its lock file).
+    let left: usize = std::fs::read_dir(cluster.join("trunks"))
+        .map(|d| {
+            d.flatten()
+                .flat_map(|t| std::fs::read_dir(t.path()).into_iter().flatten().flatten())
+                .filter(|f| f.file_name().to_string_lossy().ends_with(".snap"))
+                .count()
+        })
         .unwrap_or(0);
     assert_eq!(left, 0);
 }

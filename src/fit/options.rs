@@ -1,0 +1,97 @@
+//! The fitting code's own options: plain types the pipeline fills from the study file
+//! (`pipeline::fitting` converts at its edge), so `fit/` is numerics over these and knows
+//! nothing of study files. The study file spells the enums below directly (they carry its
+//! serde names and schema).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Which parameter count a law uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamsConvention {
+    /// All parameters (Chinchilla's convention).
+    Total,
+    /// Without token and position embeddings (Kaplan's convention).
+    NonEmbedding,
+}
+
+/// The variable of a single-variable law.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerX {
+    Params,
+    Tokens,
+    Compute,
+}
+
+/// Functional forms of a single-variable law.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerForm {
+    /// y = E + A·x^(−α)
+    Offset,
+    /// y = A·x^(−α)
+    Pure,
+    /// y = a − b·ln x
+    Log,
+    /// Fit all three and compare them.
+    All,
+}
+
+/// Where each bootstrap refit of the approach-3 fit starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BootstrapStarts {
+    Warm,
+    Grid,
+    Pruned,
+}
+
+/// Start grids for the approach-3 fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GridKind {
+    /// Hoffmann et al.'s 4,500 starts.
+    Full,
+    /// A 243-start subset for quick looks.
+    Coarse,
+}
+
+/// Which points a hold-out check leaves out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holdout {
+    /// The k largest model sizes.
+    Largest(u64),
+    /// The k largest compute budgets.
+    Budgets(u64),
+}
+
+/// One law to fit, with its options.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LawRequest {
+    Chinchilla {
+        bootstrap: u64,
+        confidence: f64,
+        delta: f64,
+        grid: GridKind,
+        bootstrap_starts: BootstrapStarts,
+        params: ParamsConvention,
+    },
+    Isoflop {
+        bootstrap: u64,
+        confidence: f64,
+        params: ParamsConvention,
+    },
+    Frontier {
+        params: ParamsConvention,
+    },
+    Power {
+        x: PowerX,
+        form: PowerForm,
+        bootstrap: u64,
+        confidence: f64,
+        params: ParamsConvention,
+    },
+    Cost,
+}
