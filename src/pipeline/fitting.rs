@@ -40,6 +40,9 @@ pub struct FitInput {
     /// Runs whose external trainer built another parameter count than the plan's:
     /// (run, planned, built).
     pub params_mismatch: Vec<(String, u64, u64)>,
+    /// The machines the fitted runs were timed on (`host / cpu [device]`) and how many runs
+    /// each, in name order.
+    pub machines: Vec<(String, usize)>,
 }
 
 /// Rows and curves of a trained study from the store (finished, ok runs only); diverged and
@@ -113,6 +116,14 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
         };
         if r.status != RunStatus::Ok {
             continue;
+        }
+        let machine = match &r.device {
+            Some(device) => format!("{} / {} [{device}]", r.host, r.cpu),
+            None => format!("{} / {}", r.host, r.cpu),
+        };
+        match input.machines.iter_mut().find(|(m, _)| *m == machine) {
+            Some((_, n)) => *n += 1,
+            None => input.machines.push((machine, 1)),
         }
         if let Some(built) = r.params_built {
             input
@@ -241,6 +252,13 @@ pub fn fit_inputs(study: &Study, input: &FitInput, constraints: Constraints) -> 
     for (name, planned, built) in &input.params_mismatch {
         text(&format!("{name} {planned} {built}"));
     }
+    // Only where they differ do the machines change the fits (a warning): a study timed on
+    // one machine keeps the digest it always had.
+    if input.machines.len() > 1 {
+        for (machine, n) in &input.machines {
+            text(&format!("{machine} {n}"));
+        }
+    }
     let mut reals: Vec<Option<f64>> = vec![constraints.wall_budget, constraints.max_params];
     reals.extend([input.entropy.map(|e| e.0), input.entropy.map(|e| e.1)]);
     for r in &input.sweep {
@@ -315,6 +333,12 @@ pub fn compute(study: &Study, input: &FitInput, constraints: Constraints) -> Fit
     if let Some(w) = params_mismatch(&input.params_mismatch) {
         report.warnings.push(w);
     }
+    if study.fits.iter().any(|f| matches!(f, FitSpec::Cost))
+        && let Some(w) = mixed_machines(&input.machines)
+    {
+        report.warning_codes.push(w.code.clone());
+        report.warnings.push(w);
+    }
     report.inputs = fit_inputs(study, input, constraints);
     report.fit_version = FIT_VERSION;
     report
@@ -364,6 +388,35 @@ pub fn law_request(spec: &FitSpec) -> LawRequest {
         },
         FitSpec::Cost => LawRequest::Cost,
     }
+}
+
+/// The warning for a cost law fitted on runs timed on different machines: one law over
+/// them mixes their speeds (each record names its machine).
+fn mixed_machines(machines: &[(String, usize)]) -> Option<Warning> {
+    if machines.len() < 2 {
+        return None;
+    }
+    let mut sorted = machines.to_vec();
+    sorted.sort();
+    let list: Vec<String> = sorted
+        .iter()
+        .map(|(m, n)| format!("{m} ({n} run{})", if *n == 1 { "" } else { "s" }))
+        .collect();
+    Some(
+        Warning::new(
+            "cost_mixed_machines",
+            "cost",
+            format!(
+                "the cost law's runs were timed on {} machines: {}; one law over them mixes \
+                 their speeds, so its times describe none of them",
+                sorted.len(),
+                list.join(", ")
+            ),
+            "train the runs on one machine (a Slurm partition of one node type, or one GPU \
+             model), or read the cost law as a rough average",
+        )
+        .with_value("machines", sorted.len() as f64),
+    )
 }
 
 /// The warning for runs whose trainer built another model than the plan: the fits place

@@ -15,14 +15,10 @@ fn mock(args: &[&str], study: &Path, dir: &Path) -> std::process::Output {
     let (store, book) = (dir.join("store"), dir.join("book"));
     let mut all = vec![args[0], study.to_str().unwrap()];
     all.extend(&args[1..]);
-    all.extend([
-        "--executor",
-        "mock",
-        "--store",
-        store.to_str().unwrap(),
-        "--book",
-        book.to_str().unwrap(),
-    ]);
+    all.extend(["--executor", "mock", "--store", store.to_str().unwrap()]);
+    if ["run", "report"].contains(&args[0]) {
+        all.extend(["--book", book.to_str().unwrap()]);
+    }
     scalebook(&all)
 }
 
@@ -222,5 +218,46 @@ fn every_command_takes_a_bare_file_name() {
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
         assert_no_crash(&stderr(&out), &dir);
     }
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A cost law over runs timed on different machines says so.
+#[test]
+fn a_cost_law_over_several_machines_is_flagged() {
+    let dir = fresh_dir("mixed-machines");
+    let study = root().join(STUDY);
+    let out = mock(&["run", "--no-report"], &study, &dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let codes = |dir: &Path| -> Vec<String> {
+        fits(dir, "report-mock")["warning_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(!codes(&dir).contains(&"cost_mixed_machines".to_string()));
+    for name in ["l1-d16-t2e4", "l2-d32-t5e4"] {
+        let path = entry(&dir, name).join("result.json");
+        let mut v: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        v["host"] = Value::from("gpu-node-7");
+        fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    }
+    let out = mock(&["fit"], &study, &dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        codes(&dir).contains(&"cost_mixed_machines".to_string()),
+        "{:?}",
+        codes(&dir)
+    );
+    let f = fits(&dir, "report-mock");
+    let w = f["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "cost_mixed_machines")
+        .unwrap();
+    let message = w["message"].as_str().unwrap();
+    assert!(message.contains("gpu-node-7 / mock (2 runs)"), "{message}");
     fs::remove_dir_all(&dir).unwrap();
 }

@@ -22,6 +22,7 @@
 //! | `interval_understated`, `bootstrap_failures` | bootstrap intervals from few runs, or many failed refits |
 //! | `fit_problem` | a law could not be fitted, or an IsoFLOP budget was refused (the message says why) |
 //! | `params_mismatch` | an external trainer built another parameter count than the plan (added by the pipeline, which reads the records) |
+//! | `cost_mixed_machines` | the cost law's runs were timed on more than one machine (host, CPU, device; added by the pipeline) |
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -83,7 +84,12 @@ impl Warning {
         )
     }
 
-    fn with(mut self, key: &str, value: f64) -> Self {
+    fn with(self, key: &str, value: f64) -> Self {
+        self.with_value(key, value)
+    }
+
+    /// The warning with one more number behind it.
+    pub fn with_value(mut self, key: &str, value: f64) -> Self {
         self.values.insert(key.into(), value);
         self
     }
