@@ -177,7 +177,7 @@ pub fn parse_threads(text: &str) -> Result<usize, String> {
 }
 
 /// What status lines about mock records start with: their numbers come from a law.
-pub const MOCK_LABEL: &str = "MOCK DATA (the mock executor's law, nothing trained): ";
+pub use crate::pipeline::MOCK_LABEL;
 
 /// How commands that print results print them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -1,7 +1,7 @@
-//! `scalebook run STUDY`: plan the study, train every run the store does not already hold
-//! (in parallel, largest first, each recorded the moment it finishes), collect the results
-//! into `STORE/studies/<name>/{runs,curves}.parquet`, fit the study's laws (`fits.json`),
-//! train the final compute-optimal run and its baseline, and write the book chapter.
+//! `scalebook run STUDY`: the options of a whole study run — where its runs train, how
+//! many at once, which store and book — and its exit code. The sequence itself (train every
+//! run the store lacks, collect, fit, train the final run, write the chapter) is
+//! [`crate::pipeline::study_run`]; this file shows its progress.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -13,15 +13,13 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::producer::{ExecutorKind, ProducerArg};
 use super::store_arg::StoreArg;
-use super::{Failure, MOCK_LABEL, exit, load_study};
-use crate::exec::Executor;
+use super::{Failure, exit, load_study};
 use crate::exec::local::Local;
 use crate::exec::mock::Mock;
-use crate::exec::scheduler::{self, Event, Options, Outcome};
-use crate::exec::slurm::{Slurm, Stop};
-use crate::fit::suite::FitReport;
-use crate::store::{EntryState, Store, collect};
-use crate::study::plan::{add_entropy, plan};
+use crate::exec::scheduler::{Event, Options, Outcome};
+use crate::exec::slurm::Stop;
+use crate::pipeline::study_run::{Backend, Progress, Stopped, StudyRun, planned};
+use crate::store::Store;
 use crate::study::units::format_duration;
 use crate::study::{RunSpec, Study};
 
@@ -84,14 +82,8 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             "--dry-run and the --slurm-… options apply to `--executor slurm`",
         ));
     }
-    let mut specs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
-    // `train.compare`: the same points trained independently, in the same pass.
-    let comparison = crate::study::branches::comparison(&study);
-    let own = specs.len();
-    if let Some(c) = &comparison {
-        specs.extend(plan(c).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?);
-    }
-    let (store_path, published) = args.store.locate(&study);
+    let (mut specs, own) = planned(&study)?;
+    let (_, published) = args.store.locate(&study);
     let store = args.store.open(&study)?;
     let (jobs, threads) = parallelism(args);
     let options = Options {
@@ -113,94 +105,64 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         print!("{script}");
         return Ok(());
     }
-    let trainer = Trainer {
-        store: &store,
-        study: &study,
-        backend,
-        options,
-    };
-    let summary = trainer.train(&mut specs)?;
-    let compared = specs.split_off(own);
-    let collected = collect::export(&store, &study.name, &specs).and_then(|c| match &comparison {
-        Some(other) => collect::export(&store, &other.name, &compared),
-        None => Ok(c),
-    });
-    if !summary.store_errors.is_empty() {
-        let mut lines = summary.store_errors.clone();
-        lines.push(format!(
-            "{}: the run store could not record results; finished runs are intact",
-            store_path.display()
-        ));
-        return Err(Failure {
-            code: exit::INTERNAL,
-            lines,
-        });
-    }
-    collected.map_err(|e| Failure::new(exit::INTERNAL, e.to_string()))?;
-    if !summary.damaged.is_empty() {
-        return Err(damaged(&store_path, &summary.damaged));
-    }
-    let how = match &trainer.backend {
+    let how = match &backend {
         Backend::Slurm(s) => format!("slurm executor, {} CPU(s) per task", s.threads),
         b => format!("{} executor, {jobs} job(s) × {threads} thread(s)", b.name()),
     };
-    eprintln!(
-        "{}: {}{} runs{} — {} trained, {} cached, {} failed ({how}); results in {}",
-        study.name,
-        if study.is_mock() { MOCK_LABEL } else { "" },
-        specs.len(),
-        if compared.is_empty() {
-            String::new()
-        } else {
-            format!(" and {} independent runs to compare", compared.len())
-        },
-        summary.trained,
-        summary.cached,
-        summary.failed.len(),
-        store.study_dir(&study.name).join("runs.parquet").display(),
-    );
-    print_spend(&study, &store, &specs, &compared, started);
-    // Fit what finished (a failed run is simply not a point of the fit).
-    let fits = fit(&study, &store)?;
-    let mut failed = summary.failed.clone();
-    let mut planned = specs.len();
-    // The method's last step: train the model the law calls compute-optimal, and a baseline.
-    if let Some(outcome) = trainer.train_final(&fits)? {
-        failed.extend(outcome.failed);
-        planned += 2;
-    }
-    let rendered = if args.no_report {
-        None
-    } else {
-        Some(crate::pipeline::chapter::report_study(
-            &study,
-            &store,
-            &fits,
-            &args.book.book,
-        )?)
+    let display = Display::default();
+    let study_run = StudyRun {
+        study: &study,
+        store: &store,
+        backend,
+        options,
+        how,
+        book: (!args.no_report).then_some(args.book.book.as_path()),
+        progress: &display,
     };
-    if failed.is_empty() {
-        return match &rendered {
+    let outcome = study_run
+        .run(&mut specs, own, started)
+        .map_err(|stopped| stopped_failure(stopped, store.root()))?;
+    if outcome.failed.is_empty() {
+        return match &outcome.rendered {
             Some(r) => super::report::finish(&study, r),
             None => Ok(()),
         };
     }
-    if let Some(r) = &rendered {
+    if let Some(r) = &outcome.rendered {
         // The failed runs decide the exit code; the checks are still printed.
         let _ = super::report::finish(&study, r);
     }
-    let mut lines: Vec<String> = failed
+    let mut lines: Vec<String> = outcome
+        .failed
         .iter()
         .map(|(name, reason)| format!("failed: {name}: {reason}"))
         .collect();
     lines.push(format!(
-        "{} of {planned} runs diverged or failed; `--retry-failed` trains them again",
-        failed.len(),
+        "{} of {} runs diverged or failed; `--retry-failed` trains them again",
+        outcome.failed.len(),
+        outcome.planned,
     ));
     Err(Failure {
         code: exit::RUNS_FAILED,
         lines,
     })
+}
+
+/// The exit code and lines for a study run that stopped early.
+fn stopped_failure(stopped: Stopped, store: &std::path::Path) -> Failure {
+    match stopped {
+        Stopped::Unavailable(why) => Failure::new(exit::USAGE, why),
+        Stopped::Store(lines) => Failure {
+            code: exit::INTERNAL,
+            lines,
+        },
+        Stopped::Detached(jobs) => Failure::new(
+            exit::INTERRUPTED,
+            format!("left Slurm job(s) {jobs:?} running; `scalebook run` attaches to them again"),
+        ),
+        Stopped::Damaged(entries) => damaged(store, &entries),
+        Stopped::Step(e) => e.into(),
+    }
 }
 
 /// `--devices` go to an external trainer, one run per device: refuse them elsewhere, and
@@ -237,21 +199,6 @@ fn devices_apply(args: &Args, study: &Study) -> Result<(), Failure> {
     }
 }
 
-/// What trains the runs: an executor per run on this machine, or the Slurm cluster.
-enum Backend {
-    Each(Box<dyn Executor>),
-    Slurm(Box<Slurm>),
-}
-
-impl Backend {
-    fn name(&self) -> &'static str {
-        match self {
-            Backend::Each(e) => e.name(),
-            Backend::Slurm(_) => "slurm",
-        }
-    }
-}
-
 /// The backend `--executor` names.
 fn backend(
     args: &Args,
@@ -274,44 +221,6 @@ fn backend(
         ),
         Some(law) => Box::new(Mock { law }),
     }))
-}
-
-/// This command's wall time and what the study's records cost (and the runs compared with
-/// them, with `train.compare`).
-fn print_spend(
-    study: &Study,
-    store: &Store,
-    specs: &[RunSpec],
-    compared: &[RunSpec],
-    started: std::time::Instant,
-) {
-    let spend = crate::pipeline::spend::spend(store, specs);
-    let shared = if spend.independent_cpu_seconds > spend.cpu_seconds * 1.0001 {
-        format!(
-            ", {:.0} % of the {:.4} they would cost trained one by one",
-            100.0 * spend.cpu_seconds / spend.independent_cpu_seconds,
-            spend.independent_cpu_seconds / 3600.0
-        )
-    } else {
-        String::new()
-    };
-    eprintln!(
-        "{}: {} in wall time for this command; the study's {} recorded run(s) cost {:.4} \
-         CPU-hours of training (run time × threads){shared}",
-        study.name,
-        format_duration(started.elapsed().as_secs_f64()),
-        spend.records,
-        spend.cpu_hours(),
-    );
-    if !compared.is_empty() {
-        let other = crate::pipeline::spend::spend(store, compared);
-        eprintln!(
-            "{}: the {} independent run(s) to compare with cost {:.4} CPU-hours",
-            study.name,
-            other.records,
-            other.cpu_hours()
-        );
-    }
 }
 
 /// Published records that do not read back: evidence is never silently replaced.
@@ -337,143 +246,33 @@ fn damaged(store: &std::path::Path, damaged: &[(String, String)]) -> Failure {
     }
 }
 
-/// Fit the study's laws (none when it names no fits) and say what came out.
-fn fit(study: &Study, store: &Store) -> Result<FitReport, Failure> {
-    if study.fits.is_empty() {
-        return Ok(FitReport::default());
-    }
-    let input = crate::pipeline::fitting::study_rows(study, store)?;
-    let report = crate::pipeline::fitting::fit_rows(study, store, &input, Default::default())?;
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
-    if let Some(c) = &report.chinchilla {
-        eprintln!(
-            "{}: {}L = {:.4} + {:.4}/N^{:.4} + {:.4}/D^{:.4} over {} runs; fits in {}",
-            study.name,
-            if study.is_mock() { MOCK_LABEL } else { "" },
-            c.e,
-            c.a,
-            c.alpha,
-            c.b,
-            c.beta,
-            c.points,
-            store.study_dir(&study.name).join("fits.json").display()
-        );
-    }
-    Ok(report)
-}
-
-/// What trains a study's runs: the store, the executor and the scheduling options.
-struct Trainer<'a> {
-    store: &'a Store,
-    study: &'a Study,
-    backend: Backend,
-    options: Options,
-}
-
-impl Trainer<'_> {
-    /// Train `specs` with progress shown, largest first; the data's entropy rate is sampled
-    /// only when something will train.
-    fn train(&self, specs: &mut [RunSpec]) -> Result<scheduler::Summary, Failure> {
-        if specs
-            .iter()
-            .any(|s| !matches!(self.store.inspect(s), EntryState::Done(_)))
-        {
-            add_entropy(self.study, specs);
-        }
-        let display = Display::new(specs.len());
-        let events = |event| display.show(event);
-        let summary = match &self.backend {
-            Backend::Each(executor) => Ok(scheduler::run_all(
-                self.store,
-                executor.as_ref(),
-                specs,
-                self.options,
-                &events,
-            )),
-            Backend::Slurm(slurm) => {
-                slurm.run_all(&self.study.name, self.store, specs, self.options, &events)
-            }
-        };
-        display.finish();
-        summary.map_err(|stop| match stop {
-            Stop::Unavailable(why) => Failure::new(exit::USAGE, why),
-            Stop::Store(why) => Failure::new(exit::INTERNAL, why),
-            Stop::Detached(jobs) => Failure::new(
-                exit::INTERRUPTED,
-                format!(
-                    "left Slurm job(s) {jobs:?} running; `scalebook run` attaches to them again"
-                ),
-            ),
-        })
-    }
-
-    /// Train the final run and its baseline when the fits give them.
-    fn train_final(&self, fits: &FitReport) -> Result<Option<scheduler::Summary>, Failure> {
-        let study = self.study;
-        let Some(fp) = crate::pipeline::chapter::plan_final(study, fits)? else {
-            use crate::pipeline::final_target::{Decision, decide};
-            match decide(study, fits) {
-                Decision::Skip(why) => {
-                    eprintln!("{}: final run skipped: {why}", study.name);
-                }
-                _ if study.final_run.is_some() => eprintln!(
-                    "warning: {}: no final run: the law named by `final.law` was not fitted (see the warnings)",
-                    study.name
-                ),
-                _ => {}
-            }
-            return Ok(None);
-        };
-        let pair = [fp.run.clone(), fp.baseline.clone()];
-        let seconds = if fp.run.is_mock() {
-            vec![0.0; 2]
-        } else {
-            crate::pipeline::estimate::estimate(&pair, Some(self.store)).seconds
-        };
-        let time = |i: usize| {
-            seconds
-                .get(i)
-                .filter(|s| s.is_finite())
-                .map_or("unknown time".to_string(), |s| {
-                    format!("about {}", format_duration(*s))
-                })
-        };
-        let shape = |s: &RunSpec| {
-            let m = &s.identity.model;
-            format!(
-                "{} layers × d_model {} × {} heads",
-                m.layers, m.d_model, m.heads
-            )
-        };
-        eprintln!(
-            "{}: final run {} ({}, {} steps, {} at one thread) and baseline {} ({}, {})",
-            study.name,
-            fp.run.name,
-            shape(&fp.run),
-            fp.run.steps,
-            time(0),
-            fp.baseline.name,
-            shape(&fp.baseline),
-            time(1)
-        );
-        let outcome = self.train(&mut [fp.run.clone(), fp.baseline.clone()])?;
-        if !outcome.store_errors.is_empty() {
-            return Err(Failure {
-                code: exit::INTERNAL,
-                lines: outcome.store_errors,
-            });
-        }
-        if !outcome.damaged.is_empty() {
-            return Err(damaged(self.store.root(), &outcome.damaged));
-        }
-        Ok(Some(outcome))
-    }
-}
-
-/// Progress: bars on a terminal (overall + one line per active run), log lines otherwise.
+/// Progress: bars on a terminal (overall + one line per active run), log lines otherwise;
+/// one [`Sweep`] display at a time.
+#[derive(Default)]
 struct Display {
+    current: Mutex<Option<Sweep>>,
+}
+
+impl Progress for Display {
+    fn begin(&self, runs: usize) {
+        *self.current.lock().expect("display lock") = Some(Sweep::new(runs));
+    }
+
+    fn event(&self, event: Event) {
+        if let Some(sweep) = self.current.lock().expect("display lock").as_ref() {
+            sweep.show(event);
+        }
+    }
+
+    fn end(&self) {
+        if let Some(sweep) = self.current.lock().expect("display lock").take() {
+            sweep.finish();
+        }
+    }
+}
+
+/// The display of one sweep.
+struct Sweep {
     bars: Option<Bars>,
     total: usize,
     done: Mutex<usize>,
@@ -485,7 +284,7 @@ struct Bars {
     active: Mutex<HashMap<String, ProgressBar>>,
 }
 
-impl Display {
+impl Sweep {
     fn new(total: usize) -> Self {
         let bars = std::io::stderr().is_terminal().then(|| {
             let multi = MultiProgress::new();
@@ -504,7 +303,7 @@ impl Display {
                 active: Mutex::new(HashMap::new()),
             }
         });
-        Display {
+        Sweep {
             bars,
             total,
             done: Mutex::new(0),

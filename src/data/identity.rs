@@ -163,7 +163,7 @@ struct CachedDigest {
     sha256: String,
 }
 
-fn cache_dir() -> Option<PathBuf> {
+pub(crate) fn cache_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("SCALEBOOK_CACHE") {
         return Some(PathBuf::from(dir));
     }

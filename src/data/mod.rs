@@ -4,6 +4,7 @@
 //! training.
 
 pub mod bpe;
+mod bpe_cache;
 pub mod facts;
 pub mod identity;
 pub mod source;

@@ -33,13 +33,19 @@ fn data_error(path: &Path, message: impl Into<String>) -> DataError {
 
 /// Tokens of a file corpus: owned (text) or memory-mapped (token files).
 enum Tokens {
+    /// Byte-level text: the file's bytes are the tokens (no 4-byte copy).
+    Bytes(Vec<u8>),
     Owned(Vec<u32>),
-    Mapped { map: Mmap, dtype: TokenDtype },
+    Mapped {
+        map: Mmap,
+        dtype: TokenDtype,
+    },
 }
 
 impl Tokens {
     fn len(&self) -> usize {
         match self {
+            Tokens::Bytes(v) => v.len(),
             Tokens::Owned(v) => v.len(),
             Tokens::Mapped { map, dtype } => map.len() / width(*dtype),
         }
@@ -48,6 +54,7 @@ impl Tokens {
     #[inline]
     fn get(&self, i: usize) -> u32 {
         match self {
+            Tokens::Bytes(v) => u32::from(v[i]),
             Tokens::Owned(v) => v[i],
             Tokens::Mapped { map, dtype } => match dtype {
                 TokenDtype::U16 => u32::from(u16::from_le_bytes([map[2 * i], map[2 * i + 1]])),
@@ -148,19 +155,20 @@ impl TokenSource {
                         .push(format!(" (and {} more text files)", t.files.len() - 1));
                 }
                 let (tokens, tokenizer, vocab) = match t.tokenizer {
-                    Tokenizer::Bytes => (text.iter().map(|&b| u32::from(b)).collect(), None, 256),
+                    Tokenizer::Bytes => (Tokens::Bytes(text), None, 256),
                     Tokenizer::Bpe { vocab } => {
-                        // Train on the training split only, so validation text stays unseen.
+                        // Train on the training split only, so validation text stays unseen;
+                        // trained once per corpus and vocabulary, then read from the cache.
                         let cut = ((text.len() as f64) * (1.0 - t.val_fraction)) as usize;
-                        let bpe = Bpe::train(&text[..cut], vocab as u32);
+                        let bpe = super::bpe_cache::trained(&text[..cut], vocab as u32);
                         let tokens = bpe.encode(&text);
-                        (tokens, Some(bpe), vocab as usize)
+                        (Tokens::Owned(tokens), Some(bpe), vocab as usize)
                     }
                 };
                 let split = ((tokens.len() as f64) * (1.0 - t.val_fraction)) as usize;
                 TokenSource {
                     kind: Kind::Corpus {
-                        tokens: Tokens::Owned(tokens),
+                        tokens,
                         split,
                         name,
                     },

@@ -10,7 +10,11 @@ pub mod estimate;
 pub mod final_target;
 pub mod fitting;
 pub mod spend;
+pub mod study_run;
 pub mod verify;
+
+/// What status lines about mock records start with: their numbers come from a law.
+pub const MOCK_LABEL: &str = "MOCK DATA (the mock executor's law, nothing trained): ";
 
 /// Why a step could not finish.
 #[derive(Debug, thiserror::Error)]
