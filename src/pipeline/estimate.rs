@@ -218,8 +218,15 @@ fn time_law(points: &[(f64, f64)]) -> (f64, f64) {
     (0.0, y.iter().sum::<f64>() / units.max(1e-12))
 }
 
+/// A first calibration step slower than this (seconds) is the measurement: a large shape is
+/// not stepped twice more (a 32-layer shape's three steps took over 5 s).
+const SLOW_STEP: f64 = 1.0;
+
 /// Seconds per training step of `spec`'s shape at one thread: the faster of two timed steps
-/// after an untimed one, on random tokens (`f64::NAN` if the engine refuses the shape).
+/// after an untimed one, on random tokens (`f64::NAN` if the engine refuses the shape). A
+/// first step over [`SLOW_STEP`] is taken as it is — an overestimate by its warm-up, which
+/// errs on the side of a longer time — so calibrating one shape costs at most about a
+/// second more than one step.
 fn calibrate(spec: &RunSpec) -> f64 {
     let pool = match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
         Ok(pool) => pool,
@@ -235,16 +242,58 @@ fn calibrate(spec: &RunSpec) -> f64 {
         let mut rng = crate::rng::SplitMix64::new(1);
         let x: Vec<u32> = (0..n).map(|_| rng.below(m.vocab) as u32).collect();
         let y: Vec<u32> = (0..n).map(|_| rng.below(m.vocab) as u32).collect();
-        let mut best = f64::INFINITY;
-        for i in 0..3 {
+        timed(|| {
             let start = Instant::now();
-            if stepper.step(&x, &y, t.batch as usize, t.lr).is_err() {
-                return f64::NAN;
-            }
-            if i > 0 {
-                best = best.min(start.elapsed().as_secs_f64());
-            }
-        }
-        best
+            stepper.step(&x, &y, t.batch as usize, t.lr).ok()?;
+            Some(start.elapsed().as_secs_f64())
+        })
     })
+}
+
+/// The calibration's timing rule over `step` (one step, its seconds; `None` when the engine
+/// refused): the faster of two timed steps after an untimed one, or the first alone when it
+/// took over [`SLOW_STEP`].
+fn timed(mut step: impl FnMut() -> Option<f64>) -> f64 {
+    let mut best = f64::INFINITY;
+    for i in 0..3 {
+        let Some(took) = step() else {
+            return f64::NAN;
+        };
+        if i == 0 && took > SLOW_STEP {
+            return took;
+        }
+        if i > 0 {
+            best = best.min(took);
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_shape_is_stepped_once() {
+        let mut calls = 0;
+        assert_eq!(
+            timed(|| {
+                calls += 1;
+                Some(2.5)
+            }),
+            2.5
+        );
+        assert_eq!(calls, 1);
+        let mut calls = 0;
+        let times = [0.9, 0.2, 0.3];
+        assert_eq!(
+            timed(|| {
+                calls += 1;
+                Some(times[calls - 1])
+            }),
+            0.2
+        );
+        assert_eq!(calls, 3);
+        assert!(timed(|| None).is_nan());
+    }
 }
