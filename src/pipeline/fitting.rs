@@ -9,7 +9,6 @@ use crate::data::identity::hex;
 use crate::files::atomic::write_atomic;
 use crate::fit::diagnose::{LeftOut, Warning};
 use crate::fit::hyper::{SweepRun, envelope};
-use crate::fit::options::LawRequest;
 use crate::fit::suite::{CurveRow, FitReport, Request, Row, fit_all};
 use crate::record::{RunStatus, pretty};
 use crate::store::import::import_rows;
@@ -315,9 +314,8 @@ pub fn fit_rows(
 /// The fits of `input`, as `fits.json` would hold them (nothing is written).
 pub fn compute(study: &Study, input: &FitInput, constraints: Constraints) -> FitReport {
     let rows = &input.rows;
-    let laws: Vec<LawRequest> = study.fits.iter().map(law_request).collect();
     let request = Request {
-        fits: &laws,
+        fits: &study.fits,
         curves: &input.curves,
         holdout: study.holdout,
         budgets: budgets(study, rows),
@@ -342,52 +340,6 @@ pub fn compute(study: &Study, input: &FitInput, constraints: Constraints) -> Fit
     report.inputs = fit_inputs(study, input, constraints);
     report.fit_version = FIT_VERSION;
     report
-}
-
-/// A law of the study file as the fitting code takes it (the pipeline's edge: `fit/` knows
-/// no study-file types).
-pub fn law_request(spec: &FitSpec) -> LawRequest {
-    match *spec {
-        FitSpec::Chinchilla {
-            bootstrap,
-            confidence,
-            delta,
-            grid,
-            bootstrap_starts,
-            params,
-        } => LawRequest::Chinchilla {
-            bootstrap,
-            confidence,
-            delta,
-            grid,
-            bootstrap_starts,
-            params,
-        },
-        FitSpec::Isoflop {
-            bootstrap,
-            confidence,
-            params,
-        } => LawRequest::Isoflop {
-            bootstrap,
-            confidence,
-            params,
-        },
-        FitSpec::Frontier { params } => LawRequest::Frontier { params },
-        FitSpec::Power {
-            x,
-            form,
-            bootstrap,
-            confidence,
-            params,
-        } => LawRequest::Power {
-            x,
-            form,
-            bootstrap,
-            confidence,
-            params,
-        },
-        FitSpec::Cost => LawRequest::Cost,
-    }
 }
 
 /// The warning for a cost law fitted on runs timed on different machines: one law over

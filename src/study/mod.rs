@@ -157,34 +157,9 @@ pub struct TrainSpec {
     pub eval_tokens: u64,
 }
 
-/// One law to fit, with its options.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FitSpec {
-    Chinchilla {
-        bootstrap: u64,
-        confidence: f64,
-        delta: f64,
-        grid: GridKind,
-        bootstrap_starts: BootstrapStarts,
-        params: ParamsConvention,
-    },
-    Isoflop {
-        bootstrap: u64,
-        confidence: f64,
-        params: ParamsConvention,
-    },
-    Frontier {
-        params: ParamsConvention,
-    },
-    Power {
-        x: PowerX,
-        form: PowerForm,
-        bootstrap: u64,
-        confidence: f64,
-        params: ParamsConvention,
-    },
-    Cost,
-}
+/// One law to fit, with its options: the fitting code's own type (`fit/` knows no
+/// study-file types), which the study file's `fits:` validates into.
+pub use crate::fit::options::LawRequest as FitSpec;
 
 impl FitSpec {
     pub fn law(&self) -> LawKind {
