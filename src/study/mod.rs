@@ -10,6 +10,7 @@ pub mod execution;
 pub mod file;
 pub mod final_run;
 pub mod locate;
+pub mod naming;
 pub mod parse;
 pub mod plan;
 pub mod trainer;

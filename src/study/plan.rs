@@ -345,26 +345,11 @@ pub(crate) fn points(t: &TrainingPlan) -> Vec<Point> {
     points
 }
 
-/// The sizes (indices) whose `l<layers>-d<d_model>` name another size shares: they differ
-/// only in heads.
-fn shared_shape_names(model: &ModelSpec) -> Vec<usize> {
-    let short = |s: &super::ModelSize| (s.layers, s.d_model);
-    (0..model.sizes.len())
-        .filter(|&i| {
-            model
-                .sizes
-                .iter()
-                .enumerate()
-                .any(|(j, other)| j != i && short(other) == short(&model.sizes[i]))
-        })
-        .collect()
-}
-
 fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
     let vocab = DataSpec::vocab(&t.data);
     // One run per point and learning rate; a sweep's runs are named `<point>-lr<η>`.
     let swept = t.learning_rates.len() > 1;
-    let shared = shared_shape_names(&t.model);
+    let shared = super::naming::shared_shape_names(&t.model);
     let mut specs: Vec<RunSpec> = Vec::new();
     for (index, tokens, budget, label) in points(t) {
         let model = gpt_config(&t.model, index, vocab);
@@ -406,6 +391,7 @@ fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
     }
     // Two budgets can round one size to the same tokens; that is one run, not two.
     specs.dedup_by(|a, b| a.key == b.key);
+    super::naming::disambiguate(&mut specs);
     specs
 }
 

@@ -452,4 +452,51 @@ mod tests {
             assert_eq!(effective(now.clone(), Some(Instant::now()), false), now);
         }
     }
+
+    /// A task ended without its run's record while another process (a local `run`) holds
+    /// the run: nothing is recorded and the run is not called failed until that process lets
+    /// go; then its own outcome counts.
+    #[test]
+    fn a_run_another_process_holds_is_settled_when_it_lets_go() {
+        use super::super::submission::{Run, Submission};
+        let text = "version: 1\nname: s\nmodel: { context: 8, sizes: [{ layers: 1, d_model: 8, heads: 2 }] }\ntokens: [64]\ntrain: { batch: 4, eval_tokens: 8 }\n";
+        let study =
+            crate::study::from_bytes(text.as_bytes(), std::path::Path::new("s.yaml")).unwrap();
+        let spec = crate::study::plan::plan(&study).unwrap().remove(0);
+        let root = std::env::temp_dir().join(format!("scalebook-watch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let store = Store::open(&root).unwrap();
+        let submission = Submission {
+            job_id: Some(7),
+            study: "s".into(),
+            store: root.clone(),
+            threads: 1,
+            retry_failed: false,
+            retrain_corrupt: true,
+            runs: vec![Run {
+                key: spec.key.clone(),
+                name: spec.name.clone(),
+            }],
+            tasks: vec![vec![0]],
+            finished: false,
+        };
+        let saved = Saved::create(&store, submission, &[&spec]).unwrap();
+        let held = store.lock(&spec).unwrap();
+        let ending = Ending::Failed { code: 1, signal: 0 };
+        assert!(
+            settle(&store, &saved, 0, &spec, &ending, false)
+                .unwrap()
+                .is_none()
+        );
+        assert!(matches!(store.inspect(&spec), EntryState::Missing));
+        drop(held);
+        match settle(&store, &saved, 0, &spec, &ending, false).unwrap() {
+            Some(Outcome::Failed { reason }) => {
+                assert!(reason.contains("Slurm task 7_0"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(store.inspect(&spec), EntryState::Failed(_)));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
