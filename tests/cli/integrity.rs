@@ -261,3 +261,41 @@ fn a_cost_law_over_several_machines_is_flagged() {
     assert!(message.contains("gpu-node-7 / mock (2 runs)"), "{message}");
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A free-E law whose floor collapsed does not place the final run: the reduced law the
+/// data support does, `run` says which run it trains before training it, and the chapter
+/// opens with the verdict.
+#[test]
+fn a_collapsed_law_hands_the_final_run_to_a_supported_one() {
+    let dir = fresh_dir("collapsed-final");
+    let study = root().join(STUDY);
+    // This law's grid drives the free E to zero (`param_at_bound`).
+    let out = mock(
+        &["run", "--mock-law", "1.5,300,500,0.3,0.35,0.01"],
+        &study,
+        &dir,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let said = err
+        .lines()
+        .find(|l| l.contains(": final run l"))
+        .unwrap_or_else(|| panic!("the final run is not announced:\n{err}"));
+    assert!(
+        said.contains(" steps, ") && said.contains("and baseline l1-d16-baseline"),
+        "{said}"
+    );
+    let chapter = fs::read_to_string(dir.join("book/src/report-mock/index.md")).unwrap();
+    assert!(chapter.contains("final_from_reduced_law"), "{chapter}");
+    assert!(
+        chapter.contains("the final run follows the zero-E law"),
+        "{chapter}"
+    );
+    // fits.json holds the fits alone: the verdict is the chapter's.
+    let codes = fits(&dir, "report-mock")["warning_codes"].to_string();
+    assert!(
+        codes.contains("param_at_bound") && !codes.contains("final_"),
+        "{codes}"
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}
