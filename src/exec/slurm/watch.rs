@@ -323,6 +323,10 @@ fn settle(
         EntryState::Failed(e) => Outcome::Failed {
             reason: reason_of(&e.result),
         },
+        // A damaged published record is evidence: never replaced by a failure record.
+        EntryState::Corrupt(why) if !saved.submission.retrain_corrupt => Outcome::Failed {
+            reason: format!("run {}: published record damaged: {why}", spec.name),
+        },
         EntryState::Missing | EntryState::Corrupt(_) => {
             let job = saved.submission.job_id.unwrap_or(0);
             let said = saved
@@ -497,6 +501,24 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(store.inspect(&spec), EntryState::Failed(_)));
+        // A damaged published record (a submission that must not retrain it) stays as it is.
+        let lock = store.lock(&spec).unwrap();
+        let partial = store.start_partial(&spec, &lock).unwrap();
+        std::fs::write(partial.join("result.json"), "{ cut").unwrap();
+        store.commit(&spec, &partial, &lock).unwrap();
+        drop(lock);
+        let mut published = saved.clone();
+        published.submission.retrain_corrupt = false;
+        match settle(&store, &published, 0, &spec, &ending, false).unwrap() {
+            Some(Outcome::Failed { reason }) => {
+                assert!(reason.contains("published record damaged"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            std::fs::read_to_string(store.entry_dir(&spec).join("result.json")).unwrap(),
+            "{ cut"
+        );
         std::fs::remove_dir_all(&root).unwrap();
     }
 }
