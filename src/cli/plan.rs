@@ -182,25 +182,24 @@ fn final_line(study: &crate::study::Study, store: Option<&Store>, rows: &[PlanRo
     let Ok(Some(fp)) = crate::pipeline::chapter::plan_final(study, &fits) else {
         return "final run: none (the law named by `final.law` was not fitted)\n".into();
     };
-    let pair = [fp.run.clone(), fp.baseline.clone()];
-    let e = estimate(&pair, Some(store));
-    let line = |r: &RunSpec, s: f64| {
+    let time =
+        crate::pipeline::estimate::time_to_say(&[fp.run.clone(), fp.baseline.clone()], store);
+    let line = |r: &RunSpec, time: &str| {
         let m = r.config();
         format!(
-            "{} ({} layers × d_model {} × {} heads, {} steps, {} tokens, about {} at one thread)",
+            "{} ({} layers × d_model {} × {} heads, {} steps, {} tokens, {time})",
             r.name,
             m.layers,
             m.d_model,
             m.heads,
             r.steps,
             human(r.tokens() as f64),
-            format_duration(s)
         )
     };
     format!(
         "final run: {}; baseline {}\n",
-        line(&fp.run, e.seconds[0]),
-        line(&fp.baseline, e.seconds[1])
+        line(&fp.run, &time[0]),
+        line(&fp.baseline, &time[1])
     )
 }
 

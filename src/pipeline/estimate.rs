@@ -28,6 +28,7 @@ use crate::record::pretty;
 use crate::store::{EntryState, Store};
 use crate::study::RunSpec;
 use crate::study::plan::TRAINER_VERSION;
+use crate::study::units::format_duration;
 use crate::train::step::Stepper;
 
 /// Where a shape's throughput came from.
@@ -216,6 +217,38 @@ fn time_law(points: &[(f64, f64)]) -> (f64, f64) {
     }
     let units: f64 = x.iter().sum();
     (0.0, y.iter().sum::<f64>() / units.max(1e-12))
+}
+
+/// For each of `specs`, its time as a person reads it before it trains: "trained in 15s"
+/// when the store holds its record, else "about 1m26s at one thread" from the estimate
+/// (mock runs take none), else "unknown time".
+pub fn time_to_say(specs: &[RunSpec], store: &Store) -> Vec<String> {
+    let recorded: Vec<Option<f64>> = specs
+        .iter()
+        .map(|s| match store.inspect(s) {
+            EntryState::Done(e) => Some(e.result.wall_seconds),
+            _ => None,
+        })
+        .collect();
+    let todo: Vec<RunSpec> = specs
+        .iter()
+        .zip(&recorded)
+        .filter(|(s, r)| r.is_none() && !s.is_mock())
+        .map(|(s, _)| s.clone())
+        .collect();
+    let mut estimated = estimate(&todo, Some(store)).seconds.into_iter();
+    specs
+        .iter()
+        .zip(recorded)
+        .map(|(s, r)| match r {
+            Some(w) => format!("trained in {}", format_duration(w)),
+            None if s.is_mock() => "instant (mock)".to_string(),
+            None => match estimated.next().filter(|x| x.is_finite()) {
+                Some(x) => format!("about {} at one thread", format_duration(x)),
+                None => "unknown time".to_string(),
+            },
+        })
+        .collect()
 }
 
 /// A first calibration step slower than this (seconds) is the measurement: a large shape is

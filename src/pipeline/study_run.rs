@@ -217,20 +217,7 @@ impl StudyRun<'_> {
             }
             return Ok(None);
         };
-        let pair = [fp.run.clone(), fp.baseline.clone()];
-        let seconds = if fp.run.is_mock() {
-            vec![0.0; 2]
-        } else {
-            super::estimate::estimate(&pair, Some(self.store)).seconds
-        };
-        let time = |i: usize| {
-            seconds
-                .get(i)
-                .filter(|s| s.is_finite())
-                .map_or("unknown time".to_string(), |s| {
-                    format!("about {}", format_duration(*s))
-                })
-        };
+        let time = super::estimate::time_to_say(&[fp.run.clone(), fp.baseline.clone()], self.store);
         let shape = |s: &RunSpec| {
             let m = &s.identity.model;
             format!(
@@ -239,15 +226,15 @@ impl StudyRun<'_> {
             )
         };
         eprintln!(
-            "{}: final run {} ({}, {} steps, {} at one thread) and baseline {} ({}, {})",
+            "{}: final run {} ({}, {} steps, {}) and baseline {} ({}, {})",
             study.name,
             fp.run.name,
             shape(&fp.run),
             fp.run.steps,
-            time(0),
+            time[0],
             fp.baseline.name,
             shape(&fp.baseline),
-            time(1)
+            time[1]
         );
         let outcome = self.train(&mut [fp.run.clone(), fp.baseline.clone()])?;
         if !outcome.store_errors.is_empty() {

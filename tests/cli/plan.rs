@@ -143,7 +143,7 @@ fn table_lists_every_run_and_a_total() {
     let last = text.lines().last().unwrap();
     assert!(
         last.starts_with(
-            "final run: l2-d96-final (2 layers × d_model 96 × 4 heads, 604 steps, 618k tokens, about "
+            "final run: l2-d96-final (2 layers × d_model 96 × 4 heads, 604 steps, 618k tokens, trained in "
         ),
         "{text}"
     );
