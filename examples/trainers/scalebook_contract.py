@@ -43,7 +43,10 @@ def sequences(job, which):
     data = job["data"]
     dtype = {"u16": "<u2", "u32": "<u4"}[data["dtype"]]
     path = data[f"{which}_tokens"]
-    tokens = np.fromfile(path, dtype=dtype).astype(np.int64)
+    # Read front to back (not np.fromfile, which seeks): the file may be a named pipe
+    # (`trainer.tokens: stream`).
+    with open(path, "rb") as f:
+        tokens = np.frombuffer(f.read(), dtype=dtype).astype(np.int64)
     count = data[f"{which}_sequences"]
     width = data["sequence_tokens"]
     if tokens.size != count * width:

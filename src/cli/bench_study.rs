@@ -129,6 +129,7 @@ fn with_torch(study: &Study, args: &StudyArgs) -> Result<Study, Failure> {
         workdir: Some(workdir),
         timeout_seconds: None,
         tolerance: 0.0,
+        stream_tokens: false,
     };
     let mut other = study.clone();
     if let Source::Train(plan) = &mut other.source {

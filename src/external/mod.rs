@@ -64,7 +64,7 @@ pub fn train(
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
     let device = options.device.clone().unwrap_or_else(|| "cpu".into());
     let job = Job::new(spec, &dir, options.threads, &device);
-    let inputs = write_tokens(spec, &job)?;
+    let inputs = write_tokens(spec, &job, trainer.stream_tokens)?;
     let job_path = dir.join("job.json");
     std::fs::write(&job_path, crate::record::pretty(&job)).map_err(|e| io(&job_path, e))?;
 
@@ -101,7 +101,20 @@ pub fn train(
     };
     let prepared = started.elapsed().as_secs_f64();
     let launched = std::time::Instant::now();
-    let ran = process::run(&launch, on_step);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let ran = std::thread::scope(|scope| {
+        let fed = trainer
+            .stream_tokens
+            .then(|| scope.spawn(|| feed(&job.data.train_tokens, spec, &inputs.source, &done)));
+        let ran = process::run(&launch, on_step);
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(fed) = fed {
+            // A trainer that stopped reading mid-stream has exited: the writer's next
+            // write fails and it returns.
+            let _ = fed.join();
+        }
+        ran
+    });
     let trainer_seconds = launched.elapsed().as_secs_f64();
     let judged = match ran {
         Err(why) => Judged::failed(why),
@@ -130,57 +143,130 @@ pub fn train(
     Ok(trained)
 }
 
-/// What writing the token files learned on the way.
+/// What writing the token files learned on the way, and the source (a stream is fed from
+/// it while the trainer runs).
 struct Inputs {
     val_entropy: Option<f64>,
     tokenizer: Option<crate::data::bpe::Bpe>,
+    source: TokenSource,
 }
 
 /// The run's training tokens in the order the built-in engine trains them, and its
 /// validation set, as flat little-endian files.
-fn write_tokens(spec: &RunSpec, job: &Job) -> Result<Inputs, TrainError> {
+fn write_tokens(spec: &RunSpec, job: &Job, stream: bool) -> Result<Inputs, TrainError> {
     let id = &spec.identity;
     let (context, batch) = (id.model.context as usize, id.train.batch as usize);
     let source = TokenSource::open(&spec.data, id.seed, context, id.train.eval_tokens as usize)?;
-    let (_, width) = dtype_for(id.model.vocab);
-    let write = |path: &Path, fill: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>| {
-        let file = std::fs::File::create(path)?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        fill(&mut w)?;
-        // Read back at once by the trainer, never kept: no need to reach the disk.
-        w.flush()
-    };
-    let put = |w: &mut dyn Write, tokens: &[u32]| -> std::io::Result<()> {
-        let mut bytes = Vec::with_capacity(tokens.len() * width);
-        for &t in tokens {
-            if width == 2 {
-                bytes.extend_from_slice(&(t as u16).to_le_bytes());
-            } else {
-                bytes.extend_from_slice(&t.to_le_bytes());
-            }
-        }
-        w.write_all(&bytes)
-    };
     let err = |path: &Path, e: std::io::Error| {
         TrainError::Data(DataError {
             path: path.to_path_buf(),
             message: format!("cannot write token file: {e}"),
         })
     };
-    let mut batcher = source.batcher(id.seed, batch, context);
-    write(&job.data.train_tokens, &mut |w| {
-        for _ in 0..spec.steps {
-            put(w, &batcher.next_window())?;
-        }
-        Ok(())
-    })
-    .map_err(|e| err(&job.data.train_tokens, e))?;
+    let train = &job.data.train_tokens;
+    if stream {
+        make_fifo(train).map_err(|e| err(train, e))?;
+    } else {
+        let mut batcher = source.batcher(id.seed, batch, context);
+        write_file(train, &mut |w| {
+            for _ in 0..spec.steps {
+                put(w, &batcher.next_window(), id.model.vocab)?;
+            }
+            Ok(())
+        })
+        .map_err(|e| err(train, e))?;
+    }
     let (val, val_entropy) = source.validation(context, id.train.eval_tokens as usize);
-    write(&job.data.val_tokens, &mut |w| put(w, &val)).map_err(|e| err(&job.data.val_tokens, e))?;
+    let vocab = id.model.vocab;
+    write_file(&job.data.val_tokens, &mut |w| put(w, &val, vocab))
+        .map_err(|e| err(&job.data.val_tokens, e))?;
     Ok(Inputs {
         val_entropy,
         tokenizer: source.tokenizer.clone(),
+        source,
     })
+}
+
+/// A token file, buffered; read back at once by the trainer, never kept, so not synced.
+fn write_file(
+    path: &Path,
+    fill: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let file = std::fs::File::create(path)?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    fill(&mut w)?;
+    w.flush()
+}
+
+/// Tokens as the contract's little-endian `u16` or `u32`.
+fn put(w: &mut dyn Write, tokens: &[u32], vocab: u64) -> std::io::Result<()> {
+    let (_, width) = dtype_for(vocab);
+    let mut bytes = Vec::with_capacity(tokens.len() * width);
+    for &t in tokens {
+        if width == 2 {
+            bytes.extend_from_slice(&(t as u16).to_le_bytes());
+        } else {
+            bytes.extend_from_slice(&t.to_le_bytes());
+        }
+    }
+    w.write_all(&bytes)
+}
+
+fn make_fifo(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in path"))?;
+    // SAFETY: a valid NUL-terminated path.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Fill the named pipe `path` with the run's training stream while the trainer reads it:
+/// wait for the trainer to open it (until `done`: a trainer that never reads it is not
+/// waited for), then write every step's sequences. Ends early, without error, when the
+/// trainer closes its end.
+fn feed(path: &Path, spec: &RunSpec, source: &TokenSource, done: &std::sync::atomic::AtomicBool) {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::atomic::Ordering;
+    let file = loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        {
+            Ok(file) => break file,
+            // No reader yet.
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                if done.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(_) => return,
+        }
+    };
+    {
+        use std::os::fd::AsRawFd;
+        let fd = file.as_raw_fd();
+        // SAFETY: clearing O_NONBLOCK on a descriptor this function owns.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        }
+    }
+    let id = &spec.identity;
+    let (context, batch) = (id.model.context as usize, id.train.batch as usize);
+    let mut batcher = source.batcher(id.seed, batch, context);
+    let mut w = BufWriter::with_capacity(1 << 16, file);
+    for _ in 0..spec.steps {
+        if put(&mut w, &batcher.next_window(), id.model.vocab).is_err() {
+            return;
+        }
+    }
+    let _ = w.flush();
 }
 
 /// The trainer's outputs, judged.

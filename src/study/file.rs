@@ -193,6 +193,23 @@ pub struct CommandTrainerFile {
     /// (default 0.01).
     #[serde(default)]
     pub tolerance: Option<Real>,
+    /// How the training tokens reach the command: `file` (default; a file of the whole
+    /// stream, which a trainer may map or seek) or `stream` (a named pipe scalebook fills as
+    /// the trainer reads it front to back, so no run's stream is kept on disk). Not part of
+    /// the identity: the tokens are the same.
+    #[serde(default)]
+    pub tokens: Option<TokensDelivery>,
+}
+
+/// How an external trainer receives its training tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokensDelivery {
+    /// A regular file holding the whole stream.
+    #[default]
+    File,
+    /// A named pipe, written as it is read (sequential reads only).
+    Stream,
 }
 
 /// Kinds of token source.

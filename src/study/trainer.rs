@@ -52,6 +52,10 @@ pub struct ExternalTrainer {
     pub timeout_seconds: Option<f64>,
     /// Relative difference `verify` accepts between a re-trained run and its record.
     pub tolerance: f64,
+    /// The training tokens come through a named pipe (`trainer.tokens: stream`); not part of
+    /// the identity.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stream_tokens: bool,
 }
 
 impl ExternalTrainer {
@@ -218,11 +222,13 @@ mod tests {
             workdir: Some(PathBuf::from("/a")),
             timeout_seconds: Some(10.0),
             tolerance: DEFAULT_TOLERANCE,
+            stream_tokens: false,
         };
         let base = t.producer();
         assert_eq!(base, "external/mine/1: python3 train.py {spec}");
         t.workdir = Some(PathBuf::from("/b"));
         t.timeout_seconds = None;
+        t.stream_tokens = true;
         assert_eq!(t.producer(), base);
         t.env.insert("DTYPE".into(), "bf16".into());
         assert_eq!(

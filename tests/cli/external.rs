@@ -413,3 +413,94 @@ fn killing_run_leaves_no_process_of_the_trainer_behind() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `trainer.tokens: stream` hands the training tokens through a named pipe: the same runs
+/// (the same keys, the same losses to the bit) with no token file left on disk, and a
+/// trainer that never opens the pipe is not waited for.
+#[test]
+fn streamed_tokens_train_the_same_runs_as_a_token_file() {
+    if !has_python_module("numpy") {
+        scalebook::testing::skip(
+            "streamed_tokens_train_the_same_runs_as_a_token_file",
+            "python3 with numpy is not installed (.ci/run installs it)",
+        );
+        return;
+    }
+    let dir = fresh_dir("numpy-stream");
+    let file = numpy_study(&dir, "numpy/1");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("tokens: [2e4, 4e4]", "tokens: [2e4]");
+    std::fs::write(&file, &text).unwrap();
+    let stream = dir.join("stream.yaml");
+    std::fs::write(
+        &stream,
+        text.replace("version: numpy/1", "version: numpy/1\n  tokens: stream"),
+    )
+    .unwrap();
+    let mut records = Vec::new();
+    for (study, store) in [
+        (&file, dir.join("file-store")),
+        (&stream, dir.join("stream-store")),
+    ] {
+        let out = scalebook(&[
+            "run",
+            study.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+            "--no-report",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("2 trained, 0 cached, 0 failed"),
+            "{}",
+            stderr(&out)
+        );
+        let mut runs: Vec<(String, serde_json::Value)> = std::fs::read_dir(store.join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .map(|p| {
+                let r: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(p.join("result.json")).unwrap())
+                        .unwrap();
+                (p.file_name().unwrap().to_string_lossy().into_owned(), r)
+            })
+            .collect();
+        runs.sort_by(|a, b| a.0.cmp(&b.0));
+        records.push(runs);
+    }
+    assert_eq!(records[0].len(), 2);
+    for ((a_dir, a), (b_dir, b)) in records[0].iter().zip(&records[1]) {
+        assert_eq!(a_dir, b_dir, "the same key either way");
+        for field in ["val_loss", "train_loss", "tokens_trained"] {
+            assert_eq!(a[field], b[field], "{a_dir}: {field}");
+        }
+    }
+    // A trainer that fails before reading the pipe: the run fails with its reason, and
+    // scalebook does not hang on the pipe.
+    let broken = dir.join("broken.yaml");
+    std::fs::write(
+        &broken,
+        text.replace("version: numpy/1", "version: numpy/9\n  tokens: stream")
+            .replace(
+                "python3 numpy_gpt.py",
+                "python3 -c 'import sys; sys.exit(4)'",
+            ),
+    )
+    .unwrap();
+    let out = scalebook(&[
+        "run",
+        broken.to_str().unwrap(),
+        "--store",
+        dir.join("broken-store").to_str().unwrap(),
+        "--no-report",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("exited with status 4"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -102,6 +102,7 @@ impl Validator {
             workdir: Some(std::path::absolute(&workdir).unwrap_or(workdir)),
             timeout_seconds: timeout,
             tolerance,
+            stream_tokens: c.tokens == Some(crate::study::file::TokensDelivery::Stream),
         })
     }
 
