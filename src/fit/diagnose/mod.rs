@@ -45,6 +45,31 @@ use super::suite::FitReport;
 /// outside [0.05, 1.0] a fitted exponent is more likely an artefact of the grid than a law.
 pub const PLAUSIBLE_EXPONENTS: [f64; 2] = [0.05, 1.0];
 
+/// The codes that question the law itself — its parameters, their intervals or the runs
+/// under it — rather than qualifying what is read from it (`book/src/trust.md` lists every
+/// code with this verdict). A law meets its targets only with none of these.
+pub const QUESTIONING_CODES: [&str; 14] = [
+    "runs_left_out",
+    "runs_missing",
+    "runs_corrupt",
+    "too_few_levels",
+    "param_at_bound",
+    "interval_degenerate",
+    "e_unidentified",
+    "e_below_entropy",
+    "e_interval_excludes_entropy",
+    "exponent_implausible",
+    "residual_structure",
+    "interval_understated",
+    "bootstrap_failures",
+    "fit_problem",
+];
+
+/// Whether warning `code` questions the law (see [`QUESTIONING_CODES`]).
+pub fn questions_the_law(code: &str) -> bool {
+    QUESTIONING_CODES.contains(&code)
+}
+
 /// A final budget more than this many times the largest trained run's compute is flagged.
 pub const FAR_EXTRAPOLATION: f64 = 10.0;
 

@@ -383,3 +383,47 @@ fn fitted_reports_warn_where_the_data_call_for_it() {
         small.warnings
     );
 }
+
+/// Every code the book's warnings table lists says whether it questions the law, and says
+/// it as the code does.
+#[test]
+fn the_book_lists_every_code_with_its_verdict() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("book/src/trust.md"),
+    )
+    .unwrap();
+    let mut listed = Vec::new();
+    for line in text.lines() {
+        let cells: Vec<&str> = line.split(" | ").collect();
+        if let Some(code) = line
+            .strip_prefix("| `")
+            .and_then(|l| l.split('`').next())
+            .filter(|_| cells.len() == 4)
+        {
+            let verdict = cells[3].trim_end_matches(" |");
+            assert_eq!(
+                verdict == "yes",
+                super::questions_the_law(code),
+                "{code}: the book says {verdict}"
+            );
+            listed.push(code.to_string());
+        }
+    }
+    for code in super::QUESTIONING_CODES {
+        assert!(
+            listed.iter().any(|c| c == code),
+            "{code} is not in trust.md"
+        );
+    }
+    for code in [
+        "optimum_outside_grid",
+        "lr_at_edge",
+        "cost_mixed_machines",
+        "final_skipped",
+    ] {
+        assert!(
+            listed.iter().any(|c| c == code),
+            "{code} is not in trust.md"
+        );
+    }
+}
