@@ -56,6 +56,7 @@ pub fn run(
     command
         .arg("supervise")
         .arg("--")
+        .env(super::supervise::PARENT_VAR, std::process::id().to_string())
         .arg(program)
         .args(rest)
         .current_dir(launch.workdir)

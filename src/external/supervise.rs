@@ -22,6 +22,9 @@ use std::time::Duration;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
+/// The environment variable through which the starting process names itself.
+pub const PARENT_VAR: &str = "SCALEBOOK_SUPERVISOR_PARENT";
+
 extern "C" fn stop(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
@@ -32,21 +35,29 @@ pub fn run(args: &[String]) -> i32 {
         eprintln!("scalebook supervise: no command");
         return 2;
     };
+    // The process that started this one, as it said (`train-point`'s pid): a parent that
+    // died before the death signal below was set shows as another parent.
+    let parent: Option<libc::pid_t> = std::env::var(PARENT_VAR).ok().and_then(|p| p.parse().ok());
     // SAFETY: plain syscalls on this process; the handler only stores to an atomic.
-    let parent = unsafe {
+    unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
             libc::signal(sig, stop as *const () as libc::sighandler_t);
         }
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0);
-        libc::getppid()
-    };
+    }
+    // SAFETY: getppid cannot fail.
+    let first = unsafe { libc::getppid() };
+    let parent = parent.unwrap_or(first);
     let parent_alive = || unsafe { libc::getppid() } == parent && parent != 1;
     if !parent_alive() {
         return 143;
     }
     let mut command = Command::new(program);
-    command.args(rest).stdin(Stdio::null());
+    command
+        .args(rest)
+        .stdin(Stdio::null())
+        .env_remove(PARENT_VAR);
     // SAFETY: prctl is async-signal-safe. Should the supervisor itself be killed outright
     // (the kernel's OOM killer), the trainer goes with it.
     unsafe {
