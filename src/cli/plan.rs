@@ -159,8 +159,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
 /// The final run: its shape and time once the grid's records exist (the law decides it),
 /// else when it will be decided.
 fn final_line(study: &crate::study::Study, store: Option<&Store>, rows: &[PlanRow]) -> String {
-    use crate::pipeline::final_target::{Decision, decide};
-    use crate::pipeline::fitting::{Constraints, compute, fit_inputs, recorded, study_rows};
+    use crate::pipeline::final_target::Decision;
     let Some(spec) = study.final_run else {
         return String::new();
     };
@@ -170,28 +169,21 @@ fn final_line(study: &crate::study::Study, store: Option<&Store>, rows: &[PlanRo
             spec.budget
         );
     };
-    let Ok(input) = study_rows(study, store) else {
+    let Ok(fits) = crate::pipeline::fitting::fits_now(study, store) else {
         return String::new();
     };
-    let fits = recorded(study, store)
-        .filter(|f| f.inputs == fit_inputs(study, &input, Constraints::default()))
-        .unwrap_or_else(|| compute(study, &input, Constraints::default()));
-    if let Decision::Skip(why) = decide(study, &fits) {
-        return format!("final run: skipped: {why}\n");
-    }
-    let Ok(Some(fp)) = crate::pipeline::chapter::plan_final(study, &fits) else {
-        return "final run: none (the law named by `final.law` was not fitted)\n".into();
+    let fp = match crate::pipeline::chapter::final_decision(study, &fits) {
+        Ok((Decision::Skip(why), _)) => return format!("final run: skipped: {why}\n"),
+        Ok((_, Some(fp))) => fp,
+        _ => return "final run: none (the law named by `final.law` was not fitted)\n".into(),
     };
     let time =
         crate::pipeline::estimate::time_to_say(&[fp.run.clone(), fp.baseline.clone()], store);
     let line = |r: &RunSpec, time: &str| {
-        let m = r.config();
         format!(
-            "{} ({} layers × d_model {} × {} heads, {} steps, {} tokens, {time})",
+            "{} ({}, {} steps, {} tokens, {time})",
             r.name,
-            m.layers,
-            m.d_model,
-            m.heads,
+            r.config().shape_words(),
             r.steps,
             human(r.tokens() as f64),
         )

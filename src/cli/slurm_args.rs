@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use super::{Failure, exit};
 use crate::exec::slurm::Slurm;
-use crate::study::execution::slurm_option_problem;
 use crate::study::{RunSpec, Study};
 
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -82,25 +81,11 @@ impl SlurmArgs {
         set(&mut o.mem, &self.slurm_mem);
         set(&mut o.gres, &self.slurm_gres);
         o.extra_args.extend(self.slurm_arg.iter().cloned());
-        // The study file's values were checked by `validate`; the overrides get the same
-        // check, the one every `#SBATCH` value gets.
-        let overrides = [
-            ("partition", &self.slurm_partition),
-            ("account", &self.slurm_account),
-            ("qos", &self.slurm_qos),
-            ("time", &self.slurm_time),
-            ("mem", &self.slurm_mem),
-            ("gres", &self.slurm_gres),
-        ];
-        let given = overrides
-            .into_iter()
-            .filter_map(|(name, v)| v.as_ref().map(|v| (name.to_string(), v)))
-            .chain(self.slurm_arg.iter().map(|a| ("arg".to_string(), a)));
-        for (name, value) in given {
-            let field = if name == "arg" { "extra_args" } else { &name };
-            if let Some(why) = slurm_option_problem(field, value) {
-                return Err(usage(format!("--slurm-{name}: {why}")));
-            }
+        // The study file's values passed `validate`, so a problem of the merged options is
+        // an override's: the one check every `#SBATCH` value gets, named by its flag.
+        if let Some((field, why)) = o.problem() {
+            let flag = if field == "extra_args" { "arg" } else { &field };
+            return Err(usage(format!("--slurm-{flag}: {why}")));
         }
         if let Some(c) = self.slurm_cpus {
             o.cpus_per_task = Some(c as u64);

@@ -144,9 +144,10 @@ fn hash_file(path: &Path) -> io::Result<String> {
 /// time (`ctime`) is what makes it safe: any write or metadata change sets it to the
 /// present, and no tool can set it back — so an edit whose modification time was restored
 /// (`cp -p`, `rsync -a`, `tar x`, `touch -r`) still misses the cache. The guard before
-/// training reads the bytes regardless ([`DataSpec::identity_of_bytes`]). Kept in `$SCALEBOOK_CACHE` (default
-/// `$XDG_CACHE_HOME/scalebook`, else `~/.cache/scalebook`) as `content-hashes.json`. It is a
-/// cache: unreadable or unwritable means rehashing, never an error.
+/// training reads the bytes regardless ([`DataSpec::identity_of_bytes`]). Kept in
+/// `$SCALEBOOK_CACHE` (default `$XDG_CACHE_HOME/scalebook`, else `~/.cache/scalebook`) as
+/// `content-hashes.json`. It is a cache: unreadable or unwritable means rehashing, never an
+/// error.
 struct HashCache {
     path: Option<PathBuf>,
     entries: BTreeMap<String, CachedDigest>,
@@ -251,17 +252,24 @@ pub fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn cached_digests_follow_size_and_mtime() {
-        let dir = std::env::temp_dir().join(format!("scalebook-hc-{}", std::process::id()));
+    /// A folder `scalebook-<name>-<pid>` holding `corpus.txt` ("one"), and an empty cache
+    /// kept in memory only.
+    fn corpus(name: &str) -> (PathBuf, PathBuf, HashCache) {
+        let dir = std::env::temp_dir().join(format!("scalebook-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("corpus.txt");
         std::fs::write(&file, "one").unwrap();
-        let mut cache = HashCache {
+        let cache = HashCache {
             path: None,
             entries: BTreeMap::new(),
             dirty: false,
         };
+        (dir, file, cache)
+    }
+
+    #[test]
+    fn cached_digests_follow_size_and_mtime() {
+        let (dir, file, mut cache) = corpus("hc");
         let first = cache.hash(&file, Hashing::Cached).unwrap();
         assert!(cache.dirty);
         // A planted wrong digest with the same metadata is believed: proof of a hit.
@@ -283,15 +291,7 @@ mod tests {
     /// the same size: its change time still moves, so the cache misses.
     #[test]
     fn an_edit_with_its_mtime_restored_is_seen() {
-        let dir = std::env::temp_dir().join(format!("scalebook-hc-mtime-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("corpus.txt");
-        std::fs::write(&file, "one").unwrap();
-        let mut cache = HashCache {
-            path: None,
-            entries: BTreeMap::new(),
-            dirty: false,
-        };
+        let (dir, file, mut cache) = corpus("hc-mtime");
         let first = cache.hash(&file, Hashing::Cached).unwrap();
         let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
         // The change time has a clock tick of its own; make sure it can move.

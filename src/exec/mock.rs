@@ -119,7 +119,8 @@ impl MockLaw {
 }
 
 /// The largest noise the mock takes: a log-normal factor of standard deviation 1 already
-/// spreads losses over e^±3; larger ones overflow to infinite losses.
+/// spreads losses over e^±3 (three standard deviations); far larger ones (`1000`) overflow
+/// to infinite losses.
 pub const MAX_NOISE: f64 = 1.0;
 
 /// Writes law-driven records instantly.

@@ -155,7 +155,7 @@ struct Inputs {
 /// validation set, as flat little-endian files.
 fn write_tokens(spec: &RunSpec, job: &Job, stream: bool) -> Result<Inputs, TrainError> {
     let id = &spec.identity;
-    let (context, batch) = (id.model.context as usize, id.train.batch as usize);
+    let context = id.model.context as usize;
     let source = TokenSource::open(&spec.data, id.seed, context, id.train.eval_tokens as usize)?;
     let err = |path: &Path, e: std::io::Error| {
         TrainError::Data(DataError {
@@ -167,14 +167,7 @@ fn write_tokens(spec: &RunSpec, job: &Job, stream: bool) -> Result<Inputs, Train
     if stream {
         make_fifo(train).map_err(|e| err(train, e))?;
     } else {
-        let mut batcher = source.batcher(id.seed, batch, context);
-        write_file(train, &mut |w| {
-            for _ in 0..spec.steps {
-                put(w, &batcher.next_window(), id.model.vocab)?;
-            }
-            Ok(())
-        })
-        .map_err(|e| err(train, e))?;
+        write_file(train, &mut |w| put_stream(w, spec, &source)).map_err(|e| err(train, e))?;
     }
     let (val, val_entropy) = source.validation(context, id.train.eval_tokens as usize);
     let vocab = id.model.vocab;
@@ -198,6 +191,18 @@ fn write_file(
     w.flush()
 }
 
+/// The run's training stream — every step's sequences, in the order the built-in engine
+/// trains them — as the contract's tokens.
+fn put_stream(w: &mut dyn Write, spec: &RunSpec, source: &TokenSource) -> std::io::Result<()> {
+    let id = &spec.identity;
+    let (context, batch) = (id.model.context as usize, id.train.batch as usize);
+    let mut batcher = source.batcher(id.seed, batch, context);
+    for _ in 0..spec.steps {
+        put(w, &batcher.next_window(), id.model.vocab)?;
+    }
+    Ok(())
+}
+
 /// Tokens as the contract's little-endian `u16` or `u32`.
 fn put(w: &mut dyn Write, tokens: &[u32], vocab: u64) -> std::io::Result<()> {
     let (_, width) = dtype_for(vocab);
@@ -212,10 +217,9 @@ fn put(w: &mut dyn Write, tokens: &[u32], vocab: u64) -> std::io::Result<()> {
     w.write_all(&bytes)
 }
 
+/// A named pipe at `path`, readable and writable by this user only.
 fn make_fifo(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in path"))?;
+    let c = crate::files::c_path(path)?;
     // SAFETY: a valid NUL-terminated path.
     if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } == 0 {
         Ok(())
@@ -257,16 +261,9 @@ fn feed(path: &Path, spec: &RunSpec, source: &TokenSource, done: &std::sync::ato
             libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
         }
     }
-    let id = &spec.identity;
-    let (context, batch) = (id.model.context as usize, id.train.batch as usize);
-    let mut batcher = source.batcher(id.seed, batch, context);
+    // A write error is the trainer closing its end: nothing more to send.
     let mut w = BufWriter::with_capacity(1 << 16, file);
-    for _ in 0..spec.steps {
-        if put(&mut w, &batcher.next_window(), id.model.vocab).is_err() {
-            return;
-        }
-    }
-    let _ = w.flush();
+    let _ = put_stream(&mut w, spec, source).and_then(|()| w.flush());
 }
 
 /// The trainer's outputs, judged.

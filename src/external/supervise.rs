@@ -138,7 +138,7 @@ fn end_descendants() {
 }
 
 /// Every living (not zombie) descendant of `root`, from `/proc/*/stat`.
-pub fn descendants(root: libc::pid_t) -> Vec<libc::pid_t> {
+fn descendants(root: libc::pid_t) -> Vec<libc::pid_t> {
     let mut children: HashMap<libc::pid_t, Vec<libc::pid_t>> = HashMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();

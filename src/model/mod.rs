@@ -29,4 +29,12 @@ impl GptConfig {
     pub fn short_name(&self) -> String {
         format!("l{}-d{}", self.layers, self.d_model)
     }
+
+    /// The shape in words: `2 layers × d_model 96 × 4 heads`.
+    pub fn shape_words(&self) -> String {
+        format!(
+            "{} layers × d_model {} × {} heads",
+            self.layers, self.d_model, self.heads
+        )
+    }
 }

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::Error;
+use super::final_target::Decision;
 use super::fitting::study_rows;
 use crate::fit::suite::{FitReport, Row};
 use crate::record::RunResult;
@@ -18,11 +19,28 @@ use crate::study::{Source, Study};
 /// The final run and baseline the fits call for, if the study has `final:` and the law the
 /// data support gives an optimum near enough to the grid ([`super::final_target`]).
 pub fn plan_final(study: &Study, fits: &FitReport) -> Result<Option<FinalPlan>, Error> {
+    Ok(final_decision(study, fits)?.1)
+}
+
+/// What the fits say about the final run, and its plan when it trains.
+pub fn final_decision(
+    study: &Study,
+    fits: &FitReport,
+) -> Result<(Decision, Option<FinalPlan>), Error> {
+    let decision = super::final_target::decide(study, fits);
+    let plan = planned_final(study, fits, &decision)?;
+    Ok((decision, plan))
+}
+
+fn planned_final(
+    study: &Study,
+    fits: &FitReport,
+    decision: &Decision,
+) -> Result<Option<FinalPlan>, Error> {
     let (Some(spec), Some(training)) = (study.final_run, study.training()) else {
         return Ok(None);
     };
-    let super::final_target::Decision::Train(target) = super::final_target::decide(study, fits)
-    else {
+    let Decision::Train(target) = decision else {
         return Ok(None);
     };
     let data = training
@@ -172,7 +190,7 @@ fn gather(
             (imported_rows(&rows), Vec::new(), Vec::new(), data, None)
         }
     };
-    let final_plan = plan_final(study, fits)?;
+    let (decision, final_plan) = final_decision(study, fits)?;
     let mut all_records: Vec<&RunResult> = records.iter().collect();
     let final_records = final_plan
         .as_ref()
@@ -188,7 +206,7 @@ fn gather(
     // The final run's verdict (skipped, or placed by a reduced law) opens the chapter with
     // the fits' own warnings; `fits.json` is the fits alone.
     let mut fits = fits.clone();
-    if let Some(w) = super::final_target::warning(&super::final_target::decide(study, &fits)) {
+    if let Some(w) = super::final_target::warning(&decision) {
         fits.warning_codes.push(w.code.clone());
         fits.warnings.push(w);
     }

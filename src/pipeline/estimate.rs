@@ -252,7 +252,7 @@ pub fn time_to_say(specs: &[RunSpec], store: &Store) -> Vec<String> {
 }
 
 /// A first calibration step slower than this (seconds) is the measurement: a large shape is
-/// not stepped twice more (a 32-layer shape's three steps took over 5 s).
+/// not stepped twice more.
 const SLOW_STEP: f64 = 1.0;
 
 /// Seconds per training step of `spec`'s shape at one thread: the faster of two timed steps

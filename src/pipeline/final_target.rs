@@ -9,7 +9,7 @@
 //! D is re-derived from the budget. And an optimum far outside what the grid measured —
 //! more than 10× beyond its tokens-per-parameter range, or N_opt under a tenth of its
 //! smallest size — is not trained at all: the law would be extrapolated past anything it
-//! saw, and such runs can cost days (a collapsed E once asked for 22 million steps).
+//! saw, and such runs can cost days of training far over the budget.
 
 use crate::fit::chinchilla::{Law, allocate};
 use crate::fit::diagnose::Warning;
@@ -172,13 +172,7 @@ fn grid(study: &Study, params: ParamsConvention) -> Vec<(f64, f64)> {
         .map(|specs| {
             specs
                 .iter()
-                .map(|s| {
-                    let n = match params {
-                        ParamsConvention::Total => s.params.total,
-                        ParamsConvention::NonEmbedding => s.params.non_embedding,
-                    };
-                    (n as f64, s.tokens() as f64)
-                })
+                .map(|s| (s.n(params), s.tokens() as f64))
                 .collect()
         })
         .unwrap_or_default()

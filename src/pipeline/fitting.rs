@@ -40,7 +40,7 @@ pub struct FitInput {
     /// (run, planned, built).
     pub params_mismatch: Vec<(String, u64, u64)>,
     /// The machines the fitted runs were timed on (`host / cpu [device]`) and how many runs
-    /// each, in name order.
+    /// each, in plan order of their first run.
     pub machines: Vec<(String, usize)>,
 }
 
@@ -77,14 +77,11 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
                 });
             }
         }
-        let absent = |status: &str, reason: String| LeftOut {
+        let left_out = |status: &str, reason: String| LeftOut {
             name: spec.name.clone(),
             status: status.into(),
             reason,
-            n: match convention {
-                ParamsConvention::Total => spec.params.total as f64,
-                ParamsConvention::NonEmbedding => spec.params.non_embedding as f64,
-            },
+            n: spec.n(convention),
             d: spec.tokens() as f64,
         };
         let (r, curve) = match state {
@@ -94,12 +91,12 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
                 input.left_out.push(LeftOut {
                     reason: r.reason.clone().unwrap_or_default(),
                     status: format!("{:?}", r.status).to_lowercase(),
-                    ..absent("", String::new())
+                    ..left_out("", String::new())
                 });
                 continue;
             }
             EntryState::Missing => {
-                input.left_out.push(absent("missing", String::new()));
+                input.left_out.push(left_out("missing", String::new()));
                 missing += 1;
                 continue;
             }
@@ -108,7 +105,7 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
                     "warning: {}: {why}; not fitted (`scalebook run` retrains it)",
                     spec.dir_name()
                 );
-                input.left_out.push(absent("corrupt", why));
+                input.left_out.push(left_out("corrupt", why));
                 missing += 1;
                 continue;
             }
@@ -367,7 +364,7 @@ fn mixed_machines(machines: &[(String, usize)]) -> Option<Warning> {
             "train the runs on one machine (a Slurm partition of one node type, or one GPU \
              model), or read the cost law as a rough average",
         )
-        .with_value("machines", sorted.len() as f64),
+        .with("machines", sorted.len() as f64),
     )
 }
 
@@ -401,13 +398,24 @@ pub fn recorded(study: &Study, store: &Store) -> Option<FitReport> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
+/// `fits.json` when it was computed from exactly `input`.
+fn cached(study: &Study, store: &Store, input: &FitInput) -> Option<FitReport> {
+    recorded(study, store).filter(|f| f.inputs == fit_inputs(study, input, Constraints::default()))
+}
+
+/// The study's fits as the store stands, written nowhere: `fits.json` when current, else
+/// computed now.
+pub fn fits_now(study: &Study, store: &Store) -> Result<FitReport, Error> {
+    let input = study_rows(study, store)?;
+    Ok(cached(study, store, &input)
+        .unwrap_or_else(|| compute(study, &input, Constraints::default())))
+}
+
 /// The study's fits: `fits.json` when it was computed from exactly the runs the store holds
 /// now, else a fresh fit.
 pub fn current_fits(study: &Study, store: &Store) -> Result<FitReport, Error> {
     let input = study_rows(study, store)?;
-    let cached = recorded(study, store)
-        .filter(|f| f.inputs == fit_inputs(study, &input, Constraints::default()));
-    match cached {
+    match cached(study, store, &input) {
         Some(f) => Ok(f),
         None => {
             if !input.rows.is_empty() {

@@ -203,10 +203,11 @@ impl StudyRun<'_> {
     /// Train the final run and its baseline when the law the data support gives them; say
     /// their shape and time first, or why there is none.
     fn train_final(&self, fits: &FitReport) -> Result<Option<Summary>, Stopped> {
-        use super::final_target::{Decision, decide};
+        use super::final_target::Decision;
         let study = self.study;
-        let Some(fp) = super::chapter::plan_final(study, fits)? else {
-            match decide(study, fits) {
+        let (decision, plan) = super::chapter::final_decision(study, fits)?;
+        let Some(fp) = plan else {
+            match decision {
                 Decision::Skip(why) => eprintln!("{}: final run skipped: {why}", study.name),
                 _ if study.final_run.is_some() => eprintln!(
                     "warning: {}: no final run: the law named by `final.law` was not fitted \
@@ -218,13 +219,7 @@ impl StudyRun<'_> {
             return Ok(None);
         };
         let time = super::estimate::time_to_say(&[fp.run.clone(), fp.baseline.clone()], self.store);
-        let shape = |s: &RunSpec| {
-            let m = &s.identity.model;
-            format!(
-                "{} layers × d_model {} × {} heads",
-                m.layers, m.d_model, m.heads
-            )
-        };
+        let shape = |s: &RunSpec| s.config().shape_words();
         eprintln!(
             "{}: final run {} ({}, {} steps, {}) and baseline {} ({}, {})",
             study.name,

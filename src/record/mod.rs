@@ -195,20 +195,30 @@ impl RunResult {
             "{source} gave a number that is not finite: {}",
             said.join(", ")
         ));
-        for (field, _) in bad {
-            match field {
-                "flops" => self.flops = 0.0,
-                "flops_6nd" => self.flops_6nd = 0.0,
-                "val_loss" => self.val_loss = None,
-                "best_val_loss" => self.best_val_loss = None,
-                "train_loss" => self.train_loss = None,
-                "wall_seconds" => self.wall_seconds = 0.0,
-                "train_seconds" => self.train_seconds = 0.0,
-                "tokens_per_second" => self.tokens_per_second = 0.0,
-                "data_entropy_nats" => self.data_entropy_nats = None,
-                "data_entropy_stderr" => self.data_entropy_stderr = None,
-                _ => self.val_entropy_nats = None,
+        let zero = |v: &mut f64| {
+            if !v.is_finite() {
+                *v = 0.0;
             }
+        };
+        let unset = |v: &mut Option<f64>| *v = v.filter(|x| x.is_finite());
+        for v in [
+            &mut self.flops,
+            &mut self.flops_6nd,
+            &mut self.wall_seconds,
+            &mut self.train_seconds,
+            &mut self.tokens_per_second,
+        ] {
+            zero(v);
+        }
+        for v in [
+            &mut self.val_loss,
+            &mut self.best_val_loss,
+            &mut self.train_loss,
+            &mut self.data_entropy_nats,
+            &mut self.data_entropy_stderr,
+            &mut self.val_entropy_nats,
+        ] {
+            unset(v);
         }
         true
     }

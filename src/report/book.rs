@@ -30,7 +30,6 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BookError + '_ {
 const DEFAULT_BOOK_TOML: &str = "[book]\ntitle = \"scalebook reports\"\nlanguage = \"en\"\nsrc = \"src\"\n\n[build]\nbuild-dir = \"book\"\ncreate-missing = false\n";
 const DEFAULT_SUMMARY: &str = "# Summary\n\n# Studies\n";
 
-/// Make `book` an mdBook if it is not one yet (a `book.toml` and `src/SUMMARY.md`).
 /// Hold the book while a chapter and `SUMMARY.md` are written and the HTML is built: two
 /// `report`s into one book would otherwise interleave `SUMMARY.md` edits and mdBook builds.
 /// The lock file lives in the system's temporary folder, named by the book's canonical path
@@ -46,6 +45,7 @@ pub fn lock(book: &Path) -> Result<crate::files::lock::FileLock, BookError> {
     crate::files::lock::FileLock::exclusive(&path).map_err(io_err(&path))
 }
 
+/// Make `book` an mdBook if it is not one yet (a `book.toml` and `src/SUMMARY.md`).
 pub fn ensure_book(book: &Path) -> Result<(), BookError> {
     let toml = book.join("book.toml");
     let src = book.join("src");

@@ -398,8 +398,6 @@ pub fn render(input: &Input, book: &Path) -> Result<Rendered, ReportError> {
     }
     book::ensure_book(book)?;
     book::write_chapter(&chapter, &files)?;
-    book::check_links(&chapter.join("index.md"), &index)?;
-    book::check_links(&chapter.join("report.md"), &report)?;
     book::write_summary(book, &study.name, &study.title)?;
     let html = book::build(book)?;
     Ok(Rendered {

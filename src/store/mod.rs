@@ -88,12 +88,12 @@ impl Store {
     /// that leaves out locks, runs in progress, the calibration cache, tokenizers and the
     /// Parquet tables (all re-derived), so only records and `fits.json` are committed.
     pub fn ignore_derived_files(&self) -> io::Result<()> {
-        const IGNORE: &str = "# Written by scalebook: only run records and fits.json are results.\n\
-                              locks/\ncalibration/\nslurm/\ntrunks/\nruns/.partial-*\nruns/*/tokenizer.json\n\
-                              studies/*/*.parquet\n";
+        const DERIVED: &str = "locks/\ncalibration/\nslurm/\ntrunks/\nruns/.partial-*\n\
+                               runs/*/tokenizer.json\nstudies/*/*.parquet\n";
+        let ignore = format!("{PUBLISHED_MARK}\n{DERIVED}");
         let path = self.root.join(".gitignore");
-        if fs::read_to_string(&path).ok().as_deref() != Some(IGNORE) {
-            atomic::write_atomic(&path, IGNORE.as_bytes())?;
+        if fs::read_to_string(&path).ok().as_deref() != Some(ignore.as_str()) {
+            atomic::write_atomic(&path, ignore.as_bytes())?;
         }
         Ok(())
     }
@@ -264,12 +264,7 @@ impl Store {
 
 /// Swap two paths atomically.
 fn exchange(a: &Path, b: &Path) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| {
-        std::ffi::CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path holds a NUL byte"))
-    };
-    let (ca, cb) = (c(a)?, c(b)?);
+    let (ca, cb) = (crate::files::c_path(a)?, crate::files::c_path(b)?);
     // SAFETY: two valid NUL-terminated paths relative to the working directory.
     let r = unsafe {
         libc::renameat2(

@@ -46,10 +46,7 @@ pub struct FinalPlan {
 impl FinalPlan {
     /// N of the chosen shape in the fit's convention.
     pub fn n(&self, spec: &RunSpec) -> f64 {
-        match self.params {
-            ParamsConvention::Total => spec.params.total as f64,
-            ParamsConvention::NonEmbedding => spec.params.non_embedding as f64,
-        }
+        spec.n(self.params)
     }
 }
 

@@ -5,22 +5,26 @@
 
 use sha2::{Digest, Sha256};
 
-use super::ModelSpec;
 use super::plan::RunSpec;
+use super::{ModelSize, ModelSpec};
 use crate::data::identity::hex;
 
-/// The sizes (indices) whose `l<layers>-d<d_model>` name another size shares: they differ
-/// only in heads.
+/// For each size, whether another size shares its `l<layers>-d<d_model>` name (they differ
+/// only in heads): such sizes, and their runs, carry their heads in their names.
+pub fn shares_short_name<'a>(sizes: impl Iterator<Item = &'a ModelSize> + Clone) -> Vec<bool> {
+    let short = |s: &ModelSize| (s.layers, s.d_model);
+    sizes
+        .clone()
+        .map(|s| sizes.clone().filter(|o| short(o) == short(s)).count() > 1)
+        .collect()
+}
+
+/// The sizes (indices) whose short name another size shares.
 pub(super) fn shared_shape_names(model: &ModelSpec) -> Vec<usize> {
-    let short = |s: &super::ModelSize| (s.layers, s.d_model);
-    (0..model.sizes.len())
-        .filter(|&i| {
-            model
-                .sizes
-                .iter()
-                .enumerate()
-                .any(|(j, other)| j != i && short(other) == short(&model.sizes[i]))
-        })
+    shares_short_name(model.sizes.iter())
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, shared)| shared.then_some(i))
         .collect()
 }
 

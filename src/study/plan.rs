@@ -122,6 +122,14 @@ impl RunSpec {
         self.identity.tokens
     }
 
+    /// Its parameter count N in a law's convention.
+    pub fn n(&self, params: super::ParamsConvention) -> f64 {
+        match params {
+            super::ParamsConvention::Total => self.params.total as f64,
+            super::ParamsConvention::NonEmbedding => self.params.non_embedding as f64,
+        }
+    }
+
     /// The (size, tokens) point this run belongs to.
     pub fn point(&self) -> &str {
         if self.point.is_empty() {

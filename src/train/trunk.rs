@@ -16,14 +16,13 @@
 //! that does not check out is ignored (an older snapshot, or step 0, is used instead).
 
 use std::fs;
-
-use crate::files::lock::FileLock;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::files::atomic::write_atomic;
+use crate::files::lock::FileLock;
 use crate::model::cpu::EngineState;
 
 const MAGIC: &[u8; 8] = b"SBTRUNK1";

@@ -54,11 +54,6 @@ pub fn render(i: &Input) -> Result<String, String> {
     if let Some((name, why)) = o.problem() {
         return Err(format!("Slurm option {name}: {why}"));
     }
-    for value in [i.time.as_deref(), i.mem.as_deref()].into_iter().flatten() {
-        if let Some(why) = crate::study::execution::slurm_option_problem("word", value) {
-            return Err(format!("Slurm option: {why}"));
-        }
-    }
     for path in [i.binary, i.dir] {
         if path.to_string_lossy().chars().any(char::is_control) {
             return Err(format!(

@@ -109,12 +109,8 @@ impl Warning {
         )
     }
 
-    fn with(self, key: &str, value: f64) -> Self {
-        self.with_value(key, value)
-    }
-
     /// The warning with one more number behind it.
-    pub fn with_value(mut self, key: &str, value: f64) -> Self {
+    pub fn with(mut self, key: &str, value: f64) -> Self {
         self.values.insert(key.into(), value);
         self
     }

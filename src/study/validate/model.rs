@@ -70,10 +70,7 @@ impl Validator {
         // Sizes that differ only in heads: their default names carry the heads too (as their
         // runs' names do), so no two share one.
         let short = |s: &ModelSize| format!("l{}-d{}", s.layers, s.d_model);
-        let shared: Vec<bool> = sizes
-            .iter()
-            .map(|(_, s)| sizes.iter().filter(|(_, o)| short(o) == short(s)).count() > 1)
-            .collect();
+        let shared = crate::study::naming::shares_short_name(sizes.iter().map(|(_, s)| s));
         for ((_, s), shared) in sizes.iter_mut().zip(shared) {
             if shared && s.name == short(s) {
                 s.name = format!("{}-h{}", short(s), s.heads);

@@ -304,6 +304,14 @@ impl Validator {
         let vocab = data.map(DataSpec::vocab).unwrap_or(256);
         let before = self.error_count();
         let mut seen: Vec<f64> = Vec::new();
+        // Training FLOPs per token of the cheapest size: the most tokens a budget buys.
+        let cheapest = (0..model.sizes.len())
+            .map(|i| {
+                crate::model::train_flops_per_token(&crate::study::plan::gpt_config(
+                    model, i, vocab,
+                ))
+            })
+            .fold(f64::INFINITY, f64::min);
         for (i, Real(c)) in f.budgets.iter().enumerate() {
             let field = format!("isoflop.budgets[{i}]");
             if *c <= 0.0 {
@@ -318,13 +326,6 @@ impl Validator {
             if model.sizes.is_empty() {
                 continue;
             }
-            let cheapest = (0..model.sizes.len())
-                .map(|i| {
-                    crate::model::train_flops_per_token(&crate::study::plan::gpt_config(
-                        model, i, vocab,
-                    ))
-                })
-                .fold(f64::INFINITY, f64::min);
             if *c / cheapest > super::MAX_TOKENS as f64 {
                 self.error(
                     field,

@@ -19,6 +19,20 @@ const HOSTILE: [&str; 9] = [
     "a\\b",
 ];
 
+/// `scalebook run STUDY --store STORE --executor slurm --dry-run EXTRA…`.
+fn dry_run(study: &str, store: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let base = [
+        "run",
+        study,
+        "--store",
+        store.to_str().unwrap(),
+        "--executor",
+        "slurm",
+        "--dry-run",
+    ];
+    run(&[&base[..], extra].concat(), &[])
+}
+
 /// The lines of a script that bash would run: all but comments and blank lines.
 fn commands(script: &str) -> Vec<&str> {
     script
@@ -67,18 +81,7 @@ fn every_study_field_refuses_a_value_that_could_inject() {
                 "{field} {value}: {}",
                 stderr(&out)
             );
-            let dry = run(
-                &[
-                    "run",
-                    s,
-                    "--store",
-                    dir.join("store").to_str().unwrap(),
-                    "--executor",
-                    "slurm",
-                    "--dry-run",
-                ],
-                &[],
-            );
+            let dry = dry_run(s, &dir.join("store"), &[]);
             assert_eq!(
                 dry.status.code(),
                 Some(2),
@@ -104,19 +107,7 @@ fn every_override_refuses_a_value_that_could_inject() {
             } else {
                 value.to_string()
             };
-            let out = run(
-                &[
-                    "run",
-                    s,
-                    "--store",
-                    store.to_str().unwrap(),
-                    "--executor",
-                    "slurm",
-                    "--dry-run",
-                    &format!("--slurm-{flag}={value}"),
-                ],
-                &[],
-            );
+            let out = dry_run(s, &store, &[&format!("--slurm-{flag}={value}")]);
             assert_eq!(
                 out.status.code(),
                 Some(2),
@@ -136,19 +127,7 @@ fn every_override_refuses_a_value_that_could_inject() {
         }
     }
     // Options scalebook sets itself are refused, not silently doubled.
-    let out = run(
-        &[
-            "run",
-            s,
-            "--store",
-            store.to_str().unwrap(),
-            "--executor",
-            "slurm",
-            "--dry-run",
-            "--slurm-arg=--output=/tmp/x",
-        ],
-        &[],
-    );
+    let out = dry_run(s, &store, &["--slurm-arg=--output=/tmp/x"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
@@ -172,19 +151,10 @@ fn a_store_or_binary_of_any_spelling_stays_one_quoted_word() {
     let weird = "my store 'q' \"d\" $(touch x) `y` ;z";
     let store = dir.join(weird);
     let binary = dir.join("bin $(touch x)/scale book");
-    let out = run(
-        &[
-            "run",
-            study.to_str().unwrap(),
-            "--store",
-            store.to_str().unwrap(),
-            "--executor",
-            "slurm",
-            "--dry-run",
-            "--slurm-binary",
-            binary.to_str().unwrap(),
-        ],
-        &[],
+    let out = dry_run(
+        study.to_str().unwrap(),
+        &store,
+        &["--slurm-binary", binary.to_str().unwrap()],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let script = stdout(&out);
