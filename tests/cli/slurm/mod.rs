@@ -316,9 +316,15 @@ fn slurm_attaches_after_a_killed_watcher_and_survives_requeue_and_cancel() {
     std::fs::write(&flag, "").unwrap();
     let mut third = Hanging::start(&dir, &store, 12, &flag, 2);
     let (job, hang) = (third.sub.job, third.task);
-    let pending = run(&["status", &third.args[1], "--store", st], &[]);
+    // Slurm says RUNNING a moment before the task's trainer holds the run's lock; until it
+    // does, `status` says the run is pending on that task.
     let running = format!("running   {:>8}  Slurm job {job}_{hang}", "");
-    assert!(stdout(&pending).contains(&running), "{}", stdout(&pending));
+    let pending = format!("pending   {:>8}  Slurm job {job}_{hang}", "");
+    wait_for("status to name the running task", Duration::from_secs(30), || {
+        let now = stdout(&run(&["status", &third.args[1], "--store", st], &[]));
+        assert!(now.contains(&running) || now.contains(&pending), "{now}");
+        now.contains(&running)
+    });
     Command::new("scancel")
         .arg(format!("{job}_{hang}"))
         .output()
