@@ -157,6 +157,7 @@ impl Executor for Mock {
         let mut noisy = |d: f64| self.law.loss(n, d) * (self.law.noise * rng.normal()).exp();
         let every = spec.steps.div_ceil(CURVE_POINTS).max(1);
         let mut curve = Vec::new();
+        let plan = spec.lr_plan();
         let mut step = every.min(spec.steps);
         loop {
             let tokens = step * tokens_per_step;
@@ -167,7 +168,7 @@ impl Executor for Mock {
                 tokens,
                 train_loss: loss,
                 val_loss: Some(loss),
-                lr: id.train.lr,
+                lr: plan.at(step - 1),
                 wall_seconds: 0.0,
             });
             if step == spec.steps {

@@ -1,6 +1,6 @@
 //! Pure numerics for scaling laws (no I/O): the Chinchilla approach-3 law and its
 //! compute-optimal allocation ([`chinchilla`]), IsoFLOP parabolas ([`isoflop`]),
-//! single-variable laws ([`power`]), cost laws ([`cost`]), constrained optima
+//! single-variable laws ([`power`]), whole-curve laws under any learning-rate schedule ([`curve`]), cost laws ([`cost`]), constrained optima
 //! ([`constrained`]), the learning-rate envelope and η*(N, D) ([`hyper`]), reduced laws compared by AIC ([`reduced`]), structured warnings
 //! ([`diagnose`]), bootstrap intervals
 //! ([`bootstrap`]), on an allocation-free L-BFGS ([`lbfgs`]) and small least squares
@@ -11,6 +11,7 @@ pub mod bootstrap;
 pub mod chinchilla;
 pub mod constrained;
 pub mod cost;
+pub mod curve;
 pub mod diagnose;
 pub mod frontier;
 pub mod hyper;

@@ -58,6 +58,16 @@ pub enum GridKind {
     Coarse,
 }
 
+/// Forms of a whole-curve law.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CurveForm {
+    /// Luo et al. 2025: L₀ + A·S₁^−α − B·Σ Δη·G(η^−γ·S_k), seven parameters.
+    MultiPower,
+    /// Tissue et al. 2024: L₀ + A·S₁^−α − C·S₂, four parameters.
+    Annealing,
+}
+
 /// Which points a hold-out check leaves out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Holdout {
@@ -94,4 +104,17 @@ pub enum LawRequest {
         params: ParamsConvention,
     },
     Cost,
+    /// A whole-curve law per size (and learning rate), checked on held-out curves.
+    Curve {
+        form: CurveForm,
+        /// Fraction of each run's first steps left out (≤ 0.1).
+        burn_in: f64,
+        /// Fit the logged training losses too (data that never repeat only).
+        train_loss: bool,
+        /// Nested bootstrap resamples of the curve-informed law.
+        bootstrap: u64,
+        confidence: f64,
+        /// Fit L(N, D) from the curve laws' predictions too.
+        informed: bool,
+    },
 }

@@ -185,6 +185,10 @@ pub struct FitReport {
     /// The learning-rate sweep: the best run per point and η*(N, D) (absent without a sweep).
     #[serde(default)]
     pub hyper: Option<HyperReport>,
+    /// The whole-curve laws (`law: curve`), their held-out checks and the curve-informed
+    /// L(N, D).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curve: Option<super::curve::CurveReport>,
     /// The data's known entropy rate and its standard error, which the warnings compare E
     /// with (synthetic data trained by the built-in engine; absent otherwise).
     #[serde(default)]

@@ -8,6 +8,7 @@ use super::approach3::{ChinchillaOptions, fit_chinchilla};
 use super::bootstrap::{self, Interval};
 use super::chinchilla::{Point, StartGrid};
 use super::cost;
+use super::curve::{self, CurveGroup, CurveOptions};
 use super::diagnose::{self, Evidence, LeftOut, Warning};
 use super::frontier::frontier;
 use super::hyper::{self, SweepRun};
@@ -75,6 +76,10 @@ pub struct Request<'a> {
     pub final_budget: Option<f64>,
     /// Every run of a learning-rate sweep (empty without one): `rows` holds the envelope.
     pub sweep: Vec<SweepRun>,
+    /// Every run's curve with its schedule, by size (and learning rate), for `law: curve`.
+    pub curve_groups: &'a [CurveGroup],
+    /// Runs the pipeline could not hand to the curve law, and why.
+    pub curve_unusable: Vec<curve::Unusable>,
 }
 
 pub(super) fn pair(i: Interval) -> [f64; 2] {
@@ -149,6 +154,31 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                 confidence,
             ),
             LawRequest::Cost => report.cost = Some(fit_cost(rows, &mut report.warnings)),
+            LawRequest::Curve {
+                form,
+                burn_in,
+                train_loss,
+                bootstrap,
+                confidence,
+                informed,
+            } => {
+                let mut c = curve::fit(
+                    request.curve_groups,
+                    &CurveOptions {
+                        form,
+                        burn_in,
+                        train_loss,
+                        bootstrap,
+                        confidence,
+                        informed,
+                        seed: request.seed,
+                    },
+                );
+                c.unusable
+                    .splice(0..0, request.curve_unusable.iter().cloned());
+                report.warnings.extend(curve::heldout::warnings(&c));
+                report.curve = Some(c);
+            }
             LawRequest::Frontier { params } => match frontier(request.curves, params) {
                 Some(f) => report.frontier = Some(f),
                 None => report.warnings.push(Warning::problem(
@@ -159,6 +189,11 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
         }
     }
     constrain(&mut report, request);
+    if let (Some(c), Some(ch)) = (&mut report.curve, &report.chinchilla)
+        && let Some(informed) = &mut c.informed
+    {
+        informed.against_endpoint = curve::informed::against(informed, ch);
+    }
     report.hyper = hyper::report(&request.sweep, ETA_RESAMPLES, ETA_CONFIDENCE, request.seed);
     diagnose_report(rows, request, &mut report);
     report
@@ -439,6 +474,8 @@ mod tests {
             left_out: Vec::new(),
             final_budget: None,
             sweep: Vec::new(),
+            curve_groups: &[],
+            curve_unusable: Vec::new(),
         };
         let report = fit_all(&rows, &request);
         let ci = report.power[0].ci.as_ref().expect("intervals");

@@ -5,6 +5,7 @@
 use sha2::{Digest, Sha256};
 
 use super::Error;
+use super::curves::{self, RunCurve};
 use crate::data::identity::hex;
 use crate::files::atomic::write_atomic;
 use crate::fit::diagnose::{LeftOut, Warning};
@@ -42,6 +43,8 @@ pub struct FitInput {
     /// The machines the fitted runs were timed on (`host / cpu [device]`) and how many runs
     /// each, in plan order of their first run.
     pub machines: Vec<(String, usize)>,
+    /// Every finished run's curve and spec, for `law: curve` (empty without one).
+    pub curve_runs: Vec<RunCurve>,
 }
 
 /// Rows and curves of a trained study from the store (finished, ok runs only); diverged and
@@ -51,6 +54,10 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
     let mut input = FitInput::default();
     let swept = study.training().is_some_and(|t| t.learning_rates.len() > 1);
     let convention = params_convention(study);
+    let wants_curves = study
+        .fits
+        .iter()
+        .any(|f| matches!(f, FitSpec::Curve { .. }));
     let (rows, curves) = (&mut input.rows, &mut input.curves);
     let mut missing = 0;
     for spec in &specs {
@@ -140,6 +147,13 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
             threads: Some(r.threads as f64).filter(|t| *t > 0.0),
         });
         let flops_per_token = r.flops / r.tokens as f64;
+        if wants_curves {
+            input.curve_runs.push(RunCurve {
+                spec: spec.clone(),
+                curve: curve.clone(),
+                probe: false,
+            });
+        }
         for point in curve {
             if let Some(val) = point.val_loss {
                 curves.push(CurveRow {
@@ -205,8 +219,33 @@ pub fn study_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
             rows: import_rows(spec).map_err(|e| Error::Input(e.to_string()))?,
             ..FitInput::default()
         }),
-        Source::Train(_) => trained_rows(study, store),
+        Source::Train(_) => {
+            let mut input = trained_rows(study, store)?;
+            if !input.curve_runs.is_empty() {
+                input.curve_runs.extend(probes(study, store)?);
+            }
+            Ok(input)
+        }
     }
+}
+
+/// The finished independent runs a branch study compares with: its curve law predicts them.
+fn probes(study: &Study, store: &Store) -> Result<Vec<RunCurve>, Error> {
+    let Some(other) = crate::study::branches::comparison(study) else {
+        return Ok(Vec::new());
+    };
+    let specs = plan(&other).map_err(|e| Error::Input(e.to_string()))?;
+    Ok(specs
+        .into_iter()
+        .filter_map(|spec| match store.inspect(&spec) {
+            EntryState::Done(e) if e.result.status == RunStatus::Ok => Some(RunCurve {
+                spec,
+                curve: e.curve,
+                probe: true,
+            }),
+            _ => None,
+        })
+        .collect())
 }
 
 /// The version of the fitting code's output: raised whenever a change to `fit/` can change
@@ -285,6 +324,11 @@ pub fn fit_inputs(study: &Study, input: &FitInput, constraints: Constraints) -> 
             .map(Some),
         );
     }
+    reals.extend(
+        curves::digest_numbers(&input.curve_runs)
+            .into_iter()
+            .map(Some),
+    );
     for v in reals {
         // Absent and present values never collide: NaN bits mark absence.
         h.update(v.unwrap_or(f64::NAN).to_bits().to_le_bytes());
@@ -311,7 +355,12 @@ pub fn fit_rows(
 /// The fits of `input`, as `fits.json` would hold them (nothing is written).
 pub fn compute(study: &Study, input: &FitInput, constraints: Constraints) -> FitReport {
     let rows = &input.rows;
+    let swept = study.training().is_some_and(|t| t.learning_rates.len() > 1);
+    let (curve_groups, curve_unusable) =
+        curves::groups(&input.curve_runs, swept, params_convention(study));
     let request = Request {
+        curve_groups: &curve_groups,
+        curve_unusable,
         fits: &study.fits,
         curves: &input.curves,
         holdout: study.holdout,

@@ -5,6 +5,7 @@
 
 pub mod chapter;
 pub mod compare;
+pub mod curves;
 pub mod diff;
 pub mod estimate;
 pub mod final_target;

@@ -45,6 +45,9 @@ pub fn caption(id: &str) -> &'static str {
         "loss_vs_lr" => {
             "Left: final loss against the learning rate at every point, one colour per size, each point's best run ringed. Right: the refined optimum η* against N, one colour per D; dashed: the fitted η*(N, D)."
         }
+        "curve" => {
+            "Held-out validation curves (rings) against the curve law's predictions (dashed), one panel per size at its best learning rate: each run predicted by the law fitted without it."
+        }
         _ => "",
     }
 }
@@ -446,6 +449,7 @@ pub fn panels(id: &str, input: &Input) -> Result<Vec<Panel>, String> {
         "cost" => forecast::cost(input),
         "frontier" => frontier(input),
         "loss_vs_lr" => super::sweep::chart(input),
+        "curve" => super::curves::chart(input),
         other => Err(format!("unknown chart `{other}`")),
     }
 }

@@ -11,6 +11,7 @@ pub mod book;
 pub mod charts;
 pub mod comparison;
 pub mod context;
+pub mod curves;
 pub mod forecast;
 pub mod format;
 pub mod manifest;
@@ -118,6 +119,10 @@ pub fn default_sections(input: &Input) -> Vec<Section> {
     }
     if input.comparison.is_some() {
         out.push(table("branches"));
+    }
+    if input.fits.curve.is_some() {
+        out.push(table("curve"));
+        out.push(chart("curve"));
     }
     out.push(table("warnings"));
     out

@@ -435,11 +435,16 @@ pub enum LawKind {
     Power,
     /// Wall time and memory as power laws of N and D.
     Cost,
+    /// A whole-curve law per size (and learning rate) under the runs' learning-rate
+    /// schedules (multi-power or annealing), checked on held-out curves.
+    Curve,
 }
 
 // The laws' options are the fitting code's own types (`fit::options`); the study file
 // names them.
-pub use crate::fit::options::{BootstrapStarts, GridKind, ParamsConvention, PowerForm, PowerX};
+pub use crate::fit::options::{
+    BootstrapStarts, CurveForm, GridKind, ParamsConvention, PowerForm, PowerX,
+};
 
 /// One law to fit. Keys other than `law` apply to some laws only (see each key).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -447,7 +452,8 @@ pub use crate::fit::options::{BootstrapStarts, GridKind, ParamsConvention, Power
 pub struct FitFile {
     /// The law.
     pub law: LawKind,
-    /// Bootstrap resamples for intervals (chinchilla, isoflop, power; default 1000; 0 = none).
+    /// Bootstrap resamples for intervals (chinchilla, isoflop, power; default 1000; curve:
+    /// nested resamples of the curve-informed law, default 200; 0 = none).
     #[serde(default)]
     pub bootstrap: Option<Count>,
     /// Interval coverage in (0, 1) (default 0.95).
@@ -471,9 +477,54 @@ pub struct FitFile {
     /// Power only: the variable.
     #[serde(default)]
     pub x: Option<PowerX>,
-    /// Power only: the functional form (default offset).
+    /// The functional form: power `offset` (default), `pure`, `log` or `all`; curve
+    /// `multi_power` (default) or `annealing`.
     #[serde(default)]
-    pub form: Option<PowerForm>,
+    pub form: Option<FormName>,
+    /// Curve only: the fraction of each run's first steps left out (default 0.1, at most 0.1).
+    #[serde(default)]
+    pub burn_in: Option<Real>,
+    /// Curve only: also fit L(N, D) to the curve laws' predictions (default true).
+    #[serde(default)]
+    pub curve_informed: Option<bool>,
+    /// Curve only: fit the logged training losses besides the validation points (default
+    /// false; used only for data that never repeat, the synthetic languages).
+    #[serde(default)]
+    pub train_loss: Option<bool>,
+}
+
+/// A law's functional form (power and curve laws name theirs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FormName {
+    Offset,
+    Pure,
+    Log,
+    All,
+    MultiPower,
+    Annealing,
+}
+
+impl FormName {
+    /// The power law's form, if this is one.
+    pub fn power(self) -> Option<PowerForm> {
+        match self {
+            FormName::Offset => Some(PowerForm::Offset),
+            FormName::Pure => Some(PowerForm::Pure),
+            FormName::Log => Some(PowerForm::Log),
+            FormName::All => Some(PowerForm::All),
+            _ => None,
+        }
+    }
+
+    /// The curve law's form, if this is one.
+    pub fn curve(self) -> Option<CurveForm> {
+        match self {
+            FormName::MultiPower => Some(CurveForm::MultiPower),
+            FormName::Annealing => Some(CurveForm::Annealing),
+            _ => None,
+        }
+    }
 }
 
 /// Hold-out selection; give exactly one key.

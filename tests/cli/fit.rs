@@ -366,3 +366,89 @@ fn the_fits_match_their_golden_digest() {
     }
     fs::remove_dir_all(dir).unwrap();
 }
+
+/// `law: curve` end to end on a mock grid: each size's curve law is fitted on its three
+/// horizons, every run is predicted by the law fitted without it, the curve-informed law is
+/// set beside the endpoint law, and the chapter shows the table and chart.
+#[test]
+fn curve_law_fits_checks_and_reports_a_mock_grid() {
+    let dir = temp("curve");
+    let study = dir.join("curve.yaml");
+    fs::write(
+        &study,
+        "version: 1\nname: curve\nseed: 5\ndata: { vocab: 64, order: 2 }\n\
+         model:\n  context: 32\n  sizes:\n    - { layers: 1, d_model: 16, heads: 2 }\n    \
+         - { layers: 2, d_model: 32, heads: 2 }\n    - { layers: 2, d_model: 48, heads: 2 }\n\
+         tokens: [4e4, 8e4, 1.6e5]\n\
+         train: { batch: 8, lr: 1e-3, schedule: cosine, eval_every: 20, eval_tokens: 1024 }\n\
+         fits:\n  - { law: chinchilla, bootstrap: 20, grid: coarse }\n  \
+         - { law: curve, bootstrap: 20 }\n",
+    )
+    .unwrap();
+    let store = dir.join("store");
+    let book = dir.join("book");
+    let out = scalebook(&[
+        "run",
+        study.to_str().unwrap(),
+        "--executor",
+        "mock",
+        "--mock-law",
+        "1.69,406.4,410.7,0.34,0.28,0.002",
+        "--store",
+        store.to_str().unwrap(),
+        "--book",
+        book.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let fits: Value =
+        serde_json::from_str(&fs::read_to_string(store.join("studies/curve/fits.json")).unwrap())
+            .unwrap();
+    let c = &fits["curve"];
+    assert_eq!(c["form"], "multi_power");
+    assert_eq!(c["groups"].as_array().unwrap().len(), 3, "{c}");
+    assert_eq!(c["heldout"].as_array().unwrap().len(), 9, "{c}");
+    assert!(c["unusable"].as_array().unwrap().is_empty(), "{c}");
+    for g in c["groups"].as_array().unwrap() {
+        assert_eq!(g["runs"].as_array().unwrap().len(), 3);
+        assert!(g["L0"].as_f64().unwrap() > 0.0 && g["alpha"].as_f64().unwrap() > 0.0);
+    }
+    for h in c["heldout"].as_array().unwrap() {
+        let (mean, worst) = (h["mean"].as_f64().unwrap(), h["worst"].as_f64().unwrap());
+        assert!(mean.is_finite() && mean <= worst, "{h}");
+        assert!(
+            h["fitted_on"]
+                .as_str()
+                .unwrap()
+                .contains("the other 2 runs")
+        );
+    }
+    let informed = &c["informed"];
+    assert_eq!(informed["sizes"], 3);
+    assert_eq!(informed["points"].as_array().unwrap().len(), 24);
+    assert_eq!(informed["against_endpoint"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        informed["bootstrap_resamples"].as_u64().unwrap()
+            + informed["bootstrap_failures"].as_u64().unwrap(),
+        20
+    );
+    let chapter = fs::read_to_string(book.join("src/curve/index.md")).unwrap();
+    assert!(chapter.contains("**Held out.**"), "{chapter}");
+    assert!(chapter.contains("**Curve-informed L(N, D).**"), "{chapter}");
+    assert!(book.join("src/curve/figures/curve.svg").is_file());
+    // The same study, seed and results give the same fits.
+    let again = scalebook(&[
+        "fit",
+        study.to_str().unwrap(),
+        "--executor",
+        "mock",
+        "--mock-law",
+        "1.69,406.4,410.7,0.34,0.28,0.002",
+        "--store",
+        store.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let refit: Value = serde_json::from_str(&stdout(&again)).unwrap();
+    assert!(refit["curve"] == fits["curve"], "the refit differs");
+}

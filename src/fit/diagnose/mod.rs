@@ -22,6 +22,8 @@
 //! | `interval_understated`, `bootstrap_failures` | bootstrap intervals from few runs, or many failed refits |
 //! | `fit_problem` | a law could not be fitted, or an IsoFLOP budget was refused (the message says why) |
 //! | `params_mismatch` | an external trainer built another parameter count than the plan (added by the pipeline, which reads the records) |
+//! | `curve_heldout_error` | the curve law's held-out error exceeds its targets (mean 0.5 %, worst 1 % of the final loss) |
+//! | `curve_runs_unusable` | runs the curve law could not use (too few points after the burn-in, a rising or unrecorded schedule; named with why) |
 //! | `cost_mixed_machines` | the cost law's runs were timed on more than one machine (host, CPU, device; added by the pipeline) |
 
 use std::collections::BTreeMap;
@@ -48,7 +50,7 @@ pub const PLAUSIBLE_EXPONENTS: [f64; 2] = [0.05, 1.0];
 /// The codes that question the law itself — its parameters, their intervals or the runs
 /// under it — rather than qualifying what is read from it (`book/src/trust.md` lists every
 /// code with this verdict). A law meets its targets only with none of these.
-pub const QUESTIONING_CODES: [&str; 14] = [
+pub const QUESTIONING_CODES: [&str; 15] = [
     "runs_left_out",
     "runs_missing",
     "runs_corrupt",
@@ -63,6 +65,7 @@ pub const QUESTIONING_CODES: [&str; 14] = [
     "interval_understated",
     "bootstrap_failures",
     "fit_problem",
+    "curve_heldout_error",
 ];
 
 /// Whether warning `code` questions the law (see [`QUESTIONING_CODES`]).

@@ -310,6 +310,8 @@ fn fit(rows: &[Row], entropy: Option<(f64, f64)>) -> FitReport {
             left_out: Vec::new(),
             final_budget: None,
             sweep: Vec::new(),
+            curve_groups: &[],
+            curve_unusable: Vec::new(),
         },
     )
 }

@@ -7,8 +7,8 @@ use std::path::Path;
 use super::{CHART_IDS, TABLE_IDS, Validator};
 use crate::study::diagnostics::did_you_mean;
 use crate::study::file::{
-    BootstrapStarts, FinalFile, FitFile, GridKind, HoldoutFile, LawKind, ParamsConvention,
-    PowerForm, ReportFile, ResultsFile,
+    BootstrapStarts, CurveForm, FinalFile, FitFile, GridKind, HoldoutFile, LawKind,
+    ParamsConvention, PowerForm, ReportFile, ResultsFile,
 };
 use crate::study::units::Count;
 use crate::study::{FinalSpec, FitSpec, Holdout, ResultsSpec, ResultsX, Section, Source, Sweep};
@@ -96,18 +96,21 @@ impl Validator {
                     );
                 }
             };
-            if !matches!(law, LawKind::Chinchilla | LawKind::Isoflop | LawKind::Power) {
+            if !matches!(
+                law,
+                LawKind::Chinchilla | LawKind::Isoflop | LawKind::Power | LawKind::Curve
+            ) {
                 only(
                     self,
                     "bootstrap",
                     f.bootstrap.is_some(),
-                    "chinchilla, isoflop or power",
+                    "chinchilla, isoflop, power or curve",
                 );
                 only(
                     self,
                     "confidence",
                     f.confidence.is_some(),
-                    "chinchilla, isoflop or power",
+                    "chinchilla, isoflop, power or curve",
                 );
             }
             if law != LawKind::Chinchilla {
@@ -120,7 +123,7 @@ impl Validator {
                     "chinchilla",
                 );
             }
-            if law == LawKind::Cost {
+            if matches!(law, LawKind::Cost | LawKind::Curve) {
                 only(
                     self,
                     "params",
@@ -130,7 +133,14 @@ impl Validator {
             }
             if law != LawKind::Power {
                 only(self, "x", f.x.is_some(), "power");
-                only(self, "form", f.form.is_some(), "power");
+            }
+            if !matches!(law, LawKind::Power | LawKind::Curve) {
+                only(self, "form", f.form.is_some(), "power or curve");
+            }
+            if law != LawKind::Curve {
+                only(self, "burn_in", f.burn_in.is_some(), "curve");
+                only(self, "curve_informed", f.curve_informed.is_some(), "curve");
+                only(self, "train_loss", f.train_loss.is_some(), "curve");
             }
             if law == LawKind::Isoflop && !has_isoflop {
                 self.error(
@@ -138,7 +148,7 @@ impl Validator {
                     "law `isoflop` needs an `isoflop:` sweep (budgets × sizes)",
                 );
             }
-            if matches!(law, LawKind::Frontier | LawKind::Cost) && imported {
+            if matches!(law, LawKind::Frontier | LawKind::Cost | LawKind::Curve) && imported {
                 self.error(
                     format!("{field}.law"),
                     format!(
@@ -147,8 +157,14 @@ impl Validator {
                     ),
                 );
             }
-            let bootstrap =
-                self.count(&format!("{field}.bootstrap"), f.bootstrap, 1000, 0, 100_000);
+            let default_resamples = if law == LawKind::Curve { 200 } else { 1000 };
+            let bootstrap = self.count(
+                &format!("{field}.bootstrap"),
+                f.bootstrap,
+                default_resamples,
+                0,
+                100_000,
+            );
             let confidence = self.real(
                 &format!("{field}.confidence"),
                 f.confidence,
@@ -182,15 +198,53 @@ impl Validator {
                         );
                         continue;
                     };
+                    let form = match f.form.map(|n| n.power()) {
+                        None => PowerForm::Offset,
+                        Some(Some(form)) => form,
+                        Some(None) => {
+                            self.error(
+                                format!("{field}.form"),
+                                "law `power` takes form `offset`, `pure`, `log` or `all`",
+                            );
+                            continue;
+                        }
+                    };
                     FitSpec::Power {
                         x,
-                        form: f.form.unwrap_or(PowerForm::Offset),
+                        form,
                         bootstrap,
                         confidence,
                         params,
                     }
                 }
                 LawKind::Cost => FitSpec::Cost,
+                LawKind::Curve => {
+                    let form = match f.form.map(|n| n.curve()) {
+                        None => CurveForm::MultiPower,
+                        Some(Some(form)) => form,
+                        Some(None) => {
+                            self.error(
+                                format!("{field}.form"),
+                                "law `curve` takes form `multi_power` or `annealing`",
+                            );
+                            continue;
+                        }
+                    };
+                    FitSpec::Curve {
+                        form,
+                        burn_in: self.real(
+                            &format!("{field}.burn_in"),
+                            f.burn_in,
+                            0.1,
+                            "in [0, 0.1]: at most the first 10 % of each run's steps",
+                            |x| (0.0..=0.1).contains(&x),
+                        ),
+                        train_loss: f.train_loss.unwrap_or(false),
+                        bootstrap,
+                        confidence,
+                        informed: f.curve_informed.unwrap_or(true),
+                    }
+                }
             };
             let identity = match spec {
                 FitSpec::Power { x, form, .. } => format!("power {x:?} {form:?}"),
@@ -383,6 +437,9 @@ fn default_fit(law: LawKind) -> FitFile {
         params: None,
         x: None,
         form: None,
+        burn_in: None,
+        curve_informed: None,
+        train_loss: None,
     }
 }
 
@@ -394,5 +451,6 @@ pub fn law_name(law: LawKind) -> &'static str {
         LawKind::Frontier => "frontier",
         LawKind::Power => "power",
         LawKind::Cost => "cost",
+        LawKind::Curve => "curve",
     }
 }

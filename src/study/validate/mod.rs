@@ -34,7 +34,7 @@ pub const MAX_TOKENS: u64 = 1_000_000_000_000_000;
 pub use analysis::law_name;
 
 /// Chart ids the report can draw (DESIGN.md "Report").
-pub const CHART_IDS: [&str; 11] = [
+pub const CHART_IDS: [&str; 12] = [
     "loss_vs_params",
     "loss_vs_tokens",
     "loss_vs_compute",
@@ -46,9 +46,10 @@ pub const CHART_IDS: [&str; 11] = [
     "cost",
     "frontier",
     "loss_vs_lr",
+    "curve",
 ];
 /// Table ids the report can print.
-pub const TABLE_IDS: [&str; 10] = [
+pub const TABLE_IDS: [&str; 11] = [
     "runs",
     "fits",
     "laws",
@@ -59,6 +60,7 @@ pub const TABLE_IDS: [&str; 10] = [
     "checks",
     "final",
     "branches",
+    "curve",
 ];
 
 /// Check a parsed study file; `Err` holds every error (and the warnings) in file order.

@@ -320,11 +320,15 @@ fn slurm_attaches_after_a_killed_watcher_and_survives_requeue_and_cancel() {
     // does, `status` says the run is pending on that task.
     let running = format!("running   {:>8}  Slurm job {job}_{hang}", "");
     let pending = format!("pending   {:>8}  Slurm job {job}_{hang}", "");
-    wait_for("status to name the running task", Duration::from_secs(30), || {
-        let now = stdout(&run(&["status", &third.args[1], "--store", st], &[]));
-        assert!(now.contains(&running) || now.contains(&pending), "{now}");
-        now.contains(&running)
-    });
+    wait_for(
+        "status to name the running task",
+        Duration::from_secs(30),
+        || {
+            let now = stdout(&run(&["status", &third.args[1], "--store", st], &[]));
+            assert!(now.contains(&running) || now.contains(&pending), "{now}");
+            now.contains(&running)
+        },
+    );
     Command::new("scancel")
         .arg(format!("{job}_{hang}"))
         .output()
