@@ -1,6 +1,7 @@
-//! `scalebook fit STUDY [--store DIR] [--format table|json]`: fit the study's laws to its
-//! collected runs (or its imported results), write `STORE/studies/<name>/fits.json`, and
-//! print it.
+//! `scalebook fit STUDY [--store DIR] [--format table|json] [--predict …]`: fit the study's
+//! laws to its collected runs (or its imported results), write
+//! `STORE/studies/<name>/fits.json`, and print it — or, with `--predict`, the curve law's
+//! predicted final loss (and whole curve) for the sizes, token counts and schedules named.
 
 use std::path::PathBuf;
 
@@ -28,6 +29,12 @@ pub struct Args {
     /// Cap on parameters (memory) for the constrained optima.
     #[arg(long, value_name = "N")]
     pub max_params: Option<f64>,
+    /// Predict a run's final loss (and whole validation curve) from the study's curve law
+    /// (`law: curve`): `size=NAME,tokens=D[,schedule=cosine|wsd|constant][,lr=ETA]` — the
+    /// study's schedule and, without `lr`, the size's best learning rate. Repeatable. Prints
+    /// the predictions instead of the fits (`--format json`: `{"predictions": […]}`).
+    #[arg(long, value_name = "QUERY")]
+    pub predict: Vec<String>,
 }
 
 /// Fit a study and write its `fits.json`.
@@ -58,9 +65,34 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         wall_budget: args.wall_budget,
         max_params: args.max_params,
     };
+    let queries = args
+        .predict
+        .iter()
+        .map(|q| {
+            crate::pipeline::curves::Query::parse(q)
+                .map_err(|why| Failure::new(exit::USAGE, format!("--predict `{q}`: {why}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if !queries.is_empty()
+        && !study
+            .fits
+            .iter()
+            .any(|f| matches!(f, crate::study::FitSpec::Curve { .. }))
+    {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!(
+                "--predict needs a curve law: add `{{ law: curve }}` to {}'s `fits:`",
+                args.study.display()
+            ),
+        ));
+    }
     let report = fit_study(&study, &args.store, constraints)?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
+    }
+    if !queries.is_empty() {
+        return predictions(&study, &report, &queries, args.format);
     }
     match args.format {
         Format::Json => print!("{}", pretty(&report)),
@@ -69,6 +101,39 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                 print!("{}", super::MOCK_LABEL);
             }
             print!("{}", summary(&report))
+        }
+    }
+    Ok(())
+}
+
+/// Print the curve law's answers to `queries`.
+fn predictions(
+    study: &Study,
+    report: &FitReport,
+    queries: &[crate::pipeline::curves::Query],
+    format: Format,
+) -> Result<(), Failure> {
+    let (Some(curve), Some(train)) = (&report.curve, study.training().map(|t| t.train)) else {
+        return Err(Failure::new(
+            exit::USAGE,
+            "--predict needs trained runs with learning curves",
+        ));
+    };
+    let found = crate::pipeline::curves::predict(&train, curve, queries)
+        .map_err(|why| Failure::new(exit::USAGE, format!("--predict: {why}")))?;
+    match format {
+        Format::Json => print!("{}", pretty(&serde_json::json!({ "predictions": found }))),
+        Format::Table => {
+            println!(
+                "size\tlr\tschedule\ttokens\tsteps\tpredicted final loss ({} law)",
+                curve.form
+            );
+            for p in &found {
+                println!(
+                    "{}\t{:e}\t{}\t{:.4e}\t{}\t{:.5}",
+                    p.size, p.lr, p.schedule, p.tokens, p.steps, p.loss
+                );
+            }
         }
     }
     Ok(())

@@ -2,6 +2,12 @@
 //! *would* have if loss followed L(N, D) = E + A/N^α + B/D^β (Hoffmann et al. 2022, eq. 2)
 //! times seeded log-normal noise, with a plausible learning curve. plan → run → fit → report
 //! then takes seconds, and a fit must recover the law it was given.
+//!
+//! With `;multi_power=B,C,beta,gamma` after the law, the curves follow a known multi-power law
+//! (Luo et al. 2025) under each run's planned learning rates instead: per size
+//! L(t) = E + A/N^α + B_C·S₁(t)^−β_C − LD(t), where B_C = B·(η_peak / tokens per step)^β_C and
+//! β_C = β, so that a constant learning rate gives exactly L(N, D), and the drop LD has the
+//! given B, C, β and γ. A fit of `law: curve` must recover it.
 
 use std::path::Path;
 
@@ -21,6 +27,8 @@ pub struct MockLaw {
     pub beta: f64,
     /// Standard deviation of the multiplicative log-normal noise.
     pub noise: f64,
+    /// The multi-power drop (B, C, β, γ) the curves follow, if any (see the module).
+    pub multi_power: Option<[f64; 4]>,
 }
 
 impl Default for MockLaw {
@@ -33,6 +41,7 @@ impl Default for MockLaw {
             alpha: 0.34,
             beta: 0.28,
             noise: 0.01,
+            multi_power: None,
         }
     }
 }
@@ -46,8 +55,12 @@ impl MockLaw {
     /// The producer this law stands for in run identities: the mock and every number that
     /// shapes what it reports.
     pub fn producer(&self) -> String {
+        let curve = self
+            .multi_power
+            .map(|[b, c, beta, gamma]| format!(";multi_power={b},{c},{beta},{gamma}"))
+            .unwrap_or_default();
         format!(
-            "{}E={},A={},B={},alpha={},beta={},noise={}",
+            "{}E={},A={},B={},alpha={},beta={},noise={}{curve}",
             crate::study::plan::MOCK_PRODUCER_PREFIX,
             self.e,
             self.a,
@@ -58,9 +71,36 @@ impl MockLaw {
         )
     }
 
+    /// The multi-power curve law of a run of `n` parameters at peak learning rate `peak` and
+    /// `step_tokens` per step (see the module), if the mock follows one.
+    pub fn curve_law(
+        &self,
+        n: f64,
+        peak: f64,
+        step_tokens: f64,
+    ) -> Option<crate::fit::curve::CurveParams> {
+        let [b, c, beta, gamma] = self.multi_power?;
+        Some(crate::fit::curve::CurveParams {
+            l0: self.e + self.a / n.powf(self.alpha),
+            a: self.b * (peak / step_tokens).powf(self.beta),
+            alpha: self.beta,
+            b,
+            beta: Some(beta),
+            gamma: Some(gamma),
+            c: Some(c),
+            train_offset: 0.0,
+            rms_rel: 0.0,
+            points: 0,
+        })
+    }
+
     /// The law a mock producer identity stands for (see [`MockLaw::producer`]).
     pub fn from_producer(producer: &str) -> Option<MockLaw> {
         let rest = producer.strip_prefix(crate::study::plan::MOCK_PRODUCER_PREFIX)?;
+        let (rest, curve) = match rest.split_once(";multi_power=") {
+            Some((law, curve)) => (law, Some(Self::parse_curve(curve)?)),
+            None => (rest, None),
+        };
         let mut values = [0.0; 6];
         for (slot, (part, name)) in values.iter_mut().zip(
             rest.split(',')
@@ -76,13 +116,43 @@ impl MockLaw {
             alpha,
             beta,
             noise,
+            multi_power: curve,
         };
         (law.producer() == producer).then_some(law)
     }
 
-    /// Parse `E,A,B,alpha,beta[,noise]`: finite numbers, A, B, α, β positive, noise ≥ 0.
+    /// `B,C,beta,gamma` of a multi-power drop: finite, B, C and β positive, γ ≥ 0.
+    fn parse_curve(text: &str) -> Option<[f64; 4]> {
+        let v: Vec<f64> = text
+            .split(',')
+            .map(|v| v.trim().parse().ok())
+            .collect::<Option<_>>()?;
+        let [b, c, beta, gamma] = v[..] else {
+            return None;
+        };
+        (v.iter().all(|x| x.is_finite()) && b > 0.0 && c > 0.0 && beta > 0.0 && gamma >= 0.0)
+            .then_some([b, c, beta, gamma])
+    }
+
+    /// Parse `E,A,B,alpha,beta[,noise][;multi_power=B,C,beta,gamma]`: finite numbers, A, B, α,
+    /// β positive, noise ≥ 0.
     pub fn parse(text: &str) -> Result<MockLaw, String> {
-        let values: Vec<f64> = text
+        let (law_text, curve) = match text.split_once(';') {
+            Some((law, rest)) => {
+                let curve = rest
+                    .strip_prefix("multi_power=")
+                    .and_then(Self::parse_curve)
+                    .ok_or_else(|| {
+                        format!(
+                            "--mock-law `{text}`: after `;` give multi_power=B,C,beta,gamma \
+                             (finite; B, C and beta > 0, gamma ≥ 0)"
+                        )
+                    })?;
+                (law, Some(curve))
+            }
+            None => (text, None),
+        };
+        let values: Vec<f64> = law_text
             .split(',')
             .map(|v| v.trim().parse::<f64>())
             .collect::<Result<_, _>>()
@@ -114,6 +184,7 @@ impl MockLaw {
             alpha,
             beta,
             noise,
+            multi_power: curve,
         })
     }
 }
@@ -154,14 +225,27 @@ impl Executor for Mock {
         let tokens_per_step = id.train.batch * id.model.context;
         // Noise is a function of the key: the same run always reports the same loss.
         let mut rng = SplitMix64::new(hash_str(&spec.key));
-        let mut noisy = |d: f64| self.law.loss(n, d) * (self.law.noise * rng.normal()).exp();
+        let plan = spec.lr_plan();
+        let lrs: Vec<f64> = (0..spec.steps).map(|k| plan.at(k)).collect();
+        let multi_power = self.law.curve_law(n, id.train.lr, tokens_per_step as f64);
+        let clean = |step: u64, d: f64| match &multi_power {
+            Some(law) => law
+                .predict(
+                    crate::fit::curve::CurveForm::MultiPower,
+                    &lrs,
+                    plan.warmup() as usize,
+                    &[step],
+                )
+                .map_or(f64::NAN, |l| l[0]),
+            None => self.law.loss(n, d),
+        };
+        let mut noisy = |step: u64, d: f64| clean(step, d) * (self.law.noise * rng.normal()).exp();
         let every = spec.steps.div_ceil(CURVE_POINTS).max(1);
         let mut curve = Vec::new();
-        let plan = spec.lr_plan();
         let mut step = every.min(spec.steps);
         loop {
             let tokens = step * tokens_per_step;
-            let loss = noisy(tokens as f64);
+            let loss = noisy(step, tokens as f64);
             on_step(step, loss);
             curve.push(CurvePoint {
                 step,

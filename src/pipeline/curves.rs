@@ -123,6 +123,7 @@ pub fn groups(
                 } else {
                     spec.size_name.clone()
                 },
+                size: spec.size_name.clone(),
                 n: spec.n(convention),
                 lr,
                 runs: Vec::new(),
@@ -158,4 +159,184 @@ pub fn digest_numbers(runs: &[RunCurve]) -> Vec<f64> {
         }
     }
     out
+}
+
+/// A final loss the curve law is asked for (`scalebook fit --predict`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    /// The size's name in the study.
+    pub size: String,
+    pub tokens: f64,
+    /// `cosine`, `wsd` or `constant` (the study's own schedule when absent).
+    pub schedule: Option<String>,
+    /// The peak learning rate's group (the best of the size's when absent).
+    pub lr: Option<f64>,
+}
+
+/// The curve law's answer to a [`Query`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Prediction {
+    pub size: String,
+    pub lr: f64,
+    pub schedule: String,
+    pub tokens: f64,
+    pub steps: u64,
+    /// The whole predicted validation curve: (tokens, loss) at every `eval_every` steps and
+    /// the last step.
+    pub curve: Vec<[f64; 2]>,
+    pub loss: f64,
+}
+
+impl Query {
+    /// `size=l4-d128,tokens=6.4e6[,schedule=wsd][,lr=3e-3]`.
+    pub fn parse(text: &str) -> Result<Query, String> {
+        let mut q = Query {
+            size: String::new(),
+            tokens: f64::NAN,
+            schedule: None,
+            lr: None,
+        };
+        for part in text.split(',') {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}` is not key=value"))?;
+            let number = || {
+                value
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v > 0.0)
+                    .ok_or_else(|| format!("{key} `{value}` is not a positive number"))
+            };
+            match key.trim() {
+                "size" => q.size = value.trim().to_string(),
+                "tokens" => q.tokens = number()?,
+                "lr" => q.lr = Some(number()?),
+                "schedule" => match value.trim() {
+                    s @ ("cosine" | "wsd" | "constant") => q.schedule = Some(s.to_string()),
+                    other => {
+                        return Err(format!(
+                            "schedule `{other}`: give `cosine`, `wsd` or `constant`"
+                        ));
+                    }
+                },
+                other => {
+                    return Err(format!(
+                        "unknown key `{other}` (give size, tokens, and optionally schedule and lr)"
+                    ));
+                }
+            }
+        }
+        if q.size.is_empty() || q.tokens.is_nan() {
+            return Err("give at least size=… and tokens=…".into());
+        }
+        Ok(q)
+    }
+}
+
+/// The study's training settings under another schedule kind (the study's own knobs where it
+/// has them, the study file's defaults otherwise: cosine to 10 % of the peak, a 20 % WSD decay).
+fn with_schedule(train: &crate::study::TrainSpec, kind: Option<&str>) -> crate::study::TrainSpec {
+    use crate::study::Schedule;
+    let min = match train.schedule {
+        Schedule::Cosine { min_lr_ratio } | Schedule::Wsd { min_lr_ratio, .. } => min_lr_ratio,
+        Schedule::Constant => 0.1,
+    };
+    let schedule = match (kind, train.schedule) {
+        (None, s) => s,
+        (Some("cosine"), _) => Schedule::Cosine { min_lr_ratio: min },
+        (Some("wsd"), Schedule::Wsd { decay, .. }) => Schedule::Wsd {
+            decay,
+            min_lr_ratio: min,
+        },
+        (Some("wsd"), _) => Schedule::Wsd {
+            decay: 0.2,
+            min_lr_ratio: min,
+        },
+        _ => Schedule::Constant,
+    };
+    crate::study::TrainSpec { schedule, ..*train }
+}
+
+fn schedule_name(s: crate::study::Schedule) -> &'static str {
+    match s {
+        crate::study::Schedule::Cosine { .. } => "cosine",
+        crate::study::Schedule::Wsd { .. } => "wsd",
+        crate::study::Schedule::Constant => "constant",
+    }
+}
+
+/// Answer `queries` from the fitted curve laws; an unanswerable query is an error naming it.
+pub fn predict(
+    train: &crate::study::TrainSpec,
+    report: &crate::fit::curve::CurveReport,
+    queries: &[Query],
+) -> Result<Vec<Prediction>, String> {
+    let mut out = Vec::new();
+    for q in queries {
+        let laws: Vec<&crate::fit::curve::GroupLaw> = report
+            .groups
+            .iter()
+            .filter(|g| g.size == q.size)
+            .filter(|g| q.lr.is_none_or(|lr| (g.lr - lr).abs() <= 1e-9 * lr))
+            .collect();
+        if laws.is_empty() {
+            let mut sizes: Vec<&str> = report.groups.iter().map(|g| g.size.as_str()).collect();
+            sizes.dedup();
+            return Err(format!(
+                "size `{}`{}: no curve law fitted (fitted: {})",
+                q.size,
+                q.lr.map(|lr| format!(" at lr {lr:e}")).unwrap_or_default(),
+                if sizes.is_empty() {
+                    "none".to_string()
+                } else {
+                    sizes.join(", ")
+                }
+            ));
+        }
+        let mut best: Option<Prediction> = None;
+        for law in laws {
+            let spec = with_schedule(
+                &crate::study::TrainSpec {
+                    lr: law.lr,
+                    ..*train
+                },
+                q.schedule.as_deref(),
+            );
+            let step_tokens = law.step_tokens;
+            let steps = ((q.tokens / step_tokens).round() as u64).max(1);
+            let plan = LrPlan::independent(&spec, steps);
+            let lrs: Vec<f64> = (0..steps).map(|k| plan.at(k)).collect();
+            let mut at: Vec<u64> = (1..=steps)
+                .filter(|s| s % spec.eval_every.max(1) == 0)
+                .collect();
+            if at.last() != Some(&steps) {
+                at.push(steps);
+            }
+            let Some(losses) = law
+                .params
+                .predict(report.form, &lrs, plan.warmup() as usize, &at)
+            else {
+                return Err(format!("size `{}`: the schedule cannot be read", q.size));
+            };
+            let p = Prediction {
+                size: q.size.clone(),
+                lr: law.lr,
+                schedule: schedule_name(spec.schedule).into(),
+                tokens: steps as f64 * step_tokens,
+                steps,
+                curve: at
+                    .iter()
+                    .zip(&losses)
+                    .map(|(&s, &l)| [s as f64 * step_tokens, l])
+                    .collect(),
+                loss: *losses.last().unwrap_or(&f64::NAN),
+            };
+            if best.as_ref().is_none_or(|b| p.loss < b.loss) {
+                best = Some(p);
+            }
+        }
+        out.extend(best);
+    }
+    Ok(out)
 }

@@ -452,3 +452,118 @@ fn curve_law_fits_checks_and_reports_a_mock_grid() {
     let refit: Value = serde_json::from_str(&stdout(&again)).unwrap();
     assert!(refit["curve"] == fits["curve"], "the refit differs");
 }
+
+/// The mock reports curves from a known multi-power law under each run's planned schedule;
+/// `law: curve` recovers the law per size, predicts a WSD run it never saw within 0.1 %, and
+/// `fit --predict` prints the prediction for a size, token count and schedule.
+#[test]
+fn the_curve_law_recovers_a_mock_multi_power_law_and_predicts_other_schedules() {
+    let dir = temp("curve-mock");
+    let study = dir.join("mp.yaml");
+    let text = |name: &str, schedule: &str, tokens: &str| {
+        format!(
+            "version: 1\nname: {name}\nseed: 2\ndata: {{ vocab: 64, order: 2 }}\n\
+             model:\n  context: 32\n  sizes:\n    - {{ layers: 1, d_model: 16, heads: 2 }}\n    \
+             - {{ layers: 2, d_model: 32, heads: 2 }}\n\
+             tokens: [{tokens}]\n\
+             train: {{ batch: 8, lr: 1e-3, schedule: {schedule}, eval_every: 20, eval_tokens: 1024 }}\n\
+             fits:\n  - {{ law: chinchilla, bootstrap: 0, grid: coarse }}\n  \
+             - {{ law: curve, bootstrap: 0, curve_informed: false }}\n"
+        )
+    };
+    fs::write(&study, text("mp", "cosine", "4e4, 8e4, 1.6e5")).unwrap();
+    let wsd = dir.join("mp-wsd.yaml");
+    fs::write(&wsd, text("mp-wsd", "wsd", "1.6e5")).unwrap();
+    let (e, a, alpha, b, beta) = (1.69, 406.4, 0.34, 410.7, 0.28);
+    let law = format!("{e},{a},{b},{alpha},{beta},0;multi_power=300,2,0.6,0.5");
+    let store = dir.join("store");
+    let mock = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend([
+            "--executor",
+            "mock",
+            "--mock-law",
+            &law,
+            "--store",
+            store.to_str().unwrap(),
+        ]);
+        scalebook(&all)
+    };
+    for s in [&study, &wsd] {
+        let out = mock(&["run", s.to_str().unwrap(), "--no-report"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let fits: Value =
+        serde_json::from_str(&fs::read_to_string(store.join("studies/mp/fits.json")).unwrap())
+            .unwrap();
+    let groups = fits["curve"]["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    for g in groups {
+        let n = g["n"].as_f64().unwrap();
+        let floor = e + a / n.powf(alpha);
+        let l0 = g["L0"].as_f64().unwrap();
+        assert!(
+            (l0 / floor - 1.0).abs() < 0.01,
+            "L0 {l0} against {floor}: {g}"
+        );
+        assert!((g["alpha"].as_f64().unwrap() - beta).abs() < 0.02, "{g}");
+        assert!(g["rms_rel"].as_f64().unwrap() < 1e-3, "{g}");
+    }
+    assert!(
+        fits["curve"]["heldout_worst"].as_f64().unwrap() < 0.01,
+        "{}",
+        fits["curve"]
+    );
+    // The WSD run of the larger size, never fitted, from the cosine runs' law.
+    let out = mock(&[
+        "fit",
+        study.to_str().unwrap(),
+        "--predict",
+        "size=l2-d32,tokens=1.6e5,schedule=wsd",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let predicted: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let p = &predicted["predictions"][0];
+    assert_eq!(p["schedule"], "wsd");
+    assert_eq!(p["size"], "l2-d32");
+    let runs = fs::read_dir(store.join("runs")).unwrap();
+    let wsd_run = runs
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            fs::read_to_string(p.join("spec.json"))
+                .is_ok_and(|s| s.contains("\"wsd\"") && s.contains("\"d_model\": 32"))
+        })
+        .expect("the WSD run of l2-d32");
+    let result: Value =
+        serde_json::from_str(&fs::read_to_string(wsd_run.join("result.json")).unwrap()).unwrap();
+    let (got, want) = (
+        p["loss"].as_f64().unwrap(),
+        result["val_loss"].as_f64().unwrap(),
+    );
+    assert!(
+        (got / want - 1.0).abs() < 1e-3,
+        "predicted {got}, measured {want}"
+    );
+    assert!(p["curve"].as_array().unwrap().len() >= 10);
+    // Bad queries exit 2 naming the flag.
+    for (query, says) in [
+        ("size=l9-d9,tokens=1e5", "no curve law fitted"),
+        ("size=l2-d32,tokens=-1", "not a positive number"),
+        (
+            "size=l2-d32,tokens=1e5,schedule=linear",
+            "schedule `linear`",
+        ),
+        ("tokens=1e5", "give at least size"),
+    ] {
+        let out = mock(&["fit", study.to_str().unwrap(), "--predict", query]);
+        assert_eq!(out.status.code(), Some(2), "{query}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("--predict"),
+            "{query}: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains(says), "{query}: {}", stderr(&out));
+    }
+}

@@ -69,6 +69,8 @@ impl CurveRun {
 pub struct CurveGroup {
     /// `l2-d32` or `l2-d32 lr 3e-3`.
     pub name: String,
+    /// The size's name in the study.
+    pub size: String,
     pub n: f64,
     pub lr: f64,
     pub runs: Vec<CurveRun>,
@@ -80,6 +82,7 @@ impl std::fmt::Debug for CurveGroup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CurveGroup")
             .field("name", &self.name)
+            .field("size", &self.size)
             .field("n", &self.n)
             .field("lr", &self.lr)
             .field("runs", &self.runs)
@@ -170,8 +173,12 @@ impl CurveParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupLaw {
     pub group: String,
+    /// The size's name in the study.
+    pub size: String,
     pub n: f64,
     pub lr: f64,
+    /// Tokens per optimizer step.
+    pub step_tokens: f64,
     /// The runs it was fitted on.
     pub runs: Vec<String>,
     #[serde(flatten)]
@@ -328,8 +335,10 @@ pub fn fit(groups: &[CurveGroup], options: &CurveOptions) -> CurveReport {
         heldout.extend(heldout::check(g, &runs, options, &params));
         laws.push(GroupLaw {
             group: g.name.clone(),
+            size: g.size.clone(),
             n: g.n,
             lr: g.lr,
+            step_tokens: g.step_tokens,
             runs: usable
                 .iter()
                 .filter(|(r, _)| !r.probe)

@@ -84,6 +84,7 @@ fn run(name: &str, (lrs, warmup): (Vec<f64>, usize), noise: f64, seed: u64) -> C
 fn group(runs: Vec<CurveRun>) -> CurveGroup {
     CurveGroup {
         name: "g".into(),
+        size: "g".into(),
         n: 1e6,
         lr: 1e-3,
         runs,
