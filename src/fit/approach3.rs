@@ -5,6 +5,7 @@
 use super::bootstrap;
 use super::chinchilla::{self, StartGrid, allocate};
 use super::diagnose::{self, Warning};
+use super::law::{At, ScalingLaw};
 use super::options::{BootstrapStarts, GridKind, Holdout, ParamsConvention};
 use super::reduced;
 use super::suite::{
@@ -224,7 +225,13 @@ fn fit_holdout(
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let predicted = fitted.law.loss(r.n(params), r.tokens);
+            let at = At {
+                n: r.n(params),
+                d: r.tokens,
+                flops: r.flops,
+                schedule: None,
+            };
+            let predicted = ScalingLaw::loss(&fitted.law, &at).unwrap_or(f64::NAN);
             HoldoutPoint {
                 name: r.name.clone(),
                 n: r.n(params),

@@ -1,4 +1,4 @@
-//! Pure numerics for scaling laws (no I/O): the Chinchilla approach-3 law and its
+//! Pure numerics for scaling laws (no I/O), every fitted law behind one interface ([`law`]): the Chinchilla approach-3 law and its
 //! compute-optimal allocation ([`chinchilla`]), IsoFLOP parabolas ([`isoflop`]),
 //! single-variable laws ([`power`]), whole-curve laws under any learning-rate schedule ([`curve`]), cost laws ([`cost`]), constrained optima
 //! ([`constrained`]), the learning-rate envelope and η*(N, D) ([`hyper`]), reduced laws compared by AIC ([`reduced`]), structured warnings
@@ -17,6 +17,7 @@ pub mod frontier;
 pub mod hyper;
 pub mod isoflop;
 pub mod lanes;
+pub mod law;
 pub mod lbfgs;
 pub mod linear;
 pub mod options;

@@ -20,6 +20,7 @@ use super::solve::{self, Obs, Prepared};
 use super::{CurveGroup, CurveOptions, CurveParams};
 use crate::fit::bootstrap::percentile_interval;
 use crate::fit::chinchilla::{self, Law, Point, StartGrid};
+use crate::fit::law::{At, CurveLaw, ScalingLaw};
 use crate::rng::{SplitMix64, hash2};
 
 /// Token counts predicted per size.
@@ -123,7 +124,14 @@ fn grid_points(
                     let g = &groups[*g];
                     let steps = ((d / g.step_tokens).round() as u64).max(1);
                     let (lrs, warmup) = (g.schedule)(steps);
-                    let loss = *law.predict(form, &lrs, warmup, &[steps])?.first()?;
+                    let d = steps as f64 * g.step_tokens;
+                    let at = At {
+                        n,
+                        d,
+                        flops: 6.0 * n * d,
+                        schedule: Some((&lrs, warmup)),
+                    };
+                    let loss = CurveLaw { form, params: *law }.loss(&at)?;
                     Some((loss, steps as f64 * g.step_tokens))
                 })
                 .filter(|(l, _)| l.is_finite() && *l > 0.0)

@@ -295,80 +295,106 @@ pub fn prepare(run: &CurveRun, options: &CurveOptions) -> Result<Prepared, Strin
 
 /// Fit every group and check each fit on what it did not see.
 pub fn fit(groups: &[CurveGroup], options: &CurveOptions) -> CurveReport {
-    let mut unusable = Vec::new();
-    let mut laws = Vec::new();
-    let mut heldout = Vec::new();
-    let mut fitted: Vec<informed::Fitted> = Vec::new();
-    for (gi, g) in groups.iter().enumerate() {
-        let mut usable = Vec::new();
-        for run in &g.runs {
-            match prepare(run, options) {
-                Ok(p) => usable.push((run, p)),
-                Err(why) => unusable.push(Unusable {
-                    run: run.name.clone(),
-                    reason: why,
-                }),
-            }
-        }
-        let train: Vec<&Prepared> = usable
-            .iter()
-            .filter(|(r, _)| !r.probe)
-            .map(|(_, p)| p)
-            .collect();
-        if train.is_empty() {
-            continue;
-        }
-        let Some(params) = solve::fit(options.form, &train, &solve::starts(options.form), 300)
-        else {
-            for (r, _) in usable.iter().filter(|(r, _)| !r.probe) {
-                unusable.push(Unusable {
-                    run: r.name.clone(),
-                    reason: format!(
-                        "the {} law could not be fitted to group {}",
-                        options.form, g.name
-                    ),
-                });
-            }
-            continue;
-        };
-        let runs: Vec<&CurveRun> = usable.iter().map(|(r, _)| *r).collect();
-        heldout.extend(heldout::check(g, &runs, options, &params));
-        laws.push(GroupLaw {
-            group: g.name.clone(),
-            size: g.size.clone(),
-            n: g.n,
-            lr: g.lr,
-            step_tokens: g.step_tokens,
-            runs: usable
-                .iter()
-                .filter(|(r, _)| !r.probe)
-                .map(|(r, _)| r.name.clone())
-                .collect(),
-            params,
-        });
-        let prepared = usable
-            .into_iter()
-            .filter(|(r, _)| !r.probe)
-            .map(|(r, p)| (r.unit.clone(), p))
-            .collect();
-        fitted.push((gi, params, prepared));
-    }
-    let (heldout_mean, heldout_worst) = heldout::summary(&heldout);
-    let informed = options
-        .informed
-        .then(|| informed::fit(groups, &fitted, options))
-        .flatten();
-    CurveReport {
+    use rayon::prelude::*;
+    // Groups are independent: fitted in parallel, gathered in order.
+    let outcomes: Vec<Outcome> = groups
+        .par_iter()
+        .enumerate()
+        .map(|(gi, g)| fit_group(gi, g, options))
+        .collect();
+    let mut report = CurveReport {
         form: options.form,
         burn_in: options.burn_in,
         train_loss: options.train_loss,
-        groups: laws,
-        heldout,
-        heldout_mean,
-        heldout_worst,
-        unusable,
-        informed,
+        groups: Vec::new(),
+        heldout: Vec::new(),
+        heldout_mean: None,
+        heldout_worst: None,
+        unusable: Vec::new(),
+        informed: None,
+    };
+    let mut fitted: Vec<informed::Fitted> = Vec::new();
+    for o in outcomes {
+        report.unusable.extend(o.unusable);
+        report.heldout.extend(o.heldout);
+        report.groups.extend(o.law);
+        fitted.extend(o.fitted);
     }
+    (report.heldout_mean, report.heldout_worst) = heldout::summary(&report.heldout);
+    report.informed = options
+        .informed
+        .then(|| informed::fit(groups, &fitted, options))
+        .flatten();
+    report
+}
+
+/// What one group contributes to the report.
+struct Outcome {
+    unusable: Vec<Unusable>,
+    law: Option<GroupLaw>,
+    heldout: Vec<heldout::HeldOut>,
+    fitted: Option<informed::Fitted>,
+}
+
+fn fit_group(gi: usize, g: &CurveGroup, options: &CurveOptions) -> Outcome {
+    let mut out = Outcome {
+        unusable: Vec::new(),
+        law: None,
+        heldout: Vec::new(),
+        fitted: None,
+    };
+    let mut usable = Vec::new();
+    for run in &g.runs {
+        match prepare(run, options) {
+            Ok(p) => usable.push((run, p)),
+            Err(why) => out.unusable.push(Unusable {
+                run: run.name.clone(),
+                reason: why,
+            }),
+        }
+    }
+    let train: Vec<&Prepared> = usable
+        .iter()
+        .filter(|(r, _)| !r.probe)
+        .map(|(_, p)| p)
+        .collect();
+    if train.is_empty() {
+        return out;
+    }
+    let Some(params) = solve::fit(options.form, &train, &solve::starts(options.form), 300) else {
+        for (r, _) in usable.iter().filter(|(r, _)| !r.probe) {
+            out.unusable.push(Unusable {
+                run: r.name.clone(),
+                reason: format!(
+                    "the {} law could not be fitted to group {}",
+                    options.form, g.name
+                ),
+            });
+        }
+        return out;
+    };
+    let runs: Vec<&CurveRun> = usable.iter().map(|(r, _)| *r).collect();
+    out.heldout = heldout::check(g, &runs, options, &params);
+    out.law = Some(GroupLaw {
+        group: g.name.clone(),
+        size: g.size.clone(),
+        n: g.n,
+        lr: g.lr,
+        step_tokens: g.step_tokens,
+        runs: usable
+            .iter()
+            .filter(|(r, _)| !r.probe)
+            .map(|(r, _)| r.name.clone())
+            .collect(),
+        params,
+    });
+    let prepared = usable
+        .into_iter()
+        .filter(|(r, _)| !r.probe)
+        .map(|(r, p)| (r.unit.clone(), p))
+        .collect();
+    out.fitted = Some((gi, params, prepared));
+    out
 }
 
 impl std::fmt::Display for CurveForm {
@@ -381,4 +407,4 @@ impl std::fmt::Display for CurveForm {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
