@@ -12,8 +12,8 @@
 //! never repeat, the logged training losses in bins (with one fitted offset: a fixed
 //! validation sample sits a constant apart from fresh batches). Validation points alone are
 //! the default: on the reference study the binned training losses, steep and noisy early in
-//! each run, raised the held-out error (mean 1.07 % against 0.67 % without them, worst
-//! 27 % against 14 %: `scalebook fit` on it with and without `train_loss: true`). Objective and search:
+//! each run, raised the held-out error (mean 0.87 % against 0.65 % without them, worst
+//! 22 % against 13 %: `scalebook fit` on it with and without `train_loss: true`). Objective and search:
 //! [`solve`]. Every fit is checked on points no fitted run contains ([`heldout`]); the
 //! curve-informed L(N, D) is [`informed`].
 

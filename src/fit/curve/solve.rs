@@ -1,8 +1,15 @@
 //! Fitting a curve law by variable projection: for fixed exponents the law is linear in its
 //! floor, amplitudes and the training-loss offset, which a small non-negative weighted least
 //! squares solves exactly; Nelder–Mead (Nelder & Mead 1965) searches only the exponents.
-//! The objective is Σ ((L̂ − L)/L)², squared relative residuals (≈ log residuals), each
-//! validation point and each bin of training losses counting once.
+//! The objective is Huber's (δ = [`DELTA`]) on relative residuals (L̂ − L)/L (≈ log
+//! residuals, as the endpoint law's), solved for the linear part by iteratively reweighted
+//! least squares; each validation point and each bin of training losses counts once.
+
+/// Huber's δ on relative residuals (the endpoint law's default on log residuals).
+pub const DELTA: f64 = 1e-3;
+
+/// Reweighting rounds of the linear part's Huber fit.
+const IRLS_ROUNDS: usize = 4;
 
 use super::features::Schedule;
 use super::{CurveForm, CurveParams};
@@ -85,13 +92,27 @@ pub fn project(form: CurveForm, e: &Exponents, runs: &[&Prepared]) -> Option<(f6
         if has_train && has_val {
             free.push(3);
         }
-        let Some(coef) = weighted_solve(&x, &y, &free) else {
+        // Huber by iteratively reweighted least squares: a point past δ weighs δ/|r|.
+        let mut rw = vec![1.0; y.len()];
+        let mut found = None;
+        for _ in 0..IRLS_ROUNDS {
+            let Some(coef) = weighted_solve(&x, &y, &free, &rw) else {
+                break;
+            };
+            found = Some(coef);
+            for ((c, &l), w) in x.iter().zip(&y).zip(rw.iter_mut()) {
+                let fit: f64 = c.iter().zip(&coef).map(|(a, b)| a * b).sum();
+                let r = ((fit - l) / l).abs();
+                *w = if r <= DELTA { 1.0 } else { DELTA / r };
+            }
+        }
+        let Some(coef) = found else {
             continue;
         };
         if coef[1] < 0.0 || coef[2] < 0.0 {
             continue;
         }
-        let obj = objective(&x, &y, &coef);
+        let obj = huber(&x, &y, &coef, DELTA);
         if obj.is_finite() && best.is_none_or(|(b, _)| obj < b) {
             best = Some((obj, coef));
         }
@@ -99,23 +120,28 @@ pub fn project(form: CurveForm, e: &Exponents, runs: &[&Prepared]) -> Option<(f6
     best
 }
 
-fn objective(x: &[[f64; 4]], y: &[f64], coef: &[f64; 4]) -> f64 {
+fn huber(x: &[[f64; 4]], y: &[f64], coef: &[f64; 4], delta: f64) -> f64 {
     x.iter()
         .zip(y)
         .map(|(c, &l)| {
             let fit: f64 = c.iter().zip(coef).map(|(a, b)| a * b).sum();
-            ((fit - l) / l).powi(2)
+            let r = ((fit - l) / l).abs();
+            if r <= delta {
+                r * r
+            } else {
+                delta * (2.0 * r - delta)
+            }
         })
         .sum()
 }
 
-/// Weighted (1/L²) least squares over the `free` columns (the rest fixed at 0).
-fn weighted_solve(x: &[[f64; 4]], y: &[f64], free: &[usize]) -> Option<[f64; 4]> {
+/// Weighted (`rw`/L²) least squares over the `free` columns (the rest fixed at 0).
+fn weighted_solve(x: &[[f64; 4]], y: &[f64], free: &[usize], rw: &[f64]) -> Option<[f64; 4]> {
     let k = free.len();
     let mut ata = [[0.0f64; 4]; 4];
     let mut aty = [0.0f64; 4];
-    for (c, &l) in x.iter().zip(y) {
-        let w = 1.0 / (l * l);
+    for ((c, &l), r) in x.iter().zip(y).zip(rw) {
+        let w = r / (l * l);
         for (i, &fi) in free.iter().enumerate() {
             aty[i] += w * c[fi] * l;
             for (j, &fj) in free.iter().enumerate() {
@@ -211,7 +237,19 @@ pub fn fit(
     }
     let (_, z) = best?;
     let e = to_exponents(form, &z);
-    let (objective, lin) = project(form, &e, runs)?;
+    let (_, lin) = project(form, &e, runs)?;
+    let mut x = Vec::new();
+    for r in runs {
+        columns(form, &e, r, &mut x);
+    }
+    let squares: f64 = x
+        .iter()
+        .zip(runs.iter().flat_map(|r| r.obs.iter()))
+        .map(|(c, o)| {
+            let fit: f64 = c.iter().zip(&lin).map(|(a, b)| a * b).sum();
+            ((fit - o.loss) / o.loss).powi(2)
+        })
+        .sum();
     let points: usize = runs.iter().map(|r| r.obs.len()).sum();
     Some(CurveParams {
         l0: lin[0],
@@ -222,7 +260,7 @@ pub fn fit(
         gamma: (form == CurveForm::MultiPower).then_some(e[2]),
         c: (form == CurveForm::MultiPower).then_some(e[3]),
         train_offset: lin[3],
-        rms_rel: (objective / points.max(1) as f64).sqrt(),
+        rms_rel: (squares / points.max(1) as f64).sqrt(),
         points,
     })
 }
