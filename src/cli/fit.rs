@@ -30,8 +30,9 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub max_params: Option<f64>,
     /// Predict a run's final loss (and whole validation curve) from the study's curve law
-    /// (`law: curve`): `size=NAME,tokens=D[,schedule=cosine|wsd|constant][,lr=ETA]` — the
-    /// study's schedule and, without `lr`, the size's best learning rate. Repeatable. Prints
+    /// (`law: curve`): `size=NAME,tokens=D[,schedule=cosine|wsd|constant][,lr=ETA]
+    /// [,warmup_steps=K]` — the study's schedule and warmup fraction (`warmup_steps`: a
+    /// trunk's, for a branch) and, without `lr`, the size's best learning rate. Repeatable. Prints
     /// the predictions instead of the fits (`--format json`: `{"predictions": […]}`).
     #[arg(long, value_name = "QUERY")]
     pub predict: Vec<String>,

@@ -171,6 +171,9 @@ pub struct Query {
     pub schedule: Option<String>,
     /// The peak learning rate's group (the best of the size's when absent).
     pub lr: Option<f64>,
+    /// Warmup steps, when not the study's fraction of the run's own steps: a branch of a
+    /// shared trunk warms up as long as its trunk (WSD with the trunk's warmup).
+    pub warmup_steps: Option<u64>,
 }
 
 /// The curve law's answer to a [`Query`].
@@ -188,13 +191,14 @@ pub struct Prediction {
 }
 
 impl Query {
-    /// `size=l4-d128,tokens=6.4e6[,schedule=wsd][,lr=3e-3]`.
+    /// `size=l4-d128,tokens=6.4e6[,schedule=wsd][,lr=3e-3][,warmup_steps=40]`.
     pub fn parse(text: &str) -> Result<Query, String> {
         let mut q = Query {
             size: String::new(),
             tokens: f64::NAN,
             schedule: None,
             lr: None,
+            warmup_steps: None,
         };
         for part in text.split(',') {
             let (key, value) = part
@@ -212,6 +216,11 @@ impl Query {
                 "size" => q.size = value.trim().to_string(),
                 "tokens" => q.tokens = number()?,
                 "lr" => q.lr = Some(number()?),
+                "warmup_steps" => {
+                    q.warmup_steps = Some(value.trim().parse::<u64>().map_err(|_| {
+                        format!("warmup_steps `{value}` is not a whole number of steps")
+                    })?)
+                }
                 "schedule" => match value.trim() {
                     s @ ("cosine" | "wsd" | "constant") => q.schedule = Some(s.to_string()),
                     other => {
@@ -222,7 +231,8 @@ impl Query {
                 },
                 other => {
                     return Err(format!(
-                        "unknown key `{other}` (give size, tokens, and optionally schedule and lr)"
+                        "unknown key `{other}` (give size, tokens, and optionally schedule, lr \
+                         and warmup_steps)"
                     ));
                 }
             }
@@ -305,7 +315,15 @@ pub fn predict(
             );
             let step_tokens = law.step_tokens;
             let steps = ((q.tokens / step_tokens).round() as u64).max(1);
-            let plan = LrPlan::independent(&spec, steps);
+            let plan = match q.warmup_steps {
+                Some(w) if w >= steps => {
+                    return Err(format!(
+                        "warmup_steps {w} is not shorter than the run's {steps} steps"
+                    ));
+                }
+                Some(w) => LrPlan::with_warmup(&spec, steps, w),
+                None => LrPlan::independent(&spec, steps),
+            };
             let lrs: Vec<f64> = (0..steps).map(|k| plan.at(k)).collect();
             let mut at: Vec<u64> = (1..=steps)
                 .filter(|s| s % spec.eval_every.max(1) == 0)

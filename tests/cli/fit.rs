@@ -547,6 +547,17 @@ fn the_curve_law_recovers_a_mock_multi_power_law_and_predicts_other_schedules() 
         "predicted {got}, measured {want}"
     );
     assert!(p["curve"].as_array().unwrap().len() >= 10);
+    // A branch of a shared trunk: WSD with the trunk's (longer) warmup.
+    let out = mock(&[
+        "fit",
+        study.to_str().unwrap(),
+        "--predict",
+        "size=l2-d32,tokens=1.6e5,schedule=wsd,warmup_steps=60",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let line = stdout(&out).lines().nth(1).unwrap_or_default().to_string();
+    let branch: f64 = line.rsplit('\t').next().unwrap().parse().unwrap();
+    assert!(branch.is_finite() && (branch - got).abs() > 1e-6, "{line}");
     // Bad queries exit 2 naming the flag.
     for (query, says) in [
         ("size=l9-d9,tokens=1e5", "no curve law fitted"),
@@ -556,6 +567,14 @@ fn the_curve_law_recovers_a_mock_multi_power_law_and_predicts_other_schedules() 
             "schedule `linear`",
         ),
         ("tokens=1e5", "give at least size"),
+        (
+            "size=l2-d32,tokens=1.6e5,warmup_steps=5000",
+            "not shorter than the run",
+        ),
+        (
+            "size=l2-d32,tokens=1.6e5,warmup_steps=2.5",
+            "not a whole number",
+        ),
     ] {
         let out = mock(&["fit", study.to_str().unwrap(), "--predict", query]);
         assert_eq!(out.status.code(), Some(2), "{query}: {}", stderr(&out));
