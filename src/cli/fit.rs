@@ -78,7 +78,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         && !study
             .fits
             .iter()
-            .any(|f| matches!(f, crate::study::FitSpec::Curve { .. }))
+            .any(|f| matches!(f, crate::study::FitSpec::Curve(_)))
     {
         return Err(Failure::new(
             exit::USAGE,

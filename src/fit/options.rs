@@ -105,16 +105,20 @@ pub enum LawRequest {
     },
     Cost,
     /// A whole-curve law per size (and learning rate), checked on held-out curves.
-    Curve {
-        form: CurveForm,
-        /// Fraction of each run's first steps left out (≤ 0.1).
-        burn_in: f64,
-        /// Fit the logged training losses too (data that never repeat only).
-        train_loss: bool,
-        /// Nested bootstrap resamples of the curve-informed law.
-        bootstrap: u64,
-        confidence: f64,
-        /// Fit L(N, D) from the curve laws' predictions too.
-        informed: bool,
-    },
+    Curve(CurveRequest),
+}
+
+/// The options of `law: curve`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CurveRequest {
+    pub form: CurveForm,
+    /// Fraction of each run's first steps left out (≤ 0.1).
+    pub burn_in: f64,
+    /// Fit the logged training losses too (data that never repeat only).
+    pub train_loss: bool,
+    /// Nested bootstrap resamples of the curve-informed law.
+    pub bootstrap: u64,
+    pub confidence: f64,
+    /// Fit L(N, D) from the curve laws' predictions too.
+    pub informed: bool,
 }

@@ -58,7 +58,7 @@ impl ChinchillaReport {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ParamIntervals {
     #[serde(rename = "E")]
     pub e: [f64; 2],

@@ -154,26 +154,9 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                 confidence,
             ),
             LawRequest::Cost => report.cost = Some(fit_cost(rows, &mut report.warnings)),
-            LawRequest::Curve {
-                form,
-                burn_in,
-                train_loss,
-                bootstrap,
-                confidence,
-                informed,
-            } => {
-                let mut c = curve::fit(
-                    request.curve_groups,
-                    &CurveOptions {
-                        form,
-                        burn_in,
-                        train_loss,
-                        bootstrap,
-                        confidence,
-                        informed,
-                        seed: request.seed,
-                    },
-                );
+            LawRequest::Curve(ref options) => {
+                let options = CurveOptions::of(options, request.seed);
+                let mut c = curve::fit(request.curve_groups, &options);
                 c.unusable
                     .splice(0..0, request.curve_unusable.iter().cloned());
                 report.warnings.extend(curve::heldout::warnings(&c));

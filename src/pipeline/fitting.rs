@@ -54,10 +54,7 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
     let mut input = FitInput::default();
     let swept = study.training().is_some_and(|t| t.learning_rates.len() > 1);
     let convention = params_convention(study);
-    let wants_curves = study
-        .fits
-        .iter()
-        .any(|f| matches!(f, FitSpec::Curve { .. }));
+    let wants_curves = study.fits.iter().any(|f| matches!(f, FitSpec::Curve(_)));
     let (rows, curves) = (&mut input.rows, &mut input.curves);
     let mut missing = 0;
     for spec in &specs {

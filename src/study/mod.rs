@@ -170,7 +170,7 @@ impl FitSpec {
             FitSpec::Frontier { .. } => LawKind::Frontier,
             FitSpec::Power { .. } => LawKind::Power,
             FitSpec::Cost => LawKind::Cost,
-            FitSpec::Curve { .. } => LawKind::Curve,
+            FitSpec::Curve(_) => LawKind::Curve,
         }
     }
 }

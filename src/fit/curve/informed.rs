@@ -21,6 +21,7 @@ use super::{CurveGroup, CurveOptions, CurveParams};
 use crate::fit::bootstrap::percentile_interval;
 use crate::fit::chinchilla::{self, Law, Point, StartGrid};
 use crate::fit::law::{At, CurveLaw, ScalingLaw};
+use crate::fit::report::ParamIntervals;
 use crate::rng::{SplitMix64, hash2};
 
 /// Token counts predicted per size.
@@ -38,7 +39,7 @@ pub struct InformedReport {
     #[serde(flatten)]
     pub law: Law,
     /// Percentile intervals: E, A, B, alpha, beta.
-    pub ci: Option<InformedIntervals>,
+    pub ci: Option<ParamIntervals>,
     pub confidence: f64,
     pub bootstrap_resamples: usize,
     pub bootstrap_failures: usize,
@@ -50,18 +51,6 @@ pub struct InformedReport {
     /// Parameter by parameter against the endpoint law (filled where both exist).
     #[serde(default)]
     pub against_endpoint: Vec<Agreement>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct InformedIntervals {
-    #[serde(rename = "E")]
-    pub e: [f64; 2],
-    #[serde(rename = "A")]
-    pub a: [f64; 2],
-    #[serde(rename = "B")]
-    pub b: [f64; 2],
-    pub alpha: [f64; 2],
-    pub beta: [f64; 2],
 }
 
 /// One parameter of both laws.
@@ -179,7 +168,7 @@ pub fn fit(
         percentile_interval(&mut v, options.confidence).map(|i| [i.lo, i.hi])
     };
     let ci = (|| {
-        Some(InformedIntervals {
+        Some(ParamIntervals {
             e: interval(|l| l.e)?,
             a: interval(|l| l.a)?,
             b: interval(|l| l.b)?,
@@ -288,7 +277,7 @@ pub fn against(
     endpoint: &crate::fit::report::ChinchillaReport,
 ) -> Vec<Agreement> {
     let e = endpoint.law();
-    type Pick = fn(&InformedIntervals) -> [f64; 2];
+    type Pick = fn(&ParamIntervals) -> [f64; 2];
     let rows: [(&str, f64, f64, Pick); 5] = [
         ("E", e.e, informed.law.e, |c| c.e),
         ("A", e.a, informed.law.a, |c| c.a),

@@ -90,6 +90,21 @@ impl std::fmt::Debug for CurveGroup {
     }
 }
 
+impl CurveOptions {
+    /// The study's request, resampled from `seed`.
+    pub fn of(r: &super::options::CurveRequest, seed: u64) -> CurveOptions {
+        CurveOptions {
+            form: r.form,
+            burn_in: r.burn_in,
+            train_loss: r.train_loss,
+            bootstrap: r.bootstrap,
+            confidence: r.confidence,
+            informed: r.informed,
+            seed,
+        }
+    }
+}
+
 /// How to fit.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CurveOptions {

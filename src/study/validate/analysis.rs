@@ -230,7 +230,7 @@ impl Validator {
                             continue;
                         }
                     };
-                    FitSpec::Curve {
+                    FitSpec::Curve(crate::fit::options::CurveRequest {
                         form,
                         burn_in: self.real(
                             &format!("{field}.burn_in"),
@@ -243,7 +243,7 @@ impl Validator {
                         bootstrap,
                         confidence,
                         informed: f.curve_informed.unwrap_or(true),
-                    }
+                    })
                 }
             };
             let identity = match spec {
