@@ -160,6 +160,12 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                 c.unusable
                     .splice(0..0, request.curve_unusable.iter().cloned());
                 report.warnings.extend(curve::heldout::warnings(&c));
+                if options.informed && c.informed.is_none() && !c.groups.is_empty() {
+                    report.warnings.push(Warning::problem(
+                        "curve: the curve-informed L(N, D) could not be fitted to the curve laws' \
+                         predictions (it needs curve laws at 3 or more sizes)",
+                    ));
+                }
                 report.curve = Some(c);
             }
             LawRequest::Frontier { params } => match frontier(request.curves, params) {

@@ -176,16 +176,18 @@ pub fn render(chart: &str, panels: &[Panel]) -> Result<String, PlotError> {
     };
     let mut svg = String::new();
     {
-        let width = if panels.len() > 1 {
-            WIDTH * 3 / 2
-        } else {
-            WIDTH
+        // Four panels or more (one per size) get a wider figure and fewer x labels each.
+        let width = match panels.len() {
+            0 | 1 => WIDTH,
+            2 | 3 => WIDTH * 3 / 2,
+            _ => WIDTH * 2,
         };
         let root = SVGBackend::with_string(&mut svg, (width, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
         let areas = root.split_evenly((1, panels.len().max(1)));
+        let x_labels = if panels.len() >= 4 { 4 } else { 7 };
         for (panel, area) in panels.iter().zip(areas.iter()) {
-            draw_panel(area, panel).map_err(err)?;
+            draw_panel(area, panel, x_labels).map_err(err)?;
         }
         root.present().map_err(|e| err(e.to_string()))?;
     }
@@ -195,6 +197,7 @@ pub fn render(chart: &str, panels: &[Panel]) -> Result<String, PlotError> {
 fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     panel: &Panel,
+    x_labels: usize,
 ) -> Result<(), String> {
     let tx = |v: f64| if panel.x_log { v.log10() } else { v };
     let ty = |v: f64| if panel.y_log { v.log10() } else { v };
@@ -243,7 +246,7 @@ fn draw_panel<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc(panel.x_label.as_str())
         .y_desc(panel.y_label.as_str())
-        .x_labels(7)
+        .x_labels(x_labels)
         .y_labels(7)
         .x_label_formatter(&x_fmt)
         .y_label_formatter(&y_fmt)

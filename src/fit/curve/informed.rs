@@ -141,6 +141,9 @@ pub fn fit(
 ) -> Option<InformedReport> {
     let laws: Vec<(usize, CurveParams)> = fitted.iter().map(|(g, l, _)| (*g, *l)).collect();
     let points = grid_points(groups, &laws, options.form);
+    if distinct_sizes(&points) < MIN_SIZES {
+        return None;
+    }
     let full = chinchilla::fit(&points, DELTA, &StartGrid::full()).ok()?;
     let residual_groups: Vec<String> = fitted
         .iter()
@@ -176,12 +179,7 @@ pub fn fit(
             beta: interval(|l| l.beta)?,
         })
     })();
-    let sizes = {
-        let mut n: Vec<u64> = points.iter().map(|p| p.n.to_bits()).collect();
-        n.sort_unstable();
-        n.dedup();
-        n.len()
-    };
+    let sizes = distinct_sizes(&points);
     Some(InformedReport {
         law: full.law,
         ci,
@@ -193,6 +191,16 @@ pub fn fit(
         residual_groups,
         against_endpoint: Vec::new(),
     })
+}
+
+/// Sizes a curve-informed law needs: A and α are set by how the loss moves across them.
+pub const MIN_SIZES: usize = 3;
+
+fn distinct_sizes(points: &[Point]) -> usize {
+    let mut n: Vec<u64> = points.iter().map(|p| p.n.to_bits()).collect();
+    n.sort_unstable();
+    n.dedup();
+    n.len()
 }
 
 fn units(runs: &[(String, Prepared)]) -> usize {

@@ -158,3 +158,22 @@ fn unusable_runs_are_named() {
     assert!(reasons[0].contains("validation point"), "{reasons:?}");
     assert!(reasons[1].contains("rises after the warmup"), "{reasons:?}");
 }
+
+/// The curve-informed law needs three sizes: with one it is absent, not a law of one size.
+#[test]
+fn the_curve_informed_law_needs_three_sizes() {
+    let runs = vec![
+        run("c1", cosine(1e-3, 1000), 0.0, 1),
+        run("c2", cosine(1e-3, 2000), 0.0, 2),
+    ];
+    let report = fit(
+        &[group(runs)],
+        &CurveOptions {
+            informed: true,
+            bootstrap: 4,
+            ..options(CurveForm::MultiPower)
+        },
+    );
+    assert_eq!(report.groups.len(), 1);
+    assert!(report.informed.is_none());
+}
