@@ -12,9 +12,13 @@ use crate::record::CurvePoint;
 use crate::study::{ParamsConvention, RunSpec};
 use crate::train::schedule::LrPlan;
 
-/// Relative difference between a recorded and a planned learning rate that is a disagreement
-/// (recorded rates are the plan's, printed with shortest round-trip digits).
-const LR_TOLERANCE: f64 = 1e-9;
+/// Relative difference between a recorded and a planned learning rate that is a disagreement:
+/// the engine records the plan's rates exactly; an external trainer's own scheduler may round
+/// or compute them another way, by far less than a wrong schedule is off.
+const LR_TOLERANCE: f64 = 1e-4;
+
+/// The most steps `--predict` lays out a schedule for (its learning rates take 8 bytes each).
+pub const MAX_PREDICT_STEPS: u64 = 10_000_000;
 
 /// One finished run's curve and spec.
 #[derive(Debug, Clone)]
@@ -315,6 +319,13 @@ pub fn predict(
             );
             let step_tokens = law.step_tokens;
             let steps = ((q.tokens / step_tokens).round() as u64).max(1);
+            if steps > MAX_PREDICT_STEPS {
+                return Err(format!(
+                    "tokens {:e} is {steps} steps of {step_tokens} tokens for size `{}`; \
+                     at most {MAX_PREDICT_STEPS} steps are laid out",
+                    q.tokens, q.size
+                ));
+            }
             let plan = match q.warmup_steps {
                 Some(w) if w >= steps => {
                     return Err(format!(

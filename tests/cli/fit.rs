@@ -575,6 +575,7 @@ fn the_curve_law_recovers_a_mock_multi_power_law_and_predicts_other_schedules() 
             "size=l2-d32,tokens=1.6e5,warmup_steps=2.5",
             "not a whole number",
         ),
+        ("size=l2-d32,tokens=1e15", "at most 10000000 steps"),
     ] {
         let out = mock(&["fit", study.to_str().unwrap(), "--predict", query]);
         assert_eq!(out.status.code(), Some(2), "{query}: {}", stderr(&out));
