@@ -50,7 +50,7 @@ fn intro(c: &CurveReport) -> String {
         "Each size{} has its own whole-curve law, {form}, fitted to its runs' validation \
          points{} after the first {} of each run's steps, under the learning rate every step \
          had. S₁ is the area under the schedule.\n\n",
-        if c.groups.iter().any(|g| g.group.contains(" lr ")) {
+        if c.groups.iter().any(|g| g.group != g.size) {
             " and learning rate"
         } else {
             ""
@@ -231,6 +231,11 @@ pub fn chart(input: &Input) -> Result<Vec<Panel>, String> {
             .filter(|g| g.n == n)
             .map(|g| g.group.as_str())
             .collect();
+        let size = c
+            .groups
+            .iter()
+            .find(|g| g.n == n)
+            .map_or("", |g| g.size.as_str());
         let best = groups
             .iter()
             .filter_map(|g| {
@@ -244,7 +249,6 @@ pub fn chart(input: &Input) -> Result<Vec<Panel>, String> {
             })
             .min_by(|a, b| a.1.total_cmp(&b.1));
         let Some((group, _)) = best else { continue };
-        let size = group.split(" lr ").next().unwrap_or(group);
         let ci = colours.get(size).copied().unwrap_or(panels.len());
         let mut p = Panel::new(group, "tokens", "validation loss (nats/token)");
         p.x_log = true;
