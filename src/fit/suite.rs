@@ -154,13 +154,16 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                 confidence,
             ),
             LawRequest::Cost => report.cost = Some(fit_cost(rows, &mut report.warnings)),
-            LawRequest::Curve(ref options) => {
-                let options = CurveOptions::of(options, request.seed);
+            LawRequest::Curve(curve_request) => {
+                let options = CurveOptions {
+                    request: curve_request,
+                    seed: request.seed,
+                };
                 let mut c = curve::fit(request.curve_groups, &options);
                 c.unusable
                     .splice(0..0, request.curve_unusable.iter().cloned());
                 report.warnings.extend(curve::heldout::warnings(&c));
-                if options.informed && c.informed.is_none() && !c.groups.is_empty() {
+                if options.request.informed && c.informed.is_none() && !c.groups.is_empty() {
                     report.warnings.push(Warning::problem(
                         "curve: the curve-informed L(N, D) could not be fitted to the curve laws' \
                          predictions (it needs curve laws at 3 or more sizes)",

@@ -367,6 +367,20 @@ fn the_fits_match_their_golden_digest() {
     fs::remove_dir_all(dir).unwrap();
 }
 
+/// `scalebook ARGS --executor mock --mock-law LAW --store STORE`.
+fn with_mock(args: &[&str], law: &str, store: &std::path::Path) -> std::process::Output {
+    let mut all = args.to_vec();
+    all.extend([
+        "--executor",
+        "mock",
+        "--mock-law",
+        law,
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    scalebook(&all)
+}
+
 /// `law: curve` end to end on a mock grid: each size's curve law is fitted on its three
 /// horizons, every run is predicted by the law fitted without it, the curve-informed law is
 /// set beside the endpoint law, and the chapter shows the table and chart.
@@ -387,18 +401,17 @@ fn curve_law_fits_checks_and_reports_a_mock_grid() {
     .unwrap();
     let store = dir.join("store");
     let book = dir.join("book");
-    let out = scalebook(&[
-        "run",
-        study.to_str().unwrap(),
-        "--executor",
-        "mock",
-        "--mock-law",
-        "1.69,406.4,410.7,0.34,0.28,0.002",
-        "--store",
-        store.to_str().unwrap(),
-        "--book",
-        book.to_str().unwrap(),
-    ]);
+    let law = "1.69,406.4,410.7,0.34,0.28,0.002";
+    let out = with_mock(
+        &[
+            "run",
+            study.to_str().unwrap(),
+            "--book",
+            book.to_str().unwrap(),
+        ],
+        law,
+        &store,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let fits: Value =
         serde_json::from_str(&fs::read_to_string(store.join("studies/curve/fits.json")).unwrap())
@@ -436,18 +449,11 @@ fn curve_law_fits_checks_and_reports_a_mock_grid() {
     assert!(chapter.contains("**Curve-informed L(N, D).**"), "{chapter}");
     assert!(book.join("src/curve/figures/curve.svg").is_file());
     // The same study, seed and results give the same fits.
-    let again = scalebook(&[
-        "fit",
-        study.to_str().unwrap(),
-        "--executor",
-        "mock",
-        "--mock-law",
-        "1.69,406.4,410.7,0.34,0.28,0.002",
-        "--store",
-        store.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
+    let again = with_mock(
+        &["fit", study.to_str().unwrap(), "--format", "json"],
+        law,
+        &store,
+    );
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     let refit: Value = serde_json::from_str(&stdout(&again)).unwrap();
     assert!(refit["curve"] == fits["curve"], "the refit differs");
@@ -477,18 +483,7 @@ fn the_curve_law_recovers_a_mock_multi_power_law_and_predicts_other_schedules() 
     let (e, a, alpha, b, beta) = (1.69, 406.4, 0.34, 410.7, 0.28);
     let law = format!("{e},{a},{b},{alpha},{beta},0;multi_power=300,2,0.6,0.5");
     let store = dir.join("store");
-    let mock = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend([
-            "--executor",
-            "mock",
-            "--mock-law",
-            &law,
-            "--store",
-            store.to_str().unwrap(),
-        ]);
-        scalebook(&all)
-    };
+    let mock = |args: &[&str]| with_mock(args, &law, &store);
     for s in [&study, &wsd] {
         let out = mock(&["run", s.to_str().unwrap(), "--no-report"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

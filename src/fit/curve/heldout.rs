@@ -96,7 +96,7 @@ fn refit(options: &CurveOptions, runs: &[&Prepared], law: &CurveParams) -> Optio
     if runs.is_empty() {
         return None;
     }
-    solve::fit(options.form, runs, &[law.exponents()], 150)
+    solve::fit(options.request.form, runs, &[law.exponents()], 150)
 }
 
 /// `run`'s validation points after step `after` (and the burn-in) against `law`.
@@ -108,7 +108,7 @@ fn judge(
     options: &CurveOptions,
     fitted_on: String,
 ) -> Option<HeldOut> {
-    let cut = ((options.burn_in * run.steps() as f64).floor() as u64).max(after);
+    let cut = ((options.request.burn_in * run.steps() as f64).floor() as u64).max(after);
     let points: Vec<(u64, f64)> = run
         .val
         .iter()
@@ -120,7 +120,7 @@ fn judge(
         return None;
     }
     let steps: Vec<u64> = points.iter().map(|p| p.0).collect();
-    let predicted = law.predict(options.form, &run.lrs, run.warmup, &steps)?;
+    let predicted = law.predict(options.request.form, &run.lrs, run.warmup, &steps)?;
     let errors: Vec<f64> = points
         .iter()
         .zip(&predicted)

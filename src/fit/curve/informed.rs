@@ -140,7 +140,7 @@ pub fn fit(
     options: &CurveOptions,
 ) -> Option<InformedReport> {
     let laws: Vec<(usize, CurveParams)> = fitted.iter().map(|(g, l, _)| (*g, *l)).collect();
-    let points = grid_points(groups, &laws, options.form);
+    let points = grid_points(groups, &laws, options.request.form);
     if distinct_sizes(&points) < MIN_SIZES {
         return None;
     }
@@ -150,7 +150,7 @@ pub fn fit(
         .filter(|(_, _, runs)| units(runs) < 2)
         .map(|(g, _, _)| groups[*g].name.clone())
         .collect();
-    let resamples = options.bootstrap as usize;
+    let resamples = options.request.bootstrap as usize;
     let refits: Vec<Option<Law>> = (0..resamples)
         .into_par_iter()
         .map(|i| {
@@ -159,7 +159,7 @@ pub fn fit(
                 .iter()
                 .filter_map(|(g, law, runs)| Some((*g, resample(options, law, runs, &mut rng)?)))
                 .collect();
-            let sample = grid_points(groups, &laws, options.form);
+            let sample = grid_points(groups, &laws, options.request.form);
             chinchilla::refine(&sample, DELTA, full.theta)
                 .ok()
                 .map(|f| f.law)
@@ -168,7 +168,7 @@ pub fn fit(
     let ok: Vec<Law> = refits.iter().flatten().copied().collect();
     let interval = |f: fn(&Law) -> f64| {
         let mut v: Vec<f64> = ok.iter().map(f).collect();
-        percentile_interval(&mut v, options.confidence).map(|i| [i.lo, i.hi])
+        percentile_interval(&mut v, options.request.confidence).map(|i| [i.lo, i.hi])
     };
     let ci = (|| {
         Some(ParamIntervals {
@@ -183,7 +183,7 @@ pub fn fit(
     Some(InformedReport {
         law: full.law,
         ci,
-        confidence: options.confidence,
+        confidence: options.request.confidence,
         bootstrap_resamples: ok.len(),
         bootstrap_failures: resamples - ok.len(),
         points: points.iter().map(|p| [p.n, p.d, p.loss]).collect(),
@@ -235,7 +235,7 @@ fn resample(
             .collect()
     };
     let refs: Vec<&Prepared> = sample.iter().collect();
-    solve::fit(options.form, &refs, &[law.exponents()], 100)
+    solve::fit(options.request.form, &refs, &[law.exponents()], 100)
 }
 
 /// The run's fitted curve plus its residuals redrawn in blocks of [`BLOCK`].
@@ -245,7 +245,7 @@ fn residual_resample(
     run: &Prepared,
     rng: &mut SplitMix64,
 ) -> Prepared {
-    let fit = law.at(options.form, &run.schedule);
+    let fit = law.at(options.request.form, &run.schedule);
     let fitted: Vec<f64> = run
         .obs
         .iter()

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use super::options::CurveForm;
+pub use super::options::{CurveForm, CurveRequest};
 use features::Schedule;
 use solve::{Obs, Prepared};
 
@@ -90,34 +90,10 @@ impl std::fmt::Debug for CurveGroup {
     }
 }
 
-impl CurveOptions {
-    /// The study's request, resampled from `seed`.
-    pub fn of(r: &super::options::CurveRequest, seed: u64) -> CurveOptions {
-        CurveOptions {
-            form: r.form,
-            burn_in: r.burn_in,
-            train_loss: r.train_loss,
-            bootstrap: r.bootstrap,
-            confidence: r.confidence,
-            informed: r.informed,
-            seed,
-        }
-    }
-}
-
-/// How to fit.
+/// How to fit: the study's request, and the seed its resamples draw from.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CurveOptions {
-    pub form: CurveForm,
-    /// Fraction of each run's steps left out at its start (≤ 0.1).
-    pub burn_in: f64,
-    /// Fit the logged training losses too (data that never repeat only).
-    pub train_loss: bool,
-    /// Nested bootstrap resamples of the curve-informed law (0: no intervals).
-    pub bootstrap: u64,
-    pub confidence: f64,
-    /// Fit the curve-informed L(N, D).
-    pub informed: bool,
+    pub request: CurveRequest,
     pub seed: u64,
 }
 
@@ -236,7 +212,7 @@ const TRAIN_BINS: usize = 16;
 /// [`MAX_VAL_PER_RUN`], evenly thinned) and its training losses averaged in [`TRAIN_BINS`]
 /// bins of consecutive logged points.
 pub fn observations(run: &CurveRun, options: &CurveOptions) -> Vec<Obs> {
-    let cut = (options.burn_in * run.steps() as f64).floor() as u64;
+    let cut = (options.request.burn_in * run.steps() as f64).floor() as u64;
     let val: Vec<(u64, f64)> = run
         .val
         .iter()
@@ -254,7 +230,7 @@ pub fn observations(run: &CurveRun, options: &CurveOptions) -> Vec<Obs> {
     let train: Vec<&(u64, f64)> = run
         .train
         .iter()
-        .filter(|(s, l)| options.train_loss && *s > cut && *s >= 1 && l.is_finite())
+        .filter(|(s, l)| options.request.train_loss && *s > cut && *s >= 1 && l.is_finite())
         .collect();
     if !train.is_empty() {
         let bins = TRAIN_BINS.min(train.len());
@@ -292,7 +268,7 @@ pub const MIN_VAL_POINTS: usize = 3;
 
 /// A run ready for the solver, or why it cannot be used.
 pub fn prepare(run: &CurveRun, options: &CurveOptions) -> Result<Prepared, String> {
-    let burn_in = options.burn_in;
+    let burn_in = options.request.burn_in;
     let obs = observations(run, options);
     let val = obs.iter().filter(|o| !o.train).count();
     if val < MIN_VAL_POINTS {
@@ -318,9 +294,9 @@ pub fn fit(groups: &[CurveGroup], options: &CurveOptions) -> CurveReport {
         .map(|(gi, g)| fit_group(gi, g, options))
         .collect();
     let mut report = CurveReport {
-        form: options.form,
-        burn_in: options.burn_in,
-        train_loss: options.train_loss,
+        form: options.request.form,
+        burn_in: options.request.burn_in,
+        train_loss: options.request.train_loss,
         groups: Vec::new(),
         heldout: Vec::new(),
         heldout_mean: None,
@@ -337,6 +313,7 @@ pub fn fit(groups: &[CurveGroup], options: &CurveOptions) -> CurveReport {
     }
     (report.heldout_mean, report.heldout_worst) = heldout::summary(&report.heldout);
     report.informed = options
+        .request
         .informed
         .then(|| informed::fit(groups, &fitted, options))
         .flatten();
@@ -376,13 +353,18 @@ fn fit_group(gi: usize, g: &CurveGroup, options: &CurveOptions) -> Outcome {
     if train.is_empty() {
         return out;
     }
-    let Some(params) = solve::fit(options.form, &train, &solve::starts(options.form), 300) else {
+    let Some(params) = solve::fit(
+        options.request.form,
+        &train,
+        &solve::starts(options.request.form),
+        300,
+    ) else {
         for (r, _) in usable.iter().filter(|(r, _)| !r.probe) {
             out.unusable.push(Unusable {
                 run: r.name.clone(),
                 reason: format!(
                     "the {} law could not be fitted to group {}",
-                    options.form, g.name
+                    options.request.form, g.name
                 ),
             });
         }

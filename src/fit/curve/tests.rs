@@ -95,12 +95,14 @@ fn group(runs: Vec<CurveRun>) -> CurveGroup {
 
 fn options(form: CurveForm) -> CurveOptions {
     CurveOptions {
-        form,
-        burn_in: 0.1,
-        train_loss: false,
-        bootstrap: 0,
-        confidence: 0.95,
-        informed: false,
+        request: CurveRequest {
+            form,
+            burn_in: 0.1,
+            train_loss: false,
+            bootstrap: 0,
+            confidence: 0.95,
+            informed: false,
+        },
         seed: 1,
     }
 }
@@ -166,14 +168,10 @@ fn the_curve_informed_law_needs_three_sizes() {
         run("c1", cosine(1e-3, 1000), 0.0, 1),
         run("c2", cosine(1e-3, 2000), 0.0, 2),
     ];
-    let report = fit(
-        &[group(runs)],
-        &CurveOptions {
-            informed: true,
-            bootstrap: 4,
-            ..options(CurveForm::MultiPower)
-        },
-    );
+    let mut asked = options(CurveForm::MultiPower);
+    asked.request.informed = true;
+    asked.request.bootstrap = 4;
+    let report = fit(&[group(runs)], &asked);
     assert_eq!(report.groups.len(), 1);
     assert!(report.informed.is_none());
 }

@@ -1,0 +1,136 @@
+//! The study file's `fits:`, `holdout:` and `final:` sections: which laws to fit, with their
+//! options, and what the fits choose.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::super::units::{Count, Real};
+
+/// Laws the fitting engine knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LawKind {
+    /// L(N, D) = E + A/N^α + B/D^β (Hoffmann et al. 2022, approach 3).
+    Chinchilla,
+    /// Per-budget parabolas in ln N (approach 2).
+    Isoflop,
+    /// Lower envelope of the learning curves over compute (approach 1).
+    Frontier,
+    /// A single-variable law over params, tokens or compute.
+    Power,
+    /// Wall time and memory as power laws of N and D.
+    Cost,
+    /// A whole-curve law per size (and learning rate) under the runs' learning-rate
+    /// schedules (multi-power or annealing), checked on held-out curves.
+    Curve,
+}
+
+// The laws' options are the fitting code's own types (`fit::options`); the study file
+// names them.
+pub use crate::fit::options::{
+    BootstrapStarts, CurveForm, GridKind, ParamsConvention, PowerForm, PowerX,
+};
+
+/// One law to fit. Keys other than `law` apply to some laws only (see each key).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FitFile {
+    /// The law.
+    pub law: LawKind,
+    /// Bootstrap resamples for intervals (chinchilla, isoflop, power; default 1000; curve:
+    /// nested resamples of the curve-informed law, default 200; 0 = none).
+    #[serde(default)]
+    pub bootstrap: Option<Count>,
+    /// Interval coverage in (0, 1) (default 0.95).
+    #[serde(default)]
+    pub confidence: Option<Real>,
+    /// Chinchilla only: Huber δ on log loss (default 1e-3).
+    #[serde(default)]
+    pub delta: Option<Real>,
+    /// Chinchilla only: `full` (default) or `coarse` start grid.
+    #[serde(default)]
+    pub grid: Option<GridKind>,
+    /// Chinchilla only: bootstrap refits start from the full-data optimum (`warm`, default),
+    /// run the whole start grid per resample (`grid`: finds a resample's optimum even in
+    /// another basin), or the grid pruned after 10 iterations to its 64 best starts
+    /// (`pruned`: the same optimum at a sixth of the price).
+    #[serde(default)]
+    pub bootstrap_starts: Option<BootstrapStarts>,
+    /// Parameter-count convention (chinchilla, isoflop, power, frontier; default total).
+    #[serde(default)]
+    pub params: Option<ParamsConvention>,
+    /// Power only: the variable.
+    #[serde(default)]
+    pub x: Option<PowerX>,
+    /// The functional form: power `offset` (default), `pure`, `log` or `all`; curve
+    /// `multi_power` (default) or `annealing`.
+    #[serde(default)]
+    pub form: Option<FormName>,
+    /// Curve only: the fraction of each run's first steps left out (default 0.1, at most 0.1).
+    #[serde(default)]
+    pub burn_in: Option<Real>,
+    /// Curve only: also fit L(N, D) to the curve laws' predictions (default true).
+    #[serde(default)]
+    pub curve_informed: Option<bool>,
+    /// Curve only: fit the logged training losses besides the validation points (default
+    /// false; used only for data that never repeat, the synthetic languages).
+    #[serde(default)]
+    pub train_loss: Option<bool>,
+}
+
+/// A law's functional form (power and curve laws name theirs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FormName {
+    Offset,
+    Pure,
+    Log,
+    All,
+    MultiPower,
+    Annealing,
+}
+
+impl FormName {
+    /// The power law's form, if this is one.
+    pub fn power(self) -> Option<PowerForm> {
+        match self {
+            FormName::Offset => Some(PowerForm::Offset),
+            FormName::Pure => Some(PowerForm::Pure),
+            FormName::Log => Some(PowerForm::Log),
+            FormName::All => Some(PowerForm::All),
+            _ => None,
+        }
+    }
+
+    /// The curve law's form, if this is one.
+    pub fn curve(self) -> Option<CurveForm> {
+        match self {
+            FormName::MultiPower => Some(CurveForm::MultiPower),
+            FormName::Annealing => Some(CurveForm::Annealing),
+            _ => None,
+        }
+    }
+}
+
+/// Hold-out selection; give exactly one key.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldoutFile {
+    /// Leave out the k largest model sizes.
+    #[serde(default)]
+    pub largest: Option<Count>,
+    /// Leave out the k largest compute budgets (IsoFLOP studies).
+    #[serde(default)]
+    pub budgets: Option<Count>,
+}
+
+/// The final, compute-optimal run.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FinalFile {
+    /// Compute budget in FLOPs.
+    pub budget: Real,
+    /// Law that chooses N and D (default chinchilla).
+    #[serde(default)]
+    pub law: Option<LawKind>,
+}
