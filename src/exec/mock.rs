@@ -226,7 +226,7 @@ impl Executor for Mock {
         // Noise is a function of the key: the same run always reports the same loss.
         let mut rng = SplitMix64::new(hash_str(&spec.key));
         let plan = spec.lr_plan();
-        let lrs: Vec<f64> = (0..spec.steps).map(|k| plan.at(k)).collect();
+        let lrs = plan.rates();
         let multi_power = self.law.curve_law(n, id.train.lr, tokens_per_step as f64);
         let clean = |step: u64, d: f64| match &multi_power {
             Some(law) => law

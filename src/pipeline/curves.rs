@@ -42,10 +42,7 @@ fn display_name(run: &RunCurve) -> String {
 /// The run's planned learning rate for every update (update k + 1 at index k).
 fn planned(spec: &RunSpec) -> (Vec<f64>, usize) {
     let plan = spec.lr_plan();
-    (
-        (0..spec.steps).map(|k| plan.at(k)).collect(),
-        plan.warmup() as usize,
-    )
+    (plan.rates(), plan.warmup() as usize)
 }
 
 /// The run as the curve law reads it, or why it cannot be.
@@ -133,10 +130,7 @@ pub fn groups(
                 runs: Vec::new(),
                 schedule: Arc::new(move |steps| {
                     let plan = LrPlan::independent(&train, steps);
-                    (
-                        (0..steps).map(|k| plan.at(k)).collect(),
-                        plan.warmup() as usize,
-                    )
+                    (plan.rates(), plan.warmup() as usize)
                 }),
                 step_tokens: cr.step_tokens,
             });
@@ -335,7 +329,7 @@ pub fn predict(
                 Some(w) => LrPlan::with_warmup(&spec, steps, w),
                 None => LrPlan::independent(&spec, steps),
             };
-            let lrs: Vec<f64> = (0..steps).map(|k| plan.at(k)).collect();
+            let lrs = plan.rates();
             let mut at: Vec<u64> = (1..=steps)
                 .filter(|s| s % spec.eval_every.max(1) == 0)
                 .collect();

@@ -52,6 +52,11 @@ impl LrPlan {
     }
 
     /// The first step of a WSD run's decay (the run's length for other schedules).
+    /// The learning rate of every step, in order (step k + 1 at index k).
+    pub fn rates(&self) -> Vec<f64> {
+        (0..self.steps).map(|k| self.at(k)).collect()
+    }
+
     pub fn decay_start(&self) -> u64 {
         self.decay_start
     }
