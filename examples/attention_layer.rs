@@ -21,7 +21,13 @@ fn main() {
     // SAFETY: no thread has started yet (only the arguments were read).
     unsafe { scalebook::sys::set_threads(threads) };
     let (t, batch) = (256, 16);
-    let dims = Dims { batch, t, c, heads };
+    let dims = Dims {
+        batch,
+        t,
+        c,
+        heads,
+        scale: scalebook::model::cpu::attention::scale(c / heads, 1.0),
+    };
     let qkv: Vec<f32> = (0..batch * t * 3 * c)
         .map(|i| ((i % 17) as f32 - 8.0) * 0.01)
         .collect();

@@ -205,6 +205,7 @@ def evaluate(p, job, val):
 
 def main():
     job = sc.read_job()
+    sc.require_parametrization(job)
     rng = np.random.default_rng(job["seed"])
     params = init(job, rng)
     count = sum(v.size for v in params.values())

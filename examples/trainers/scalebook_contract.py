@@ -38,6 +38,19 @@ def read_job(path=None):
     return job
 
 
+def require_parametrization(job, supported=("standard",)):
+    """Refuse a job whose parametrisation this trainer does not implement (exit status 2):
+    training it as another parametrisation would record numbers that are not the run's."""
+    kind = job["model"].get("parametrization", {"kind": "standard"})["kind"]
+    if kind not in supported:
+        print(
+            f"{job['name']}: model.parametrization is {kind}; this trainer implements "
+            f"{', '.join(supported)} only",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+
+
 def sequences(job, which):
     """The `train` or `val` token file as an array of shape (sequences, context + 1)."""
     data = job["data"]

@@ -86,6 +86,7 @@ impl TrainArgs {
             context: self.context,
             vocab: self.vocab,
             tie_embeddings: false,
+            parametrization: Default::default(),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::data::DataIdentity;
-use crate::model::{GptConfig, ParamCounts};
+use crate::model::{GptConfig, Multipliers, ParamCounts, Parametrization};
 use crate::record::CurvePoint;
 use crate::study::{RunSpec, Schedule};
 
@@ -44,13 +44,59 @@ pub struct Job {
     pub device: String,
 }
 
-/// The model: the family and its shape (`layers`, `d_model`, `heads`, `context`, `vocab`,
-/// `tie_embeddings`).
+/// The model: the family, its shape (`layers`, `d_model`, `heads`, `context`, `vocab`,
+/// `tie_embeddings`), its parametrisation (`{"kind": "standard"}` or `{"kind": "mup",
+/// "base_width": 16}`) and the width multipliers that parametrisation gives this shape (all
+/// 1 when standard): a trainer that does not implement them refuses a µP job.
 #[derive(Debug, Serialize)]
 pub struct JobModel {
     pub family: &'static str,
-    #[serde(flatten)]
+    pub layers: u64,
+    pub d_model: u64,
+    pub heads: u64,
+    pub context: u64,
+    pub vocab: u64,
+    pub tie_embeddings: bool,
+    pub parametrization: Parametrization,
+    pub multipliers: JobMultipliers,
+    #[serde(skip)]
     pub shape: GptConfig,
+}
+
+/// [`Multipliers`], spelled out for a trainer.
+#[derive(Debug, Serialize)]
+pub struct JobMultipliers {
+    /// Initial standard deviation of the blocks' matrices relative to 0.02.
+    pub hidden_init: f64,
+    /// Learning rate of the blocks' matrices relative to the step's.
+    pub hidden_lr: f64,
+    /// Attention scores' factor relative to 1/√d_head.
+    pub attention: f64,
+    /// Factor on the logits.
+    pub logits: f64,
+}
+
+impl JobModel {
+    fn new(shape: &GptConfig) -> JobModel {
+        let m = Multipliers::of(shape);
+        JobModel {
+            family: "gpt",
+            layers: shape.layers,
+            d_model: shape.d_model,
+            heads: shape.heads,
+            context: shape.context,
+            vocab: shape.vocab,
+            tie_embeddings: shape.tie_embeddings,
+            parametrization: shape.parametrization,
+            multipliers: JobMultipliers {
+                hidden_init: m.hidden_init,
+                hidden_lr: m.hidden_lr,
+                attention: m.attention,
+                logits: m.logits,
+            },
+            shape: *shape,
+        }
+    }
 }
 
 /// AdamW (weight decay on matrices only) with global gradient-norm clipping (0: none).
@@ -104,10 +150,7 @@ impl Job {
             contract: CONTRACT,
             name: spec.name.clone(),
             key: spec.key.clone(),
-            model: JobModel {
-                family: "gpt",
-                shape: *m,
-            },
+            model: JobModel::new(m),
             params: spec.params,
             tokens: spec.steps * t.batch * m.context,
             steps: spec.steps,
@@ -166,6 +209,20 @@ impl Job {
             (
                 "TIE_EMBEDDINGS",
                 self.model.shape.tie_embeddings.to_string(),
+            ),
+            (
+                "PARAMETRIZATION",
+                match self.model.parametrization {
+                    Parametrization::Standard => "standard".into(),
+                    Parametrization::Mup { .. } => "mup".into(),
+                },
+            ),
+            (
+                "BASE_WIDTH",
+                match self.model.parametrization {
+                    Parametrization::Standard => String::new(),
+                    Parametrization::Mup { base_width } => base_width.to_string(),
+                },
             ),
             ("PARAMS", self.params.total.to_string()),
             ("TOKENS", self.tokens.to_string()),

@@ -97,6 +97,7 @@ mod tests {
             context,
             vocab,
             tie_embeddings: tie,
+            parametrization: Default::default(),
         }
     }
 

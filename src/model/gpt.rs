@@ -2,7 +2,9 @@
 //! pre-LayerNorm blocks [LN → causal multi-head attention (fused QKV with bias, output
 //! projection with bias) → residual; LN → Linear(d, 4d) → GELU(tanh) → Linear(4d, d) →
 //! residual], final LayerNorm, untied head without bias (or tied to the token embedding).
-//! Init N(0, 0.02) for every matrix, zero biases (Radford et al. 2019; nanoGPT).
+//! Init N(0, 0.02) for every matrix, zero biases (Radford et al. 2019; nanoGPT); under µP
+//! the width multipliers of [`super::Multipliers`] scale the hidden matrices' init, the
+//! attention scores and the logits (the learning rates are the optimizer's).
 //!
 //! This is the *reference* model: the mathematics written plainly in candle ops, with candle's
 //! autograd for the backward. Training runs on the CPU engine ([`super::cpu`]), which is
@@ -14,12 +16,15 @@
 use candle_core::{D, DType, Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-use super::GptConfig;
+use super::{GptConfig, Multipliers};
 
-const INIT: Init = Init::Randn {
-    mean: 0.0,
-    stdev: 0.02,
-};
+/// N(0, `stdev_mult` · 0.02).
+fn matrix_init(stdev_mult: f64) -> Init {
+    Init::Randn {
+        mean: 0.0,
+        stdev: 0.02 * stdev_mult,
+    }
+}
 const LN_EPS: f64 = 1e-5;
 
 /// y = x·Wᵀ + b over the last dimension (W: out × in, as torch.nn.Linear).
@@ -29,8 +34,8 @@ struct Linear {
 }
 
 impl Linear {
-    fn new(vb: VarBuilder, inputs: usize, outputs: usize, bias: bool) -> Result<Self> {
-        let weight = vb.get_with_hints((outputs, inputs), "weight", INIT)?;
+    fn new(vb: VarBuilder, inputs: usize, outputs: usize, bias: bool, init: f64) -> Result<Self> {
+        let weight = vb.get_with_hints((outputs, inputs), "weight", matrix_init(init))?;
         let bias = if bias {
             Some(vb.get_with_hints(outputs, "bias", Init::Const(0.0))?)
         } else {
@@ -89,6 +94,8 @@ struct Attention {
     qkv: Linear,
     proj: Linear,
     heads: usize,
+    /// The parametrisation's factor on 1/√d_head.
+    scale_mult: f64,
 }
 
 impl Attention {
@@ -103,7 +110,7 @@ impl Attention {
                 .contiguous()
         };
         let (q, k, v) = (split(0)?, split(1)?, split(2)?);
-        let scale = 1.0 / (hd as f64).sqrt();
+        let scale = 1.0 / (hd as f64).sqrt() * self.scale_mult;
         let att = (q.matmul(&k.t()?)? * scale)?; // (B, H, T, T)
         let att = candle_nn::ops::softmax(&att.broadcast_add(mask)?, D::Minus1)?;
         let y = att.matmul(&v)?; // (B, H, T, hd)
@@ -123,16 +130,19 @@ struct Block {
 impl Block {
     fn new(cfg: &GptConfig, vb: VarBuilder) -> Result<Self> {
         let d = cfg.d_model as usize;
+        let mult = Multipliers::of(cfg);
+        let init = mult.hidden_init;
         Ok(Block {
             ln1: LayerNorm::new(vb.pp("ln1"), d)?,
             attn: Attention {
-                qkv: Linear::new(vb.pp("qkv"), d, 3 * d, true)?,
-                proj: Linear::new(vb.pp("proj"), d, d, true)?,
+                qkv: Linear::new(vb.pp("qkv"), d, 3 * d, true, init)?,
+                proj: Linear::new(vb.pp("proj"), d, d, true, init)?,
                 heads: cfg.heads as usize,
+                scale_mult: mult.attention,
             },
             ln2: LayerNorm::new(vb.pp("ln2"), d)?,
-            fc: Linear::new(vb.pp("fc"), d, 4 * d, true)?,
-            fc2: Linear::new(vb.pp("fc2"), 4 * d, d, true)?,
+            fc: Linear::new(vb.pp("fc"), d, 4 * d, true, init)?,
+            fc2: Linear::new(vb.pp("fc2"), 4 * d, d, true, init)?,
         })
     }
 
@@ -165,8 +175,12 @@ impl Gpt {
             cfg.vocab as usize,
             cfg.context as usize,
         );
-        let wte = vb.pp("wte").get_with_hints((v, d), "weight", INIT)?;
-        let wpe = vb.pp("wpe").get_with_hints((t, d), "weight", INIT)?;
+        let wte = vb
+            .pp("wte")
+            .get_with_hints((v, d), "weight", matrix_init(1.0))?;
+        let wpe = vb
+            .pp("wpe")
+            .get_with_hints((t, d), "weight", matrix_init(1.0))?;
         let blocks = (0..cfg.layers as usize)
             .map(|i| Block::new(cfg, vb.pp(format!("blocks.{i}"))))
             .collect::<Result<Vec<_>>>()?;
@@ -174,7 +188,7 @@ impl Gpt {
         let head = if cfg.tie_embeddings {
             None
         } else {
-            Some(Linear::new(vb.pp("head"), d, v, false)?)
+            Some(Linear::new(vb.pp("head"), d, v, false, 1.0)?)
         };
         // (T, T): 0 on and below the diagonal, −∞ above.
         let mask: Vec<f32> = (0..t * t)
@@ -213,13 +227,19 @@ impl Gpt {
             x = block.forward(&x, &mask)?;
         }
         let x = self.ln_f.forward(&x)?;
-        match &self.head {
-            Some(head) => head.forward(&x),
+        let logits = match &self.head {
+            Some(head) => head.forward(&x)?,
             None => Linear {
                 weight: self.wte.clone(),
                 bias: None,
             }
-            .forward(&x),
+            .forward(&x)?,
+        };
+        let mult = Multipliers::of(&self.cfg).logits;
+        if mult == 1.0 {
+            Ok(logits)
+        } else {
+            logits * mult
         }
     }
 
@@ -265,6 +285,7 @@ mod tests {
             context: 16,
             vocab: 50,
             tie_embeddings: tie,
+            parametrization: Default::default(),
         }
     }
 

@@ -22,6 +22,85 @@ pub struct GptConfig {
     pub context: u64,
     pub vocab: u64,
     pub tie_embeddings: bool,
+    /// How initialisation, learning rates and the attention and output scales depend on the
+    /// width. Absent from the identity when standard, so standard runs keep their keys.
+    #[serde(default, skip_serializing_if = "Parametrization::is_standard")]
+    pub parametrization: Parametrization,
+}
+
+/// The parametrisation of a model's width.
+///
+/// - `Standard`: N(0, 0.02) for every matrix, one learning rate for every tensor, attention
+///   scores scaled by 1/√d_head, logits unscaled (GPT-2, nanoGPT).
+/// - `Mup`: the maximal-update parametrisation (Yang et al. 2022, "Tensor Programs V", for
+///   Adam), relative to `base_width`, with m = d_model / base_width: hidden matrices (QKV,
+///   attention output, both MLP matrices) start at N(0, 0.02/√m) and train at lr/m;
+///   embeddings, biases and LayerNorm gains keep the standard init and lr; attention scores are
+///   scaled by 1/√(d_head·m) (1/√d_head at the base width, ∝ 1/d_head as the width
+///   grows at a fixed head count); logits are multiplied by 1/m (the
+///   output head, or the tied embedding, trains at the full lr). At the base width every
+///   multiplier is 1, so a µP model of the base width trains exactly as the standard one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Parametrization {
+    #[default]
+    Standard,
+    Mup {
+        base_width: u64,
+    },
+}
+
+impl Parametrization {
+    pub fn is_standard(&self) -> bool {
+        matches!(self, Parametrization::Standard)
+    }
+
+    /// `standard` or `mup (base width 32)`.
+    pub fn words(&self) -> String {
+        match self {
+            Parametrization::Standard => "standard".into(),
+            Parametrization::Mup { base_width } => format!("µP (base width {base_width})"),
+        }
+    }
+}
+
+/// The per-tensor multipliers a [`Parametrization`] gives one shape: exactly 1.0 (and the
+/// standard attention scale) under the standard parametrisation, so its arithmetic is
+/// unchanged bit for bit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Multipliers {
+    /// Initial standard deviation of the hidden matrices, relative to 0.02.
+    pub hidden_init: f64,
+    /// Learning rate of the hidden matrices, relative to the run's.
+    pub hidden_lr: f64,
+    /// Attention scores' scale relative to 1/√d_head.
+    pub attention: f64,
+    /// Factor on the logits.
+    pub logits: f64,
+}
+
+impl Multipliers {
+    pub const STANDARD: Multipliers = Multipliers {
+        hidden_init: 1.0,
+        hidden_lr: 1.0,
+        attention: 1.0,
+        logits: 1.0,
+    };
+
+    pub fn of(cfg: &GptConfig) -> Multipliers {
+        match cfg.parametrization {
+            Parametrization::Standard => Multipliers::STANDARD,
+            Parametrization::Mup { base_width } => {
+                let m = cfg.d_model as f64 / base_width.max(1) as f64;
+                Multipliers {
+                    hidden_init: 1.0 / m.sqrt(),
+                    hidden_lr: 1.0 / m,
+                    attention: 1.0 / m.sqrt(),
+                    logits: 1.0 / m,
+                }
+            }
+        }
+    }
 }
 
 impl GptConfig {

@@ -8,7 +8,9 @@
 //! dimension); keep shapes whose aspect ratio d/L lies within a factor [`ASPECT_SLACK`] of the
 //! study's own range of ratios (so the final model is the same kind of model the law was
 //! fitted on); pick the one whose parameter count (in the fit's convention) is nearest to
-//! N_opt in log space, ties to the shallower. Tokens are D_opt rounded to whole steps.
+//! N_opt in log space, ties to the shallower. Under µP (`model.parametrization: mup`) the
+//! depth is the study's (its sizes share one) and any width of whole heads qualifies: the
+//! learning rate transfers across widths, not depths. Tokens are D_opt rounded to whole steps.
 
 use super::plan::{run_spec, steps_for};
 use super::{ParamsConvention, RunSpec, TrainingPlan};
@@ -82,14 +84,23 @@ pub fn choose_shape(t: &TrainingPlan, n_target: f64, params: ParamsConvention) -
         context: t.model.context,
         vocab,
         tie_embeddings: t.model.tie_embeddings,
+        parametrization: t.model.parametrization,
     };
     let mut best = (f64::INFINITY, base);
     let unit = 8 * heads;
-    for layers in 1..=MAX_LAYERS {
+    // Under µP the learning rate transfers across widths at one depth only: the final run
+    // keeps the study's depth and any width.
+    let mup = !t.model.parametrization.is_standard();
+    let depths = if mup {
+        largest.layers..=largest.layers
+    } else {
+        1..=MAX_LAYERS
+    };
+    for layers in depths {
         let mut d = unit;
         while d <= MAX_D_MODEL {
             let ratio = d as f64 / layers as f64;
-            if ratio >= lo && ratio <= hi {
+            if mup || (ratio >= lo && ratio <= hi) {
                 let cfg = GptConfig {
                     layers,
                     d_model: d,

@@ -109,6 +109,8 @@ pub struct Branching {
 pub struct ModelSpec {
     pub context: u64,
     pub tie_embeddings: bool,
+    /// `model.parametrization` (with `model.base_width` under µP).
+    pub parametrization: crate::model::Parametrization,
     pub sizes: Vec<ModelSize>,
 }
 

@@ -203,6 +203,7 @@ pub(crate) fn gpt_config(model: &ModelSpec, index: usize, vocab: u64) -> GptConf
         context: model.context,
         vocab,
         tie_embeddings: model.tie_embeddings,
+        parametrization: model.parametrization,
     }
 }
 

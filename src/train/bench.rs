@@ -181,6 +181,7 @@ mod tests {
                 context: 16,
                 vocab: 256,
                 tie_embeddings: false,
+                parametrization: Default::default(),
             },
             batch: 4,
             warmup_steps: 1,

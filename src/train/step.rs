@@ -178,6 +178,7 @@ mod tests {
                 context: context as u64,
                 vocab: 64,
                 tie_embeddings: tie,
+                parametrization: Default::default(),
             };
             let train = train_spec();
             let mut engine = Stepper::new(&cfg, &train, 7).unwrap();

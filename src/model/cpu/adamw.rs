@@ -50,13 +50,15 @@ impl AdamW {
         true
     }
 
-    /// One update at learning rate `lr` with gradients `grads · grad_scale`; weight decay
-    /// applies to `params[..decayed]` only (matrices and embeddings, not biases or gains).
+    /// One update at learning rate `lr` with gradients `grads · grad_scale`, over the
+    /// consecutive `groups` that cover the buffer: each trains at `lr · lr_mult`, and weight
+    /// decay (θ(1 − lr·lr_mult·λ)) applies to the groups marked `decay` only (matrices and
+    /// embeddings, not biases or gains).
     pub fn step(
         &mut self,
         params: &mut [f32],
         grads: &[f32],
-        decayed: usize,
+        groups: &[Group],
         lr: f64,
         grad_scale: f64,
     ) {
@@ -66,21 +68,22 @@ impl AdamW {
         let scale_v = (1.0 / (1.0 - h.beta2.powi(self.t))) as f32;
         let (b1, b2) = (h.beta1 as f32, h.beta2 as f32);
         let (one_b1, one_b2) = ((1.0 - h.beta1) as f32, (1.0 - h.beta2) as f32);
-        let (eps, lr32, g_scale) = (h.eps as f32, lr as f32, grad_scale as f32);
-        let (p_dec, p_plain) = params.split_at_mut(decayed);
-        let (g_dec, g_plain) = grads.split_at(decayed);
-        let (m_dec, m_plain) = self.m.split_at_mut(decayed);
-        let (v_dec, v_plain) = self.v.split_at_mut(decayed);
-        for (p, g, m, v, decay) in [
-            (
-                p_dec,
-                g_dec,
-                m_dec,
-                v_dec,
-                (1.0 - lr * h.weight_decay) as f32,
-            ),
-            (p_plain, g_plain, m_plain, v_plain, 1.0),
-        ] {
+        let (eps, g_scale) = (h.eps as f32, grad_scale as f32);
+        let mut start = 0;
+        for group in groups {
+            let range = start..group.end;
+            start = group.end;
+            let lr = lr * group.lr_mult;
+            let decay = if group.decay {
+                (1.0 - lr * h.weight_decay) as f32
+            } else {
+                1.0
+            };
+            let lr32 = lr as f32;
+            let p = &mut params[range.clone()];
+            let g = &grads[range.clone()];
+            let m = &mut self.m[range.clone()];
+            let v = &mut self.v[range];
             p.par_chunks_mut(CHUNK)
                 .zip(g.par_chunks(CHUNK))
                 .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
@@ -96,7 +99,17 @@ impl AdamW {
                     }
                 });
         }
+        debug_assert_eq!(start, params.len(), "the groups cover the buffer");
     }
+}
+
+/// One run of consecutive parameters that share a learning-rate multiplier and decay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Group {
+    /// End of the group (exclusive); it starts where the previous one ends.
+    pub end: usize,
+    pub lr_mult: f64,
+    pub decay: bool,
 }
 
 /// Σ g² in f64, summed in fixed chunks (the same bits whatever the thread count).
@@ -126,7 +139,19 @@ mod tests {
         let grads = [[0.2f32, -0.3], [0.1, 0.4]];
         let (mut m, mut v, mut want) = ([0f64; 2], [0f64; 2], [1.0f64, -0.5]);
         for (t, g) in grads.iter().enumerate() {
-            opt.step(&mut p, g, 1, 1e-2, 0.5);
+            let groups = [
+                Group {
+                    end: 1,
+                    lr_mult: 1.0,
+                    decay: true,
+                },
+                Group {
+                    end: 2,
+                    lr_mult: 1.0,
+                    decay: false,
+                },
+            ];
+            opt.step(&mut p, g, &groups, 1e-2, 0.5);
             for i in 0..2 {
                 let gi = f64::from(g[i]) * 0.5;
                 m[i] = 0.9 * m[i] + 0.1 * gi;
@@ -146,5 +171,37 @@ mod tests {
             );
         }
         assert!((squared_norm(&[3.0, 4.0]) - 25.0).abs() < 1e-12);
+    }
+
+    /// A group's multiplier is its learning rate's, decay included: lr 1e-2 × 0.25 is lr
+    /// 2.5e-3, bit for bit.
+    #[test]
+    fn a_groups_multiplier_scales_its_learning_rate() {
+        let hyper = Hyper {
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.1,
+        };
+        let (mut a, mut b) = (AdamW::new(3, hyper), AdamW::new(3, hyper));
+        let (mut pa, mut pb) = (vec![1.0f32, -0.5, 0.25], vec![1.0f32, -0.5, 0.25]);
+        let g = [0.2f32, -0.3, 0.7];
+        let group = |end, lr_mult, decay| Group {
+            end,
+            lr_mult,
+            decay,
+        };
+        for _ in 0..3 {
+            a.step(
+                &mut pa,
+                &g,
+                &[group(1, 0.25, true), group(3, 1.0, true)],
+                1e-2,
+                1.0,
+            );
+            b.step(&mut pb, &g, &[group(3, 1.0, true)], 2.5e-3, 1.0);
+        }
+        assert_eq!(pa[0].to_bits(), pb[0].to_bits());
+        assert_ne!(pa[1], pb[1], "the second group trains at the full rate");
     }
 }

@@ -118,14 +118,23 @@ pub struct Dims {
     pub t: usize,
     pub c: usize,
     pub heads: usize,
+    /// Factor on the scores q·k: [`scale`].
+    pub scale: f32,
+}
+
+/// The scores' factor for head dimension `hd`: 1/√hd, times the parametrisation's multiplier
+/// (exactly 1 under the standard parametrisation, so its bits do not move).
+pub fn scale(hd: usize, mult: f64) -> f32 {
+    1.0 / (hd as f32).sqrt() * mult as f32
 }
 
 /// y (B·T, C) ← attention of `qkv` (B·T, 3C); `att` (B·H·T·T) ← the probabilities.
 pub fn forward(y: &mut [f32], att: &mut [f32], qkv: &[f32], dims: Dims) {
     let _timer = profile::Timer::new(Section::AttentionForward);
-    let Dims { t, c, heads, .. } = dims;
+    let Dims {
+        t, c, heads, scale, ..
+    } = dims;
     let hd = c / heads;
-    let scale = 1.0 / (hd as f32).sqrt();
     y.par_chunks_mut(t * c)
         .zip(att.par_chunks_mut(heads * t * t))
         .zip(qkv.par_chunks(t * 3 * c))
@@ -171,9 +180,10 @@ pub fn backward(
     dims: Dims,
 ) {
     let _timer = profile::Timer::new(Section::AttentionBackward);
-    let Dims { t, c, heads, .. } = dims;
+    let Dims {
+        t, c, heads, scale, ..
+    } = dims;
     let hd = c / heads;
-    let scale = 1.0 / (hd as f32).sqrt();
     dqkv.par_chunks_mut(t * 3 * c)
         .zip(scratch.par_chunks_mut(t * t))
         .zip(dy.par_chunks(t * c).zip(att.par_chunks(heads * t * t)))
@@ -241,7 +251,13 @@ mod tests {
     /// Straightforward f64 attention: Σ_{t,c} w·Y for a fixed weight w (so its gradient
     /// with respect to qkv can be taken by finite differences).
     fn objective(qkv: &[f64], w: &[f64], dims: Dims) -> f64 {
-        let Dims { batch, t, c, heads } = dims;
+        let Dims {
+            batch,
+            t,
+            c,
+            heads,
+            scale,
+        } = dims;
         let hd = c / heads;
         let mut total = 0.0;
         for b in 0..batch {
@@ -253,7 +269,7 @@ mod tests {
                     let s: Vec<f64> = (0..=i)
                         .map(|j| {
                             (0..hd).map(|k| at(i, 0, k) * at(j, 1, k)).sum::<f64>()
-                                / (hd as f64).sqrt()
+                                * f64::from(scale)
                         })
                         .collect();
                     let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -289,14 +305,18 @@ mod tests {
 
     #[test]
     fn forward_and_backward_match_the_reference() {
-        // T = 70 spans two row blocks (64 + 6), so the blocked bounds are exercised.
+        // T = 70 spans two row blocks (64 + 6), so the blocked bounds are exercised; the
+        // scores' scale carries a µP-like multiplier.
         let dims = Dims {
             batch: 2,
             t: 70,
             c: 8,
             heads: 2,
+            scale: scale(4, 0.7),
         };
-        let Dims { batch, t, c, heads } = dims;
+        let Dims {
+            batch, t, c, heads, ..
+        } = dims;
         let qkv: Vec<f32> = (0..batch * t * 3 * c)
             .map(|i| ((i * 37 % 101) as f32 / 101.0 - 0.5) * 2.0)
             .collect();

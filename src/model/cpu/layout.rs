@@ -1,19 +1,18 @@
 //! Where every parameter lives in the engine's one flat buffer: the same names, shapes and
 //! initial values as candle's model ([`crate::model::gpt`]), matrices first (the AdamW group
-//! with weight decay) and then vectors, each group sorted by name.
+//! with weight decay) and then vectors, each group sorted by name — so the blocks' hidden
+//! matrices (the ones µP scales) are the buffer's first prefix.
 
 use std::ops::Range;
 
 use candle_nn::Init;
 
-use crate::model::GptConfig;
 use crate::model::init::seeded_values;
+use crate::model::{GptConfig, Multipliers};
 
-/// N(0, 0.02) for every matrix (Radford et al. 2019; nanoGPT), as in `gpt.rs`.
-const MATRIX_INIT: Init = Init::Randn {
-    mean: 0.0,
-    stdev: 0.02,
-};
+/// N(0, 0.02) for every matrix (Radford et al. 2019; nanoGPT), as in `gpt.rs`; µP scales the
+/// hidden matrices' deviation ([`Multipliers::hidden_init`]).
+pub const MATRIX_STDEV: f64 = 0.02;
 
 /// One parameter tensor.
 #[derive(Debug, Clone)]
@@ -44,8 +43,12 @@ pub struct BlockParams {
 #[derive(Debug, Clone)]
 pub struct Layout {
     pub params: Vec<Param>,
+    /// Elements of the blocks' matrices (QKV, attention output, MLP): the prefix [0, hidden).
+    pub hidden: usize,
     /// Elements of the decayed group (matrices): the buffer's prefix [0, decayed).
     pub decayed: usize,
+    /// The shape's width multipliers (all 1 under the standard parametrisation).
+    pub mult: Multipliers,
     pub total: usize,
     pub wte: Range<usize>,
     pub wpe: Range<usize>,
@@ -95,6 +98,7 @@ impl Layout {
         specs.sort_by(|a, b| (a.1.len() < 2, &a.0).cmp(&(b.1.len() < 2, &b.0)));
         let mut offset = 0;
         let mut decayed = 0;
+        let mut hidden = 0;
         let params: Vec<Param> = specs
             .into_iter()
             .map(|(name, shape)| {
@@ -103,6 +107,9 @@ impl Layout {
                 offset += n;
                 if shape.len() >= 2 {
                     decayed = offset;
+                    if name.starts_with("blocks.") {
+                        hidden = offset;
+                    }
                 }
                 Param { name, shape, range }
             })
@@ -135,7 +142,9 @@ impl Layout {
             .collect();
         let wte = find("wte.weight");
         Layout {
+            hidden,
             decayed,
+            mult: Multipliers::of(cfg),
             total: offset,
             wpe: find("wpe.weight"),
             blocks,
@@ -151,13 +160,22 @@ impl Layout {
         }
     }
 
-    /// The initial parameters for `seed`: N(0, 0.02) matrices, unit LayerNorm gains, zero
-    /// biases — value for value what [`crate::model::init::SeededInit`] gives candle's model.
+    /// The initial parameters for `seed`: N(0, 0.02) matrices (hidden ones scaled by µP),
+    /// unit LayerNorm gains, zero biases — value for value what
+    /// [`crate::model::init::SeededInit`] gives candle's model.
     pub fn init(&self, seed: u64) -> candle_core::Result<Vec<f32>> {
         let mut flat = vec![0f32; self.total];
         for p in &self.params {
             let init = if p.shape.len() >= 2 {
-                MATRIX_INIT
+                let hidden = p.range.end <= self.hidden;
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: if hidden {
+                        MATRIX_STDEV * self.mult.hidden_init
+                    } else {
+                        MATRIX_STDEV
+                    },
+                }
             } else if p.name.ends_with("ln1.weight")
                 || p.name.ends_with("ln2.weight")
                 || p.name == "ln_f.weight"
@@ -192,6 +210,7 @@ mod tests {
                 context: 8,
                 vocab: 20,
                 tie_embeddings: tie,
+                parametrization: Default::default(),
             };
             let layout = Layout::new(&cfg);
             assert_eq!(layout.total as u64, param_counts(&cfg).total);
@@ -202,6 +221,12 @@ mod tests {
                 assert_eq!(
                     p.range.end <= layout.decayed,
                     p.shape.len() >= 2,
+                    "{}",
+                    p.name
+                );
+                assert_eq!(
+                    p.range.end <= layout.hidden,
+                    p.shape.len() >= 2 && p.name.starts_with("blocks."),
                     "{}",
                     p.name
                 );

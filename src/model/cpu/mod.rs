@@ -14,13 +14,15 @@
 
 pub mod adamw;
 pub mod attention;
+#[cfg(test)]
+mod coord_check;
 pub mod kernels;
 pub mod layout;
 pub mod matmul;
 pub mod profile;
 pub mod simd;
 
-use adamw::{AdamW, Hyper};
+use adamw::{AdamW, Group, Hyper};
 use attention::Dims;
 use layout::Layout;
 use matmul::{Threads, View, ViewMut, matmul};
@@ -206,13 +208,26 @@ impl CpuGpt {
                 scale = grad_clip / (norm + 1e-6);
             }
         }
-        self.opt.step(
-            &mut self.params,
-            &self.grads,
-            self.layout.decayed,
-            lr,
-            scale,
-        );
+        let lay = &self.layout;
+        let groups = [
+            Group {
+                end: lay.hidden,
+                lr_mult: lay.mult.hidden_lr,
+                decay: true,
+            },
+            Group {
+                end: lay.decayed,
+                lr_mult: 1.0,
+                decay: true,
+            },
+            Group {
+                end: lay.total,
+                lr_mult: 1.0,
+                decay: false,
+            },
+        ];
+        self.opt
+            .step(&mut self.params, &self.grads, &groups, lr, scale);
         Ok(loss)
     }
 
@@ -253,6 +268,7 @@ impl CpuGpt {
             t,
             c,
             heads: cfg.heads as usize,
+            scale: attention::scale(c / cfg.heads as usize, lay.mult.attention),
         };
         let (rc, r3, r4) = (rows * c, rows * 3 * c, rows * 4 * c);
         let att_len = batch * dims.heads * t * t;
@@ -310,7 +326,7 @@ impl CpuGpt {
             false,
             View::rows(&buf.lnf[..rc], rows, c),
             View::rows(&p[lay.head.clone()], v, c).t(),
-            1.0,
+            lay.mult.logits as f32,
             Threads::Pool,
         );
         Ok(kernels::cross_entropy(logits, targets, grad))
@@ -334,6 +350,7 @@ impl CpuGpt {
             t,
             c,
             heads: cfg.heads as usize,
+            scale: attention::scale(c / cfg.heads as usize, lay.mult.attention),
         };
         let (rc, r3, r4) = (rows * c, rows * 3 * c, rows * 4 * c);
         let att_len = batch * dims.heads * t * t;
@@ -342,12 +359,13 @@ impl CpuGpt {
         let lnf = &buf.lnf[..rc];
 
         // Head: d head = dlogitsᵀ·lnf (overwrites; a tied wte then adds the embedding's).
+        let logit_mult = lay.mult.logits as f32;
         matmul(
             ViewMut::rows(&mut g[lay.head.clone()], v, c),
             false,
             View::rows(dlogits, rows, v).t(),
             View::rows(lnf, rows, c),
-            1.0,
+            logit_mult,
             Threads::Pool,
         );
         if !cfg.tie_embeddings {
@@ -360,7 +378,7 @@ impl CpuGpt {
             false,
             View::rows(dlogits, rows, v),
             View::rows(&p[lay.head.clone()], v, c),
-            1.0,
+            logit_mult,
             Threads::Pool,
         );
         let dres = &mut buf.dresid[..rc];
@@ -495,17 +513,32 @@ mod tests {
 
     use super::*;
 
-    /// Every gradient of the engine against candle's autograd on the same weights and batch.
+    /// Every gradient of the engine against candle's autograd on the same weights and batch,
+    /// under the standard parametrisation and under µP at twice its base width (hidden init,
+    /// attention scale and logit multiplier all away from 1), untied and tied.
     #[test]
     fn engine_gradients_match_candles_autograd() {
-        let cfg = GptConfig {
-            layers: 2,
-            d_model: 16,
-            heads: 4,
-            context: 8,
-            vocab: 24,
-            tie_embeddings: false,
-        };
+        use crate::model::Parametrization;
+        for (parametrization, tie) in [
+            (Parametrization::Standard, false),
+            (Parametrization::Mup { base_width: 8 }, false),
+            (Parametrization::Mup { base_width: 4 }, true),
+        ] {
+            let cfg = GptConfig {
+                layers: 2,
+                d_model: 16,
+                heads: 4,
+                context: 8,
+                vocab: 24,
+                tie_embeddings: tie,
+                parametrization,
+            };
+            gradients_match(&cfg);
+        }
+    }
+
+    fn gradients_match(cfg: &GptConfig) {
+        let cfg = *cfg;
         let mut engine = CpuGpt::new(
             &cfg,
             5,
@@ -526,7 +559,8 @@ mod tests {
         let grads = want.backward().unwrap();
         let want = f64::from(want.to_scalar::<f32>().unwrap());
         let got = engine.forward(&inputs, &targets, 2, true).unwrap();
-        assert!((got - want).abs() < 1e-5, "loss {got} vs {want}");
+        let which = cfg.parametrization.words();
+        assert!((got - want).abs() < 1e-5, "{which}: loss {got} vs {want}");
         engine.backward(&inputs, 2);
         for (name, var) in varmap.data().lock().unwrap().iter() {
             let param = engine
@@ -539,7 +573,7 @@ mod tests {
             assert_eq!(
                 &engine.params[param.range.clone()],
                 &w[..],
-                "{name}: initial values"
+                "{which}, {name}: initial values"
             );
             let g: Vec<f32> = grads
                 .get(var.as_tensor())
@@ -552,7 +586,7 @@ mod tests {
             for (i, (a, b)) in engine.grads[param.range.clone()].iter().zip(&g).enumerate() {
                 assert!(
                     (a - b).abs() <= 1e-4 * scale + 1e-7,
-                    "{name}[{i}]: {a} vs {b}"
+                    "{which}, {name}[{i}]: {a} vs {b}"
                 );
             }
         }

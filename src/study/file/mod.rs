@@ -287,6 +287,16 @@ pub struct ModelFile {
     /// Share the token embedding with the output head (default false, as in the benchmark).
     #[serde(default)]
     pub tie_embeddings: Option<bool>,
+    /// `standard` (default) or `mup`: the maximal-update parametrisation, under which the
+    /// best learning rate carries over from one width to another of the same depth (the
+    /// book's study-file reference lists every multiplier). Under `mup` every size has the
+    /// same number of layers.
+    #[serde(default)]
+    pub parametrization: Option<ParametrizationName>,
+    /// Under `parametrization: mup`: the width whose initialisation and learning rates the
+    /// others scale from (every multiplier is 1 at it), e.g. the smallest `d_model`.
+    #[serde(default)]
+    pub base_width: Option<Count>,
     /// Explicit shapes.
     #[serde(default)]
     pub sizes: Option<Vec<SizeFile>>,
@@ -294,6 +304,16 @@ pub struct ModelFile {
     /// multiple of head_dim; heads = d_model / head_dim.
     #[serde(default)]
     pub rule: Option<RuleFile>,
+}
+
+/// `model.parametrization`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ParametrizationName {
+    /// One learning rate and N(0, 0.02) init for every matrix (GPT-2).
+    Standard,
+    /// The maximal-update parametrisation (Yang et al. 2022).
+    Mup,
 }
 
 /// Model families scalebook can train.

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use super::{MAX_CONTEXT, Validator};
-use crate::model::{GptConfig, param_counts};
-use crate::study::file::ModelFile;
+use crate::model::{GptConfig, Parametrization, param_counts};
+use crate::study::file::{ModelFile, ParametrizationName};
 use crate::study::units::Count;
 use crate::study::{ModelSize, ModelSpec};
 
@@ -99,6 +99,7 @@ impl Validator {
             }
             names.insert(s.name.clone(), field.clone());
         }
+        let parametrization = self.parametrization(f, &sizes);
         let mut sizes: Vec<ModelSize> = sizes.into_iter().map(|(_, s)| s).collect();
         let cfg = |s: &ModelSize| GptConfig {
             layers: s.layers,
@@ -107,13 +108,56 @@ impl Validator {
             context,
             vocab,
             tie_embeddings,
+            parametrization,
         };
         sizes.sort_by_key(|s| (param_counts(&cfg(s)).non_embedding, s.layers));
         Some(ModelSpec {
             context,
             tie_embeddings,
+            parametrization,
             sizes,
         })
+    }
+
+    /// `model.parametrization` and `model.base_width`; under µP every size has one depth.
+    fn parametrization(&mut self, f: &ModelFile, sizes: &[(String, ModelSize)]) -> Parametrization {
+        if f.parametrization != Some(ParametrizationName::Mup) {
+            if f.base_width.is_some() {
+                self.error(
+                    "model.base_width",
+                    "only with `parametrization: mup` (the standard parametrisation has no base width)",
+                );
+            }
+            return Parametrization::Standard;
+        }
+        let Some(Count(base_width)) = f.base_width else {
+            self.error(
+                "model.base_width",
+                "missing: `parametrization: mup` scales every width from a base width (every multiplier is 1 there), e.g. the smallest d_model",
+            );
+            return Parametrization::Standard;
+        };
+        if base_width == 0 || base_width > MAX_D_MODEL {
+            self.error(
+                "model.base_width",
+                format!("must be between 1 and {MAX_D_MODEL}, found {base_width}"),
+            );
+            return Parametrization::Standard;
+        }
+        if let Some((first_field, first)) = sizes.first() {
+            for (field, s) in &sizes[1..] {
+                if s.layers != first.layers {
+                    self.error(
+                        format!("{field}.layers"),
+                        format!(
+                            "{} layers, but {first_field} has {}: under `parametrization: mup` every size has one depth (the learning rate transfers across widths, not depths)",
+                            s.layers, first.layers
+                        ),
+                    );
+                }
+            }
+        }
+        Parametrization::Mup { base_width }
     }
 
     /// Check one shape; `field` is where to report problems.
