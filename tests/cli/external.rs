@@ -504,3 +504,46 @@ fn streamed_tokens_train_the_same_runs_as_a_token_file() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A µP study's job carries its parametrisation, and the example trainer, which implements
+/// the standard one only, refuses every run with that reason instead of training it wrong.
+#[test]
+fn the_numpy_trainer_refuses_a_mup_job() {
+    if !has_python_module("numpy") {
+        scalebook::testing::skip(
+            "the_numpy_trainer_refuses_a_mup_job",
+            "python3 with numpy is not installed (.ci/run installs it)",
+        );
+        return;
+    }
+    let dir = fresh_dir("numpy-mup");
+    let file = numpy_study(&dir, "numpy/1");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("tokens: [2e4, 4e4]", "tokens: [2e4]")
+        .replace(
+            "- { layers: 1, d_model: 16, heads: 2 }",
+            "- { layers: 2, d_model: 16, heads: 2 }",
+        )
+        .replace(
+            "  context: 16\n",
+            "  context: 16\n  parametrization: mup\n  base_width: 16\n",
+        );
+    std::fs::write(&file, &text).unwrap();
+    let store = dir.join("store");
+    let out = scalebook(&[
+        "run",
+        file.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--no-report",
+    ]);
+    let err = stderr(&out);
+    assert_no_crash(&err, &file);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("0 cached, 2 failed"), "{err}");
+    assert!(
+        err.contains("model.parametrization is mup; this trainer implements standard only"),
+        "{err}"
+    );
+}
