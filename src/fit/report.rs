@@ -193,11 +193,20 @@ pub struct FitReport {
     /// with (synthetic data trained by the built-in engine; absent otherwise).
     #[serde(default)]
     pub entropy: Option<[f64; 2]>,
+    /// The validation set's own floor (the true mean −ln p of its targets): E estimates the
+    /// floor of the data the losses were measured on, which differs from the language's
+    /// entropy by the validation sample's luck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_floor: Option<f64>,
     /// Structured warnings ([`diagnose`]), in a fixed order.
     pub warnings: Vec<Warning>,
     /// The warnings' codes, for `checks:` (e.g. `"'param_at_bound' not in fits.warning_codes"`).
     #[serde(default)]
     pub warning_codes: Vec<String>,
+    /// The codes among them that question the law (book: "Trusting a law"), for `checks:`
+    /// (`"fits.questioning_codes | length == 0"`: no warning questions the law).
+    #[serde(default)]
+    pub questioning_codes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -70,6 +70,9 @@ pub struct Request<'a> {
     pub max_params: Option<f64>,
     /// The data's true entropy rate and its standard error (synthetic data).
     pub entropy: Option<(f64, f64)>,
+    /// The validation set's own floor: the true mean −ln p of its targets (synthetic data),
+    /// which the measured losses, and so E, approach.
+    pub val_floor: Option<f64>,
     /// Planned runs that are not among `rows` because they failed or diverged.
     pub left_out: Vec<LeftOut>,
     /// The final run's budget (for the extrapolation warning).
@@ -109,6 +112,7 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
     let mut report = FitReport {
         points: rows.len(),
         entropy: request.entropy.map(|(h, se)| [h, se]),
+        val_floor: request.val_floor,
         ..FitReport::default()
     };
     let all: Vec<&Row> = rows.iter().collect();
@@ -362,6 +366,7 @@ fn diagnose_report(rows: &[Row], request: &Request, report: &mut FitReport) {
             points: &pts,
             flops: &flops,
             entropy: request.entropy,
+            val_floor: request.val_floor,
             left_out: &request.left_out,
             final_budget: request.final_budget,
         },
@@ -373,6 +378,12 @@ fn diagnose_report(rows: &[Row], request: &Request, report: &mut FitReport) {
     report.warnings = warnings;
     report.warning_codes = report.warnings.iter().map(|w| w.code.clone()).collect();
     report.warning_codes.dedup();
+    report.questioning_codes = report
+        .warning_codes
+        .iter()
+        .filter(|c| diagnose::questions_the_law(c))
+        .cloned()
+        .collect();
 }
 
 /// Optima under the requested wall-clock budget and parameter cap.
@@ -463,6 +474,7 @@ mod tests {
             wall_budget: None,
             max_params: None,
             entropy: None,
+            val_floor: None,
             left_out: Vec::new(),
             final_budget: None,
             sweep: Vec::new(),

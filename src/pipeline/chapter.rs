@@ -174,6 +174,7 @@ fn gather(
                 vocab: Some(training.data.vocab()),
                 entropy: entropy.map(|e| e.0),
                 entropy_stderr: entropy.map(|e| e.1),
+                val_entropy: records.iter().find_map(|r| r.val_entropy_nats),
             };
             let comparison = super::compare::compare(study, &specs, store, fits)?;
             (runs, curve_list, records, data, comparison)
@@ -186,6 +187,7 @@ fn gather(
                 vocab: None,
                 entropy: None,
                 entropy_stderr: None,
+                val_entropy: None,
             };
             (imported_rows(&rows), Vec::new(), Vec::new(), data, None)
         }
@@ -208,6 +210,9 @@ fn gather(
     let mut fits = fits.clone();
     if let Some(w) = super::final_target::warning(&decision) {
         fits.warning_codes.push(w.code.clone());
+        if crate::fit::diagnose::questions_the_law(&w.code) {
+            fits.questioning_codes.push(w.code.clone());
+        }
         fits.warnings.push(w);
     }
     Ok(Input {

@@ -34,6 +34,8 @@ pub struct FitInput {
     pub left_out: Vec<LeftOut>,
     /// The synthetic language's entropy rate and its standard error.
     pub entropy: Option<(f64, f64)>,
+    /// The validation set's own floor, as the runs recorded it (synthetic data).
+    pub val_floor: Option<f64>,
     /// Every run of a learning-rate sweep (empty without one); `rows` holds the best run of
     /// each point.
     pub sweep: Vec<SweepRun>,
@@ -66,6 +68,9 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
                 && let Some(h) = r.data_entropy_nats
             {
                 input.entropy = Some((h, r.data_entropy_stderr.unwrap_or(0.0)));
+            }
+            if input.val_floor.is_none() {
+                input.val_floor = r.val_entropy_nats;
             }
             if swept {
                 input.sweep.push(SweepRun {
@@ -248,13 +253,13 @@ fn probes(study: &Study, store: &Store) -> Result<Vec<RunCurve>, Error> {
 /// The version of the fitting code's output: raised whenever a change to `fit/` can change
 /// `fits.json` for the same inputs, so a stored `fits.json` from older code is refitted. The
 /// fit's golden test (`fit::suite`) fails when the output moves without it.
-pub const FIT_VERSION: u32 = 6;
+pub const FIT_VERSION: u32 = 7;
 
 /// The fits' numbers under [`FIT_VERSION`]: a digest of `fits.json` (less its `inputs`) for
 /// the golden mock study (`tests/fixtures/valid/report_mock.yaml`, law
 /// `1.5,300,500,0.3,0.35,0.01`), per architecture. The golden test fails when the fitting
 /// code's output moves: raise `FIT_VERSION` with it and put the new digest here.
-pub const FIT_GOLDEN: &[(&str, &str)] = &[("x86_64", "670461af7dbf9b88")];
+pub const FIT_GOLDEN: &[(&str, &str)] = &[("x86_64", "93d59c5fc1e9015f")];
 
 /// What a `fits.json` was computed from: the fitting code ([`FIT_VERSION`]), the study
 /// file's bytes, the constraints, and every number the fits read — each fitted row (its
@@ -293,6 +298,9 @@ pub fn fit_inputs(study: &Study, input: &FitInput, constraints: Constraints) -> 
     }
     let mut reals: Vec<Option<f64>> = vec![constraints.wall_budget, constraints.max_params];
     reals.extend([input.entropy.map(|e| e.0), input.entropy.map(|e| e.1)]);
+    if input.val_floor.is_some() {
+        reals.push(input.val_floor);
+    }
     for r in &input.sweep {
         reals.extend([Some(r.n), Some(r.d), Some(r.lr), r.loss]);
     }
@@ -366,6 +374,7 @@ pub fn compute(study: &Study, input: &FitInput, constraints: Constraints) -> Fit
         wall_budget: constraints.wall_budget,
         max_params: constraints.max_params,
         entropy: input.entropy,
+        val_floor: input.val_floor,
         left_out: input.left_out.clone(),
         final_budget: study.final_run.as_ref().map(|f| f.budget),
         sweep: input.sweep.clone(),

@@ -226,6 +226,9 @@ pub struct DataCtx {
     /// Entropy rate of the synthetic language (nats/token) and its standard error.
     pub entropy: Option<f64>,
     pub entropy_stderr: Option<f64>,
+    /// The validation set's own floor: the true mean −ln p of its targets (synthetic data),
+    /// the loss a perfect model scores on it — what the runs' losses, and so E, approach.
+    pub val_entropy: Option<f64>,
 }
 
 /// One trained model of the final comparison.

@@ -32,7 +32,7 @@ pub(super) fn chinchilla(c: &ChinchillaReport, ev: &Evidence, out: &mut Vec<Warn
     let min_loss = pts.iter().map(|p| p.loss).fold(f64::INFINITY, f64::min);
     at_bound(c, min_loss, out);
     degenerate_intervals(c, out);
-    entropy_checks(c, ev.entropy, min_loss, out);
+    entropy_checks(c, ev.entropy, ev.val_floor, min_loss, out);
     for (name, v) in [("alpha", c.alpha), ("beta", c.beta)] {
         let [lo, hi] = PLAUSIBLE_EXPONENTS;
         if !(lo..=hi).contains(&v) {
@@ -54,19 +54,29 @@ pub(super) fn chinchilla(c: &ChinchillaReport, ev: &Evidence, out: &mut Vec<Warn
         }
     }
     residual_runs(c, pts, out);
-    reduced_preferred(c, ev.entropy, out);
+    reduced_preferred(c, ev.entropy, ev.val_floor, out);
 }
 
 /// A reduced law with an AIC at most 2 above the free-E law's (or below it) is worth a
 /// warning when it says something the free fit hides: E = 0 fits as well with plausible
 /// exponents (the data do not need a floor), or E fixed at the known entropy fits as well
 /// while the free E's interval excludes that entropy.
-fn reduced_preferred(c: &ChinchillaReport, entropy: Option<(f64, f64)>, out: &mut Vec<Warning>) {
+fn reduced_preferred(
+    c: &ChinchillaReport,
+    entropy: Option<(f64, f64)>,
+    val_floor: Option<f64>,
+    out: &mut Vec<Warning>,
+) {
     let Some(free) = c.reduced.iter().find(|r| r.form == "free_e") else {
         return;
     };
+    // As in `entropy_checks`: E is held to the span between the entropy and the validation
+    // set's own floor.
     let free_e_disagrees = match (entropy, c.ci.as_ref()) {
-        (Some((h, se)), Some(ci)) => ci.e[1] < h - 2.0 * se || ci.e[0] > h + 2.0 * se,
+        (Some((h, se)), Some(ci)) => {
+            let v = val_floor.filter(|v| v.is_finite()).unwrap_or(h);
+            ci.e[1] < h.min(v) - 2.0 * se || ci.e[0] > h.max(v) + 2.0 * se
+        }
         (Some((h, _)), None) => (c.e - h).abs() > 0.05 * h,
         (None, _) => false,
     };
@@ -229,6 +239,7 @@ fn degenerate_intervals(c: &ChinchillaReport, out: &mut Vec<Warning>) {
 fn entropy_checks(
     c: &ChinchillaReport,
     entropy: Option<(f64, f64)>,
+    val_floor: Option<f64>,
     min_loss: f64,
     out: &mut Vec<Warning>,
 ) {
@@ -255,19 +266,33 @@ fn entropy_checks(
         );
     }
     let Some((h, se)) = entropy else { return };
+    // The losses were measured on a finite validation set, whose own floor (the true mean
+    // −ln p of its targets, when known) differs from the language's entropy by its sampling
+    // luck; E estimates that floor. Both are the truth the fit can be held to: E is judged
+    // against the span between them.
+    let (floor_lo, floor_hi) = match val_floor {
+        Some(v) if v.is_finite() => (h.min(v), h.max(v)),
+        _ => (h, h),
+    };
     let margin = 2.0 * se;
+    let seen = match val_floor {
+        Some(v) if v.is_finite() && (v - h).abs() > 5e-5 => {
+            format!(" (this validation set's own floor: {v:.4})")
+        }
+        _ => String::new(),
+    };
     // A point estimate a hair below the floor, with an interval that reaches it, is the floor
     // within the fit's uncertainty; below it by more than 1 %, or with the whole interval
     // below, it is an artefact.
-    let interval_reaches = ci_e.is_some_and(|[_, hi]| hi >= h - margin);
-    if c.e < h - margin && (!interval_reaches || c.e < 0.99 * h) {
+    let interval_reaches = ci_e.is_some_and(|[_, hi]| hi >= floor_lo - margin);
+    if c.e < floor_lo - margin && (!interval_reaches || c.e < 0.99 * floor_lo) {
         out.push(
             Warning::new(
                 "e_below_entropy",
                 "chinchilla.E",
                 format!(
-                    "E = {:.4} is below the data's entropy rate {h:.4} ± {se:.4}: no model can \
-                     reach a loss under the entropy, so this floor is an artefact",
+                    "E = {:.4} is below the data's entropy rate {h:.4} ± {se:.4}{seen}: no model \
+                     can reach a loss under the entropy, so this floor is an artefact",
                     c.e
                 ),
                 "use the law with E fixed at the entropy (\"Which law the data support\"), or \
@@ -278,18 +303,18 @@ fn entropy_checks(
         );
     }
     if let Some([lo, hi]) = ci_e
-        && (hi < h - margin || lo > h + margin)
+        && (hi < floor_lo - margin || lo > floor_hi + margin)
     {
         out.push(
             Warning::new(
                 "e_interval_excludes_entropy",
                 "chinchilla.E",
                 format!(
-                    "E's interval [{lo:.4}, {hi:.4}] excludes the data's entropy rate {h:.4}: the \
-                     fitted floor is {} the true one",
-                    if lo > h { "above" } else { "below" }
+                    "E's interval [{lo:.4}, {hi:.4}] excludes the data's entropy rate {h:.4}{seen}: \
+                     the fitted floor is {} the true one",
+                    if lo > floor_hi { "above" } else { "below" }
                 ),
-                if lo > h {
+                if lo > floor_hi {
                     "runs far from convergence bias E upward; larger models and more tokens per \
                      parameter move it toward the entropy; the fixed-E law is the honest reading"
                 } else {

@@ -154,6 +154,8 @@ pub struct Evidence<'a> {
     pub flops: &'a [f64],
     /// The data's true entropy rate and its standard error (synthetic data).
     pub entropy: Option<(f64, f64)>,
+    /// The validation set's own floor (synthetic data).
+    pub val_floor: Option<f64>,
     pub left_out: &'a [LeftOut],
     /// The final run's compute budget.
     pub final_budget: Option<f64>,

@@ -122,6 +122,40 @@ fn resamples_that_did_not_move() {
     assert!(degenerate(&report(CHINCHILLA, 0.05)).is_empty());
 }
 
+/// E estimates the floor of the validation set the losses were measured on: an interval
+/// that holds that floor but not the language's entropy (the sample's luck) is no bias, and
+/// one that misses both still is.
+#[test]
+fn e_is_held_to_the_span_between_the_entropy_and_the_validation_floor() {
+    let law = Law {
+        e: 1.72,
+        ..CHINCHILLA
+    };
+    let c = report(law, 0.005);
+    let [lo, hi] = c.ci.as_ref().unwrap().e;
+    assert!(lo > 1.70 && hi < 1.74, "[{lo}, {hi}]");
+    let pts = points(&law);
+    let flops: Vec<f64> = pts.iter().map(|p| 6.0 * p.n * p.d).collect();
+    let with = |val_floor: Option<f64>| -> Vec<String> {
+        let fits = FitReport {
+            chinchilla: Some(c.clone()),
+            ..FitReport::default()
+        };
+        let ev = Evidence {
+            points: &pts,
+            flops: &flops,
+            entropy: Some((1.69, 0.0)),
+            val_floor,
+            ..Evidence::default()
+        };
+        diagnose(&fits, &ev).into_iter().map(|w| w.code).collect()
+    };
+    let excludes = "e_interval_excludes_entropy".to_string();
+    assert!(with(None).contains(&excludes));
+    assert!(!with(Some(1.72)).contains(&excludes), "{:?}", with(Some(1.72)));
+    assert!(with(Some(1.695)).contains(&excludes));
+}
+
 #[test]
 fn e_below_the_entropy_and_an_interval_that_excludes_it() {
     let law = Law {
@@ -307,6 +341,7 @@ fn fit(rows: &[Row], entropy: Option<(f64, f64)>) -> FitReport {
             wall_budget: None,
             max_params: None,
             entropy,
+            val_floor: None,
             left_out: Vec::new(),
             final_budget: None,
             sweep: Vec::new(),
