@@ -34,6 +34,7 @@ while read -r k vocab facts zipf seed; do
         -e "s|^# The quickstart study:.*|# reports/quickstart.yaml's design, unchanged but for the language and seed, drawn by|" \
         -e "s|^# built-in facts language (no download).*|# scripts/quickstart-generality.sh's seeded rule (setting $k of 3).|" \
         -e "/^# cores — and to yield/d" \
+        -e "/\*\*How far to trust the pass/,/own luck\./d" \
         reports/quickstart.yaml > "reports/$name.yaml"
     grep -q "vocab: $vocab, facts: $facts, zipf: $zipf" "reports/$name.yaml"
     [ -n "${TABLE_ONLY:-}" ] && continue
