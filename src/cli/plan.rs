@@ -109,10 +109,20 @@ impl PlanRow {
 pub fn run(args: &Args) -> Result<(), Failure> {
     let study = args.producer.apply(load_study(&args.study)?)?;
     let mut runs = plan(&study).map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
-    add_entropy(&study, &mut runs);
     // The store holds measured runs and the calibration cache; without a usable one the
     // estimate calibrates every shape.
     let store = Store::open(&args.store.path(&study)).ok();
+    // Learning-rate transfer: runs the sweep's records have decided are planned; points
+    // still waiting for the sweep are named below the table.
+    let transfer = match &store {
+        Some(s) => crate::pipeline::transfer::resolve(&study, s, &runs)
+            .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?,
+        None => crate::pipeline::transfer::unresolved(&study, &runs),
+    };
+    if let crate::pipeline::transfer::Transfer::Ready { specs: more, .. } = &transfer {
+        crate::pipeline::transfer::append(&mut runs, more.clone());
+    }
+    add_entropy(&study, &mut runs);
     let estimate = estimate(&runs, store.as_ref());
     let rows: Vec<PlanRow> = runs
         .iter()
@@ -146,6 +156,9 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                     compared.len(),
                     other.name
                 ));
+            }
+            if let Some(line) = crate::pipeline::transfer::waiting_line(&study, &transfer) {
+                text.push_str(&format!("plus {line}\n"));
             }
             text.push_str(&final_line(&study, store.as_ref(), &rows));
             text

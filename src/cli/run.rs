@@ -103,6 +103,12 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                 Stop::Detached(_) => Failure::new(exit::INTERNAL, "detached during a dry run"),
             })?;
         print!("{script}");
+        // Runs the sweep decides are submitted after it, as a second array.
+        let transfer = crate::pipeline::transfer::resolve(&study, &store, &specs[..own])
+            .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
+        if let Some(line) = crate::pipeline::transfer::waiting_line(&study, &transfer) {
+            println!("# then, in a second array: {line}");
+        }
         return Ok(());
     }
     let how = match &backend {

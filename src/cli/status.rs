@@ -55,8 +55,26 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                 format!("{}: cannot read the run store: {e}", path.display()),
             )
         })?;
+    // Learning-rate transfer: the runs the sweep has decided are the study's own; the points
+    // it has not decided yet are listed as waiting for it.
+    let transfer = match &store {
+        Some(s) => crate::pipeline::transfer::resolve(&study, s, &specs[..own])
+            .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?,
+        None => crate::pipeline::transfer::unresolved(&study, &specs[..own]),
+    };
+    let mut own = own;
+    if let crate::pipeline::transfer::Transfer::Ready { specs: more, .. } = &transfer {
+        let fresh: Vec<_> = more
+            .iter()
+            .filter(|m| !specs.iter().any(|s| s.key == m.key))
+            .cloned()
+            .collect();
+        let n = fresh.len();
+        specs.splice(own..own, fresh);
+        own += n;
+    }
     let on_cluster = store.as_ref().map(|s| cluster_tasks(s)).unwrap_or_default();
-    let rows: Vec<Row> = specs
+    let mut rows: Vec<Row> = specs
         .iter()
         .enumerate()
         .map(|(i, spec)| {
@@ -96,6 +114,25 @@ pub fn run(args: &Args) -> Result<(), Failure> {
             }
         })
         .collect();
+    let waiting_why = match &transfer {
+        crate::pipeline::transfer::Transfer::Impossible { why, .. } => {
+            format!("lr not decidable from the sweep: {why}")
+        }
+        _ => "lr decided after the sweep".to_string(),
+    };
+    if let crate::pipeline::transfer::Transfer::Waiting { deferred, .. }
+    | crate::pipeline::transfer::Transfer::Impossible { deferred, .. } = &transfer
+    {
+        for d in deferred {
+            rows.push(Row {
+                key: String::new(),
+                name: d.point.clone(),
+                state: "waiting",
+                reason: Some(waiting_why.clone()),
+                val_loss: None,
+            });
+        }
+    }
     match args.format {
         Format::Json => println!(
             "{}",
@@ -114,8 +151,12 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                 );
             }
             let count = |s: &str| rows.iter().filter(|r| r.state == s).count();
+            let waiting = match count("waiting") {
+                0 => String::new(),
+                n => format!(", {n} waiting for the sweep"),
+            };
             println!(
-                "{}{} runs: {} done, {} missing, {} pending, {} running, {} failed, {} diverged, {} corrupt",
+                "{}{} runs: {} done, {} missing, {} pending, {} running, {} failed, {} diverged, {} corrupt{waiting}",
                 if study.is_mock() { MOCK_LABEL } else { "" },
                 rows.len(),
                 count("done"),

@@ -8,6 +8,10 @@
 //! L(t) = E + A/N^α + B_C·S₁(t)^−β_C − LD(t), where B_C = B·(η_peak / tokens per step)^β_C and
 //! β_C = β, so that a constant learning rate gives exactly L(N, D), and the drop LD has the
 //! given B, C, β and γ. A fit of `law: curve` must recover it.
+//!
+//! With `;lr=c,a,b,k` the learning rate matters: every loss is multiplied by
+//! 1 + k·ln²(η/η*) with η*(N, D) = c·N^a·D^b (N total parameters, D the run's tokens), so a
+//! sweep has an optimum where the law puts it — what learning-rate transfer is tested with.
 
 use std::path::Path;
 
@@ -29,6 +33,8 @@ pub struct MockLaw {
     pub noise: f64,
     /// The multi-power drop (B, C, β, γ) the curves follow, if any (see the module).
     pub multi_power: Option<[f64; 4]>,
+    /// The learning-rate optimum (c, a, b, k), if any (see the module).
+    pub lr: Option<[f64; 4]>,
 }
 
 impl Default for MockLaw {
@@ -42,6 +48,7 @@ impl Default for MockLaw {
             beta: 0.28,
             noise: 0.01,
             multi_power: None,
+            lr: None,
         }
     }
 }
@@ -52,13 +59,24 @@ impl MockLaw {
         self.e + self.a / n.powf(self.alpha) + self.b / d.powf(self.beta)
     }
 
+    /// The factor a run at learning rate `lr` pays for missing the optimum (1 without one).
+    pub fn lr_factor(&self, n: f64, d: f64, lr: f64) -> f64 {
+        match self.lr {
+            Some([c, a, b, k]) => 1.0 + k * (lr / (c * n.powf(a) * d.powf(b))).ln().powi(2),
+            None => 1.0,
+        }
+    }
+
     /// The producer this law stands for in run identities: the mock and every number that
     /// shapes what it reports.
     pub fn producer(&self) -> String {
-        let curve = self
+        let mut curve = self
             .multi_power
             .map(|[b, c, beta, gamma]| format!(";multi_power={b},{c},{beta},{gamma}"))
             .unwrap_or_default();
+        if let Some([c, a, b, k]) = self.lr {
+            curve.push_str(&format!(";lr={c},{a},{b},{k}"));
+        }
         format!(
             "{}E={},A={},B={},alpha={},beta={},noise={}{curve}",
             crate::study::plan::MOCK_PRODUCER_PREFIX,
@@ -97,6 +115,10 @@ impl MockLaw {
     /// The law a mock producer identity stands for (see [`MockLaw::producer`]).
     pub fn from_producer(producer: &str) -> Option<MockLaw> {
         let rest = producer.strip_prefix(crate::study::plan::MOCK_PRODUCER_PREFIX)?;
+        let (rest, lr) = match rest.split_once(";lr=") {
+            Some((law, lr)) => (law, Some(Self::parse_lr(lr)?)),
+            None => (rest, None),
+        };
         let (rest, curve) = match rest.split_once(";multi_power=") {
             Some((law, curve)) => (law, Some(Self::parse_curve(curve)?)),
             None => (rest, None),
@@ -117,6 +139,7 @@ impl MockLaw {
             beta,
             noise,
             multi_power: curve,
+            lr,
         };
         (law.producer() == producer).then_some(law)
     }
@@ -134,24 +157,43 @@ impl MockLaw {
             .then_some([b, c, beta, gamma])
     }
 
-    /// Parse `E,A,B,alpha,beta[,noise][;multi_power=B,C,beta,gamma]`: finite numbers, A, B, α,
-    /// β positive, noise ≥ 0.
-    pub fn parse(text: &str) -> Result<MockLaw, String> {
-        let (law_text, curve) = match text.split_once(';') {
-            Some((law, rest)) => {
-                let curve = rest
-                    .strip_prefix("multi_power=")
-                    .and_then(Self::parse_curve)
-                    .ok_or_else(|| {
-                        format!(
-                            "--mock-law `{text}`: after `;` give multi_power=B,C,beta,gamma \
-                             (finite; B, C and beta > 0, gamma ≥ 0)"
-                        )
-                    })?;
-                (law, Some(curve))
-            }
-            None => (text, None),
+    /// `c,a,b,k` of a learning-rate optimum: finite, c and k positive.
+    fn parse_lr(text: &str) -> Option<[f64; 4]> {
+        let v: Vec<f64> = text
+            .split(',')
+            .map(|v| v.trim().parse().ok())
+            .collect::<Option<_>>()?;
+        let [c, a, b, k] = v[..] else {
+            return None;
         };
+        (v.iter().all(|x| x.is_finite()) && c > 0.0 && k > 0.0).then_some([c, a, b, k])
+    }
+
+    /// Parse `E,A,B,alpha,beta[,noise][;multi_power=B,C,beta,gamma][;lr=c,a,b,k]`: finite
+    /// numbers, A, B, α, β positive, noise ≥ 0.
+    pub fn parse(text: &str) -> Result<MockLaw, String> {
+        let mut parts = text.split(';');
+        let law_text = parts.next().unwrap_or_default();
+        let (mut curve, mut lr) = (None, None);
+        for part in parts {
+            if let Some(values) = part.strip_prefix("multi_power=") {
+                curve = Some(Self::parse_curve(values).ok_or_else(|| {
+                    format!(
+                        "--mock-law `{text}`: give multi_power=B,C,beta,gamma (finite; B, C and \
+                         beta > 0, gamma ≥ 0)"
+                    )
+                })?);
+            } else if let Some(values) = part.strip_prefix("lr=") {
+                lr = Some(Self::parse_lr(values).ok_or_else(|| {
+                    format!("--mock-law `{text}`: give lr=c,a,b,k (finite; c and k > 0)")
+                })?);
+            } else {
+                return Err(format!(
+                    "--mock-law `{text}`: after `;` give multi_power=B,C,beta,gamma or \
+                     lr=c,a,b,k"
+                ));
+            }
+        }
         let values: Vec<f64> = law_text
             .split(',')
             .map(|v| v.trim().parse::<f64>())
@@ -185,6 +227,7 @@ impl MockLaw {
             beta,
             noise,
             multi_power: curve,
+            lr,
         })
     }
 }
@@ -239,7 +282,9 @@ impl Executor for Mock {
                 .map_or(f64::NAN, |l| l[0]),
             None => self.law.loss(n, d),
         };
-        let mut noisy = |step: u64, d: f64| clean(step, d) * (self.law.noise * rng.normal()).exp();
+        let lr_factor = self.law.lr_factor(n, spec.tokens() as f64, id.train.lr);
+        let mut noisy =
+            |step: u64, d: f64| clean(step, d) * lr_factor * (self.law.noise * rng.normal()).exp();
         let every = spec.steps.div_ceil(CURVE_POINTS).max(1);
         let mut curve = Vec::new();
         let mut step = every.min(spec.steps);

@@ -83,6 +83,56 @@ pub struct HyperReport {
     pub swept: Vec<f64>,
     pub points: Vec<PointChoice>,
     pub eta: Option<EtaLaw>,
+    /// Learning-rate transfer: the sizes swept, and the learning rate every other size took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferReport>,
+}
+
+/// A transferred size's loss more than this fraction above the best of its own sweep (a
+/// `check` size) says the transfer missed the optimum.
+pub const TRANSFER_MARGIN: f64 = 0.01;
+
+/// Learning-rate transfer (`train.lr_transfer`) as the fits report it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferReport {
+    /// `mup` or `law`.
+    pub rule: String,
+    /// The sizes swept at every learning rate (display names).
+    pub swept_sizes: Vec<String>,
+    /// The smallest and largest learning rate swept.
+    pub swept_range: [f64; 2],
+    pub points: Vec<TransferPoint>,
+    /// [`TRANSFER_MARGIN`].
+    pub margin: f64,
+}
+
+/// One transferred (size, tokens) point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferPoint {
+    pub point: String,
+    pub size: String,
+    /// Parameters (in the fits' convention) and tokens.
+    pub n: f64,
+    pub d: f64,
+    /// The learning rate it trained at (two significant figures) and before rounding.
+    pub lr: f64,
+    pub lr_exact: f64,
+    /// Its final loss (`None`: not finished, diverged or failed).
+    pub loss: Option<f64>,
+    /// Outside the swept range: an extrapolation of the sweep.
+    pub outside_sweep: bool,
+    /// A `check` size: the best of its own sweep at these tokens (lr, loss) and how far the
+    /// transferred run's loss lies above it (relative; negative: below).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<TransferCheck>,
+}
+
+/// A transferred point that was also swept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferCheck {
+    pub best_lr: f64,
+    pub best_loss: f64,
+    pub excess: f64,
 }
 
 /// The lower envelope of `runs` per point, in first-seen point order.
@@ -212,7 +262,12 @@ pub fn report(
     }
     let points = envelope(runs);
     let eta = fit_eta(&points, resamples, confidence, seed);
-    Some(HyperReport { swept, points, eta })
+    Some(HyperReport {
+        swept,
+        points,
+        eta,
+        transfer: None,
+    })
 }
 
 #[cfg(test)]

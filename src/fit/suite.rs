@@ -79,6 +79,8 @@ pub struct Request<'a> {
     pub final_budget: Option<f64>,
     /// Every run of a learning-rate sweep (empty without one): `rows` holds the envelope.
     pub sweep: Vec<SweepRun>,
+    /// Learning-rate transfer, when the study transfers one (reported under `hyper`).
+    pub transfer: Option<hyper::TransferReport>,
     /// Every run's curve with its schedule, by size (and learning rate), for `law: curve`.
     pub curve_groups: &'a [CurveGroup],
     /// Runs the pipeline could not hand to the curve law, and why.
@@ -191,6 +193,9 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
         informed.against_endpoint = curve::informed::against(informed, ch);
     }
     report.hyper = hyper::report(&request.sweep, ETA_RESAMPLES, ETA_CONFIDENCE, request.seed);
+    if let Some(h) = &mut report.hyper {
+        h.transfer = request.transfer.clone();
+    }
     diagnose_report(rows, request, &mut report);
     report
 }
@@ -480,6 +485,7 @@ mod tests {
             sweep: Vec::new(),
             curve_groups: &[],
             curve_unusable: Vec::new(),
+            transfer: None,
         };
         let report = fit_all(&rows, &request);
         let ci = report.power[0].ci.as_ref().expect("intervals");

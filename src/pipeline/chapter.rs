@@ -13,7 +13,6 @@ use crate::report::manifest::Manifest;
 use crate::report::{Input, Rendered, render};
 use crate::store::{EntryState, Store, collect};
 use crate::study::final_run::{FinalPlan, final_plan};
-use crate::study::plan::plan;
 use crate::study::{Source, Study};
 
 /// The final run and baseline the fits call for, if the study has `final:` and the law the
@@ -146,7 +145,7 @@ fn gather(
     let internal = Error::Io;
     let (runs, curve_list, records, data, comparison) = match &study.source {
         Source::Train(training) => {
-            let specs = plan(study).map_err(|e| Error::Input(e.to_string()))?;
+            let specs = super::transfer::all_specs(study, store)?;
             let collected = collect::collect(store, &specs).map_err(|e| internal(e.to_string()))?;
             let mut runs = run_rows(&collected.runs).map_err(|e| internal(e.to_string()))?;
             // A learning-rate sweep's runs that are not their point's best are shown, not fitted.

@@ -12,7 +12,6 @@ use crate::fit::suite::FitReport;
 use crate::record::read::Entry;
 use crate::store::{EntryState, Store};
 use crate::study::Study;
-use crate::study::plan::plan;
 
 /// One side of a comparison: its records by run name, and its fits.
 pub struct Side {
@@ -34,7 +33,7 @@ impl Side {
     /// The study's records in `store` (its planned runs, and the final run and baseline its
     /// fits plan) and its `fits.json`.
     pub fn of_study(label: String, study: &Study, store: &Store) -> Result<Side, super::Error> {
-        let mut specs = plan(study).map_err(|e| super::Error::Input(e.to_string()))?;
+        let mut specs = super::transfer::all_specs(study, store)?;
         let fits = super::fitting::recorded(study, store);
         if let Some(f) = &fits
             && let Some(fp) = super::chapter::plan_final(study, f)?

@@ -166,16 +166,31 @@ fn outside_grid(study: &Study, t: &Target) -> Option<String> {
     None
 }
 
-/// The planned grid's (N, D) in the fit's convention.
+/// The planned grid's (N, D) in the fit's convention, the points whose learning rate is
+/// transferred after the sweep included.
 fn grid(study: &Study, params: ParamsConvention) -> Vec<(f64, f64)> {
-    crate::study::plan::plan(study)
+    let mut out: Vec<(f64, f64)> = crate::study::plan::plan(study)
         .map(|specs| {
             specs
                 .iter()
                 .map(|s| (s.n(params), s.tokens() as f64))
                 .collect()
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    if let Some(t) = study.training() {
+        let vocab = crate::data::DataSpec::vocab(&t.data);
+        for d in crate::study::transfer::deferred(t) {
+            let counts = crate::model::param_counts(&crate::study::plan::gpt_config(
+                &t.model, d.index, vocab,
+            ));
+            let n = match params {
+                ParamsConvention::Total => counts.total,
+                ParamsConvention::NonEmbedding => counts.non_embedding,
+            };
+            out.push((n as f64, d.tokens as f64));
+        }
+    }
+    out
 }
 
 /// The warnings for the chapter: a final run planned from a reduced law, or skipped.

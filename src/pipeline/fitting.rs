@@ -47,13 +47,18 @@ pub struct FitInput {
     pub machines: Vec<(String, usize)>,
     /// Every finished run's curve and spec, for `law: curve` (empty without one).
     pub curve_runs: Vec<RunCurve>,
+    /// Learning-rate transfer (`train.lr_transfer`), once the sweep has decided it.
+    pub transfer: Option<crate::fit::hyper::TransferReport>,
 }
 
 /// Rows and curves of a trained study from the store (finished, ok runs only); diverged and
 /// failed runs are listed as left out.
 fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
-    let specs = plan(study).map_err(|e| Error::Input(e.to_string()))?;
-    let mut input = FitInput::default();
+    let specs = super::transfer::all_specs(study, store)?;
+    let mut input = FitInput {
+        transfer: super::transfer::report(study, store)?,
+        ..FitInput::default()
+    };
     let swept = study.training().is_some_and(|t| t.learning_rates.len() > 1);
     let convention = params_convention(study);
     let wants_curves = study.fits.iter().any(|f| matches!(f, FitSpec::Curve(_)));
@@ -185,7 +190,7 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
 }
 
 /// The N convention of the study's Chinchilla fit (total parameters without one).
-fn params_convention(study: &Study) -> ParamsConvention {
+pub(crate) fn params_convention(study: &Study) -> ParamsConvention {
     study
         .fits
         .iter()
@@ -366,6 +371,7 @@ pub fn compute(study: &Study, input: &FitInput, constraints: Constraints) -> Fit
     let request = Request {
         curve_groups: &curve_groups,
         curve_unusable,
+        transfer: input.transfer.clone(),
         fits: &study.fits,
         curves: &input.curves,
         holdout: study.holdout,

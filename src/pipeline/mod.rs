@@ -12,6 +12,7 @@ pub mod final_target;
 pub mod fitting;
 pub mod spend;
 pub mod study_run;
+pub mod transfer;
 pub mod verify;
 
 /// What status lines about mock records start with: their numbers come from a law.

@@ -107,7 +107,15 @@ impl StudyRun<'_> {
         started: std::time::Instant,
     ) -> Result<Outcome, Stopped> {
         let (study, store) = (self.study, self.store);
-        let summary = self.train(specs)?;
+        let mut summary = self.train(specs)?;
+        let mut own = own;
+        if let Some(more) = self.train_transferred(specs, &mut own)? {
+            summary.trained += more.trained;
+            summary.cached += more.cached;
+            summary.failed.extend(more.failed);
+            summary.store_errors.extend(more.store_errors);
+            summary.damaged.extend(more.damaged);
+        }
         let compared = specs.split_off(own);
         let collected = collect::export(store, &study.name, specs).and_then(|c| {
             match crate::study::branches::comparison(study) {
@@ -198,6 +206,49 @@ impl StudyRun<'_> {
             Stop::Store(why) => Stopped::Store(vec![why]),
             Stop::Detached(jobs) => Stopped::Detached(jobs),
         })
+    }
+
+    /// Learning-rate transfer: once the sweep has its records, train the runs it decides
+    /// (after the sweep: on Slurm, a second array) and put them among the study's own runs
+    /// (`specs[..own]`).
+    fn train_transferred(
+        &self,
+        specs: &mut Vec<RunSpec>,
+        own: &mut usize,
+    ) -> Result<Option<Summary>, Stopped> {
+        use super::transfer::Transfer;
+        let name = &self.study.name;
+        let transfer = super::transfer::resolve(self.study, self.store, &specs[..*own])?;
+        if let Some(line) = super::transfer::waiting_line(self.study, &transfer) {
+            eprintln!("warning: {name}: {line}");
+        }
+        let Transfer::Ready {
+            specs: decided,
+            decisions,
+        } = transfer
+        else {
+            return Ok(None);
+        };
+        let lrs: Vec<String> = decisions
+            .iter()
+            .map(|d| format!("{} at {}", d.point, d.lr))
+            .collect();
+        eprintln!(
+            "{name}: learning rates decided by the sweep: {}",
+            lrs.join(", ")
+        );
+        let mut more: Vec<RunSpec> = decided
+            .into_iter()
+            .filter(|s| !specs.iter().any(|x| x.key == s.key))
+            .collect();
+        if more.is_empty() {
+            return Ok(None);
+        }
+        let summary = self.train(&mut more)?;
+        let n = more.len();
+        specs.splice(*own..*own, more);
+        *own += n;
+        Ok(Some(summary))
     }
 
     /// Train the final run and its baseline when the law the data support gives them; say

@@ -98,7 +98,7 @@ pub const RETRAIN_TOLERANCE: f64 = 1e-2;
 
 /// Verify `study` against `store` (see the module docs).
 pub fn verify(study: &Study, store: &Store, options: &Options) -> Result<Report, Error> {
-    let specs = plan(study).map_err(|e| Error::Input(e.to_string()))?;
+    let specs = super::transfer::all_specs(study, store)?;
     let mut checks = Vec::new();
     let mut records: Vec<(RunSpec, Entry)> = Vec::new();
     integrity(store, &specs, &mut checks, &mut records);

@@ -95,9 +95,12 @@ pub fn default_sections(input: &Input) -> Vec<Section> {
     let table = |id: &str| Section::Table(id.to_string());
     out.push(table("runs"));
     out.extend(["loss_vs_params", "loss_vs_tokens", "loss_vs_compute"].map(chart));
-    if input.fits.hyper.is_some() {
+    if let Some(h) = &input.fits.hyper {
         out.push(chart("loss_vs_lr"));
         out.push(table("learning_rate"));
+        if h.transfer.is_some() {
+            out.push(table("lr_transfer"));
+        }
     }
     if !input.curves.is_empty() {
         out.push(chart("learning_curves"));
@@ -166,6 +169,7 @@ fn heading(section: &Section) -> Option<String> {
             "fits" => "Fitted laws",
             "laws" => "Which law the data support",
             "learning_rate" => "Tuned learning rates",
+            "lr_transfer" => "Learning rate transferred",
             "allocation" => "Allocation",
             "holdout" => "Hold-out check",
             "warnings" => "Warnings",

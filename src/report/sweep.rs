@@ -145,3 +145,84 @@ pub fn table(input: &Input) -> String {
     ));
     out
 }
+
+/// `lr_transfer`: the sizes swept, the rule, and the learning rate every other size took,
+/// with the check of a size that was both transferred and swept.
+pub fn transfer_table(input: &Input) -> String {
+    let Some(t) = input.fits.hyper.as_ref().and_then(|h| h.transfer.as_ref()) else {
+        return "*No learning-rate transfer: `train.lr_transfer` sweeps some sizes and gives \
+                the others the learning rate the sweep finds (or the sweep has not finished).*\n"
+            .into();
+    };
+    let rule = match t.rule.as_str() {
+        "mup" => {
+            "under µP the optimum carries across widths: each token count's transferred \
+                  learning rate is the geometric mean of the swept sizes' optima there"
+        }
+        _ => {
+            "η*(N, D) = c·N^a·D^b fitted to the swept sizes' optima, at each size and token \
+              count"
+        }
+    };
+    let mut out = format!(
+        "The learning rate was swept ({:e}–{:e}) at {} only; every other size trained once per \
+         token count at the rate the sweep gives it — {rule} — rounded to two significant \
+         figures. A *check* size was swept as well: its transferred run is compared with the \
+         best of its own sweep, and more than {:.0} % above it is flagged.\n\n",
+        t.swept_range[0],
+        t.swept_range[1],
+        t.swept_sizes
+            .iter()
+            .map(|s| format!("`{}`", escape_markdown(s)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        100.0 * t.margin
+    );
+    let rows = t
+        .points
+        .iter()
+        .map(|p| {
+            let (best, excess) = match &p.check {
+                Some(c) => (
+                    format!("{:e} ({})", c.best_lr, sig(c.best_loss, 5)),
+                    format!(
+                        "{:+.2} %{}",
+                        100.0 * c.excess,
+                        if c.excess > t.margin { " ⚠" } else { "" }
+                    ),
+                ),
+                None => (String::new(), String::new()),
+            };
+            vec![
+                format!("`{}`", escape_markdown(&p.point)),
+                human(p.n),
+                human(p.d),
+                format!(
+                    "{:e}{}",
+                    p.lr,
+                    if p.outside_sweep {
+                        " ⚠ outside the sweep"
+                    } else {
+                        ""
+                    }
+                ),
+                p.loss.map_or("—".into(), |l| sig(l, 5)),
+                best,
+                excess,
+            ]
+        })
+        .collect();
+    out.push_str(&super::tables::table(
+        &[
+            "point",
+            " N",
+            " D",
+            " lr trained",
+            " loss",
+            " own sweep's best (check)",
+            " transferred vs best",
+        ],
+        rows,
+    ));
+    out
+}

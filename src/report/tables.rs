@@ -581,6 +581,7 @@ pub fn render(id: &str, input: &Input, checks_done: &[CheckResult]) -> String {
         "warnings" => warnings(input),
         "laws" => laws(input),
         "learning_rate" => super::sweep::table(input),
+        "lr_transfer" => super::sweep::transfer_table(input),
         "checks" => checks(checks_done),
         "branches" => super::comparison::table_md(input),
         "curve" => super::curves::table_md(input),

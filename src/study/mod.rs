@@ -14,6 +14,7 @@ pub mod naming;
 pub mod parse;
 pub mod plan;
 pub mod trainer;
+pub mod transfer;
 pub mod units;
 pub mod validate;
 
@@ -95,6 +96,37 @@ pub struct TrainingPlan {
     /// `train.warmup_tokens`: every run warms up over this many tokens (whole steps), not a
     /// fraction of its steps (`train.warmup` is then 0).
     pub warmup_tokens: Option<u64>,
+    /// `train.lr_transfer`: the learning rate is swept at some sizes only; every other size
+    /// trains at the one the sweep gives it (see [`transfer`]).
+    pub transfer: Option<LrTransfer>,
+}
+
+/// Which sizes sweep the learning rate and how the others get theirs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LrTransfer {
+    /// Indices into `ModelSpec::sizes` trained at every swept learning rate; the decision
+    /// reads these alone.
+    pub swept: Vec<usize>,
+    /// Transferred sizes also swept (a check of the transfer).
+    pub checked: Vec<usize>,
+    pub rule: TransferRule,
+}
+
+/// How a transferred size's learning rate is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferRule {
+    /// The swept sizes' optimum at the same token count (µP carries it across widths).
+    Mup,
+    /// The fitted η*(N, D) = c·N^a·D^b of the swept points.
+    Law,
+}
+
+impl LrTransfer {
+    /// Whether size `index` is trained at every swept learning rate.
+    pub fn sweeps(&self, index: usize) -> bool {
+        self.swept.contains(&index) || self.checked.contains(&index)
+    }
 }
 
 /// How a study shares trunks (see [`branches`]).

@@ -171,7 +171,7 @@ impl RunSpec {
 }
 
 /// `1e13`, `2.5e14`: a budget in a folder-safe form.
-fn compact_real(value: f64) -> String {
+pub(crate) fn compact_real(value: f64) -> String {
     format!("{value:e}").replace('+', "")
 }
 
@@ -354,13 +354,18 @@ pub(crate) fn points(t: &TrainingPlan) -> Vec<Point> {
     points
 }
 
-fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
+pub(crate) fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
     let vocab = DataSpec::vocab(&t.data);
     // One run per point and learning rate; a sweep's runs are named `<point>-lr<η>`.
     let swept = t.learning_rates.len() > 1;
     let shared = super::naming::shared_shape_names(&t.model);
     let mut specs: Vec<RunSpec> = Vec::new();
     for (index, tokens, budget, label) in points(t) {
+        // Under `lr_transfer`, a size that does not sweep trains after the sweep, at the
+        // learning rate the sweep gives it ([`super::transfer`]).
+        if t.transfer.as_ref().is_some_and(|x| !x.sweeps(index)) {
+            continue;
+        }
         let model = gpt_config(&t.model, index, vocab);
         for &lr in &t.learning_rates {
             let at_lr = TrainingPlan {

@@ -13,5 +13,6 @@ mod schema;
 mod slurm;
 mod support;
 mod train_point;
+mod transfer;
 mod validate;
 mod verify;

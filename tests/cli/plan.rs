@@ -51,23 +51,23 @@ fn quickstart_json_has_every_key_and_exact_values() {
         let n_non = row["params_non_embedding"].as_u64().unwrap();
         assert_eq!(n_total, n_emb + n_non);
         let tokens = row["tokens"].as_u64().unwrap();
-        assert_eq!(tokens % (16 * 64), 0, "whole steps of batch × context");
+        assert_eq!(tokens % (32 * 32), 0, "whole steps of batch × context");
         let flops_6nd = row["flops_6nd"].as_f64().unwrap();
         assert_eq!(flops_6nd, 6.0 * n_non as f64 * tokens as f64);
         assert!(row["flops"].as_f64().unwrap() > flops_6nd);
         assert_eq!(row["key"].as_str().unwrap().len(), 64);
     }
-    // First row: l2-d32 at 5e4 tokens → 49 steps of 1,024 tokens.
+    // First row: l2-d12 at 1.6e5 tokens → 156 steps of 1,024 tokens.
     let first = &rows[0];
-    assert_eq!(first["name"], "l2-d32-t5e4");
-    assert_eq!(first["tokens"], 50_176);
+    assert_eq!(first["name"], "l2-d12-t1.6e5");
+    assert_eq!(first["tokens"], 159_744);
     let entropy = first["data_entropy_nats"].as_f64().unwrap();
-    assert!(entropy > 2.0 && entropy < 2.6, "{entropy}");
-    // wte 256·32 + wpe 64·32; 2 blocks of 12·32² + 13·32; ln_f 64; head 32·256.
-    assert_eq!(first["params_embedding"], 256 * 32 + 64 * 32);
+    assert!(entropy > 0.6 && entropy < 0.75, "{entropy}");
+    // wte 64·12 + wpe 32·12; 2 blocks of 12·12² + 13·12; ln_f 24; head 12·64.
+    assert_eq!(first["params_embedding"], 64 * 12 + 32 * 12);
     assert_eq!(
         first["params_non_embedding"],
-        2 * (12 * 32 * 32 + 13 * 32) + 64 + 32 * 256
+        2 * (12 * 12 * 12 + 13 * 12) + 24 + 12 * 64
     );
     // Keys are unique.
     let mut keys: Vec<&str> = rows.iter().map(|r| r["key"].as_str().unwrap()).collect();
@@ -131,10 +131,10 @@ fn table_lists_every_run_and_a_total() {
         lines[14].starts_with("12 of 12 runs to train: about "),
         "{text}"
     );
-    assert!(lines[15].starts_with("data entropy rate 2.29"), "{text}");
+    assert!(lines[15].starts_with("data entropy rate 0.680"), "{text}");
     assert_eq!(
         lines[16],
-        "final run: decided after the grid (the law's optimum for C = 1.000e12 FLOPs)"
+        "final run: decided after the grid (the law's optimum for C = 7.200e11 FLOPs)"
     );
     // With the grid's records (the published store), the final run's shape and time.
     let out = scalebook(&["plan", "reports/quickstart.yaml"]);
@@ -143,12 +143,12 @@ fn table_lists_every_run_and_a_total() {
     let last = text.lines().last().unwrap();
     assert!(
         last.starts_with(
-            "final run: l2-d96-final (2 layers × d_model 96 × 4 heads, 604 steps, 618k tokens, trained in "
+            "final run: l2-d32-final (2 layers × d_model 32 × 2 heads, 3831 steps, 3.92M tokens, trained in "
         ),
         "{text}"
     );
     assert!(
-        last.contains("; baseline l2-d32-baseline (2 layers × d_model 32"),
+        last.contains("; baseline l2-d12-baseline (2 layers × d_model 12"),
         "{text}"
     );
 }

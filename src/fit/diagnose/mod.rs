@@ -18,6 +18,8 @@
 //! | `residual_structure` | the residuals' signs run in long blocks along N or D (Wald–Wolfowitz runs test) |
 //! | `optimum_outside_grid` | the compute-optimal tokens per parameter lies outside the grid's range of D/N |
 //! | `lr_at_edge` | a point's best learning rate is the smallest or largest swept |
+//! | `lr_transfer_outside_sweep` | a transferred learning rate lies outside the swept range |
+//! | `lr_transfer_loses` | a checked size's transferred run loses to its own sweep by more than 1 % |
 //! | `extrapolation_far` | the final budget is more than [`FAR_EXTRAPOLATION`]× the largest trained run |
 //! | `interval_understated`, `bootstrap_failures` | bootstrap intervals from few runs, or many failed refits |
 //! | `fit_problem` | a law could not be fitted, or an IsoFLOP budget was refused (the message says why) |
@@ -50,7 +52,7 @@ pub const PLAUSIBLE_EXPONENTS: [f64; 2] = [0.05, 1.0];
 /// The codes that question the law itself — its parameters, their intervals or the runs
 /// under it — rather than qualifying what is read from it (`book/src/trust.md` lists every
 /// code with this verdict). A law meets its targets only with none of these.
-pub const QUESTIONING_CODES: [&str; 15] = [
+pub const QUESTIONING_CODES: [&str; 16] = [
     "runs_left_out",
     "runs_missing",
     "runs_corrupt",
@@ -66,6 +68,7 @@ pub const QUESTIONING_CODES: [&str; 15] = [
     "bootstrap_failures",
     "fit_problem",
     "curve_heldout_error",
+    "lr_transfer_loses",
 ];
 
 /// Whether warning `code` questions the law (see [`QUESTIONING_CODES`]).
@@ -226,11 +229,84 @@ fn learning_rates(h: &super::hyper::HyperReport, out: &mut Vec<Warning>) {
             .with("points", edge.len() as f64),
         );
     }
+    if let Some(t) = &h.transfer {
+        transfer(t, out);
+    }
     if h.eta.is_none() {
         out.push(Warning::problem(
             "η*(N, D): the best learning rates cannot be fitted (they need 2+ sizes or token \
              counts, and 4+ points when both vary)",
         ));
+    }
+}
+
+/// Learning-rate transfer: a transferred learning rate outside the swept range, and a
+/// checked size whose transferred run loses to its own sweep by more than the margin.
+fn transfer(t: &super::hyper::TransferReport, out: &mut Vec<Warning>) {
+    let outside: Vec<String> = t
+        .points
+        .iter()
+        .filter(|p| p.outside_sweep)
+        .map(|p| format!("{} (lr {:e})", p.point, p.lr))
+        .collect();
+    if !outside.is_empty() {
+        out.push(
+            Warning::new(
+                "lr_transfer_outside_sweep",
+                "learning rate",
+                format!(
+                    "{} transferred point(s) train at a learning rate outside the swept {:e}–{:e}, \
+                     an extrapolation of the sweep: {}",
+                    outside.len(),
+                    t.swept_range[0],
+                    t.swept_range[1],
+                    outside.join(", ")
+                ),
+                "widen `train.lr` toward those values, or sweep a size nearer them \
+                 (`train.lr_transfer.sweep`)",
+            )
+            .with("points", outside.len() as f64),
+        );
+    }
+    let losing: Vec<(String, f64)> = t
+        .points
+        .iter()
+        .filter_map(|p| Some((p, p.check.as_ref()?)))
+        .filter(|(_, c)| c.excess > t.margin)
+        .map(|(p, c)| {
+            (
+                format!(
+                    "{} (lr {:e}: {:.2} % above its own best, lr {:e})",
+                    p.point,
+                    p.lr,
+                    100.0 * c.excess,
+                    c.best_lr
+                ),
+                c.excess,
+            )
+        })
+        .collect();
+    if !losing.is_empty() {
+        let worst = losing.iter().map(|l| l.1).fold(0.0, f64::max);
+        out.push(
+            Warning::new(
+                "lr_transfer_loses",
+                "learning rate",
+                format!(
+                    "the transferred learning rate loses to the checked size's own sweep by more \
+                     than {:.0} %: {} — the transferred sizes' points may sit above their \
+                     optimum, which bends the law",
+                    100.0 * t.margin,
+                    losing
+                        .iter()
+                        .map(|l| l.0.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "sweep that size too (`train.lr_transfer.sweep`), or every size",
+            )
+            .with("worst_excess", worst),
+        );
     }
 }
 

@@ -152,7 +152,11 @@ fn e_is_held_to_the_span_between_the_entropy_and_the_validation_floor() {
     };
     let excludes = "e_interval_excludes_entropy".to_string();
     assert!(with(None).contains(&excludes));
-    assert!(!with(Some(1.72)).contains(&excludes), "{:?}", with(Some(1.72)));
+    assert!(
+        !with(Some(1.72)).contains(&excludes),
+        "{:?}",
+        with(Some(1.72))
+    );
     assert!(with(Some(1.695)).contains(&excludes));
 }
 
@@ -347,6 +351,7 @@ fn fit(rows: &[Row], entropy: Option<(f64, f64)>) -> FitReport {
             sweep: Vec::new(),
             curve_groups: &[],
             curve_unusable: Vec::new(),
+            transfer: None,
         },
     )
 }

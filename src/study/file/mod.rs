@@ -442,6 +442,34 @@ pub struct TrainFile {
     /// (`cosine` or `wsd`) and the branches' warmup, and compare the two laws in the chapter.
     #[serde(default)]
     pub compare: Option<ScheduleKind>,
+    /// Sweep `lr` at some sizes only and train every other size at the learning rate the
+    /// sweep gives it (decided after the sweep).
+    #[serde(default)]
+    pub lr_transfer: Option<LrTransferFile>,
+}
+
+/// `train.lr_transfer`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LrTransferFile {
+    /// The sizes (display names from `model.sizes`) trained at every value of `train.lr`.
+    pub sweep: Vec<String>,
+    /// How every other size gets its learning rate: `mup` (the sweep's optimum at each token
+    /// count, which µP carries across widths; the default under `parametrization: mup`) or
+    /// `law` (the fitted η*(N, D) = c·N^a·D^b of the swept points; the default otherwise).
+    #[serde(default)]
+    pub rule: Option<TransferRuleName>,
+    /// Transferred sizes also swept, to check the transfer against their own optimum.
+    #[serde(default)]
+    pub check: Vec<String>,
+}
+
+/// `train.lr_transfer.rule`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferRuleName {
+    Mup,
+    Law,
 }
 
 /// One report section; give exactly one of `text`, `chart`, `table`.

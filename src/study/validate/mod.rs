@@ -11,6 +11,7 @@ mod execution;
 mod model;
 mod sweep;
 mod trainer;
+mod transfer;
 
 use std::path::{Path, PathBuf};
 
@@ -49,7 +50,7 @@ pub const CHART_IDS: [&str; 12] = [
     "curve",
 ];
 /// Table ids the report can print.
-pub const TABLE_IDS: [&str; 11] = [
+pub const TABLE_IDS: [&str; 12] = [
     "runs",
     "fits",
     "laws",
@@ -61,6 +62,7 @@ pub const TABLE_IDS: [&str; 11] = [
     "final",
     "branches",
     "curve",
+    "lr_transfer",
 ];
 
 /// Check a parsed study file; `Err` holds every error (and the warnings) in file order.
@@ -344,6 +346,7 @@ impl Validator {
             shared_warmup: branching.is_some(),
             branching,
             warmup_tokens,
+            transfer: None,
         };
         // Checked before anything expands the plan: its size bounds what validating and
         // planning hold in memory.
@@ -373,6 +376,10 @@ impl Validator {
         }
         if plan.branching.is_some() || plan.warmup_tokens.is_some() {
             self.branch_points(&plan);
+        }
+        let mut plan = plan;
+        if let Some(f) = train_file.as_ref().and_then(|t| t.lr_transfer.as_ref()) {
+            plan.transfer = self.lr_transfer(f, &plan);
         }
         Some(plan)
     }

@@ -29,6 +29,7 @@ impl Validator {
             branches: None,
             compare: None,
             warmup_tokens: None,
+            lr_transfer: None,
         };
         let f = f.unwrap_or(&default);
         let batch = self.count("train.batch", f.batch, 16, 1, 1 << 16);
