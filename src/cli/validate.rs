@@ -45,9 +45,19 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                 Some(e) => format!(", trained by `{}` (version {})", e.command, e.version),
                 None => String::new(),
             };
+            let deferred = crate::study::transfer::deferred(t).len();
+            let after = if deferred > 0 {
+                format!(
+                    ", then {} whose learning rate the sweep decides",
+                    plural(deferred, "run")
+                )
+            } else {
+                String::new()
+            };
+            let before = if deferred > 0 { " before them" } else { "" };
             format!(
-                "{} ({sweep}){trainer}, {} training FLOPs (`scalebook plan` estimates the time \
-                 on this machine)",
+                "{} ({sweep}){after}{trainer}, {} training FLOPs{before} (`scalebook plan` \
+                 estimates the time on this machine)",
                 plural(runs.len(), "run"),
                 human(flops),
             )
