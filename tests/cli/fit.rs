@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::support::{assert_no_crash, fresh_dir, scalebook, stderr, stdout};
+use crate::support::{assert_no_crash, fresh_dir, scalebook, stderr, stdout, with_mock};
 
 fn temp(name: &str) -> PathBuf {
     fresh_dir(&format!("fit-{name}"))
@@ -365,20 +365,6 @@ fn the_fits_match_their_golden_digest() {
         )),
     }
     fs::remove_dir_all(dir).unwrap();
-}
-
-/// `scalebook ARGS --executor mock --mock-law LAW --store STORE`.
-fn with_mock(args: &[&str], law: &str, store: &std::path::Path) -> std::process::Output {
-    let mut all = args.to_vec();
-    all.extend([
-        "--executor",
-        "mock",
-        "--mock-law",
-        law,
-        "--store",
-        store.to_str().unwrap(),
-    ]);
-    scalebook(&all)
 }
 
 /// `law: curve` end to end on a mock grid: each size's curve law is fitted on its three

@@ -83,3 +83,17 @@ pub fn assert_no_crash(text: &str, context: &Path) {
         );
     }
 }
+
+/// `scalebook ARGS --executor mock --mock-law LAW --store STORE`.
+pub fn with_mock(args: &[&str], law: &str, store: &Path) -> Output {
+    let mut all = args.to_vec();
+    all.extend([
+        "--executor",
+        "mock",
+        "--mock-law",
+        law,
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    scalebook(&all)
+}

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{assert_no_crash, fresh_dir, scalebook, stderr, stdout};
+use crate::support::{assert_no_crash, fresh_dir, stderr, stdout, with_mock as mock};
 
 const STUDY: &str = "\
 version: 1
@@ -46,19 +46,6 @@ fn write(dir: &Path, text: &str) -> String {
     let path = dir.join("transfer.yaml");
     fs::write(&path, text).unwrap();
     path.to_str().unwrap().to_string()
-}
-
-fn mock(args: &[&str], law: &str, store: &Path) -> std::process::Output {
-    let mut all = args.to_vec();
-    all.extend([
-        "--executor",
-        "mock",
-        "--mock-law",
-        law,
-        "--store",
-        store.to_str().unwrap(),
-    ]);
-    scalebook(&all)
 }
 
 fn fits(store: &Path) -> Value {
