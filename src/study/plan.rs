@@ -438,37 +438,6 @@ report:
         plan(&study).unwrap().into_iter().map(|r| r.key).collect()
     }
 
-    /// `parametrization` is in a run's identity only under µP: standard runs keep the keys
-    /// they had before µP existed, and µP runs of the same shapes get keys of their own.
-    #[test]
-    fn the_parametrization_joins_the_identity_only_under_mup() {
-        let standard = from_bytes(BASE.as_bytes(), Path::new("keys.yaml")).unwrap();
-        let runs = plan(&standard).unwrap();
-        let json = serde_json::to_string(&runs[0].identity).unwrap();
-        assert!(!json.contains("parametrization"), "{json}");
-        let mup_text = BASE.replace(
-            "  context: 64\n",
-            "  context: 64\n  parametrization: mup\n  base_width: 32\n",
-        );
-        let mup = from_bytes(mup_text.as_bytes(), Path::new("keys.yaml")).unwrap();
-        let mup_runs = plan(&mup).unwrap();
-        let json = serde_json::to_string(&mup_runs[0].identity).unwrap();
-        assert!(
-            json.contains(r#""parametrization":{"kind":"mup","base_width":32}"#),
-            "{json}"
-        );
-        assert_eq!(runs.len(), mup_runs.len());
-        for (a, b) in runs.iter().zip(&mup_runs) {
-            assert_eq!(a.name, b.name);
-            assert_ne!(a.key, b.key);
-        }
-        let explicit = BASE.replace(
-            "  context: 64\n",
-            "  context: 64\n  parametrization: standard\n",
-        );
-        assert_eq!(keys(&explicit), keys(BASE));
-    }
-
     #[test]
     fn grid_expands_sizes_times_tokens_in_whole_steps() {
         let study = from_bytes(BASE.as_bytes(), Path::new("keys.yaml")).unwrap();

@@ -216,7 +216,30 @@ fn divisors_near(n: u64, near: u64) -> Vec<u64> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+    use crate::study::from_bytes;
+    use crate::study::plan::plan;
+
+    const BASE: &str = "\
+version: 1
+name: keys
+title: Keys
+seed: 1
+model:
+  context: 64
+  sizes:
+    - { layers: 2, d_model: 32, heads: 2, name: tiny }
+    - { layers: 2, d_model: 64, heads: 4 }
+tokens: [1e5, 2e5]
+train: { batch: 8, lr: 3e-3 }
+";
+
+    fn keys(text: &str) -> Vec<String> {
+        let study = from_bytes(text.as_bytes(), Path::new("keys.yaml")).unwrap();
+        plan(&study).unwrap().into_iter().map(|r| r.key).collect()
+    }
 
     #[test]
     pub(super) fn divisor_hints_are_real_divisors() {
@@ -225,5 +248,36 @@ mod tests {
         for d in divisors_near(96, 7) {
             assert_eq!(96 % d, 0);
         }
+    }
+
+    /// `parametrization` is in a run's identity only under µP: standard runs keep the keys
+    /// they had before µP existed, and µP runs of the same shapes get keys of their own.
+    #[test]
+    fn the_parametrization_joins_the_identity_only_under_mup() {
+        let standard = from_bytes(BASE.as_bytes(), Path::new("keys.yaml")).unwrap();
+        let runs = plan(&standard).unwrap();
+        let json = serde_json::to_string(&runs[0].identity).unwrap();
+        assert!(!json.contains("parametrization"), "{json}");
+        let mup_text = BASE.replace(
+            "  context: 64\n",
+            "  context: 64\n  parametrization: mup\n  base_width: 32\n",
+        );
+        let mup = from_bytes(mup_text.as_bytes(), Path::new("keys.yaml")).unwrap();
+        let mup_runs = plan(&mup).unwrap();
+        let json = serde_json::to_string(&mup_runs[0].identity).unwrap();
+        assert!(
+            json.contains(r#""parametrization":{"kind":"mup","base_width":32}"#),
+            "{json}"
+        );
+        assert_eq!(runs.len(), mup_runs.len());
+        for (a, b) in runs.iter().zip(&mup_runs) {
+            assert_eq!(a.name, b.name);
+            assert_ne!(a.key, b.key);
+        }
+        let explicit = BASE.replace(
+            "  context: 64\n",
+            "  context: 64\n  parametrization: standard\n",
+        );
+        assert_eq!(keys(&explicit), keys(BASE));
     }
 }
