@@ -43,7 +43,7 @@ pub fn resolve(study: &Study, store: &Store, planned: &[RunSpec]) -> Result<Tran
         return Ok(Transfer::None);
     };
     let params = super::fitting::params_convention(study);
-    let index_of = |spec: &RunSpec| t.model.sizes.iter().position(|s| s.name == spec.size_name);
+    let index_of = |spec: &RunSpec| size_index(t, spec);
     let mut runs = Vec::new();
     let mut missing = 0;
     for spec in planned {
@@ -89,6 +89,15 @@ pub fn all_specs(study: &Study, store: &Store) -> Result<Vec<RunSpec>, Error> {
         append(&mut specs, more);
     }
     Ok(specs)
+}
+
+/// The study size a run is of, by its shape (never by display name).
+fn size_index(t: &crate::study::TrainingPlan, spec: &RunSpec) -> Option<usize> {
+    let c = spec.config();
+    t.model
+        .sizes
+        .iter()
+        .position(|s| (s.layers, s.d_model, s.heads) == (c.layers, c.d_model, c.heads))
 }
 
 /// Add `more` to `specs`, skipping keys already there.
@@ -138,10 +147,7 @@ pub fn unresolved(study: &Study, planned: &[RunSpec]) -> Transfer {
             missing: planned
                 .iter()
                 .filter(|s| {
-                    t.model
-                        .sizes
-                        .iter()
-                        .position(|z| z.name == s.size_name)
+                    size_index(t, s)
                         .is_some_and(|i| t.transfer.as_ref().is_some_and(|x| x.swept.contains(&i)))
                 })
                 .count(),
@@ -179,7 +185,7 @@ pub fn report(study: &Study, store: &Store) -> Result<Option<TransferReport>, Er
             let check = d.checked.then(|| {
                 planned
                     .iter()
-                    .filter(|s| s.size_name == d.size && s.tokens() == d.tokens)
+                    .filter(|s| size_index(t, s) == Some(d.index) && s.tokens() == d.tokens)
                     .filter_map(|s| Some((s.identity.train.lr, loss(store, s)?)))
                     .min_by(|a, b| a.1.total_cmp(&b.1))
             });

@@ -91,6 +91,7 @@ pub struct Decision {
     pub checked: bool,
     /// Outside the swept values' range: an extrapolation of the sweep.
     pub outside_sweep: bool,
+    /// Index into `ModelSpec::sizes`.
     #[serde(skip)]
     pub index: usize,
 }
