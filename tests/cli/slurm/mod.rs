@@ -617,3 +617,67 @@ fn a_trunk_and_its_branches_are_one_task_with_the_local_bits() {
         .unwrap_or(0);
     assert_eq!(left, 0);
 }
+
+/// Learning-rate transfer on Slurm: the sweep is one array; once its records are in, the
+/// runs it decides are a second array, and the transferred run trains at the sweep's best
+/// rate (here the only size not swept, at each token count).
+#[test]
+fn transferred_runs_are_a_second_array_after_the_sweep() {
+    if !slurm_ready("transferred_runs_are_a_second_array_after_the_sweep") {
+        return;
+    }
+    let dir = fresh_dir("slurm-transfer");
+    let study = dir.join("transfer.yaml");
+    let text = SIX
+        .replace("name: six", "name: transfer")
+        .replace(
+            "  context: 16\n",
+            "  context: 16\n  parametrization: mup\n  base_width: 16\n",
+        )
+        .replace("tokens: [2048, 4096, 8192]", "tokens: [2048, 4096]")
+        .replace(
+            "lr: 1e-2,",
+            "lr: [5e-3, 1e-2, 2e-2], lr_transfer: { sweep: [l1-d16] },",
+        );
+    std::fs::write(&study, text).unwrap();
+    let store = dir.join("store");
+    let s = study.to_str().unwrap();
+    let out = run(
+        &[
+            "run",
+            s,
+            "--store",
+            store.to_str().unwrap(),
+            "--no-report",
+            "--threads-per-job",
+            "1",
+            "--executor",
+            "slurm",
+        ],
+        &[],
+    );
+    let err = stderr(&out);
+    assert_no_crash(&err, &study);
+    assert!(out.status.success(), "{err}");
+    let subs = submissions(&store);
+    assert_eq!(subs.len(), 2, "{err}");
+    assert_eq!(subs[0].runs.len(), 6, "the sweep: 2 token counts × 3 rates");
+    assert_eq!(
+        subs[1].runs.len(),
+        2,
+        "the transferred width at 2 token counts"
+    );
+    assert!(
+        subs[1].runs.iter().all(|r| r.starts_with("l1-d32-t")),
+        "{:?}",
+        subs[1].runs
+    );
+    assert!(
+        err.contains("learning rates decided by the sweep: l1-d32-t2048 at "),
+        "{err}"
+    );
+    assert!(err.contains("8 trained, 0 cached, 0 failed"), "{err}");
+    for r in &subs[1].runs {
+        assert_eq!(result(&store, r)["status"], "ok", "{r}");
+    }
+}
