@@ -54,14 +54,6 @@ impl Parametrization {
     pub fn is_standard(&self) -> bool {
         matches!(self, Parametrization::Standard)
     }
-
-    /// `standard` or `mup (base width 32)`.
-    pub fn words(&self) -> String {
-        match self {
-            Parametrization::Standard => "standard".into(),
-            Parametrization::Mup { base_width } => format!("µP (base width {base_width})"),
-        }
-    }
 }
 
 /// The per-tensor multipliers a [`Parametrization`] gives one shape: exactly 1.0 (and the

@@ -54,9 +54,9 @@ pub struct FitInput {
 /// Rows and curves of a trained study from the store (finished, ok runs only); diverged and
 /// failed runs are listed as left out.
 fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
-    let specs = super::transfer::all_specs(study, store)?;
+    let (specs, transfer) = super::transfer::planned_and_decided(study, store)?;
     let mut input = FitInput {
-        transfer: super::transfer::report(study, store)?,
+        transfer,
         ..FitInput::default()
     };
     let swept = study.training().is_some_and(|t| t.learning_rates.len() > 1);

@@ -84,11 +84,22 @@ pub fn resolve(study: &Study, store: &Store, planned: &[RunSpec]) -> Result<Tran
 /// The study's runs: the planned ones and, once the sweep has decided them, the transferred
 /// ones (a transferred run equal to a swept one — a checked size at a swept value — once).
 pub fn all_specs(study: &Study, store: &Store) -> Result<Vec<RunSpec>, Error> {
+    Ok(planned_and_decided(study, store)?.0)
+}
+
+/// The study's runs ([`all_specs`]) with the report of the transfer that decided them: one
+/// decision for both.
+pub fn planned_and_decided(
+    study: &Study,
+    store: &Store,
+) -> Result<(Vec<RunSpec>, Option<TransferReport>), Error> {
     let mut specs = plan(study).map_err(|e| Error::Input(e.to_string()))?;
-    if let Transfer::Ready { specs: more, .. } = resolve(study, store, &specs)? {
+    let transfer = resolve(study, store, &specs)?;
+    let report = report(study, store, &specs, &transfer);
+    if let Transfer::Ready { specs: more, .. } = transfer {
         append(&mut specs, more);
     }
-    Ok(specs)
+    Ok((specs, report))
 }
 
 /// The study size a run is of, by its shape (never by display name).
@@ -166,20 +177,20 @@ fn loss(store: &Store, spec: &RunSpec) -> Option<f64> {
 
 /// The transfer as the fits report it: every transferred point's learning rate and loss,
 /// and for a `check` size the best of its own sweep (`None` until the sweep has decided).
-pub fn report(study: &Study, store: &Store) -> Result<Option<TransferReport>, Error> {
-    let Some(t) = study.training() else {
-        return Ok(None);
-    };
-    let Some(x) = &t.transfer else {
-        return Ok(None);
-    };
-    let planned = plan(study).map_err(|e| Error::Input(e.to_string()))?;
-    let Transfer::Ready { specs, decisions } = resolve(study, store, &planned)? else {
-        return Ok(None);
+fn report(
+    study: &Study,
+    store: &Store,
+    planned: &[RunSpec],
+    transfer: &Transfer,
+) -> Option<TransferReport> {
+    let t = study.training()?;
+    let x = t.transfer.as_ref()?;
+    let Transfer::Ready { specs, decisions } = transfer else {
+        return None;
     };
     let points = decisions
         .iter()
-        .zip(&specs)
+        .zip(specs)
         .map(|(d, spec)| {
             let got = loss(store, spec);
             let check = d.checked.then(|| {
@@ -210,7 +221,7 @@ pub fn report(study: &Study, store: &Store) -> Result<Option<TransferReport>, Er
             }
         })
         .collect();
-    Ok(Some(TransferReport {
+    Some(TransferReport {
         rule: match x.rule {
             crate::study::TransferRule::Mup => "mup".into(),
             crate::study::TransferRule::Law => "law".into(),
@@ -226,5 +237,5 @@ pub fn report(study: &Study, store: &Store) -> Result<Option<TransferReport>, Er
         ],
         points,
         margin: TRANSFER_MARGIN,
-    }))
+    })
 }

@@ -410,13 +410,13 @@ pub(crate) fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunS
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::Path;
 
     use super::*;
     use crate::study::from_bytes;
 
-    const BASE: &str = "\
+    pub(crate) const BASE: &str = "\
 version: 1
 name: keys
 title: Keys
@@ -433,7 +433,7 @@ report:
     - text: hello
 ";
 
-    fn keys(text: &str) -> Vec<String> {
+    pub(crate) fn keys(text: &str) -> Vec<String> {
         let study = from_bytes(text.as_bytes(), Path::new("keys.yaml")).unwrap();
         plan(&study).unwrap().into_iter().map(|r| r.key).collect()
     }

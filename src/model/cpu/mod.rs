@@ -559,7 +559,7 @@ mod tests {
         let grads = want.backward().unwrap();
         let want = f64::from(want.to_scalar::<f32>().unwrap());
         let got = engine.forward(&inputs, &targets, 2, true).unwrap();
-        let which = cfg.parametrization.words();
+        let which = format!("{:?}", cfg.parametrization);
         assert!((got - want).abs() < 1e-5, "{which}: loss {got} vs {want}");
         engine.backward(&inputs, 2);
         for (name, var) in varmap.data().lock().unwrap().iter() {

@@ -221,25 +221,7 @@ mod tests {
     use super::*;
     use crate::study::from_bytes;
     use crate::study::plan::plan;
-
-    const BASE: &str = "\
-version: 1
-name: keys
-title: Keys
-seed: 1
-model:
-  context: 64
-  sizes:
-    - { layers: 2, d_model: 32, heads: 2, name: tiny }
-    - { layers: 2, d_model: 64, heads: 4 }
-tokens: [1e5, 2e5]
-train: { batch: 8, lr: 3e-3 }
-";
-
-    fn keys(text: &str) -> Vec<String> {
-        let study = from_bytes(text.as_bytes(), Path::new("keys.yaml")).unwrap();
-        plan(&study).unwrap().into_iter().map(|r| r.key).collect()
-    }
+    use crate::study::plan::tests::{BASE, keys};
 
     #[test]
     pub(super) fn divisor_hints_are_real_divisors() {
