@@ -190,8 +190,7 @@ fn final_line(study: &crate::study::Study, store: Option<&Store>, rows: &[PlanRo
         Ok((_, Some(fp))) => fp,
         _ => return "final run: none (the law named by `final.law` was not fitted)\n".into(),
     };
-    let time =
-        crate::pipeline::estimate::time_to_say(&[fp.run.clone(), fp.baseline.clone()], store);
+    let time = crate::pipeline::estimate::time_to_say(&fp.specs(), store);
     let line = |r: &RunSpec, time: &str| {
         format!(
             "{} ({}, {} steps, {} tokens, {time})",
@@ -201,8 +200,13 @@ fn final_line(study: &crate::study::Study, store: Option<&Store>, rows: &[PlanRo
             human(r.tokens() as f64),
         )
     };
+    let neighbour = fp
+        .neighbour
+        .as_ref()
+        .map(|n| format!("; at the comparison batch size {}", line(n, &time[2])))
+        .unwrap_or_default();
     format!(
-        "final run: {}; baseline {}\n",
+        "final run: {}; baseline {}{neighbour}\n",
         line(&fp.run, &time[0]),
         line(&fp.baseline, &time[1])
     )

@@ -41,6 +41,22 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                     plural(budgets.len(), "IsoFLOP budget")
                 ),
             };
+            // The hyper-parameters every point is swept over.
+            let mut sweep = sweep;
+            // (Under `lr_transfer` only some sizes sweep the rate: the line below says so.)
+            let rates = if t.transfer.is_some() {
+                1
+            } else {
+                t.learning_rates.len()
+            };
+            for (n, what) in [
+                (rates, "learning rate"),
+                (t.batch_sizes.len(), "batch size"),
+            ] {
+                if n > 1 {
+                    sweep.push_str(&format!(" × {}", plural(n, what)));
+                }
+            }
             let trainer = match &t.external {
                 Some(e) => format!(", trained by `{}` (version {})", e.command, e.version),
                 None => String::new(),

@@ -12,6 +12,10 @@
 //! With `;lr=c,a,b,k` the learning rate matters: every loss is multiplied by
 //! 1 + k·ln²(η/η*) with η*(N, D) = c·N^a·D^b (N total parameters, D the run's tokens), so a
 //! sweep has an optimum where the law puts it — what learning-rate transfer is tested with.
+//!
+//! With `;batch=c,b,k` the batch size matters too: every loss is further multiplied by
+//! 1 + k·ln²(B/B*) with B the run's tokens per step and B*(D) = c·D^b (Step Law's form), so a
+//! batch sweep has an optimum where the law puts it.
 
 use std::path::Path;
 
@@ -35,6 +39,8 @@ pub struct MockLaw {
     pub multi_power: Option<[f64; 4]>,
     /// The learning-rate optimum (c, a, b, k), if any (see the module).
     pub lr: Option<[f64; 4]>,
+    /// The batch-size optimum (c, b, k), if any (see the module).
+    pub batch: Option<[f64; 3]>,
 }
 
 impl Default for MockLaw {
@@ -49,6 +55,7 @@ impl Default for MockLaw {
             noise: 0.01,
             multi_power: None,
             lr: None,
+            batch: None,
         }
     }
 }
@@ -67,6 +74,15 @@ impl MockLaw {
         }
     }
 
+    /// The factor a run of `batch_tokens` per step pays for missing the batch optimum at `d`
+    /// tokens (1 without one).
+    pub fn batch_factor(&self, d: f64, batch_tokens: f64) -> f64 {
+        match self.batch {
+            Some([c, b, k]) => 1.0 + k * (batch_tokens / (c * d.powf(b))).ln().powi(2),
+            None => 1.0,
+        }
+    }
+
     /// The producer this law stands for in run identities: the mock and every number that
     /// shapes what it reports.
     pub fn producer(&self) -> String {
@@ -76,6 +92,9 @@ impl MockLaw {
             .unwrap_or_default();
         if let Some([c, a, b, k]) = self.lr {
             curve.push_str(&format!(";lr={c},{a},{b},{k}"));
+        }
+        if let Some([c, b, k]) = self.batch {
+            curve.push_str(&format!(";batch={c},{b},{k}"));
         }
         format!(
             "{}E={},A={},B={},alpha={},beta={},noise={}{curve}",
@@ -115,6 +134,10 @@ impl MockLaw {
     /// The law a mock producer identity stands for (see [`MockLaw::producer`]).
     pub fn from_producer(producer: &str) -> Option<MockLaw> {
         let rest = producer.strip_prefix(crate::study::plan::MOCK_PRODUCER_PREFIX)?;
+        let (rest, batch) = match rest.split_once(";batch=") {
+            Some((law, batch)) => (law, Some(Self::parse_batch(batch)?)),
+            None => (rest, None),
+        };
         let (rest, lr) = match rest.split_once(";lr=") {
             Some((law, lr)) => (law, Some(Self::parse_lr(lr)?)),
             None => (rest, None),
@@ -140,6 +163,7 @@ impl MockLaw {
             noise,
             multi_power: curve,
             lr,
+            batch,
         };
         (law.producer() == producer).then_some(law)
     }
@@ -169,12 +193,24 @@ impl MockLaw {
         (v.iter().all(|x| x.is_finite()) && c > 0.0 && k > 0.0).then_some([c, a, b, k])
     }
 
-    /// Parse `E,A,B,alpha,beta[,noise][;multi_power=B,C,beta,gamma][;lr=c,a,b,k]`: finite
-    /// numbers, A, B, α, β positive, noise ≥ 0.
+    /// `c,b,k` of a batch-size optimum: finite, c and k positive.
+    fn parse_batch(text: &str) -> Option<[f64; 3]> {
+        let v: Vec<f64> = text
+            .split(',')
+            .map(|v| v.trim().parse().ok())
+            .collect::<Option<_>>()?;
+        let [c, b, k] = v[..] else {
+            return None;
+        };
+        (v.iter().all(|x| x.is_finite()) && c > 0.0 && k > 0.0).then_some([c, b, k])
+    }
+
+    /// Parse `E,A,B,alpha,beta[,noise][;multi_power=B,C,beta,gamma][;lr=c,a,b,k]
+    /// [;batch=c,b,k]`: finite numbers, A, B, α, β positive, noise ≥ 0.
     pub fn parse(text: &str) -> Result<MockLaw, String> {
         let mut parts = text.split(';');
         let law_text = parts.next().unwrap_or_default();
-        let (mut curve, mut lr) = (None, None);
+        let (mut curve, mut lr, mut batch) = (None, None, None);
         for part in parts {
             if let Some(values) = part.strip_prefix("multi_power=") {
                 curve = Some(Self::parse_curve(values).ok_or_else(|| {
@@ -187,10 +223,14 @@ impl MockLaw {
                 lr = Some(Self::parse_lr(values).ok_or_else(|| {
                     format!("--mock-law `{text}`: give lr=c,a,b,k (finite; c and k > 0)")
                 })?);
+            } else if let Some(values) = part.strip_prefix("batch=") {
+                batch = Some(Self::parse_batch(values).ok_or_else(|| {
+                    format!("--mock-law `{text}`: give batch=c,b,k (finite; c and k > 0)")
+                })?);
             } else {
                 return Err(format!(
-                    "--mock-law `{text}`: after `;` give multi_power=B,C,beta,gamma or \
-                     lr=c,a,b,k"
+                    "--mock-law `{text}`: after `;` give multi_power=B,C,beta,gamma, \
+                     lr=c,a,b,k or batch=c,b,k"
                 ));
             }
         }
@@ -228,6 +268,7 @@ impl MockLaw {
             noise,
             multi_power: curve,
             lr,
+            batch,
         })
     }
 }
@@ -282,7 +323,10 @@ impl Executor for Mock {
                 .map_or(f64::NAN, |l| l[0]),
             None => self.law.loss(n, d),
         };
-        let lr_factor = self.law.lr_factor(n, spec.tokens() as f64, id.train.lr);
+        let lr_factor = self.law.lr_factor(n, spec.tokens() as f64, id.train.lr)
+            * self
+                .law
+                .batch_factor(spec.tokens() as f64, tokens_per_step as f64);
         let mut noisy =
             |step: u64, d: f64| clean(step, d) * lr_factor * (self.law.noise * rng.normal()).exp();
         let every = spec.steps.div_ceil(CURVE_POINTS).max(1);

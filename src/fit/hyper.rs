@@ -29,8 +29,29 @@ pub struct SweepRun {
     pub n: f64,
     pub d: f64,
     pub lr: f64,
+    /// Batch size: sequences, and tokens per step (sequences × context).
+    pub batch: u64,
+    pub batch_tokens: f64,
+    /// Training FLOPs (the same for every run of a point).
+    pub flops: f64,
     /// Final validation loss; `None` when the run diverged or failed.
     pub loss: Option<f64>,
+}
+
+/// What the envelope chose for one point's batch size (a batch sweep only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchChoice {
+    /// The best run's batch size in sequences, and in tokens per step.
+    pub batch: u64,
+    pub tokens: f64,
+    /// B* in tokens per step, refined like η* over the best loss at each batch size.
+    pub opt_tokens: f64,
+    /// Batch sizes tried at this point, ascending.
+    pub tried: Vec<u64>,
+    /// The best batch size is the smallest or largest finished one.
+    pub at_edge: bool,
+    /// The point's training FLOPs.
+    pub flops: f64,
 }
 
 /// What the envelope chose for one point.
@@ -52,6 +73,9 @@ pub struct PointChoice {
     pub failed: Vec<String>,
     /// The best value is the smallest or largest finished one of the sweep.
     pub at_edge: bool,
+    /// The batch size of the best run (a batch sweep only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchChoice>,
 }
 
 /// The fitted η*(N, D) = c·N^a·D^b.
@@ -86,6 +110,10 @@ pub struct HyperReport {
     /// Learning-rate transfer: the sizes swept, and the learning rate every other size took.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<TransferReport>,
+    /// A batch sweep: its sizes, the B* laws, the critical batch sizes and the comparison
+    /// batch's own η* law.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<super::batch::BatchReport>,
 }
 
 /// A transferred size's loss more than this fraction above the best of its own sweep (a
@@ -117,6 +145,9 @@ pub struct TransferPoint {
     /// The learning rate it trained at (two significant figures) and before rounding.
     pub lr: f64,
     pub lr_exact: f64,
+    /// With a batch sweep, the batch size it trained at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u64>,
     /// Its final loss (`None`: not finished, diverged or failed).
     pub loss: Option<f64>,
     /// Outside the swept range: an extrapolation of the sweep.
@@ -150,8 +181,9 @@ pub fn envelope(runs: &[SweepRun]) -> Vec<PointChoice> {
 }
 
 fn choose(mut runs: Vec<&SweepRun>) -> Option<PointChoice> {
-    runs.sort_by(|a, b| a.lr.total_cmp(&b.lr));
-    let tried: Vec<f64> = runs.iter().map(|r| r.lr).collect();
+    runs.sort_by(|a, b| a.lr.total_cmp(&b.lr).then(a.batch.cmp(&b.batch)));
+    let mut tried: Vec<f64> = runs.iter().map(|r| r.lr).collect();
+    tried.dedup();
     let failed: Vec<String> = runs
         .iter()
         .filter(|r| r.loss.is_none_or(|l| !l.is_finite()))
@@ -161,17 +193,41 @@ fn choose(mut runs: Vec<&SweepRun>) -> Option<PointChoice> {
         .iter()
         .filter_map(|r| r.loss.filter(|l| l.is_finite()).map(|l| (*r, l)))
         .collect();
-    // Lowest loss; ties to the lower lr (the list is sorted by lr, min_by keeps the first).
-    let (i, &(best, loss)) = ok
+    // Lowest loss; ties to the lower lr, then the smaller batch (the list is sorted so, and
+    // min_by keeps the first).
+    let &(best, loss) = ok.iter().min_by(|a, b| a.1.total_cmp(&b.1))?;
+    // η* along the learning rates at the best batch size.
+    let slice: Vec<(f64, f64)> = ok
         .iter()
-        .enumerate()
-        .min_by(|a, b| a.1.1.total_cmp(&b.1.1))?;
-    let at_edge = ok.len() > 1 && (i == 0 || i == ok.len() - 1);
-    let lr_opt = if i > 0 && i + 1 < ok.len() {
-        refine(&ok[i - 1..=i + 1]).unwrap_or(best.lr)
-    } else {
-        best.lr
+        .filter(|(r, _)| r.batch == best.batch)
+        .map(|(r, l)| (r.lr, *l))
+        .collect();
+    let (at_edge, lr_opt) = optimum(&slice, best.lr);
+    let batches: Vec<u64> = {
+        let mut b: Vec<u64> = runs.iter().map(|r| r.batch).collect();
+        b.sort_unstable();
+        b.dedup();
+        b
     };
+    let batch = (batches.len() > 1).then(|| {
+        // B* over the best loss at each batch size (its learning rate tuned for it).
+        let mut profile: Vec<(f64, f64)> = Vec::new();
+        for &b in &batches {
+            let at_b = ok.iter().filter(|(r, _)| r.batch == b);
+            if let Some((r, l)) = at_b.min_by(|x, y| x.1.total_cmp(&y.1)) {
+                profile.push((r.batch_tokens, *l));
+            }
+        }
+        let (edge, opt) = optimum(&profile, best.batch_tokens);
+        BatchChoice {
+            batch: best.batch,
+            tokens: best.batch_tokens,
+            opt_tokens: opt,
+            tried: batches.clone(),
+            at_edge: edge,
+            flops: best.flops,
+        }
+    });
     Some(PointChoice {
         point: best.point.clone(),
         run: best.name.clone(),
@@ -183,12 +239,30 @@ fn choose(mut runs: Vec<&SweepRun>) -> Option<PointChoice> {
         tried,
         failed,
         at_edge,
+        batch,
     })
 }
 
-/// The vertex of the parabola through three (ln lr, loss) points, kept between the outer two.
-fn refine(three: &[(&SweepRun, f64)]) -> Option<f64> {
-    let x: Vec<f64> = three.iter().map(|(r, _)| r.lr.ln()).collect();
+/// Over (value, loss) pairs ascending in value, whether the best value `best` is at an end
+/// (with more than one value), and the optimum: `best` refined to the vertex of the parabola
+/// in ln value through it and its two neighbours when it has both.
+fn optimum(values: &[(f64, f64)], best: f64) -> (bool, f64) {
+    let Some(i) = values.iter().position(|(v, _)| *v == best) else {
+        return (false, best);
+    };
+    let at_edge = values.len() > 1 && (i == 0 || i == values.len() - 1);
+    let refined = if i > 0 && i + 1 < values.len() {
+        refine(&values[i - 1..=i + 1]).unwrap_or(best)
+    } else {
+        best
+    };
+    (at_edge, refined)
+}
+
+/// The vertex of the parabola through three (ln value, loss) points, kept between the outer
+/// two.
+fn refine(three: &[(f64, f64)]) -> Option<f64> {
+    let x: Vec<f64> = three.iter().map(|(v, _)| v.ln()).collect();
     let y: Vec<f64> = three.iter().map(|(_, l)| *l).collect();
     let [_, b, c] = parabola(&x, &y)?;
     (c > 0.0).then(|| (-b / (2.0 * c)).clamp(x[0], x[2]).exp())
@@ -247,9 +321,11 @@ pub fn fit_eta(
     })
 }
 
-/// The envelope and the law for a sweep of `runs` (`None` when nothing was swept).
+/// The envelope and the laws for a sweep of `runs` (`None` when nothing was swept); `batch`
+/// holds the batch sweep's options.
 pub fn report(
     runs: &[SweepRun],
+    batch: &super::batch::BatchOptions,
     resamples: usize,
     confidence: f64,
     seed: u64,
@@ -257,16 +333,21 @@ pub fn report(
     let mut swept: Vec<f64> = runs.iter().map(|r| r.lr).collect();
     swept.sort_by(f64::total_cmp);
     swept.dedup();
-    if swept.len() < 2 {
+    let batch = super::batch::report(runs, batch, resamples, confidence, seed);
+    if swept.len() < 2 && batch.is_none() {
         return None;
     }
     let points = envelope(runs);
-    let eta = fit_eta(&points, resamples, confidence, seed);
+    // η*(N, D) needs a learning-rate sweep.
+    let eta = (swept.len() > 1)
+        .then(|| fit_eta(&points, resamples, confidence, seed))
+        .flatten();
     Some(HyperReport {
         swept,
         points,
         eta,
         transfer: None,
+        batch,
     })
 }
 
@@ -291,6 +372,9 @@ mod tests {
                         n,
                         d,
                         lr,
+                        batch: 8,
+                        batch_tokens: 512.0,
+                        flops: 6.0 * n * d,
                         loss: Some(law_loss(n, d, lr)),
                     });
                 }
@@ -305,7 +389,7 @@ mod tests {
 
     #[test]
     fn the_law_recovers_the_optimum_it_came_from() {
-        let r = report(&sweep(&lrs()), 200, 0.95, 1).unwrap();
+        let r = report(&sweep(&lrs()), &Default::default(), 200, 0.95, 1).unwrap();
         assert_eq!(r.points.len(), 12);
         let eta = r.eta.unwrap();
         // The parabola in ln lr is exact, so the refined optima are the true ones.
@@ -353,6 +437,9 @@ mod tests {
                 n: 1e5,
                 d: 1e7,
                 lr,
+                batch: 8,
+                batch_tokens: 512.0,
+                flops: 6e12,
                 loss: Some(if lr == 4e-3 { 3.5 } else { 3.2 }),
             })
             .collect();
@@ -363,6 +450,9 @@ mod tests {
 
     #[test]
     fn one_learning_rate_is_no_sweep() {
-        assert_eq!(report(&sweep(&[1e-3]), 10, 0.95, 1), None);
+        assert_eq!(
+            report(&sweep(&[1e-3]), &Default::default(), 10, 0.95, 1),
+            None
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! ([`linear`]).
 
 pub mod approach3;
+pub mod batch;
 pub mod bootstrap;
 pub mod chinchilla;
 pub mod constrained;

@@ -81,6 +81,8 @@ pub struct Request<'a> {
     pub sweep: Vec<SweepRun>,
     /// Learning-rate transfer, when the study transfers one (reported under `hyper`).
     pub transfer: Option<hyper::TransferReport>,
+    /// A batch sweep's options.
+    pub batch: super::batch::BatchOptions,
     /// Every run's curve with its schedule, by size (and learning rate), for `law: curve`.
     pub curve_groups: &'a [CurveGroup],
     /// Runs the pipeline could not hand to the curve law, and why.
@@ -192,7 +194,13 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
     {
         informed.against_endpoint = curve::informed::against(informed, ch);
     }
-    report.hyper = hyper::report(&request.sweep, ETA_RESAMPLES, ETA_CONFIDENCE, request.seed);
+    report.hyper = hyper::report(
+        &request.sweep,
+        &request.batch,
+        ETA_RESAMPLES,
+        ETA_CONFIDENCE,
+        request.seed,
+    );
     if let Some(h) = &mut report.hyper {
         h.transfer = request.transfer.clone();
     }
@@ -486,6 +494,7 @@ mod tests {
             curve_groups: &[],
             curve_unusable: Vec::new(),
             transfer: None,
+            batch: Default::default(),
         };
         let report = fit_all(&rows, &request);
         let ci = report.power[0].ci.as_ref().expect("intervals");

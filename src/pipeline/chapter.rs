@@ -46,12 +46,16 @@ fn planned_final(
         .data
         .identity()
         .map_err(|e| Error::Input(e.to_string()))?;
-    // With a learning-rate sweep, the final run trains at the fitted η*(N, D).
-    let lr_law = fits
-        .hyper
-        .as_ref()
-        .and_then(|h| h.eta.as_ref())
-        .map(|e| (e.c, e.a, e.b));
+    // With a sweep, the final run trains at the fitted η*(N, D) and B*(D).
+    let hyper = fits.hyper.as_ref();
+    let batch = hyper.and_then(|h| h.batch.as_ref());
+    let laws = crate::study::final_run::HyperLaws {
+        lr: hyper.and_then(|h| h.eta.as_ref()).map(|e| (e.c, e.a, e.b)),
+        batch: batch.and_then(|b| b.law_d.as_ref()).map(|l| (l.c, l.b)),
+        compare: batch
+            .and_then(|b| b.compare.as_ref())
+            .map(|c| (c.batch, c.eta.as_ref().map(|e| (e.c, e.a, e.b)))),
+    };
     Ok(final_plan(
         study.seed,
         training,
@@ -60,7 +64,7 @@ fn planned_final(
         target.n_opt,
         target.d_opt,
         target.params,
-        lr_law,
+        laws,
     )
     .map(|mut fp| {
         if matches!(target.form.as_str(), "fixed_e" | "zero_e") {
@@ -102,6 +106,7 @@ fn imported_rows(rows: &[Row]) -> Vec<RunRow> {
             largest_spike_step: None,
             largest_spike_ratio: None,
             lr: f64::NAN,
+            batch: 0,
             point: r.name.clone(),
             selected: true,
         })
@@ -193,15 +198,17 @@ fn gather(
     };
     let (decision, final_plan) = final_decision(study, fits)?;
     let mut all_records: Vec<&RunResult> = records.iter().collect();
-    let final_records = final_plan
+    // The final run, its baseline and its batch neighbour, in that order.
+    let final_records: Option<Vec<Option<RunResult>>> = final_plan
         .as_ref()
-        .map(|p| (record(store, &p.run), record(store, &p.baseline)));
+        .map(|p| p.specs().iter().map(|s| record(store, s)).collect());
     let final_run: Option<FinalCtx> = final_plan.as_ref().map(|p| {
-        let (run, baseline) = final_records.as_ref().expect("set with the plan");
-        final_ctx(p, run.as_ref(), baseline.as_ref(), fits)
+        let r = final_records.as_ref().expect("set with the plan");
+        let at = |i: usize| r.get(i).and_then(Option::as_ref);
+        final_ctx(p, at(0), at(1), at(2), fits)
     });
-    if let Some((run, baseline)) = &final_records {
-        all_records.extend(run.iter().chain(baseline.iter()));
+    if let Some(r) = &final_records {
+        all_records.extend(r.iter().flatten());
     }
     let manifest = Manifest::new(study, &all_records, fits.fit_version, seen_from);
     // The final run's verdict (skipped, or placed by a reduced law) opens the chapter with

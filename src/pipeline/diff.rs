@@ -38,7 +38,7 @@ impl Side {
         if let Some(f) = &fits
             && let Some(fp) = super::chapter::plan_final(study, f)?
         {
-            specs.extend([fp.run, fp.baseline]);
+            specs.extend(fp.specs());
         }
         let mut records = BTreeMap::new();
         for spec in &specs {

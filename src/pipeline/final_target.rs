@@ -326,7 +326,7 @@ mod tests {
             72.0,
             4.6e10,
             ParamsConvention::Total,
-            None,
+            crate::study::final_run::HyperLaws::default(),
         )
         .unwrap();
         let c = 6.0 * fp.n(&fp.run) * fp.run.tokens() as f64;

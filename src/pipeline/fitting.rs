@@ -59,7 +59,7 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
         transfer,
         ..FitInput::default()
     };
-    let swept = study.training().is_some_and(|t| t.learning_rates.len() > 1);
+    let swept = study.training().is_some_and(|t| t.sweeps());
     let convention = params_convention(study);
     let wants_curves = study.fits.iter().any(|f| matches!(f, FitSpec::Curve(_)));
     let (rows, curves) = (&mut input.rows, &mut input.curves);
@@ -87,6 +87,9 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
                     },
                     d: r.tokens as f64,
                     lr: spec.identity.train.lr,
+                    batch: spec.identity.train.batch,
+                    batch_tokens: (spec.identity.train.batch * spec.identity.model.context) as f64,
+                    flops: spec.flops,
                     loss: r.val_loss.filter(|_| r.status == RunStatus::Ok),
                 });
             }
@@ -258,13 +261,13 @@ fn probes(study: &Study, store: &Store) -> Result<Vec<RunCurve>, Error> {
 /// The version of the fitting code's output: raised whenever a change to `fit/` can change
 /// `fits.json` for the same inputs, so a stored `fits.json` from older code is refitted. The
 /// fit's golden test (`fit::suite`) fails when the output moves without it.
-pub const FIT_VERSION: u32 = 7;
+pub const FIT_VERSION: u32 = 8;
 
 /// The fits' numbers under [`FIT_VERSION`]: a digest of `fits.json` (less its `inputs`) for
 /// the golden mock study (`tests/fixtures/valid/report_mock.yaml`, law
 /// `1.5,300,500,0.3,0.35,0.01`), per architecture. The golden test fails when the fitting
 /// code's output moves: raise `FIT_VERSION` with it and put the new digest here.
-pub const FIT_GOLDEN: &[(&str, &str)] = &[("x86_64", "93d59c5fc1e9015f")];
+pub const FIT_GOLDEN: &[(&str, &str)] = &[("x86_64", "4ce52b0ea884628c")];
 
 /// What a `fits.json` was computed from: the fitting code ([`FIT_VERSION`]), the study
 /// file's bytes, the constraints, and every number the fits read — each fitted row (its
@@ -365,7 +368,7 @@ pub fn fit_rows(
 /// The fits of `input`, as `fits.json` would hold them (nothing is written).
 pub fn compute(study: &Study, input: &FitInput, constraints: Constraints) -> FitReport {
     let rows = &input.rows;
-    let swept = study.training().is_some_and(|t| t.learning_rates.len() > 1);
+    let swept = study.training().is_some_and(|t| t.sweeps());
     let (curve_groups, curve_unusable) =
         curves::groups(&input.curve_runs, swept, params_convention(study));
     let request = Request {
@@ -384,6 +387,9 @@ pub fn compute(study: &Study, input: &FitInput, constraints: Constraints) -> Fit
         left_out: input.left_out.clone(),
         final_budget: study.final_run.as_ref().map(|f| f.budget),
         sweep: input.sweep.clone(),
+        batch: crate::fit::batch::BatchOptions {
+            compare: study.final_run.and_then(|f| f.compare_batch),
+        },
     };
     let mut report = fit_all(rows, &request);
     if let Some(w) = params_mismatch(&input.params_mismatch) {

@@ -269,7 +269,8 @@ impl StudyRun<'_> {
             }
             return Ok(None);
         };
-        let time = super::estimate::time_to_say(&[fp.run.clone(), fp.baseline.clone()], self.store);
+        let mut specs = fp.specs();
+        let time = super::estimate::time_to_say(&specs, self.store);
         let shape = |s: &RunSpec| s.config().shape_words();
         eprintln!(
             "{}: final run {} ({}, {} steps, {}) and baseline {} ({}, {})",
@@ -282,7 +283,13 @@ impl StudyRun<'_> {
             shape(&fp.baseline),
             time[1]
         );
-        let outcome = self.train(&mut [fp.run.clone(), fp.baseline.clone()])?;
+        if let Some(n) = &fp.neighbour {
+            eprintln!(
+                "{}: and its neighbour {} at the comparison batch size {} ({})",
+                study.name, n.name, n.identity.train.batch, time[2]
+            );
+        }
+        let outcome = self.train(&mut specs)?;
         if !outcome.store_errors.is_empty() {
             return Err(Stopped::Store(outcome.store_errors));
         }

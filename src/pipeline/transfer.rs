@@ -57,6 +57,7 @@ pub fn resolve(study: &Study, store: &Store, planned: &[RunSpec]) -> Result<Tran
                 tokens: spec.tokens(),
                 n: spec.n(params),
                 lr: spec.identity.train.lr,
+                batch: spec.identity.train.batch,
                 loss: e
                     .result
                     .val_loss
@@ -215,6 +216,7 @@ fn report(
                 d: d.tokens as f64,
                 lr: d.lr,
                 lr_exact: d.lr_exact,
+                batch: d.batch,
                 loss: got,
                 outside_sweep: d.outside_sweep,
                 check,

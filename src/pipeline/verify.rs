@@ -118,11 +118,11 @@ pub fn verify(study: &Study, store: &Store, options: &Options) -> Result<Report,
         integrity(store, &compared, &mut checks, &mut records);
     }
     let fits = refit(study, store, &mut checks)?;
-    // The final run and its baseline, as the recorded fits plan them.
+    // The final run, its baseline and batch neighbour, as the recorded fits plan them.
     if let Some(fits) = &fits
         && let Some(fp) = super::chapter::plan_final(study, fits)?
     {
-        integrity(store, &[fp.run, fp.baseline], &mut checks, &mut records);
+        integrity(store, &fp.specs(), &mut checks, &mut records);
     }
     if let Some(fits) = &fits {
         chapter(study, store, fits, options, &mut checks)?;

@@ -45,6 +45,9 @@ pub fn caption(id: &str) -> &'static str {
         "loss_vs_lr" => {
             "Left: final loss against the learning rate at every point, one colour per size, each point's best run ringed. Right: the refined optimum η* against N, one colour per D; dashed: the fitted η*(N, D)."
         }
+        "batch_size" => {
+            "Left: the refined best batch size B* (tokens per step) against D, one colour per size; dashed: the fitted B*(D). Right: the critical batch size against the loss level, one line per size (when the sweep allows reading it)."
+        }
         "curve" => {
             "Held-out validation curves (rings) against the curve law's predictions (dashed), one panel per size at its best learning rate: each run predicted by the law fitted without it."
         }
@@ -449,6 +452,7 @@ pub fn panels(id: &str, input: &Input) -> Result<Vec<Panel>, String> {
         "cost" => forecast::cost(input),
         "frontier" => frontier(input),
         "loss_vs_lr" => super::sweep::chart(input),
+        "batch_size" => super::batch::chart(input),
         "curve" => super::curves::chart(input),
         other => Err(format!("unknown chart `{other}`")),
     }

@@ -44,6 +44,8 @@ pub struct RunRow {
     pub largest_spike_ratio: Option<f64>,
     /// Peak learning rate.
     pub lr: f64,
+    /// Batch size (sequences; 0 in frames written before it was recorded).
+    pub batch: u64,
     /// The (size, tokens) point (the name without a learning-rate suffix).
     pub point: String,
     /// Whether the fits use this run: always, except the runs of a learning-rate sweep that
@@ -121,6 +123,11 @@ pub fn run_rows(runs: &DataFrame) -> PolarsResult<Vec<RunRow>> {
     // Columns added after the first release: absent in older frames.
     let newer = |name: &str| runs.get_column_names().iter().any(|c| c.as_str() == name);
     let none = vec![None; runs.height()];
+    let batch = if newer("batch") {
+        u64s(runs, "batch")?
+    } else {
+        none.clone()
+    };
     let lr = if newer("lr") {
         f64s(runs, "lr")?
     } else {
@@ -175,6 +182,7 @@ pub fn run_rows(runs: &DataFrame) -> PolarsResult<Vec<RunRow>> {
             largest_spike_step: spike_step[i],
             largest_spike_ratio: spike_ratio[i],
             lr: lr[i].unwrap_or(f64::NAN),
+            batch: batch[i].unwrap_or(0),
             point: point[i].clone(),
             selected: true,
         })
@@ -255,6 +263,8 @@ pub struct FinalModel {
     pub rss_forecast: Option<f64>,
     /// Peak learning rate it trains at.
     pub lr: f64,
+    /// Batch size (sequences).
+    pub batch: u64,
 }
 
 /// The final compute-optimal run against the law's prediction and the baseline.
@@ -268,6 +278,12 @@ pub struct FinalCtx {
     pub d_opt_ci: Option<[f64; 2]>,
     pub run: FinalModel,
     pub baseline: FinalModel,
+    /// With a batch sweep: the final run's shape and tokens at the comparison batch size.
+    pub neighbour: Option<FinalModel>,
+    /// The neighbour's loss − the final run's (positive: the laws' batch size won).
+    pub batch_gain: Option<f64>,
+    /// The final run's batch size comes from the fitted B*(D).
+    pub batch_from_law: bool,
     /// |predicted − measured| / measured of the final run.
     pub rel_error: Option<f64>,
     /// Whether the measured loss lies inside the prediction interval.
@@ -333,6 +349,7 @@ fn final_model(
             .and_then(|c| c.peak_rss_bytes.as_ref())
             .map(|w| w.predict(total, d)),
         lr: spec.identity.train.lr,
+        batch: spec.identity.train.batch,
     }
 }
 
@@ -341,10 +358,15 @@ pub fn final_ctx(
     plan: &FinalPlan,
     run: Option<&RunResult>,
     baseline: Option<&RunResult>,
+    neighbour: Option<&RunResult>,
     fits: &FitReport,
 ) -> FinalCtx {
     let run = final_model(&plan.run, run, plan, fits);
     let baseline = final_model(&plan.baseline, baseline, plan, fits);
+    let neighbour = plan
+        .neighbour
+        .as_ref()
+        .map(|spec| final_model(spec, neighbour, plan, fits));
     let alloc = fits.allocation.iter().find(|a| a.compute == plan.budget);
     let ok = |m: &FinalModel| (m.status == "ok").then_some(m.measured).flatten();
     let measured = ok(&run);
@@ -366,6 +388,15 @@ pub fn final_ctx(
         gain,
         gain_rel: gain.zip(ok(&baseline)).map(|(g, b)| g / b),
         lr_from_law: plan.lr_from_law,
+        batch_gain: measured
+            .zip(neighbour.as_ref().and_then(ok))
+            .map(|(f, n)| n - f),
+        batch_from_law: fits
+            .hyper
+            .as_ref()
+            .and_then(|h| h.batch.as_ref())
+            .is_some_and(|b| b.law_d.is_some()),
+        neighbour,
         run,
         baseline,
     }

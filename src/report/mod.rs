@@ -7,6 +7,7 @@
 //! bytes.
 
 pub mod banner;
+pub mod batch;
 pub mod book;
 pub mod charts;
 pub mod comparison;
@@ -101,6 +102,10 @@ pub fn default_sections(input: &Input) -> Vec<Section> {
         if h.transfer.is_some() {
             out.push(table("lr_transfer"));
         }
+        if h.batch.is_some() {
+            out.push(chart("batch_size"));
+            out.push(table("batch_size"));
+        }
     }
     if !input.curves.is_empty() {
         out.push(chart("learning_curves"));
@@ -162,6 +167,7 @@ fn heading(section: &Section) -> Option<String> {
             "cost" => "Cost",
             "frontier" => "Compute frontier",
             "loss_vs_lr" => "Learning rate per point",
+            "batch_size" => "Batch size per point",
             _ => return None,
         },
         Section::Table(id) => match id.as_str() {
@@ -170,6 +176,7 @@ fn heading(section: &Section) -> Option<String> {
             "laws" => "Which law the data support",
             "learning_rate" => "Tuned learning rates",
             "lr_transfer" => "Learning rate transferred",
+            "batch_size" => "Tuned batch sizes",
             "allocation" => "Allocation",
             "holdout" => "Hold-out check",
             "warnings" => "Warnings",

@@ -26,6 +26,8 @@ pub fn chart(input: &Input) -> Result<Vec<Panel>, String> {
             .runs
             .iter()
             .filter(|r| r.point == p.point)
+            // A batch sweep: the point's runs at its best batch size.
+            .filter(|r| p.batch.as_ref().is_none_or(|b| r.batch == b.batch))
             .filter_map(|r| Some((r.lr, r.ok_loss()?, &r.size)))
             .collect();
         let Some(&(_, _, size)) = runs.first() else {

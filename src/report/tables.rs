@@ -432,6 +432,13 @@ pub fn final_run(input: &Input) -> String {
             opt(m.peak_rss_bytes.map(|b| b as f64), mib),
         ]
     };
+    out.push_str(&super::batch::final_words(f));
+    let mut rows = vec![row("final", &f.run), row("baseline", &f.baseline)];
+    rows.extend(
+        f.neighbour
+            .as_ref()
+            .map(|n| row(&format!("batch {}", n.batch), n)),
+    );
     out.push_str(&table(
         &[
             "model",
@@ -446,7 +453,7 @@ pub fn final_run(input: &Input) -> String {
             " RSS forecast",
             " RSS measured",
         ],
-        vec![row("final", &f.run), row("baseline", &f.baseline)],
+        rows,
     ));
     match (f.run.measured, f.rel_error) {
         (Some(m), Some(e)) if f.run.status == "ok" => {
@@ -582,6 +589,7 @@ pub fn render(id: &str, input: &Input, checks_done: &[CheckResult]) -> String {
         "laws" => laws(input),
         "learning_rate" => super::sweep::table(input),
         "lr_transfer" => super::sweep::transfer_table(input),
+        "batch_size" => super::batch::table(input),
         "checks" => checks(checks_done),
         "branches" => super::comparison::table_md(input),
         "curve" => super::curves::table_md(input),

@@ -99,6 +99,13 @@ fn runs_frame(results: &[(RunResult, &RunSpec)]) -> PolarsResult<DataFrame> {
         u("tokens_trained", &|r| r.tokens_trained),
         u("steps", &|r| r.steps),
         x("lr", &|r| r.spec.identity.train.lr),
+        Column::new(
+            "batch".into(),
+            results
+                .iter()
+                .map(|(_, spec)| spec.identity.train.batch)
+                .collect::<Vec<_>>(),
+        ),
         x("flops", &|r| r.flops),
         x("flops_6nd", &|r| r.flops_6nd),
         Column::new(

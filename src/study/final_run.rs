@@ -37,6 +37,9 @@ pub struct FinalPlan {
     pub params: ParamsConvention,
     pub run: RunSpec,
     pub baseline: RunSpec,
+    /// With a batch sweep: the final run's shape and tokens at the comparison batch size
+    /// (`final.compare_batch`), at the learning rate that batch size's own sweep gives it.
+    pub neighbour: Option<RunSpec>,
     /// Both trained at the learning rate the fitted η*(N, D) gives their shape and tokens
     /// (a study with a learning-rate sweep), rather than at the study's `train.lr`.
     pub lr_from_law: bool,
@@ -46,6 +49,13 @@ pub struct FinalPlan {
 }
 
 impl FinalPlan {
+    /// Every run of the plan: the final run, the baseline and the batch neighbour.
+    pub fn specs(&self) -> Vec<RunSpec> {
+        let mut out = vec![self.run.clone(), self.baseline.clone()];
+        out.extend(self.neighbour.clone());
+        out
+    }
+
     /// N of the chosen shape in the fit's convention.
     pub fn n(&self, spec: &RunSpec) -> f64 {
         spec.n(self.params)
@@ -131,8 +141,31 @@ fn three_figures(x: f64) -> f64 {
 /// η*(N, D) = c·N^a·D^b as (c, a, b), N in the fit's convention.
 pub type LrLaw = (f64, f64, f64);
 
-/// Plan the final run for `budget` from the law's optimum (`n_opt`, `d_opt`); with `lr_law`
-/// the final run and the baseline each train at the learning rate it gives them.
+/// The hyper-parameter laws a sweep fitted, which the final run trains at.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HyperLaws {
+    /// η*(N, D) (a learning-rate sweep).
+    pub lr: Option<LrLaw>,
+    /// B*(D) = c·D^b in tokens per step, as (c, b) (a batch sweep).
+    pub batch: Option<(f64, f64)>,
+    /// The comparison batch size (sequences) and its own η*(N, D), if it has one.
+    pub compare: Option<(u64, Option<LrLaw>)>,
+}
+
+/// The batch size (sequences) B*(D) gives `tokens`: two significant figures (so a refit that
+/// moves the law in its last bits keeps the key), within 1..=65536.
+pub fn law_batch(c: f64, b: f64, tokens: f64, context: u64) -> Option<u64> {
+    let exact = c * tokens.powf(b) / context as f64;
+    if !(exact.is_finite() && exact > 0.0) {
+        return None;
+    }
+    let rounded = super::transfer::two_figures(exact.max(1.0)).round();
+    Some((rounded as u64).clamp(1, 1 << 16))
+}
+
+/// Plan the final run for `budget` from the law's optimum (`n_opt`, `d_opt`); with the
+/// sweep's `laws` the final run and the baseline each train at the learning rate (and batch
+/// size) they give them, and a batch sweep adds the neighbour at the comparison batch size.
 #[allow(clippy::too_many_arguments)]
 pub fn final_plan(
     seed: u64,
@@ -142,12 +175,20 @@ pub fn final_plan(
     n_opt: f64,
     d_opt: f64,
     params: ParamsConvention,
-    lr_law: Option<LrLaw>,
+    laws: HyperLaws,
 ) -> Option<FinalPlan> {
     if !(n_opt.is_finite() && d_opt.is_finite() && n_opt > 0.0 && d_opt >= 1.0) {
         return None;
     }
-    let step = t.train.batch * t.model.context;
+    let lr_law = laws.lr;
+    let batch = laws
+        .batch
+        .and_then(|(c, b)| law_batch(c, b, d_opt, t.model.context))
+        .unwrap_or(t.train.batch);
+    let mut batches = vec![batch];
+    batches.extend(laws.compare.map(|(b, _)| b));
+    // Tokens are whole steps of the final run's batch and the neighbour's.
+    let step = super::step_unit(&batches, t.model.context);
     let shape = choose_shape(t, n_opt, params);
     // The shape's N is N_opt rounded to a buildable model: when that moves 6·N·D more than
     // [`BUDGET_TOLERANCE`] off the budget, D is re-derived from the budget.
@@ -159,9 +200,10 @@ pub fn final_plan(
     };
     let tokens = steps_for(d.clamp(1.0, 1e15) as u64, step) * step;
     // The plan at the learning rate η*(N, D) gives `cfg` (the study's own without a law).
-    let at = |cfg: &GptConfig| -> TrainingPlan {
+    let at_law = |cfg: &GptConfig, law: Option<LrLaw>, batch: u64| -> TrainingPlan {
         let mut out = t.clone();
-        if let Some((c, a, b)) = lr_law {
+        out.train.batch = batch;
+        if let Some((c, a, b)) = law {
             let lr = c * convention_params(cfg, params).powf(a) * (tokens as f64).powf(b);
             if lr.is_finite() && lr > 0.0 {
                 out.train.lr = three_figures(lr.min(1.0));
@@ -169,6 +211,7 @@ pub fn final_plan(
         }
         out
     };
+    let at = |cfg: &GptConfig| at_law(cfg, lr_law, batch);
     let run = run_spec(
         seed,
         &at(&shape),
@@ -191,6 +234,23 @@ pub fn final_plan(
         Some(budget),
         "baseline",
     );
+    // The neighbour: at the comparison batch size's own η* (its sweep's), or the study's lr.
+    let neighbour = laws.compare.map(|(b, law)| {
+        let mut spec = run_spec(
+            seed,
+            &at_law(&shape, law, b),
+            data,
+            shape,
+            "final",
+            tokens,
+            Some(budget),
+            &format!("final-b{b}"),
+        );
+        spec.point = run.point.clone();
+        spec
+    });
+    // The law's batch and learning rate may be the comparison's own: nothing to compare.
+    let neighbour = neighbour.filter(|n| n.key != run.key);
     Some(FinalPlan {
         budget,
         n_opt,
@@ -198,6 +258,7 @@ pub fn final_plan(
         params,
         run,
         baseline,
+        neighbour,
         lr_from_law: lr_law.is_some(),
         reduced: None,
     })
@@ -266,7 +327,7 @@ final: { budget: 1e12 }
             1e6,
             3e5,
             ParamsConvention::Total,
-            None,
+            HyperLaws::default(),
         )
         .unwrap();
         assert_eq!(p.run.tokens(), p.baseline.tokens());
@@ -289,7 +350,7 @@ final: { budget: 1e12 }
                 f64::NAN,
                 3e5,
                 ParamsConvention::Total,
-                None
+                HyperLaws::default()
             )
             .is_none()
         );
@@ -310,7 +371,10 @@ final: { budget: 1e12 }
             1e6,
             3e5,
             ParamsConvention::Total,
-            Some(law),
+            HyperLaws {
+                lr: Some(law),
+                ..HyperLaws::default()
+            },
         )
         .unwrap();
         assert!(p.lr_from_law);
@@ -332,13 +396,25 @@ final: { budget: 1e12 }
             1e6,
             3e5,
             ParamsConvention::Total,
-            Some(nudged),
+            HyperLaws {
+                lr: Some(nudged),
+                ..HyperLaws::default()
+            },
         )
         .unwrap();
         assert_eq!(q.run.key, p.run.key);
         assert_ne!(p.run.identity.train.lr, p.baseline.identity.train.lr);
-        let plain =
-            final_plan(1, &t, &data, 1e12, 1e6, 3e5, ParamsConvention::Total, None).unwrap();
+        let plain = final_plan(
+            1,
+            &t,
+            &data,
+            1e12,
+            1e6,
+            3e5,
+            ParamsConvention::Total,
+            HyperLaws::default(),
+        )
+        .unwrap();
         assert!(!plain.lr_from_law);
         assert_eq!(plain.run.identity.train.lr, t.train.lr);
     }

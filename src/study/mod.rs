@@ -9,6 +9,7 @@ pub mod diagnostics;
 pub mod execution;
 pub mod file;
 pub mod final_run;
+pub mod isoflop;
 pub mod locate;
 pub mod naming;
 pub mod parse;
@@ -80,6 +81,9 @@ pub struct TrainingPlan {
     pub train: TrainSpec,
     /// The learning rates every point is trained at, ascending (one without a sweep).
     pub learning_rates: Vec<f64>,
+    /// The batch sizes every point is trained at (with every learning rate), ascending (one
+    /// without a sweep); `train.batch` is the first.
+    pub batch_sizes: Vec<u64>,
     /// What produces the runs' numbers, part of every run's identity: the built-in engine
     /// ([`plan::TRAINER_VERSION`]) unless a command names another producer (the mock
     /// executor, see [`Study::produced_by`]). Never where or how a run trains.
@@ -99,6 +103,41 @@ pub struct TrainingPlan {
     /// `train.lr_transfer`: the learning rate is swept at some sizes only; every other size
     /// trains at the one the sweep gives it (see [`transfer`]).
     pub transfer: Option<LrTransfer>,
+}
+
+/// With several batch sizes, a token count may move this far (relative) to become a whole
+/// number of steps of every one of them.
+pub const BATCH_ROUNDING: f64 = 0.02;
+
+/// Tokens of one step of every batch size: their least common multiple × `context` (one
+/// batch size: batch × context).
+pub fn step_unit(batches: &[u64], context: u64) -> u64 {
+    let gcd = |mut a: u64, mut b: u64| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    batches
+        .iter()
+        .fold(1u64, |acc, &b| {
+            let b = b.max(1);
+            (acc / gcd(acc, b)).saturating_mul(b)
+        })
+        .saturating_mul(context)
+}
+
+impl TrainingPlan {
+    /// Whether some point is trained at several hyper-parameters (learning rates or batch
+    /// sizes) and the fits take the best run per point.
+    pub fn sweeps(&self) -> bool {
+        self.learning_rates.len() > 1 || self.batch_sizes.len() > 1
+    }
+
+    /// Tokens per step unit: every point's tokens are a multiple of it ([`step_unit`]).
+    pub fn step_tokens(&self) -> u64 {
+        step_unit(&self.batch_sizes, self.model.context)
+    }
 }
 
 /// Which sizes sweep the learning rate and how the others get theirs.
@@ -217,6 +256,8 @@ pub use crate::fit::options::Holdout;
 pub struct FinalSpec {
     pub budget: f64,
     pub law: LawKind,
+    /// With a batch sweep: the batch size the final run's neighbour trains at.
+    pub compare_batch: Option<u64>,
 }
 
 /// One report section.

@@ -8,8 +8,9 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use super::isoflop::{BudgetExpansion, ShortBudget, expand_budget};
 use super::units::compact_count;
-use super::{IsoFlopSizes, ModelSpec, Study, Sweep, TrainSpec, TrainingPlan};
+use super::{ModelSpec, Study, Sweep, TrainSpec, TrainingPlan};
 use crate::data::identity::{DataReadError, hex};
 use crate::data::{DataIdentity, DataSpec};
 use crate::model::accounting::flops_6nd;
@@ -180,20 +181,6 @@ pub fn steps_for(tokens: u64, step_tokens: u64) -> u64 {
     ((tokens as f64 / step_tokens as f64).round() as u64).max(1)
 }
 
-/// A budget too small for even the cheapest size.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ShortBudget {
-    pub name: String,
-    pub tokens: u64,
-}
-
-/// The sizes (by index into `ModelSpec::sizes`) and token counts one IsoFLOP budget trains.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BudgetExpansion {
-    pub points: Vec<(usize, u64)>,
-    pub too_small: Option<ShortBudget>,
-}
-
 pub(crate) fn gpt_config(model: &ModelSpec, index: usize, vocab: u64) -> GptConfig {
     let s = &model.sizes[index];
     GptConfig {
@@ -205,49 +192,6 @@ pub(crate) fn gpt_config(model: &ModelSpec, index: usize, vocab: u64) -> GptConf
         tie_embeddings: model.tie_embeddings,
         parametrization: model.parametrization,
     }
-}
-
-/// Expand one budget C: each size gets D = C / (exact training FLOPs per token), so every run
-/// of the budget really costs C (Hoffmann et al. 2022 use C ≈ 6ND; the exact count keeps
-/// attention, which dominates at small widths, inside the budget).
-pub fn expand_budget(
-    budget: f64,
-    model: &ModelSpec,
-    vocab: u64,
-    train: &TrainSpec,
-    mode: IsoFlopSizes,
-) -> BudgetExpansion {
-    let step = train.batch * model.context;
-    let mut points = Vec::new();
-    let mut cheapest: Option<(f64, usize)> = None;
-    for index in 0..model.sizes.len() {
-        let cfg = gpt_config(model, index, vocab);
-        let per_token = train_flops_per_token(&cfg);
-        if cheapest.is_none_or(|(best, _)| per_token < best) {
-            cheapest = Some((per_token, index));
-        }
-        let tokens = budget / per_token;
-        if tokens < step as f64 {
-            continue;
-        }
-        let steps = steps_for(tokens as u64, step);
-        let tokens = steps * step;
-        if mode == IsoFlopSizes::Auto {
-            let tpp = tokens as f64 / param_counts(&cfg).total as f64;
-            if tpp < ISOFLOP_AUTO_TPP.0 || tpp > ISOFLOP_AUTO_TPP.1 {
-                continue;
-            }
-        }
-        points.push((index, tokens));
-    }
-    let too_small = match cheapest {
-        Some((per_token, index)) if budget / per_token < step as f64 => Some(ShortBudget {
-            name: model.sizes[index].name.clone(),
-            tokens: (budget / per_token) as u64,
-        }),
-        _ => None,
-    };
-    BudgetExpansion { points, too_small }
 }
 
 /// Every run of a training study, ordered by size then tokens. Reads data files to hash them.
@@ -327,7 +271,7 @@ pub(crate) type Point = (usize, u64, Option<f64>, String);
 /// The sweep's points, in sweep order.
 pub(crate) fn points(t: &TrainingPlan) -> Vec<Point> {
     let vocab = DataSpec::vocab(&t.data);
-    let step = t.train.batch * t.model.context;
+    let step = t.step_tokens();
     let mut points: Vec<Point> = Vec::new();
     match &t.sweep {
         Sweep::Grid { tokens } => {
@@ -340,7 +284,7 @@ pub(crate) fn points(t: &TrainingPlan) -> Vec<Point> {
         }
         Sweep::IsoFlop { budgets, sizes } => {
             for &c in budgets {
-                let expansion = expand_budget(c, &t.model, vocab, &t.train, *sizes);
+                let expansion = expand_budget(c, &t.model, vocab, &t.batch_sizes, *sizes);
                 let label = format!("c{}", compact_real(c));
                 points.extend(
                     expansion
@@ -354,10 +298,21 @@ pub(crate) fn points(t: &TrainingPlan) -> Vec<Point> {
     points
 }
 
+/// Every (learning rate, batch size) a swept point trains at: each learning rate with each
+/// batch size (the envelope is then over the pairs).
+pub(crate) fn hyper_pairs(t: &TrainingPlan) -> Vec<(f64, u64)> {
+    t.learning_rates
+        .iter()
+        .flat_map(|&lr| t.batch_sizes.iter().map(move |&b| (lr, b)))
+        .collect()
+}
+
 pub(crate) fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunSpec> {
     let vocab = DataSpec::vocab(&t.data);
-    // One run per point and learning rate; a sweep's runs are named `<point>-lr<η>`.
-    let swept = t.learning_rates.len() > 1;
+    // One run per point, learning rate and batch size; a sweep's runs are named
+    // `<point>-lr<η>`, `<point>-b<B>` or `<point>-lr<η>-b<B>`.
+    let lr_swept = t.learning_rates.len() > 1;
+    let batch_swept = t.batch_sizes.len() > 1;
     let shared = super::naming::shared_shape_names(&t.model);
     let mut specs: Vec<RunSpec> = Vec::new();
     for (index, tokens, budget, label) in points(t) {
@@ -367,21 +322,28 @@ pub(crate) fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunS
             continue;
         }
         let model = gpt_config(&t.model, index, vocab);
-        for &lr in &t.learning_rates {
-            let at_lr = TrainingPlan {
-                train: TrainSpec { lr, ..t.train },
+        for (lr, batch) in hyper_pairs(t) {
+            let at = TrainingPlan {
+                train: TrainSpec {
+                    lr,
+                    batch,
+                    ..t.train
+                },
                 ..t.clone()
             };
             let size = &t.model.sizes[index].name;
-            let mut spec = run_spec(seed, &at_lr, data, model, size, tokens, budget, &label);
+            let mut spec = run_spec(seed, &at, data, model, size, tokens, budget, &label);
             if shared.contains(&index) {
                 // Sizes that differ only in heads: the heads join the name, so no two
                 // points share one (names of other sizes are as they always were).
                 spec.point = format!("{}-h{}-{label}", model.short_name(), model.heads);
                 spec.name = spec.point.clone();
             }
-            if swept {
+            if lr_swept {
                 spec.name = format!("{}-lr{}", spec.point, compact_real(lr));
+            }
+            if batch_swept {
+                spec.name = format!("{}-b{batch}", spec.name);
             }
             specs.push(spec);
         }
@@ -392,12 +354,14 @@ pub(crate) fn runs(seed: u64, t: &TrainingPlan, data: &DataIdentity) -> Vec<RunS
             a.tokens(),
             a.budget.unwrap_or(0.0).to_bits(),
             a.identity.train.lr.to_bits(),
+            a.identity.train.batch,
         )
             .cmp(&(
                 b.params.non_embedding,
                 b.tokens(),
                 b.budget.unwrap_or(0.0).to_bits(),
                 b.identity.train.lr.to_bits(),
+                b.identity.train.batch,
             ))
     });
     if t.branching.is_some() || (t.shared_warmup && t.warmup_tokens.is_none()) {
@@ -484,6 +448,9 @@ report:
                 n: r.params.total as f64,
                 d: r.tokens() as f64,
                 lr: r.identity.train.lr,
+                batch: r.identity.train.batch,
+                batch_tokens: (r.identity.train.batch * r.identity.model.context) as f64,
+                flops: r.flops,
                 loss: Some(3.0 + r.identity.train.lr),
             })
             .collect();

@@ -71,6 +71,8 @@ pub struct SweptRun {
     /// Parameters in the fits' convention.
     pub n: f64,
     pub lr: f64,
+    /// Batch size (sequences).
+    pub batch: u64,
     /// Final validation loss; `None` when the run diverged or failed.
     pub loss: Option<f64>,
 }
@@ -87,6 +89,9 @@ pub struct Decision {
     pub lr: f64,
     /// Before rounding.
     pub lr_exact: f64,
+    /// With a batch sweep: the swept batch size nearest (in ln) the one the sweep gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u64>,
     /// A `check` size, also swept.
     pub checked: bool,
     /// Outside the swept values' range: an extrapolation of the sweep.
@@ -130,6 +135,9 @@ pub fn decide(
             n: r.n,
             d: r.tokens as f64,
             lr: r.lr,
+            batch: r.batch,
+            batch_tokens: (r.batch * t.model.context) as f64,
+            flops: 0.0,
             loss: r.loss,
         })
         .collect();
@@ -183,7 +191,12 @@ pub fn decide(
             ));
         }
         let lr = two_figures(exact.min(1.0));
+        let batch = match transferred_batch(t, x.rule, &choices, d.tokens as f64) {
+            Ok(b) => b,
+            Err(why) => return Decided::Impossible(format!("{}: {why}", d.point)),
+        };
         out.push(Decision {
+            batch,
             size: d.size,
             point: d.point,
             n,
@@ -196,6 +209,46 @@ pub fn decide(
         });
     }
     Decided::Ready(out)
+}
+
+/// With a batch sweep, the batch size a transferred point of `tokens` trains at: the swept
+/// sizes' B* at those tokens (`mup`: their geometric mean there; `law`: the B*(D) law of
+/// every swept point), rounded to the nearest swept batch size in ln B (so the point's tokens
+/// stay whole steps of it). `None` without a batch sweep.
+fn transferred_batch(
+    t: &TrainingPlan,
+    rule: TransferRule,
+    choices: &[crate::fit::hyper::PointChoice],
+    tokens: f64,
+) -> Result<Option<u64>, String> {
+    if t.batch_sizes.len() < 2 {
+        return Ok(None);
+    }
+    let optima: Vec<(f64, f64)> = choices
+        .iter()
+        .filter_map(|c| Some((c.d, c.batch.as_ref()?.opt_tokens)))
+        .collect();
+    let exact = match rule {
+        TransferRule::Mup => {
+            let at: Vec<f64> = optima
+                .iter()
+                .filter(|(d, _)| *d == tokens)
+                .map(|(_, b)| b.ln())
+                .collect();
+            if at.is_empty() {
+                return Err(format!("no swept run at {tokens} tokens finished"));
+            }
+            (at.iter().sum::<f64>() / at.len() as f64).exp()
+        }
+        TransferRule::Law => match crate::fit::batch::fit_law(&optima, 0, 0.95, 0) {
+            Some(law) => law.predict(tokens),
+            None => return Err("B*(D) cannot be fitted from the swept points".into()),
+        },
+    } / t.model.context as f64;
+    Ok(t.batch_sizes.iter().copied().min_by(|a, b| {
+        let miss = |v: u64| (v as f64 / exact).ln().abs();
+        miss(*a).total_cmp(&miss(*b))
+    }))
 }
 
 /// `x` to two significant figures, as the shortest float that prints that way.
@@ -220,6 +273,7 @@ pub fn specs(
             let at_lr = TrainingPlan {
                 train: TrainSpec {
                     lr: d.lr,
+                    batch: d.batch.unwrap_or(t.train.batch),
                     ..t.train
                 },
                 transfer: None,
@@ -232,6 +286,9 @@ pub fn specs(
                 spec.point = format!("{}-h{}-{label}", model.short_name(), model.heads);
             }
             spec.name = format!("{}-lr{}", spec.point, compact_real(d.lr));
+            if let Some(b) = d.batch {
+                spec.name = format!("{}-b{b}", spec.name);
+            }
             spec
         })
         .collect()

@@ -189,6 +189,65 @@ impl JsonSchema for Reals {
     }
 }
 
+/// One count or a list of them (`batch: 32` or `batch: [16, 32, 64]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counts(pub Vec<Count>);
+
+impl<'de> Deserialize<'de> for Counts {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::IntoDeserializer;
+        struct CountsVisitor;
+        impl<'de> Visitor<'de> for CountsVisitor {
+            type Value = Counts;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a count such as 32, or a list of counts such as [16, 32, 64]")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Counts, E> {
+                Ok(Counts(vec![Count(v)]))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Counts, E> {
+                Count::deserialize(v.into_deserializer()).map(|c| Counts(vec![c]))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Counts, E> {
+                Count::deserialize(v.into_deserializer()).map(|c| Counts(vec![c]))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Counts, E> {
+                Count::deserialize(v.into_deserializer()).map(|c| Counts(vec![c]))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Counts, A::Error> {
+                let mut out = Vec::new();
+                while let Some(c) = seq.next_element::<Count>()? {
+                    out.push(c);
+                }
+                Ok(Counts(out))
+            }
+        }
+        deserializer.deserialize_any(CountsVisitor)
+    }
+}
+
+impl Serialize for Counts {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0[..] {
+            [one] => one.serialize(serializer),
+            many => many.serialize(serializer),
+        }
+    }
+}
+
+impl JsonSchema for Counts {
+    fn schema_name() -> Cow<'static, str> {
+        "Counts".into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let one = generator.subschema_for::<Count>();
+        json_schema!({
+            "description": "A count, or a list of counts (each value is swept).",
+            "anyOf": [ one, { "type": "array", "items": one, "minItems": 1 } ]
+        })
+    }
+}
+
 impl Serialize for Count {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_u64(self.0)

@@ -1,6 +1,7 @@
 //! CLI tests: run the real `scalebook` binary on fixture studies and assert exit codes,
 //! messages and output. One test binary with a module per command (as mdBook's testsuite).
 
+mod batch;
 mod branches;
 mod external;
 mod fit;

@@ -232,10 +232,56 @@ fn learning_rates(h: &super::hyper::HyperReport, out: &mut Vec<Warning>) {
     if let Some(t) = &h.transfer {
         transfer(t, out);
     }
-    if h.eta.is_none() {
+    if let Some(b) = &h.batch {
+        batch_sizes(h, b, out);
+    }
+    if h.eta.is_none() && h.swept.len() > 1 {
         out.push(Warning::problem(
             "η*(N, D): the best learning rates cannot be fitted (they need 2+ sizes or token \
              counts, and 4+ points when both vary)",
+        ));
+    }
+}
+
+/// A batch sweep: a point whose best batch size is at an end of the sweep, and a B* law that
+/// could not be fitted.
+fn batch_sizes(
+    h: &super::hyper::HyperReport,
+    b: &super::batch::BatchReport,
+    out: &mut Vec<Warning>,
+) {
+    let edge: Vec<String> = h
+        .points
+        .iter()
+        .filter_map(|p| Some((p, p.batch.as_ref()?)))
+        .filter(|(_, c)| c.at_edge)
+        .map(|(p, c)| format!("{} (best batch {})", p.point, c.batch))
+        .collect();
+    if !edge.is_empty() {
+        out.push(
+            Warning::new(
+                "batch_at_edge",
+                "batch size",
+                format!(
+                    "at {} of {} points the best batch size is the smallest or largest of the \
+                     sweep, so the optimum may lie outside it and B*(D) is bent toward the \
+                     sweep's ends: {}",
+                    edge.len(),
+                    h.points.len(),
+                    edge.join(", ")
+                ),
+                "extend `train.batch` beyond that end (a factor of 2 per value is usual)",
+            )
+            .with("points", edge.len() as f64),
+        );
+    }
+    if let Some(why) = &b.unfitted {
+        out.push(Warning::new(
+            "batch_law_unfitted",
+            "batch size",
+            format!("the batch-size laws could not be fitted: {why}"),
+            "sweep the batch size at 2 or more token counts; the final run trains at \
+             `train.batch`'s first value meanwhile",
         ));
     }
 }

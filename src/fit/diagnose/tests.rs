@@ -352,6 +352,7 @@ fn fit(rows: &[Row], entropy: Option<(f64, f64)>) -> FitReport {
             curve_groups: &[],
             curve_unusable: Vec::new(),
             transfer: None,
+            batch: Default::default(),
         },
     )
 }
@@ -460,6 +461,8 @@ fn the_book_lists_every_code_with_its_verdict() {
     for code in [
         "optimum_outside_grid",
         "lr_at_edge",
+        "batch_at_edge",
+        "batch_law_unfitted",
         "cost_mixed_machines",
         "final_skipped",
     ] {

@@ -133,4 +133,8 @@ pub struct FinalFile {
     /// Law that chooses N and D (default chinchilla).
     #[serde(default)]
     pub law: Option<LawKind>,
+    /// With a batch sweep: the batch size (one of `train.batch`) a neighbour of the final
+    /// run trains at, for comparison (default: the sweep's middle value, the lower of two).
+    #[serde(default)]
+    pub compare_batch: Option<Count>,
 }

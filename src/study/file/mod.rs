@@ -8,7 +8,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::units::{Count, Real, Reals};
+use super::units::{Count, Counts, Real, Reals};
 use crate::data::TokenDtype;
 
 mod fits;
@@ -392,9 +392,11 @@ pub enum ScheduleKind {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainFile {
-    /// Sequences per optimizer step (default 16).
+    /// Sequences per optimizer step (default 16), or a list of them: every (size, tokens)
+    /// point is trained at each value (with each learning rate, when `lr` is a list too) and
+    /// the fits use the best run per point.
     #[serde(default)]
-    pub batch: Option<Count>,
+    pub batch: Option<Counts>,
     /// Peak learning rate (default 3e-3), or a list of them: every (size, tokens) point is
     /// trained at each value and the fits use the best run per point.
     #[serde(default)]

@@ -327,7 +327,12 @@ impl Validator {
         }
     }
 
-    pub(super) fn final_run(&mut self, f: &FinalFile, fits: &[FitSpec]) -> Option<FinalSpec> {
+    pub(super) fn final_run(
+        &mut self,
+        f: &FinalFile,
+        fits: &[FitSpec],
+        source: Option<&Source>,
+    ) -> Option<FinalSpec> {
         let budget = self.real("final.budget", Some(f.budget), 0.0, "positive", |x| x > 0.0);
         let law = f.law.unwrap_or(LawKind::Chinchilla);
         if !matches!(law, LawKind::Chinchilla | LawKind::Isoflop) {
@@ -351,7 +356,38 @@ impl Validator {
             );
             return None;
         }
-        Some(FinalSpec { budget, law })
+        let batches = match source {
+            Some(Source::Train(plan)) => plan.batch_sizes.clone(),
+            // An invalid training section was reported already; judge nothing against it.
+            None if f.compare_batch.is_some() => return None,
+            _ => Vec::new(),
+        };
+        let compare_batch = match (f.compare_batch, &batches[..]) {
+            (Some(Count(b)), many) if many.len() > 1 => {
+                if !many.contains(&b) {
+                    self.error(
+                        "final.compare_batch",
+                        format!("{b} is not one of the swept batch sizes {many:?}"),
+                    );
+                    return None;
+                }
+                Some(b)
+            }
+            (Some(_), _) => {
+                self.error(
+                    "final.compare_batch",
+                    "applies only to a batch sweep (`train.batch` a list of 2 or more)",
+                );
+                return None;
+            }
+            (None, many) if many.len() > 1 => Some(many[(many.len() - 1) / 2]),
+            (None, _) => None,
+        };
+        Some(FinalSpec {
+            budget,
+            law,
+            compare_batch,
+        })
     }
 
     pub(super) fn report(&mut self, f: Option<&ReportFile>) -> Vec<Section> {

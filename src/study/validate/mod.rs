@@ -35,7 +35,7 @@ pub const MAX_TOKENS: u64 = 1_000_000_000_000_000;
 pub use analysis::law_name;
 
 /// Chart ids the report can draw (DESIGN.md "Report").
-pub const CHART_IDS: [&str; 12] = [
+pub const CHART_IDS: [&str; 13] = [
     "loss_vs_params",
     "loss_vs_tokens",
     "loss_vs_compute",
@@ -48,9 +48,10 @@ pub const CHART_IDS: [&str; 12] = [
     "frontier",
     "loss_vs_lr",
     "curve",
+    "batch_size",
 ];
 /// Table ids the report can print.
-pub const TABLE_IDS: [&str; 12] = [
+pub const TABLE_IDS: [&str; 13] = [
     "runs",
     "fits",
     "laws",
@@ -63,6 +64,7 @@ pub const TABLE_IDS: [&str; 12] = [
     "branches",
     "curve",
     "lr_transfer",
+    "batch_size",
 ];
 
 /// Check a parsed study file; `Err` holds every error (and the warnings) in file order.
@@ -216,7 +218,7 @@ impl Validator {
         let final_run = f
             .final_run
             .as_ref()
-            .and_then(|fr| self.final_run(fr, &fits));
+            .and_then(|fr| self.final_run(fr, &fits, source.as_ref()));
         let sections = self.report(f.report.as_ref());
         let checks = self.checks(f.checks.unwrap_or_default());
         let store = f.store.as_deref().and_then(|s| self.store(s));
@@ -310,7 +312,8 @@ impl Validator {
             return None;
         };
         let train_file = train;
-        let (mut train, learning_rates) = self.train(train_file.as_ref(), model_file.context.0);
+        let (mut train, learning_rates, batch_sizes) =
+            self.train(train_file.as_ref(), model_file.context.0);
         let warmup_tokens = self.warmup_tokens(train_file.as_ref());
         if warmup_tokens.is_some() {
             train.warmup = 0.0;
@@ -332,8 +335,8 @@ impl Validator {
                 );
                 None
             }
-            (Some(tokens), None) => self.grid(&tokens, &train, model.context),
-            (None, Some(iso)) => self.isoflop(&iso, &model, data.as_ref(), &train),
+            (Some(tokens), None) => self.grid(&tokens, &batch_sizes, model.context),
+            (None, Some(iso)) => self.isoflop(&iso, &model, data.as_ref(), &batch_sizes),
         };
         let plan = TrainingPlan {
             data: data?,
@@ -341,6 +344,7 @@ impl Validator {
             sweep: sweep?,
             train,
             learning_rates,
+            batch_sizes,
             producer: crate::study::plan::TRAINER_VERSION.to_string(),
             external: None,
             shared_warmup: branching.is_some(),
@@ -356,21 +360,34 @@ impl Validator {
         };
         let runs = (plan.model.sizes.len() as u128)
             * points as u128
-            * plan.learning_rates.len().max(1) as u128;
+            * plan.learning_rates.len().max(1) as u128
+            * plan.batch_sizes.len().max(1) as u128;
         if runs > MAX_RUNS as u128 {
             self.error(
                 "model.sizes",
                 format!(
-                    "{} sizes × {points} {} × {} learning rates make {runs} runs, more than the \
-                     {MAX_RUNS} one study may plan: split the sweep into several studies",
+                    "{} sizes × {points} {} × {} learning rates{} make {runs} runs, more than \
+                     the {MAX_RUNS} one study may plan: split the sweep into several studies",
                     plan.model.sizes.len(),
                     if matches!(plan.sweep, Sweep::Grid { .. }) {
                         "token counts"
                     } else {
                         "budgets"
                     },
-                    plan.learning_rates.len().max(1)
+                    plan.learning_rates.len().max(1),
+                    match plan.batch_sizes.len() {
+                        0 | 1 => String::new(),
+                        n => format!(" × {n} batch sizes"),
+                    }
                 ),
+            );
+            return None;
+        }
+        if plan.batch_sizes.len() > 1 && plan.branching.is_some() {
+            self.error(
+                "train.branches",
+                "a trunk trains at one batch size: remove `branches` to sweep `train.batch` \
+                 (each point then trains on its own at every batch size)",
             );
             return None;
         }

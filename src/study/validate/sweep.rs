@@ -6,13 +6,17 @@ use super::Validator;
 use crate::data::DataSpec;
 use crate::study::file::{IsoFlopFile, IsoFlopSizes, ScheduleKind, TrainFile};
 use crate::study::plan::{ISOFLOP_AUTO_TPP, expand_budget, steps_for};
-use crate::study::units::{Count, Real, Reals};
+use crate::study::units::{Count, Counts, Real, Reals};
 use crate::study::{Branching, ModelSpec, Schedule, Sweep, TrainSpec, TrainingPlan, branches};
 
 impl Validator {
-    /// The training hyper-parameters, and every learning rate of the sweep (ascending; one
-    /// value without a sweep, the one in the returned spec).
-    pub(super) fn train(&mut self, f: Option<&TrainFile>, context: u64) -> (TrainSpec, Vec<f64>) {
+    /// The training hyper-parameters, and every learning rate and batch size of the sweep
+    /// (ascending; one value without a sweep, the first being the one in the returned spec).
+    pub(super) fn train(
+        &mut self,
+        f: Option<&TrainFile>,
+        context: u64,
+    ) -> (TrainSpec, Vec<f64>, Vec<u64>) {
         let default = TrainFile {
             batch: None,
             lr: None,
@@ -32,7 +36,8 @@ impl Validator {
             lr_transfer: None,
         };
         let f = f.unwrap_or(&default);
-        let batch = self.count("train.batch", f.batch, 16, 1, 1 << 16);
+        let batches = self.batch_sizes(f.batch.as_ref());
+        let batch = batches[0];
         let lrs = self.learning_rates(f.lr.as_ref());
         let lr = lrs[0];
         let warmup = self.real("train.warmup", f.warmup, 0.05, "in [0, 1)", |x| {
@@ -117,7 +122,22 @@ impl Validator {
                 ),
             );
         }
-        (spec, lrs)
+        (spec, lrs, batches)
+    }
+
+    /// `train.batch`: one count or a list of distinct counts, each in 1..=65536; ascending.
+    fn batch_sizes(&mut self, batch: Option<&Counts>) -> Vec<u64> {
+        let values: Option<Vec<u64>> = batch.map(|Counts(v)| v.iter().map(|c| c.0).collect());
+        let mut out = self.swept_values(
+            "train.batch",
+            values.as_deref(),
+            16,
+            "batch size",
+            "between 1 and 65536",
+            |v| (1..=1 << 16).contains(&v),
+        );
+        out.sort_unstable();
+        out
     }
 
     /// `train.branches` and `train.compare`: whether trunks are shared, and the schedule of
@@ -206,47 +226,69 @@ impl Validator {
 
     /// `train.lr`: one value or a list of distinct values, each in (0, 1]; ascending.
     fn learning_rates(&mut self, lr: Option<&Reals>) -> Vec<f64> {
-        const DEFAULT: f64 = 3e-3;
-        let Some(Reals(values)) = lr else {
-            return vec![DEFAULT];
+        let values: Option<Vec<f64>> = lr.map(|Reals(v)| v.iter().map(|r| r.0).collect());
+        let mut out = self.swept_values(
+            "train.lr",
+            values.as_deref(),
+            3e-3,
+            "learning rate",
+            "in (0, 1]",
+            |v| v > 0.0 && v <= 1.0,
+        );
+        out.sort_by(f64::total_cmp);
+        out
+    }
+
+    /// One value or a list of distinct ones at `field`, each accepted by `ok` (described by
+    /// `range`); `default` when absent, or when none is valid (after an error).
+    fn swept_values<T: Copy + PartialEq + std::fmt::Display>(
+        &mut self,
+        field: &str,
+        values: Option<&[T]>,
+        default: T,
+        what: &str,
+        range: &str,
+        ok: impl Fn(T) -> bool,
+    ) -> Vec<T> {
+        let Some(values) = values else {
+            return vec![default];
         };
         if values.is_empty() {
-            self.error("train.lr", "empty list: give at least one learning rate");
-            return vec![DEFAULT];
+            self.error(field, format!("empty list: give at least one {what}"));
+            return vec![default];
         }
         let mut out = Vec::new();
-        for (i, Real(v)) in values.iter().enumerate() {
+        for (i, &v) in values.iter().enumerate() {
             let path = if values.len() == 1 {
-                "train.lr".to_string()
+                field.to_string()
             } else {
-                format!("train.lr[{i}]")
+                format!("{field}[{i}]")
             };
-            if !(*v > 0.0 && *v <= 1.0) {
-                self.error(&path, format!("must be in (0, 1], found {v}"));
-            } else if out.contains(v) {
+            if !ok(v) {
+                self.error(&path, format!("must be {range}, found {v}"));
+            } else if out.contains(&v) {
                 self.error(&path, format!("{v} is listed twice"));
             } else {
-                out.push(*v);
+                out.push(v);
             }
         }
         if out.is_empty() {
-            out.push(DEFAULT);
+            out.push(default);
         }
-        out.sort_by(f64::total_cmp);
         out
     }
 
     pub(super) fn grid(
         &mut self,
         tokens: &[Count],
-        train: &TrainSpec,
+        batches: &[u64],
         context: u64,
     ) -> Option<Sweep> {
         if tokens.is_empty() {
             self.error("tokens", "empty list: give at least one token count");
             return None;
         }
-        let step = train.batch * context;
+        let step = crate::study::step_unit(batches, context);
         let before = self.error_count();
         let mut by_steps: HashMap<u64, usize> = HashMap::new();
         for (i, Count(d)) in tokens.iter().enumerate() {
@@ -265,13 +307,17 @@ impl Validator {
                 self.error(
                     field,
                     format!(
-                        "{d} tokens is less than one step (batch {} × context {context} = {step} tokens)",
-                        train.batch
+                        "{d} tokens is less than one step ({} × context {context} = {step} tokens)",
+                        batch_words(batches)
                     ),
                 );
                 continue;
             }
             let steps = steps_for(*d, step);
+            if let Some(why) = rounding_too_far(*d as f64, steps * step, batches, context) {
+                self.error(field, why);
+                continue;
+            }
             if let Some(first) = by_steps.insert(steps, i) {
                 self.error(
                     field,
@@ -292,7 +338,7 @@ impl Validator {
         f: &IsoFlopFile,
         model: &ModelSpec,
         data: Option<&DataSpec>,
-        train: &TrainSpec,
+        batches: &[u64],
     ) -> Option<Sweep> {
         if f.budgets.is_empty() {
             self.error(
@@ -339,9 +385,19 @@ impl Validator {
                 );
                 continue;
             }
-            let expansion = expand_budget(*c, model, vocab, train, mode);
+            let expansion = expand_budget(*c, model, vocab, batches, mode);
+            let step = crate::study::step_unit(batches, model.context);
+            if let Some((index, why)) = expansion.points.iter().find_map(|&(index, tokens)| {
+                let per_token = crate::model::train_flops_per_token(
+                    &crate::study::plan::gpt_config(model, index, vocab),
+                );
+                rounding_too_far(*c / per_token, tokens, batches, model.context)
+                    .map(|why| (index, why))
+            }) {
+                self.error(field, format!("size {}: {why}", model.sizes[index].name));
+                continue;
+            }
             if let Some(short) = expansion.too_small {
-                let step = train.batch * model.context;
                 self.error(
                     field,
                     format!(
@@ -383,4 +439,42 @@ impl Validator {
             sizes: mode,
         })
     }
+}
+
+/// `batch 16` or `the batch sizes 8, 16 and 32 (their least common multiple, 32)`.
+fn batch_words(batches: &[u64]) -> String {
+    match batches {
+        [one] => format!("batch {one}"),
+        many => format!(
+            "the least common multiple ({}) of the batch sizes {}",
+            crate::study::step_unit(many, 1),
+            many.iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// With several batch sizes every point's tokens are a whole number of steps of each (a
+/// multiple of their least common multiple × context), the same for every batch; a count that
+/// rounding moves more than [`crate::study::BATCH_ROUNDING`] is refused, naming the nearest
+/// exact one. One batch size rounds to its nearest whole step as it always has.
+fn rounding_too_far(wanted: f64, rounded: u64, batches: &[u64], context: u64) -> Option<String> {
+    if batches.len() < 2 {
+        return None;
+    }
+    let off = (rounded as f64 / wanted - 1.0).abs();
+    (off > crate::study::BATCH_ROUNDING).then(|| {
+        format!(
+            "{wanted:.0} tokens is {:.1} % from the nearest count every swept batch divides into \
+             whole steps ({rounded}: steps of {} × context {context} tokens); more than the \
+             {} % allowed — give a multiple of {} tokens, or batch sizes with a smaller common \
+             multiple",
+            off * 100.0,
+            batch_words(batches),
+            crate::study::BATCH_ROUNDING * 100.0,
+            crate::study::step_unit(batches, context)
+        )
+    })
 }
