@@ -92,15 +92,20 @@ fn curve_run(run: &RunCurve) -> Result<CurveRun, String> {
     })
 }
 
-/// The runs grouped by size (model shape) and learning rate, each group with the schedule
-/// an independent run of any length would follow; runs that cannot be read are named.
+/// The runs grouped by size (model shape), learning rate and batch size, each group with the
+/// schedule an independent run of any length would follow; runs that cannot be read are
+/// named.
 pub fn groups(
     runs: &[RunCurve],
     swept: bool,
     convention: ParamsConvention,
 ) -> (Vec<CurveGroup>, Vec<Unusable>) {
-    let mut by: BTreeMap<(String, u64), CurveGroup> = BTreeMap::new();
+    let mut by: BTreeMap<(String, u64, u64), CurveGroup> = BTreeMap::new();
     let mut unusable = Vec::new();
+    // A batch sweep: the batch size joins each group's name.
+    let batch_swept = runs
+        .iter()
+        .any(|r| r.spec.identity.train.batch != runs[0].spec.identity.train.batch);
     for run in runs {
         let spec = &run.spec;
         let cr = match curve_run(run) {
@@ -117,12 +122,12 @@ pub fn groups(
         let shape = serde_json::to_string(&spec.identity.model).unwrap_or_default();
         let train = spec.identity.train;
         let entry = by
-            .entry((shape, lr.to_bits()))
+            .entry((shape, lr.to_bits(), train.batch))
             .or_insert_with(|| CurveGroup {
-                name: if swept {
-                    format!("{} lr {lr:e}", spec.size_name)
-                } else {
-                    spec.size_name.clone()
+                name: match (swept, batch_swept) {
+                    (_, true) => format!("{} lr {lr:e} batch {}", spec.size_name, train.batch),
+                    (true, false) => format!("{} lr {lr:e}", spec.size_name),
+                    (false, false) => spec.size_name.clone(),
                 },
                 size: spec.size_name.clone(),
                 n: spec.n(convention),
