@@ -221,6 +221,7 @@ fn run_fit(args: &FitArgs) -> Result<(), Failure> {
         x_column: ResultsX::Flops(args.flops.clone()),
         loss_column: args.loss.clone(),
         drop_highest_loss: args.drop_highest_loss,
+        filter: Vec::new(),
     })
     .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let points: Vec<Point> = rows

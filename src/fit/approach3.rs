@@ -133,23 +133,13 @@ pub(super) fn fit_chinchilla(
     }
 }
 
-fn fit_holdout(
+/// Which of `all` a hold-out leaves out: its kind's name, k, and a flag per row.
+pub(super) fn held_out(
     all: &[&Row],
     holdout: Holdout,
-    options: &ChinchillaOptions,
-    seed: u64,
-    warnings: &mut Vec<Warning>,
-) -> Option<HoldoutReport> {
-    let &ChinchillaOptions {
-        resamples,
-        confidence,
-        delta,
-        kind,
-        params,
-        ..
-    } = options;
-    let resample_grid = options.resample_grid();
-    let (label, k, held): (&'static str, u64, Vec<bool>) = match holdout {
+    params: ParamsConvention,
+) -> (&'static str, u64, Vec<bool>) {
+    match holdout {
         Holdout::Largest(k) => {
             let mut sizes: Vec<f64> = all.iter().map(|r| r.n(params)).collect();
             sizes.sort_by(f64::total_cmp);
@@ -176,7 +166,26 @@ fn fit_holdout(
                     .collect(),
             )
         }
-    };
+    }
+}
+
+fn fit_holdout(
+    all: &[&Row],
+    holdout: Holdout,
+    options: &ChinchillaOptions,
+    seed: u64,
+    warnings: &mut Vec<Warning>,
+) -> Option<HoldoutReport> {
+    let &ChinchillaOptions {
+        resamples,
+        confidence,
+        delta,
+        kind,
+        params,
+        ..
+    } = options;
+    let resample_grid = options.resample_grid();
+    let (label, k, held) = held_out(all, holdout, params);
     let train: Vec<&Row> = all
         .iter()
         .zip(&held)

@@ -22,6 +22,8 @@ pub mod law;
 pub mod lbfgs;
 pub mod linear;
 pub mod options;
+pub mod overtrain;
+pub mod overtrain_report;
 pub mod power;
 pub mod reduced;
 pub mod report;

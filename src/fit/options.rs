@@ -104,6 +104,13 @@ pub enum LawRequest {
         params: ParamsConvention,
     },
     Cost,
+    /// The over-training law ([`super::overtrain`]).
+    Overtrain {
+        bootstrap: u64,
+        confidence: f64,
+        delta: f64,
+        params: ParamsConvention,
+    },
     /// A whole-curve law per size (and learning rate), checked on held-out curves.
     Curve(CurveRequest),
 }

@@ -189,6 +189,9 @@ pub struct FitReport {
     /// L(N, D).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub curve: Option<super::curve::CurveReport>,
+    /// The over-training law (`law: overtrain`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overtrain: Option<super::overtrain_report::OvertrainReport>,
     /// The data's known entropy rate and its standard error, which the warnings compare E
     /// with (synthetic data trained by the built-in engine; absent otherwise).
     #[serde(default)]

@@ -161,6 +161,22 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                 bootstrap,
                 confidence,
             ),
+            LawRequest::Overtrain {
+                bootstrap,
+                confidence,
+                delta,
+                params,
+            } => super::overtrain_report::fit_overtrain(
+                &all,
+                request,
+                &mut report,
+                super::overtrain_report::OvertrainOptions {
+                    resamples: bootstrap,
+                    confidence,
+                    delta,
+                    params,
+                },
+            ),
             LawRequest::Cost => report.cost = Some(fit_cost(rows, &mut report.warnings)),
             LawRequest::Curve(curve_request) => {
                 let options = CurveOptions {

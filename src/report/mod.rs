@@ -15,6 +15,7 @@ pub mod context;
 pub mod curves;
 pub mod forecast;
 pub mod format;
+pub mod laws;
 pub mod manifest;
 pub mod plot;
 pub mod sweep;

@@ -512,54 +512,6 @@ pub fn warnings(input: &Input) -> String {
 }
 
 /// "Which law the data support": the free-E law beside the reduced forms, by AIC.
-pub fn laws(input: &Input) -> String {
-    let Some(c) = &input.fits.chinchilla else {
-        return "*No law comparison: it needs a chinchilla fit.*\n".into();
-    };
-    if c.reduced.is_empty() {
-        return "*No law comparison in these fits (refit with `scalebook fit`).*\n".into();
-    }
-    let mut out = String::from(
-        "The full law and the reduced forms a grid can support when it cannot place the floor \
-         E, fitted to the same runs and compared by AIC (n·ln(SSR/n) + 2k on ln L; lower is \
-         better, and a difference under 2 does not separate two laws):\n\n",
-    );
-    let rows = c
-        .reduced
-        .iter()
-        .map(|r| {
-            vec![
-                crate::fit::diagnose::form_words(&r.form).to_string(),
-                sig(r.law.e, 4),
-                sig(r.law.a, 4),
-                sig(r.law.alpha, 3),
-                sig(r.law.b, 4),
-                sig(r.law.beta, 3),
-                r.parameters.to_string(),
-                sig(r.rmse_log, 3),
-                format!("{:.1}", r.aic),
-                format!("{:.1}", r.delta_aic),
-            ]
-        })
-        .collect();
-    out.push_str(&table(
-        &[
-            "law",
-            " E",
-            " A",
-            " α",
-            " B",
-            " β",
-            " k",
-            " RMSE (ln)",
-            " AIC",
-            " ΔAIC",
-        ],
-        rows,
-    ));
-    out
-}
-
 pub fn checks(results: &[CheckResult]) -> String {
     if results.is_empty() {
         return "*The study has no `checks:`.*\n".into();
@@ -586,7 +538,7 @@ pub fn render(id: &str, input: &Input, checks_done: &[CheckResult]) -> String {
         "holdout" => holdout(input),
         "final" => final_run(input),
         "warnings" => warnings(input),
-        "laws" => laws(input),
+        "laws" => super::laws::table(input),
         "learning_rate" => super::sweep::table(input),
         "lr_transfer" => super::sweep::transfer_table(input),
         "batch_size" => super::batch::table(input),

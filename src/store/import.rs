@@ -74,6 +74,40 @@ fn column(
     Ok((0..values.len()).map(|i| values.get(i)).collect())
 }
 
+/// Which rows match every (column, value) of `results.where`, the cells compared as text.
+fn filter(
+    df: &DataFrame,
+    path: &Path,
+    pairs: &[(String, String)],
+) -> Result<Vec<bool>, ImportError> {
+    let mut keep = vec![true; df.height()];
+    for (name, want) in pairs {
+        let col = df.column(name).map_err(|_| {
+            error(
+                path,
+                format!("results.where.{name}: no column `{name}` in the table"),
+            )
+        })?;
+        let text = col
+            .cast(&DataType::String)
+            .map_err(|e| error(path, format!("results.where.{name}: {e}")))?;
+        let text = text
+            .str()
+            .map_err(|e| error(path, format!("results.where.{name}: {e}")))?;
+        for (i, k) in keep.iter_mut().enumerate() {
+            *k &= text.get(i) == Some(want.as_str());
+        }
+    }
+    if !pairs.is_empty() && !keep.iter().any(|k| *k) {
+        let what: Vec<String> = pairs.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        return Err(error(
+            path,
+            format!("results.where: no row has {}", what.join(" and ")),
+        ));
+    }
+    Ok(keep)
+}
+
 /// Rows for fitting: N, D (given, or C / 6N) and loss, the `drop_highest_loss` highest losses
 /// removed (Besiroglu et al. 2024 drop 5 of Epoch's 245 points).
 pub fn import_rows(spec: &ResultsSpec) -> Result<Vec<Row>, ImportError> {
@@ -86,8 +120,9 @@ pub fn import_rows(spec: &ResultsSpec) -> Result<Vec<Row>, ImportError> {
     };
     let x = column(&df, path, x_key, x_name)?;
     let loss = column(&df, path, "loss", &spec.loss_column)?;
+    let keep = filter(&df, path, &spec.filter)?;
     let mut rows = Vec::with_capacity(df.height());
-    for i in 0..df.height() {
+    for i in (0..df.height()).filter(|&i| keep[i]) {
         // Data rows are numbered from 1, as a spreadsheet shows them under the header.
         let cell = |values: &[Option<f64>], name: &str| -> Result<f64, ImportError> {
             match values[i] {

@@ -244,6 +244,7 @@ impl FitSpec {
             FitSpec::Power { .. } => LawKind::Power,
             FitSpec::Cost => LawKind::Cost,
             FitSpec::Curve(_) => LawKind::Curve,
+            FitSpec::Overtrain { .. } => LawKind::Overtrain,
         }
     }
 }
@@ -276,6 +277,8 @@ pub struct ResultsSpec {
     pub x_column: ResultsX,
     pub loss_column: String,
     pub drop_highest_loss: u64,
+    /// `results.where`: (column, value) pairs a row must match, compared as text.
+    pub filter: Vec<(String, String)>,
 }
 
 /// Whether imported rows give tokens directly or compute (D = C / 6N).

@@ -3,6 +3,7 @@
 
 mod batch;
 mod branches;
+mod conformance;
 mod external;
 mod fit;
 mod inputs;

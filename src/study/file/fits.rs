@@ -23,6 +23,9 @@ pub enum LawKind {
     /// A whole-curve law per size (and learning rate) under the runs' learning-rate
     /// schedules (multi-power or annealing), checked on held-out curves.
     Curve,
+    /// L(C, M) = E + (a·M^η + b·M^−η)·C^−η, M = D/N (Gadre et al. 2024): one exponent
+    /// shared by N and D, for runs trained far past the compute-optimal ratio.
+    Overtrain,
 }
 
 // The laws' options are the fitting code's own types (`fit::options`); the study file
@@ -44,7 +47,7 @@ pub struct FitFile {
     /// Interval coverage in (0, 1) (default 0.95).
     #[serde(default)]
     pub confidence: Option<Real>,
-    /// Chinchilla only: Huber δ on log loss (default 1e-3).
+    /// Chinchilla and overtrain: Huber δ on log loss (default 1e-3).
     #[serde(default)]
     pub delta: Option<Real>,
     /// Chinchilla only: `full` (default) or `coarse` start grid.

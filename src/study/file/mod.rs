@@ -525,4 +525,8 @@ pub struct ResultsFile {
     /// Drop the k highest-loss rows before fitting (Besiroglu et al. 2024 drop 5).
     #[serde(default)]
     pub drop_highest_loss: Option<Count>,
+    /// Keep only the rows whose cells equal these values (`{ dataset: rpj }`), compared as
+    /// text: one table can hold several studies' runs.
+    #[serde(default, rename = "where")]
+    pub filter: Option<std::collections::BTreeMap<String, String>>,
 }

@@ -62,6 +62,12 @@ impl Validator {
             x_column: x?,
             loss_column: c.loss.clone(),
             drop_highest_loss: f.drop_highest_loss.map_or(0, |c| c.0),
+            filter: f
+                .filter
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         })
     }
 
@@ -98,23 +104,29 @@ impl Validator {
             };
             if !matches!(
                 law,
-                LawKind::Chinchilla | LawKind::Isoflop | LawKind::Power | LawKind::Curve
+                LawKind::Chinchilla
+                    | LawKind::Isoflop
+                    | LawKind::Power
+                    | LawKind::Curve
+                    | LawKind::Overtrain
             ) {
                 only(
                     self,
                     "bootstrap",
                     f.bootstrap.is_some(),
-                    "chinchilla, isoflop, power or curve",
+                    "chinchilla, isoflop, power, curve or overtrain",
                 );
                 only(
                     self,
                     "confidence",
                     f.confidence.is_some(),
-                    "chinchilla, isoflop, power or curve",
+                    "chinchilla, isoflop, power, curve or overtrain",
                 );
             }
+            if !matches!(law, LawKind::Chinchilla | LawKind::Overtrain) {
+                only(self, "delta", f.delta.is_some(), "chinchilla or overtrain");
+            }
             if law != LawKind::Chinchilla {
-                only(self, "delta", f.delta.is_some(), "chinchilla");
                 only(self, "grid", f.grid.is_some(), "chinchilla");
                 only(
                     self,
@@ -190,6 +202,14 @@ impl Validator {
                     params,
                 },
                 LawKind::Frontier => FitSpec::Frontier { params },
+                LawKind::Overtrain => FitSpec::Overtrain {
+                    bootstrap,
+                    confidence,
+                    delta: self.real(&format!("{field}.delta"), f.delta, 1e-3, "positive", |x| {
+                        x > 0.0
+                    }),
+                    params,
+                },
                 LawKind::Power => {
                     let Some(x) = f.x else {
                         self.error(
@@ -488,5 +508,6 @@ pub fn law_name(law: LawKind) -> &'static str {
         LawKind::Power => "power",
         LawKind::Cost => "cost",
         LawKind::Curve => "curve",
+        LawKind::Overtrain => "overtrain",
     }
 }

@@ -1,0 +1,209 @@
+//! `law: overtrain` in `fits.json`: the fitted law with its bootstrap intervals, its AIC
+//! beside the Chinchilla forms', its own hold-out check (the study's `holdout:` split) and
+//! the compute-optimal allocation it implies.
+
+use serde::{Deserialize, Serialize};
+
+use super::approach3::held_out;
+use super::chinchilla::allocate;
+use super::diagnose::Warning;
+use super::options::{Holdout, ParamsConvention};
+use super::overtrain::{self, OvertrainLaw};
+use super::suite::{FitReport, HoldoutPoint, Request, Row, points};
+
+/// The options of `law: overtrain`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OvertrainOptions {
+    pub resamples: u64,
+    pub confidence: f64,
+    pub delta: f64,
+    pub params: ParamsConvention,
+}
+
+/// Percentile intervals of the paper's parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OvertrainCi {
+    #[serde(rename = "E")]
+    pub e: [f64; 2],
+    pub a: [f64; 2],
+    pub b: [f64; 2],
+    pub eta: [f64; 2],
+}
+
+/// The law fitted without the held-out runs, and how it predicts them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OvertrainHoldout {
+    /// `largest` or `budgets`, and k.
+    pub kind: String,
+    pub k: u64,
+    pub fitted_points: usize,
+    pub law: OvertrainLaw,
+    pub points: Vec<HoldoutPoint>,
+    pub rel_error_max: f64,
+    pub rel_error_mean: f64,
+}
+
+/// The optimum for one budget under the law (C = 6ND).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OvertrainAllocation {
+    pub compute: f64,
+    pub n_opt: f64,
+    pub d_opt: f64,
+    pub loss: f64,
+}
+
+/// `fits.overtrain`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OvertrainReport {
+    #[serde(flatten)]
+    pub law: OvertrainLaw,
+    /// The same law as E + A/N^α + B/D^β (β = α = 2η).
+    pub chinchilla_form: super::chinchilla::Law,
+    pub params: ParamsConvention,
+    pub delta: f64,
+    /// Σ Huber_δ of the log residuals at the optimum, the starts searched and how many
+    /// reached the optimum.
+    pub objective: f64,
+    pub starts: usize,
+    pub starts_at_best: usize,
+    pub points: usize,
+    /// Root mean squared log residual and AIC (n·ln(SSR/n) + 2·4), comparable with the
+    /// Chinchilla forms' (`fits.chinchilla.reduced`): same rows, same residuals.
+    pub rmse_log: f64,
+    pub aic: f64,
+    pub confidence: f64,
+    pub bootstrap_resamples: u64,
+    pub ci: Option<OvertrainCi>,
+    pub holdout: Option<OvertrainHoldout>,
+    pub allocation: Vec<OvertrainAllocation>,
+}
+
+/// Fit `law: overtrain` to `all` into `report.overtrain`; a problem is a warning.
+pub(super) fn fit_overtrain(
+    all: &[&Row],
+    request: &Request,
+    report: &mut FitReport,
+    options: OvertrainOptions,
+) {
+    let pts = points(all, options.params);
+    let Some(fitted) = overtrain::fit(&pts, options.delta) else {
+        report.warnings.push(Warning::problem(format!(
+            "overtrain: the law could not be fitted to {} run(s) (it needs 4 or more with \
+             positive N, D and loss)",
+            pts.len()
+        )));
+        return;
+    };
+    let law = fitted.law;
+    let n = pts.len() as f64;
+    let ssr: f64 = pts
+        .iter()
+        .map(|p| (law.loss(p.n, p.d).ln() - p.loss.ln()).powi(2))
+        .sum();
+    let ci = (options.resamples > 0)
+        .then(|| {
+            overtrain::intervals(
+                &pts,
+                options.delta,
+                &fitted,
+                &[],
+                options.resamples as usize,
+                options.confidence,
+                request.seed,
+            )
+        })
+        .flatten()
+        .map(|v| OvertrainCi {
+            e: v[0],
+            a: v[1],
+            b: v[2],
+            eta: v[3],
+        });
+    let allocation = request
+        .budgets
+        .iter()
+        .map(|&c| {
+            let a = allocate(&law.chinchilla(), c);
+            OvertrainAllocation {
+                compute: c,
+                n_opt: a.n_opt,
+                d_opt: a.d_opt,
+                loss: law.loss(a.n_opt, a.d_opt),
+            }
+        })
+        .collect();
+    let holdout = request
+        .holdout
+        .and_then(|h| holdout(all, h, &options, &mut report.warnings));
+    report.overtrain = Some(OvertrainReport {
+        law,
+        chinchilla_form: law.chinchilla(),
+        params: options.params,
+        delta: options.delta,
+        objective: fitted.objective,
+        starts: fitted.starts,
+        starts_at_best: fitted.starts_at_best,
+        points: pts.len(),
+        rmse_log: (ssr / n).sqrt(),
+        aic: n * (ssr.max(1e-300) / n).ln() + 2.0 * 4.0,
+        confidence: options.confidence,
+        bootstrap_resamples: options.resamples,
+        ci,
+        holdout,
+        allocation,
+    });
+}
+
+/// The law refitted (full start grid) without the runs `holdout` leaves out, and its
+/// predictions of them.
+fn holdout(
+    all: &[&Row],
+    h: Holdout,
+    options: &OvertrainOptions,
+    warnings: &mut Vec<Warning>,
+) -> Option<OvertrainHoldout> {
+    let (kind, k, held) = held_out(all, h, options.params);
+    let split = |want: bool| -> Vec<&Row> {
+        all.iter()
+            .zip(&held)
+            .filter(|(_, h)| **h == want)
+            .map(|(r, _)| *r)
+            .collect()
+    };
+    let (train, test) = (split(false), split(true));
+    if test.is_empty() {
+        return None;
+    }
+    let Some(fitted) = overtrain::fit(&points(&train, options.params), options.delta) else {
+        warnings.push(Warning::problem(
+            "overtrain: the hold-out fit failed (too few runs are left to fit)",
+        ));
+        return None;
+    };
+    let points: Vec<HoldoutPoint> = test
+        .iter()
+        .map(|r| {
+            let (n, d) = (r.n(options.params), r.tokens);
+            let predicted = fitted.law.loss(n, d);
+            HoldoutPoint {
+                name: r.name.clone(),
+                n,
+                d,
+                measured: r.loss,
+                predicted,
+                rel_error: (predicted / r.loss - 1.0).abs(),
+                predicted_ci: None,
+            }
+        })
+        .collect();
+    let errors: Vec<f64> = points.iter().map(|p| p.rel_error).collect();
+    Some(OvertrainHoldout {
+        kind: kind.into(),
+        k,
+        fitted_points: train.len(),
+        law: fitted.law,
+        rel_error_max: errors.iter().copied().fold(0.0, f64::max),
+        rel_error_mean: errors.iter().sum::<f64>() / errors.len() as f64,
+        points,
+    })
+}

@@ -1,0 +1,123 @@
+//! The conformance studies (`conformance/*.yaml`): published datasets imported with
+//! `results:` and gated on the paper's numbers with `checks:`. Each runs with its data path
+//! pointed at the reference data (`$SCALEBOOK_REFERENCE_DATA`), and must pass every check.
+
+use std::fs;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::{assert_no_crash, fresh_dir, scalebook, stderr};
+
+#[test]
+fn every_conformance_study_meets_its_papers_numbers() {
+    let Some(data) = scalebook::testing::reference_data() else {
+        scalebook::testing::skip(
+            "every_conformance_study_meets_its_papers_numbers",
+            "no reference data (set SCALEBOOK_REFERENCE_DATA, or put shared/ beside the repository)",
+        );
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance");
+    let mut studies: Vec<_> = fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    studies.sort();
+    assert!(studies.len() >= 3, "{studies:?}");
+    let dir = fresh_dir("conformance");
+    for path in studies {
+        let text = fs::read_to_string(&path).unwrap();
+        let text = text.replace("../../shared/data", data.to_str().unwrap());
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let study = dir.join(name);
+        fs::write(&study, text).unwrap();
+        let store = dir.join("store");
+        let book = dir.join("book");
+        let out = scalebook(&[
+            "report",
+            study.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+            "--book",
+            book.to_str().unwrap(),
+        ]);
+        let err = stderr(&out);
+        assert_no_crash(&err, &study);
+        assert_eq!(out.status.code(), Some(0), "{name}: {err}");
+        assert!(!err.contains("check failed"), "{name}: {err}");
+        let checks = err.matches("check passed").count();
+        assert!(checks >= 2, "{name}: {err}");
+        // The law's numbers are in fits.json under their law's name.
+        let stem = name.trim_end_matches(".yaml");
+        let fits: Value = serde_json::from_str(
+            &fs::read_to_string(store.join(format!("studies/{stem}/fits.json"))).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            fits["overtrain"]["holdout"]["rel_error_max"].is_f64(),
+            "{fits}"
+        );
+    }
+}
+
+/// `results.where` keeps the matching rows only, and names a column the table lacks.
+#[test]
+fn results_where_filters_rows_and_names_a_missing_column() {
+    let dir = fresh_dir("where");
+    let csv = dir.join("runs.csv");
+    let mut rows = String::from("set,params,tokens,loss\n");
+    for (i, set) in ["a", "b"].iter().enumerate() {
+        for n in [1e6, 4e6, 1.6e7] {
+            for d in [2e7, 8e7, 3.2e8] {
+                let loss = 1.7 + i as f64 + 400.0 / f64::powf(n, 0.34) + 410.0 / f64::powf(d, 0.28);
+                rows.push_str(&format!("{set},{n},{d},{loss}\n"));
+            }
+        }
+    }
+    fs::write(&csv, rows).unwrap();
+    let study = |filter: &str| {
+        let path = dir.join("w.yaml");
+        fs::write(
+            &path,
+            format!(
+                "version: 1\nname: w\nresults:\n  path: runs.csv\n  columns: {{ params: params, tokens: tokens, loss: loss }}\n  where: {filter}\nfits:\n  - {{ law: chinchilla, bootstrap: 0 }}\n  - {{ law: overtrain, bootstrap: 0 }}\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let store = dir.join("store");
+    let path = study("{ set: b }");
+    let out = scalebook(&[
+        "fit",
+        path.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let fits: Value =
+        serde_json::from_str(&fs::read_to_string(store.join("studies/w/fits.json")).unwrap())
+            .unwrap();
+    assert_eq!(fits["points"], 9);
+    // Set b's floor is 2.7: the free-E law finds it.
+    let e = fits["chinchilla"]["E"].as_f64().unwrap();
+    assert!((e - 2.7).abs() < 1e-3, "{e}");
+    for (filter, words) in [
+        ("{ grade: b }", "results.where.grade: no column `grade`"),
+        ("{ set: c }", "results.where: no row has set = c"),
+    ] {
+        let path = study(filter);
+        let out = scalebook(&[
+            "fit",
+            path.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+        ]);
+        let err = stderr(&out);
+        assert_no_crash(&err, &path);
+        assert_eq!(out.status.code(), Some(2), "{filter}: {err}");
+        assert!(err.contains(words), "{filter}: {err}");
+    }
+}
