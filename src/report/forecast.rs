@@ -9,6 +9,7 @@ use super::charts::{CURVE_POINTS, d_groups, law_of, log_space, n_range, ok_runs,
 use super::context::{RunRow, band};
 use super::plot::{Mark, Panel, Series, colour};
 use crate::fit::chinchilla::{Law, allocate};
+use crate::fit::options::ParamsConvention;
 
 /// A law and its bootstrap refits.
 #[derive(Clone, Copy)]
@@ -102,6 +103,26 @@ pub fn extrapolation(input: &Input) -> Result<Vec<Panel>, String> {
             colour(7),
             Vec::new(),
         ));
+        // The over-training law fitted without the same runs, at their token counts.
+        if let Some(oh) = input
+            .fits
+            .overtrain
+            .as_ref()
+            .and_then(|o| o.holdout.as_ref())
+        {
+            let law = oh.law.chinchilla();
+            let mut ds: Vec<u64> = oh.points.iter().map(|p| p.d as u64).collect();
+            ds.sort();
+            ds.dedup();
+            for (k, d) in ds.into_iter().enumerate() {
+                let ns = log_space(range.0, range.1, CURVE_POINTS);
+                let curve = ns.into_iter().map(|n| (n, law.loss(n, d as f64))).collect();
+                let label = (k == 0).then(|| "over-training law without hold-out".to_string());
+                panel
+                    .series
+                    .push(Series::new(label, Mark::Line, colour(6), curve));
+            }
+        }
     }
     if let Some(f) = &input.final_run {
         let c = colour(i);
@@ -164,8 +185,22 @@ pub fn extrapolation(input: &Input) -> Result<Vec<Panel>, String> {
 
 pub fn residuals(input: &Input) -> Result<Vec<Panel>, String> {
     let (law, params) = law_of(input).ok_or("needs a chinchilla fit")?;
+    let mut panels = vec![residual_panel(input, "Residuals", &law, params)];
+    if let Some(o) = &input.fits.overtrain {
+        panels.push(residual_panel(
+            input,
+            "Residuals, over-training law",
+            &o.chinchilla_form,
+            o.params,
+        ));
+    }
+    Ok(panels)
+}
+
+/// Every finished run's relative residual under `law`, one colour per token count.
+fn residual_panel(input: &Input, title: &str, law: &Law, params: ParamsConvention) -> Panel {
     let runs = ok_runs(input);
-    let mut panel = Panel::new("Residuals", "parameters N", "measured / predicted − 1 (%)");
+    let mut panel = Panel::new(title, "parameters N", "measured / predicted − 1 (%)");
     for (i, (label, _, rows)) in d_groups(&runs).into_iter().enumerate() {
         let pts = rows
             .iter()
@@ -180,7 +215,7 @@ pub fn residuals(input: &Input) -> Result<Vec<Panel>, String> {
             .push(Series::new(Some(label), Mark::Dots, colour(i), pts));
     }
     panel.h_line = Some((0.0, "zero".into()));
-    Ok(vec![panel])
+    panel
 }
 
 pub fn allocation(input: &Input) -> Result<Vec<Panel>, String> {
