@@ -77,12 +77,7 @@ fn objective(theta: &[f64; 4], pts: &[(f64, f64, f64)], delta: f64) -> (f64, [f6
         let u = (a - alpha * ln_n).exp();
         let v = (b - alpha * ln_d).exp();
         let s = ee + u + v;
-        let r = s.ln() - ln_l;
-        let (h, dh) = if r.abs() <= delta {
-            (0.5 * r * r, r)
-        } else {
-            (delta * (r.abs() - 0.5 * delta), delta * r.signum())
-        };
+        let (h, dh) = super::reduced::huber(s.ln() - ln_l, delta);
         f += h;
         g[0] += dh * u / s;
         g[1] += dh * v / s;

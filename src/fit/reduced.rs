@@ -31,6 +31,15 @@ pub struct Candidate {
     pub delta_aic: f64,
 }
 
+/// Huber_δ(r) and its derivative in r: quadratic within δ, linear beyond.
+pub(super) fn huber(r: f64, delta: f64) -> (f64, f64) {
+    if r.abs() <= delta {
+        (0.5 * r * r, r)
+    } else {
+        (delta * (r.abs() - 0.5 * delta), delta * r.signum())
+    }
+}
+
 /// Σ Huber_δ(ln L̂ − ln L) with E held fixed, and its gradient in (a, b, α, β).
 fn objective(theta: &[f64; 4], e: f64, pts: &[(f64, f64, f64)], delta: f64) -> (f64, [f64; 4]) {
     let [a, b, alpha, beta] = *theta;
@@ -40,12 +49,7 @@ fn objective(theta: &[f64; 4], e: f64, pts: &[(f64, f64, f64)], delta: f64) -> (
         let u = (a - alpha * ln_n).exp();
         let v = (b - beta * ln_d).exp();
         let s = e + u + v;
-        let r = s.ln() - ln_l;
-        let (h, dh) = if r.abs() <= delta {
-            (0.5 * r * r, r)
-        } else {
-            (delta * (r.abs() - 0.5 * delta), delta * r.signum())
-        };
+        let (h, dh) = huber(s.ln() - ln_l, delta);
         f += h;
         g[0] += dh * u / s;
         g[1] += dh * v / s;
