@@ -131,6 +131,25 @@ pub(super) fn fit_chinchilla(
     if let Some(holdout) = request.holdout {
         report.holdout = fit_holdout(all, holdout, options, request.seed, &mut report.warnings);
     }
+    if request.rollout {
+        let overtrain = request
+            .fits
+            .iter()
+            .any(|f| matches!(f, super::options::LawRequest::Overtrain { .. }));
+        report.rollout = super::rollout::rollout(
+            &pts,
+            delta,
+            &grid(kind),
+            request.entropy.map(|e| e.0),
+            overtrain,
+        );
+        if report.rollout.is_none() {
+            report.warnings.push(Warning::problem(format!(
+                "rollout: the audit needs more than {} model sizes",
+                super::rollout::MIN_FITTED_SIZES
+            )));
+        }
+    }
 }
 
 /// Which of `all` a hold-out leaves out: its kind's name, k, and a flag per row.

@@ -27,4 +27,5 @@ pub mod overtrain_report;
 pub mod power;
 pub mod reduced;
 pub mod report;
+pub mod rollout;
 pub mod suite;

@@ -189,6 +189,9 @@ pub struct FitReport {
     /// L(N, D).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub curve: Option<super::curve::CurveReport>,
+    /// The rollout audit (`holdout.rollout: sizes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<super::rollout::RolloutReport>,
     /// The over-training law (`law: overtrain`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overtrain: Option<super::overtrain_report::OvertrainReport>,

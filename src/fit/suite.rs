@@ -61,6 +61,8 @@ pub struct Request<'a> {
     /// Learning curves (trained studies; empty for imported results).
     pub curves: &'a [CurveRow],
     pub holdout: Option<Holdout>,
+    /// The rollout audit over model sizes (`holdout.rollout: sizes`).
+    pub rollout: bool,
     /// Budgets to allocate (the final run's, the IsoFLOP budgets).
     pub budgets: Vec<f64>,
     pub seed: u64,
@@ -498,6 +500,7 @@ mod tests {
             fits: &fits,
             curves: &[],
             holdout: None,
+            rollout: false,
             budgets: Vec::new(),
             seed: 1,
             wall_budget: None,

@@ -378,6 +378,7 @@ pub fn compute(study: &Study, input: &FitInput, constraints: Constraints) -> Fit
         fits: &study.fits,
         curves: &input.curves,
         holdout: study.holdout,
+        rollout: study.rollout,
         budgets: budgets(study, rows),
         seed: study.seed,
         wall_budget: constraints.wall_budget,

@@ -18,13 +18,14 @@ pub fn table(input: &Input) -> String {
          E, fitted to the same runs and compared by AIC (n·ln(SSR/n) + 2k on ln L; lower is \
          better, and a difference under 2 does not separate two laws):\n\n",
     );
-    // (form, E, A, α, B, β, k, RMSE, AIC)
-    let mut rows: Vec<(String, [f64; 5], usize, f64, f64)> = c
+    // (form id, words, E, A, α, B, β, k, RMSE, AIC)
+    let mut rows: Vec<(String, String, [f64; 5], usize, f64, f64)> = c
         .reduced
         .iter()
         .map(|r| {
             let l = &r.law;
             (
+                r.form.clone(),
                 crate::fit::diagnose::form_words(&r.form).to_string(),
                 [l.e, l.a, l.alpha, l.b, l.beta],
                 r.parameters,
@@ -36,6 +37,7 @@ pub fn table(input: &Input) -> String {
     if let Some(o) = &input.fits.overtrain {
         let l = &o.chinchilla_form;
         rows.push((
+            "overtrain".into(),
             "over-training: one exponent α = β = 2η (Gadre et al. 2024)".into(),
             [l.e, l.a, l.alpha, l.b, l.beta],
             4,
@@ -43,11 +45,12 @@ pub fn table(input: &Input) -> String {
             o.aic,
         ));
     }
-    let best = rows.iter().map(|r| r.4).fold(f64::INFINITY, f64::min);
+    let best = rows.iter().map(|r| r.5).fold(f64::INFINITY, f64::min);
+    let rollout = input.fits.rollout.as_ref();
     let cells = rows
         .into_iter()
-        .map(|(form, [e, a, alpha, b, beta], k, rmse, aic)| {
-            vec![
+        .map(|(id, form, [e, a, alpha, b, beta], k, rmse, aic)| {
+            let mut row = vec![
                 form,
                 sig(e, 4),
                 sig(a, 4),
@@ -58,24 +61,39 @@ pub fn table(input: &Input) -> String {
                 sig(rmse, 3),
                 format!("{aic:.1}"),
                 format!("{:.1}", aic - best),
-            ]
+            ];
+            if let Some(r) = rollout {
+                row.push(match r.laws.iter().find(|l| l.form == id) {
+                    Some(l) => format!(
+                        "{:.2} % / {:.2} %",
+                        100.0 * l.mean_error,
+                        100.0 * l.max_error
+                    ),
+                    None => "—".into(),
+                });
+            }
+            row
         })
         .collect();
-    out.push_str(&markdown_table(
-        &[
-            "law",
-            " E",
-            " A",
-            " α",
-            " B",
-            " β",
-            " k",
-            " RMSE (ln)",
-            " AIC",
-            " ΔAIC",
-        ],
-        cells,
-    ));
+    let mut header = vec![
+        "law",
+        " E",
+        " A",
+        " α",
+        " B",
+        " β",
+        " k",
+        " RMSE (ln)",
+        " AIC",
+        " ΔAIC",
+    ];
+    if rollout.is_some() {
+        header.push(" rollout error (mean / worst)");
+    }
+    out.push_str(&markdown_table(&header, cells));
+    if let Some(r) = rollout {
+        out.push_str(&rollout_words(r));
+    }
     if let Some(o) = &input.fits.overtrain {
         out.push_str(&overtrain_words(o));
     }
@@ -115,4 +133,23 @@ fn overtrain_words(o: &crate::fit::overtrain_report::OvertrainReport) -> String 
     }
     out.push('\n');
     out
+}
+
+fn rollout_words(r: &crate::fit::rollout::RolloutReport) -> String {
+    let folds: Vec<String> = r
+        .folds
+        .iter()
+        .map(|f| format!("{} sizes → the next ({} runs)", f.fitted_sizes, f.runs))
+        .collect();
+    format!(
+        "\n**Rollout audit**: every law refitted on the smallest sizes and asked for the next \
+         one, fold by fold ({}); the column gives each law's largest relative error on the \
+         predicted size, averaged over the folds and at its worst. Ranked by it: {}.\n",
+        folds.join("; "),
+        r.laws
+            .iter()
+            .map(|l| crate::fit::diagnose::form_words(&l.form).to_string())
+            .collect::<Vec<_>>()
+            .join(" < ")
+    )
 }

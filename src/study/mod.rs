@@ -50,6 +50,8 @@ pub struct Study {
     pub source: Source,
     pub fits: Vec<FitSpec>,
     pub holdout: Option<Holdout>,
+    /// `holdout.rollout: sizes`: the rollout audit over model sizes.
+    pub rollout: bool,
     pub final_run: Option<FinalSpec>,
     /// Report sections in order; empty means the default sections.
     pub sections: Vec<Section>,

@@ -340,6 +340,7 @@ fn fit(rows: &[Row], entropy: Option<(f64, f64)>) -> FitReport {
             fits: &fits,
             curves: &[],
             holdout: None,
+            rollout: false,
             budgets: vec![6.0 * 3e8 * 6e9],
             seed: 3,
             wall_budget: None,

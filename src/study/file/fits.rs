@@ -125,6 +125,17 @@ pub struct HoldoutFile {
     /// Leave out the k largest compute budgets (IsoFLOP studies).
     #[serde(default)]
     pub budgets: Option<Count>,
+    /// `sizes`: the rollout audit — fit every law on the smallest k sizes and predict the
+    /// next, for every k from 3 (alone, or beside `largest`/`budgets`).
+    #[serde(default)]
+    pub rollout: Option<RolloutKind>,
+}
+
+/// What the rollout audit steps over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutKind {
+    Sizes,
 }
 
 /// The final, compute-optimal run.

@@ -281,6 +281,8 @@ impl Validator {
 
     pub(super) fn holdout(&mut self, f: &HoldoutFile, source: Option<&Source>) -> Option<Holdout> {
         match (f.largest, f.budgets) {
+            // The rollout audit alone.
+            (None, None) if f.rollout.is_some() => None,
             (Some(_), Some(_)) => {
                 self.error(
                     "holdout.budgets",

@@ -215,6 +215,7 @@ impl Validator {
             .holdout
             .as_ref()
             .and_then(|h| self.holdout(h, source.as_ref()));
+        let rollout = f.holdout.as_ref().is_some_and(|h| h.rollout.is_some());
         let final_run = f
             .final_run
             .as_ref()
@@ -237,6 +238,7 @@ impl Validator {
             source: source?,
             fits,
             holdout,
+            rollout,
             final_run,
             sections,
             checks,
