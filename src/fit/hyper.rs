@@ -2,9 +2,10 @@
 //! the optimal-learning-rate law η*(N, D) = c·N^a·D^b (DeepSeek LLM 2024, §3.1; Li et al.
 //! 2025, "Predictable Scale: Part I — Optimal Hyperparameter Scaling Law").
 //!
-//! - **Envelope.** Each (size, tokens) point was trained at several learning rates; the
+//! - **Envelope.** Each (size, tokens) point was trained at several learning rates (and, in
+//!   a batch sweep, at every pair of learning rate and batch size: [`super::batch`]); the
 //!   point's loss is the lowest among its runs that finished. Ties go to the lower learning
-//!   rate (the safer choice). Runs that diverged or failed are excluded and named; a point
+//!   rate (the safer choice), then the smaller batch. Runs that diverged or failed are excluded and named; a point
 //!   whose every run failed has no loss (and its runs are left out of the fits).
 //! - **η\* per point.** The best swept value, refined — when it has a swept neighbour on each
 //!   side — to the vertex of the parabola through the three losses in ln η (the usual shape
