@@ -147,6 +147,37 @@ pub fn minimize<const P: usize>(
     }
 }
 
+/// An objective the starts of [`multistart`] share across threads.
+pub type SharedObjective<'a, const P: usize> = &'a (dyn Fn(&[f64; P]) -> (f64, [f64; P]) + Sync);
+
+/// L-BFGS from every start (in parallel): the best finite objective and its point, ties to
+/// the earliest start so the result does not depend on thread scheduling, and how many
+/// starts ended within 1e-9 (relative) of it. `None` when no start reached a finite value.
+pub fn multistart<const P: usize>(
+    f: SharedObjective<'_, P>,
+    starts: &[[f64; P]],
+    settings: &Settings,
+) -> Option<(f64, [f64; P], usize)> {
+    use rayon::prelude::*;
+    let results: Vec<(f64, [f64; P])> = starts
+        .par_iter()
+        .map(|x0| {
+            let m = minimize(f, *x0, settings);
+            (m.f, m.x)
+        })
+        .collect();
+    let (_, &(best, x)) = results
+        .iter()
+        .enumerate()
+        .filter(|(_, (v, _))| v.is_finite())
+        .min_by(|p, q| p.1.0.total_cmp(&q.1.0).then(p.0.cmp(&q.0)))?;
+    let at_best = results
+        .iter()
+        .filter(|(v, _)| (v - best).abs() <= 1e-9 * best.abs().max(1e-300))
+        .count();
+    Some((best, x, at_best))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,12 +11,11 @@
 //! objective winning, ties to the earliest start. Bootstrap intervals refit each resample
 //! from the full fit's optimum (a warm start).
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::bootstrap;
 use super::chinchilla::{Law, Point};
-use super::lbfgs::{Settings, minimize};
+use super::lbfgs::{Settings, minimize, multistart};
 
 /// The fitted law in the paper's parameters and in the Chinchilla form's.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -127,22 +126,7 @@ pub fn fit(points: &[Point], delta: f64) -> Option<OvertrainFit> {
     let pts = logs(points);
     let f = |t: &[f64; 4]| objective(t, &pts, delta);
     let grid = starts();
-    let results: Vec<(f64, [f64; 4])> = grid
-        .par_iter()
-        .map(|x0| {
-            let m = minimize(&f, *x0, &SEARCH);
-            (m.f, m.x)
-        })
-        .collect();
-    let (_, &(best_f, x)) = results
-        .iter()
-        .enumerate()
-        .filter(|(_, (v, _))| v.is_finite())
-        .min_by(|p, q| p.1.0.total_cmp(&q.1.0).then(p.0.cmp(&q.0)))?;
-    let starts_at_best = results
-        .iter()
-        .filter(|(v, _)| (v - best_f).abs() <= 1e-9 * best_f.abs().max(1e-300))
-        .count();
+    let (best_f, x, starts_at_best) = multistart(&f, &grid, &SEARCH)?;
     Some(OvertrainFit {
         law: OvertrainLaw::from_theta(&x),
         objective: best_f,

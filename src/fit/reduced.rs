@@ -10,11 +10,10 @@
 //! and every form's AIC is n·ln(SSR/n) + 2k on the log residuals (Akaike 1974), the
 //! comparison [`super::power`] makes for single-variable laws.
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::chinchilla::{Law, Point};
-use super::lbfgs::{Settings, minimize};
+use super::lbfgs::{Settings, multistart};
 
 /// One candidate law and how well it fits.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -89,18 +88,7 @@ pub fn fit_fixed_e(points: &[Point], e: f64, delta: f64) -> Option<(Law, f64)> {
         gradient_tolerance: 1e-8,
         relative_tolerance: 1e-12,
     };
-    let results: Vec<(f64, [f64; 4])> = starts
-        .par_iter()
-        .map(|x0| {
-            let m = minimize(&f, *x0, &search);
-            (m.f, m.x)
-        })
-        .collect();
-    let (_, &(best_f, x)) = results
-        .iter()
-        .enumerate()
-        .filter(|(_, (v, _))| v.is_finite())
-        .min_by(|p, q| p.1.0.total_cmp(&q.1.0).then(p.0.cmp(&q.0)))?;
+    let (best_f, x, _) = multistart(&f, &starts, &search)?;
     let law = Law {
         e,
         a: x[0].exp(),
