@@ -222,6 +222,7 @@ fn run_fit(args: &FitArgs) -> Result<(), Failure> {
         loss_column: args.loss.clone(),
         drop_highest_loss: args.drop_highest_loss,
         filter: Vec::new(),
+        unique: None,
     })
     .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let points: Vec<Point> = rows

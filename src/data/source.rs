@@ -303,6 +303,15 @@ impl TokenSource {
     }
 
     /// A batcher for training; the same seed gives the same batches.
+    /// The training split's token count (a corpus), `None` for a synthetic language (an
+    /// endless stream: no token is ever seen twice by design).
+    pub fn train_tokens(&self) -> Option<u64> {
+        match &self.kind {
+            Kind::Corpus { split, .. } => Some(*split as u64),
+            _ => None,
+        }
+    }
+
     pub fn batcher(&self, seed: u64, batch: usize, context: usize) -> Batcher<'_> {
         let state = match &self.kind {
             Kind::Synthetic(lang) => {

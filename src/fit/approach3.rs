@@ -185,6 +185,13 @@ pub(super) fn held_out(
                     .collect(),
             )
         }
+        Holdout::EpochsAbove(k) => (
+            "epochs_above",
+            k,
+            all.iter()
+                .map(|r| r.unique_tokens.is_some_and(|u| r.tokens > k as f64 * u))
+                .collect(),
+        ),
     }
 }
 

@@ -13,6 +13,8 @@ pub mod chinchilla;
 pub mod constrained;
 pub mod cost;
 pub mod curve;
+pub mod data_constrained;
+pub mod data_constrained_report;
 pub mod diagnose;
 pub mod frontier;
 pub mod hyper;

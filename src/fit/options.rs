@@ -75,6 +75,8 @@ pub enum Holdout {
     Largest(u64),
     /// The k largest compute budgets.
     Budgets(u64),
+    /// The runs trained for more than this many epochs of their unique tokens.
+    EpochsAbove(u64),
 }
 
 /// One law to fit, with its options.
@@ -113,6 +115,13 @@ pub enum LawRequest {
     },
     /// A whole-curve law per size (and learning rate), checked on held-out curves.
     Curve(CurveRequest),
+    /// The data-constrained law ([`super::data_constrained`]).
+    DataConstrained {
+        bootstrap: u64,
+        confidence: f64,
+        delta: f64,
+        params: ParamsConvention,
+    },
 }
 
 /// The options of `law: curve`.

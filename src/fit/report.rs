@@ -195,6 +195,9 @@ pub struct FitReport {
     /// The over-training law (`law: overtrain`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overtrain: Option<super::overtrain_report::OvertrainReport>,
+    /// The data-constrained law (`law: data_constrained`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_constrained: Option<super::data_constrained_report::DataConstrainedReport>,
     /// The data's known entropy rate and its standard error, which the warnings compare E
     /// with (synthetic data trained by the built-in engine; absent otherwise).
     #[serde(default)]

@@ -23,6 +23,9 @@ pub struct Row {
     pub params_total: f64,
     pub params_non_embedding: f64,
     pub tokens: f64,
+    /// The unique tokens the run's D were drawn from (U_D): `tokens / unique_tokens` is its
+    /// epochs. `None` where the data never repeat (the synthetic languages) or it is unknown.
+    pub unique_tokens: Option<f64>,
     pub loss: f64,
     /// Training FLOPs (6ND for imported rows).
     pub flops: f64,
@@ -179,6 +182,22 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                     params,
                 },
             ),
+            LawRequest::DataConstrained {
+                bootstrap,
+                confidence,
+                delta,
+                params,
+            } => super::data_constrained_report::fit_data_constrained(
+                &all,
+                request,
+                &mut report,
+                super::data_constrained_report::DataConstrainedOptions {
+                    resamples: bootstrap,
+                    confidence,
+                    delta,
+                    params,
+                },
+            ),
             LawRequest::Cost => report.cost = Some(fit_cost(rows, &mut report.warnings)),
             LawRequest::Curve(curve_request) => {
                 let options = CurveOptions {
@@ -206,6 +225,7 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
             },
         }
     }
+    super::data_constrained_report::repeated_data(&all, request, &mut report);
     constrain(&mut report, request);
     if let (Some(c), Some(ch)) = (&mut report.curve, &report.chinchilla)
         && let Some(informed) = &mut c.informed
@@ -467,6 +487,7 @@ mod tests {
             params_total: n,
             params_non_embedding: n,
             tokens: d,
+            unique_tokens: None,
             loss,
             flops: 6.0 * n * d,
             budget,

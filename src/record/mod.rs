@@ -116,6 +116,11 @@ pub struct RunResult {
     /// these tokens only. Absent when the run trained every token itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub computed_tokens: Option<u64>,
+    /// The training split's token count (text and token corpora): the unique tokens the run's
+    /// D were drawn from, so `tokens / unique_tokens` is its (nominal) epochs. Absent for the
+    /// synthetic languages, which never repeat, and in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_tokens: Option<u64>,
     pub peak_rss_bytes: Option<u64>,
     pub seed: u64,
     pub threads: usize,
@@ -257,6 +262,7 @@ impl RunResult {
             train_seconds: 0.0,
             tokens_per_second: 0.0,
             computed_tokens: None,
+            unique_tokens: None,
             peak_rss_bytes: None,
             seed: id.seed,
             threads: 0,

@@ -45,6 +45,17 @@ pub fn table(input: &Input) -> String {
             o.aic,
         ));
     }
+    if let Some(d) = &input.fits.data_constrained {
+        let l = &d.law;
+        rows.push((
+            "data_constrained".into(),
+            "data-constrained: effective N′ and D′ (Muennighoff et al. 2023)".into(),
+            [l.e, l.a, l.alpha, l.b, l.beta],
+            7,
+            d.rmse_log,
+            d.aic,
+        ));
+    }
     let best = rows.iter().map(|r| r.5).fold(f64::INFINITY, f64::min);
     let rollout = input.fits.rollout.as_ref();
     let cells = rows
@@ -97,6 +108,72 @@ pub fn table(input: &Input) -> String {
     if let Some(o) = &input.fits.overtrain {
         out.push_str(&overtrain_words(o));
     }
+    if let Some(d) = &input.fits.data_constrained {
+        out.push_str(&data_constrained_words(d));
+    }
+    out
+}
+
+fn data_constrained_words(
+    d: &crate::fit::data_constrained_report::DataConstrainedReport,
+) -> String {
+    let iv = |v: Option<[f64; 2]>| {
+        v.map_or(String::new(), |[lo, hi]| {
+            format!(" [{}, {}]", sig(lo, 3), sig(hi, 3))
+        })
+    };
+    let n = &d.near_optima;
+    let mut out = format!(
+        "\nThe data-constrained law's repetition constants: R_D\\* = {}{} and R_N\\* = {}{} \
+         ({} % intervals). Held fixed anywhere in R_D\\* {}–{} or R_N\\* {}–{} (the other six \
+         parameters refitted), the fit stays within 0.1 % of its best objective \
+         ({} against the Chinchilla form's {} on the same {} runs, {} of them past one epoch, \
+         up to {} epochs).",
+        sig(d.law.r_d_star, 3),
+        iv(d.ci.map(|c| c.r_d_star)),
+        sig(d.law.r_n_star, 3),
+        iv(d.ci.map(|c| c.r_n_star)),
+        (d.confidence * 100.0).round(),
+        sig(n.r_d_star[0], 3),
+        sig(n.r_d_star[1], 3),
+        sig(n.r_n_star[0], 3),
+        sig(n.r_n_star[1], 3),
+        sig(d.objective, 5),
+        sig(d.chinchilla_objective, 5),
+        d.points,
+        d.repeated,
+        sig(d.max_epochs, 3),
+    );
+    if let Some(h) = &d.holdout {
+        out.push_str(&format!(
+            " Fitted without the {} held-out runs ({} {}), it predicts them within {:.2} % on \
+             average ({:.2} % at worst); the Chinchilla form fitted to the same runs, within \
+             {:.2} % ({:.2} %).",
+            h.points.len(),
+            h.kind.replace('_', " "),
+            h.k,
+            100.0 * h.rel_error_mean,
+            100.0 * h.rel_error_max,
+            100.0 * h.chinchilla_rel_error_mean,
+            100.0 * h.chinchilla_rel_error_max,
+        ));
+    }
+    if let Some(a) = d.allocation.first()
+        && let (Some(u), Some(n_opt), Some(epochs)) =
+            (a.unique_tokens, a.capped_n_opt, a.capped_epochs)
+    {
+        out.push_str(&format!(
+            " For {} FLOPs with at most {} unique tokens, the law puts the optimum at N = {} \
+             trained for {} epochs (fresh data: N = {}, D = {}).",
+            sig(a.compute, 3),
+            sig(u, 3),
+            sig(n_opt, 3),
+            sig(epochs, 3),
+            sig(a.n_opt, 3),
+            sig(a.d_opt, 3),
+        ));
+    }
+    out.push('\n');
     out
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use crate::fit::suite::Row;
-use crate::study::{ResultsSpec, ResultsX};
+use crate::study::{ResultsSpec, ResultsUnique, ResultsX};
 
 /// Why a results table cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +120,11 @@ pub fn import_rows(spec: &ResultsSpec) -> Result<Vec<Row>, ImportError> {
     };
     let x = column(&df, path, x_key, x_name)?;
     let loss = column(&df, path, "loss", &spec.loss_column)?;
+    let unique = match &spec.unique {
+        Some(ResultsUnique::Tokens(c)) => Some((column(&df, path, "unique_tokens", c)?, c, false)),
+        Some(ResultsUnique::Epochs(c)) => Some((column(&df, path, "epochs", c)?, c, true)),
+        None => None,
+    };
     let keep = filter(&df, path, &spec.filter)?;
     let mut rows = Vec::with_capacity(df.height());
     for i in (0..df.height()).filter(|&i| keep[i]) {
@@ -148,11 +153,21 @@ pub fn import_rows(spec: &ResultsSpec) -> Result<Vec<Row>, ImportError> {
         } else {
             (x_i, 6.0 * n_i * x_i)
         };
+        let unique_tokens = match &unique {
+            Some((values, name, is_epochs)) => {
+                let v = cell(values, name)?;
+                let u = if *is_epochs { tokens / v } else { v };
+                // A run that trains on fewer tokens than the pool holds sees D unique ones.
+                Some(u.min(tokens))
+            }
+            None => None,
+        };
         rows.push(Row {
             name: format!("row {}", i + 1),
             params_total: n_i,
             params_non_embedding: n_i,
             tokens,
+            unique_tokens,
             loss: loss_i,
             flops,
             budget: None,

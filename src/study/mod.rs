@@ -247,6 +247,7 @@ impl FitSpec {
             FitSpec::Cost => LawKind::Cost,
             FitSpec::Curve(_) => LawKind::Curve,
             FitSpec::Overtrain { .. } => LawKind::Overtrain,
+            FitSpec::DataConstrained { .. } => LawKind::DataConstrained,
         }
     }
 }
@@ -281,6 +282,15 @@ pub struct ResultsSpec {
     pub drop_highest_loss: u64,
     /// `results.where`: (column, value) pairs a row must match, compared as text.
     pub filter: Vec<(String, String)>,
+    /// Where each row's unique tokens U_D come from, when the runs repeat data.
+    pub unique: Option<ResultsUnique>,
+}
+
+/// `results.columns.unique_tokens` (U_D itself) or `results.columns.epochs` (U_D = D / epochs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResultsUnique {
+    Tokens(String),
+    Epochs(String),
 }
 
 /// Whether imported rows give tokens directly or compute (D = C / 6N).

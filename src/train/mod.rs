@@ -89,7 +89,9 @@ pub fn train(
             Some(format!("run {}: training error: {e}", spec.name)),
         ),
     };
-    Ok(run.finish(status, reason, &start, tokenizer))
+    let mut trained = run.finish(status, reason, &start, tokenizer);
+    trained.result.unique_tokens = source.train_tokens();
+    Ok(trained)
 }
 
 /// Refuse a spec this trainer must not train: a key that does not match its identity, a run

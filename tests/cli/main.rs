@@ -9,6 +9,7 @@ mod fit;
 mod inputs;
 mod integrity;
 mod plan;
+mod repeated;
 mod report;
 mod run_store;
 mod schema;

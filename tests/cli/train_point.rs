@@ -140,6 +140,9 @@ fn trains_text_bpe_and_token_files() {
             result["data_entropy_nats"].is_null(),
             "files have no known entropy"
         );
+        // A corpus's training split is the pool every run's tokens come from.
+        let unique = result["unique_tokens"].as_u64().unwrap();
+        assert!(unique > 0 && unique < 10_000_000, "{study}: {unique}");
         let bpe = study.contains("bpe");
         assert_eq!(dir.join("run/tokenizer.json").exists(), bpe, "{study}");
         assert_eq!(result["tokenizer_sha256"].is_string(), bpe, "{study}");

@@ -26,6 +26,8 @@
 //! | `params_mismatch` | an external trainer built another parameter count than the plan (added by the pipeline, which reads the records) |
 //! | `curve_heldout_error` | the curve law's held-out error exceeds its targets (mean 0.5 %, worst 1 % of the final loss) |
 //! | `curve_runs_unusable` | runs the curve law could not use (too few points after the burn-in, a rising or unrecorded schedule; named with why) |
+//! | `data_repeated` | runs train on more tokens than their unique pool holds (named past 4 epochs; added by [`super::data_constrained_report`], which then fits the data-constrained law too) |
+//! | `repetition_weakly_identified` | the data-constrained law's R_D* or R_N* fits within 0.1 % of the best objective over more than a factor of 2, or its bootstrap interval spans more than 10× (added by [`super::data_constrained_report`]) |
 //! | `cost_mixed_machines` | the cost law's runs were timed on more than one machine (host, CPU, device; added by the pipeline) |
 
 use std::collections::BTreeMap;

@@ -371,6 +371,7 @@ fn rows(law: &Law, noise: f64, sizes: usize, tokens: usize) -> Vec<Row> {
                 params_total: n,
                 params_non_embedding: n,
                 tokens: d,
+                unique_tokens: None,
                 loss: law.loss(n, d) * eps,
                 flops: 6.0 * n * d,
                 budget: None,
@@ -464,6 +465,8 @@ fn the_book_lists_every_code_with_its_verdict() {
         "lr_at_edge",
         "batch_at_edge",
         "batch_law_unfitted",
+        "repetition_weakly_identified",
+        "data_repeated",
         "cost_mixed_machines",
         "final_skipped",
     ] {

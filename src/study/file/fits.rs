@@ -26,6 +26,10 @@ pub enum LawKind {
     /// L(C, M) = E + (a·M^η + b·M^−η)·C^−η, M = D/N (Gadre et al. 2024): one exponent
     /// shared by N and D, for runs trained far past the compute-optimal ratio.
     Overtrain,
+    /// E + A/N′^α + B/D′^β over effective N′ and D′ (Muennighoff et al. 2023): repeated
+    /// tokens, and parameters past the compute-optimal size for the unique tokens, are worth
+    /// less than fresh ones (needs runs that record their unique tokens).
+    DataConstrained,
 }
 
 // The laws' options are the fitting code's own types (`fit::options`); the study file
@@ -47,7 +51,7 @@ pub struct FitFile {
     /// Interval coverage in (0, 1) (default 0.95).
     #[serde(default)]
     pub confidence: Option<Real>,
-    /// Chinchilla and overtrain: Huber δ on log loss (default 1e-3).
+    /// Chinchilla, overtrain and data_constrained: Huber δ on log loss (default 1e-3).
     #[serde(default)]
     pub delta: Option<Real>,
     /// Chinchilla only: `full` (default) or `coarse` start grid.
@@ -125,6 +129,10 @@ pub struct HoldoutFile {
     /// Leave out the k largest compute budgets (IsoFLOP studies).
     #[serde(default)]
     pub budgets: Option<Count>,
+    /// Leave out the runs trained for more than this many epochs of their unique tokens
+    /// (runs that record them: `results.columns.unique_tokens` or `epochs`).
+    #[serde(default)]
+    pub epochs_above: Option<Count>,
     /// `sizes`: the rollout audit — fit every law on the smallest k sizes and predict the
     /// next, for every k from 3 (alone, or beside `largest`/`budgets`).
     #[serde(default)]

@@ -512,6 +512,13 @@ pub struct ResultsColumns {
     pub flops: Option<String>,
     /// Column holding the loss.
     pub loss: String,
+    /// Column holding U_D, the unique tokens each run's D were drawn from (repeated data);
+    /// give this or `epochs`, or neither when no run repeats its data.
+    #[serde(default)]
+    pub unique_tokens: Option<String>,
+    /// Column holding the epochs D / U_D; U_D = D / epochs.
+    #[serde(default)]
+    pub epochs: Option<String>,
 }
 
 /// Imported results.

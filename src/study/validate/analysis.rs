@@ -11,7 +11,9 @@ use crate::study::file::{
     ParamsConvention, PowerForm, ReportFile, ResultsFile,
 };
 use crate::study::units::Count;
-use crate::study::{FinalSpec, FitSpec, Holdout, ResultsSpec, ResultsX, Section, Source, Sweep};
+use crate::study::{
+    FinalSpec, FitSpec, Holdout, ResultsSpec, ResultsUnique, ResultsX, Section, Source, Sweep,
+};
 
 impl Validator {
     pub(super) fn results(&mut self, f: &ResultsFile) -> Option<ResultsSpec> {
@@ -29,7 +31,12 @@ impl Validator {
         let c = &f.columns;
         for (key, name) in [("params", Some(&c.params)), ("loss", Some(&c.loss))]
             .into_iter()
-            .chain([("tokens", c.tokens.as_ref()), ("flops", c.flops.as_ref())])
+            .chain([
+                ("tokens", c.tokens.as_ref()),
+                ("flops", c.flops.as_ref()),
+                ("unique_tokens", c.unique_tokens.as_ref()),
+                ("epochs", c.epochs.as_ref()),
+            ])
         {
             if name.is_some_and(|n| n.trim().is_empty()) {
                 self.error(
@@ -56,7 +63,20 @@ impl Validator {
                 None
             }
         };
+        let unique = match (&c.unique_tokens, &c.epochs) {
+            (Some(u), None) => Some(ResultsUnique::Tokens(u.clone())),
+            (None, Some(e)) => Some(ResultsUnique::Epochs(e.clone())),
+            (Some(_), Some(_)) => {
+                self.error(
+                    "results.columns.epochs",
+                    "give either `unique_tokens` or `epochs`, not both",
+                );
+                None
+            }
+            (None, None) => None,
+        };
         Some(ResultsSpec {
+            unique,
             path: path?,
             params_column: c.params.clone(),
             x_column: x?,
@@ -109,22 +129,31 @@ impl Validator {
                     | LawKind::Power
                     | LawKind::Curve
                     | LawKind::Overtrain
+                    | LawKind::DataConstrained
             ) {
                 only(
                     self,
                     "bootstrap",
                     f.bootstrap.is_some(),
-                    "chinchilla, isoflop, power, curve or overtrain",
+                    "chinchilla, isoflop, power, curve, overtrain or data_constrained",
                 );
                 only(
                     self,
                     "confidence",
                     f.confidence.is_some(),
-                    "chinchilla, isoflop, power, curve or overtrain",
+                    "chinchilla, isoflop, power, curve, overtrain or data_constrained",
                 );
             }
-            if !matches!(law, LawKind::Chinchilla | LawKind::Overtrain) {
-                only(self, "delta", f.delta.is_some(), "chinchilla or overtrain");
+            if !matches!(
+                law,
+                LawKind::Chinchilla | LawKind::Overtrain | LawKind::DataConstrained
+            ) {
+                only(
+                    self,
+                    "delta",
+                    f.delta.is_some(),
+                    "chinchilla, overtrain or data_constrained",
+                );
             }
             if law != LawKind::Chinchilla {
                 only(self, "grid", f.grid.is_some(), "chinchilla");
@@ -169,6 +198,9 @@ impl Validator {
                     ),
                 );
             }
+            if law == LawKind::DataConstrained {
+                self.repeated_data_source(&field, source);
+            }
             let default_resamples = if law == LawKind::Curve { 200 } else { 1000 };
             let bootstrap = self.count(
                 &format!("{field}.bootstrap"),
@@ -203,6 +235,14 @@ impl Validator {
                 },
                 LawKind::Frontier => FitSpec::Frontier { params },
                 LawKind::Overtrain => FitSpec::Overtrain {
+                    bootstrap,
+                    confidence,
+                    delta: self.real(&format!("{field}.delta"), f.delta, 1e-3, "positive", |x| {
+                        x > 0.0
+                    }),
+                    params,
+                },
+                LawKind::DataConstrained => FitSpec::DataConstrained {
                     bootstrap,
                     confidence,
                     delta: self.real(&format!("{field}.delta"), f.delta, 1e-3, "positive", |x| {
@@ -280,6 +320,9 @@ impl Validator {
     }
 
     pub(super) fn holdout(&mut self, f: &HoldoutFile, source: Option<&Source>) -> Option<Holdout> {
+        if let Some(Count(k)) = f.epochs_above {
+            return self.epochs_holdout(f, k, source);
+        }
         match (f.largest, f.budgets) {
             // The rollout audit alone.
             (None, None) if f.rollout.is_some() => None,
@@ -293,7 +336,8 @@ impl Validator {
             (None, None) => {
                 self.error(
                     "holdout",
-                    "empty: give `largest: k` (model sizes) or `budgets: k` (IsoFLOP budgets)",
+                    "empty: give `largest: k` (model sizes), `budgets: k` (IsoFLOP budgets) or \
+                     `epochs_above: k` (runs past k epochs)",
                 );
                 None
             }
@@ -511,5 +555,6 @@ pub fn law_name(law: LawKind) -> &'static str {
         LawKind::Cost => "cost",
         LawKind::Curve => "curve",
         LawKind::Overtrain => "overtrain",
+        LawKind::DataConstrained => "data_constrained",
     }
 }

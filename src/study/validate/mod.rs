@@ -9,6 +9,7 @@ mod analysis;
 mod data;
 mod execution;
 mod model;
+mod repeated;
 mod sweep;
 mod trainer;
 mod transfer;
