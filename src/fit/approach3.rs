@@ -6,7 +6,7 @@ use super::bootstrap;
 use super::chinchilla::{self, StartGrid, allocate};
 use super::diagnose::{self, Warning};
 use super::law::{At, ScalingLaw};
-use super::options::{BootstrapStarts, GridKind, Holdout, ParamsConvention};
+use super::options::{BootstrapStarts, GridKind, Holdout, ParamsConvention, PinnedE};
 use super::reduced;
 use super::suite::{
     AllocationReport, ChinchillaReport, FitReport, HoldoutPoint, HoldoutReport, ParamIntervals,
@@ -22,6 +22,8 @@ pub(super) struct ChinchillaOptions {
     pub(super) kind: GridKind,
     pub(super) bootstrap_starts: BootstrapStarts,
     pub(super) params: ParamsConvention,
+    pub(super) pinned: Option<PinnedE>,
+    pub(super) vpnls: bool,
 }
 
 impl ChinchillaOptions {
@@ -106,7 +108,23 @@ pub(super) fn fit_chinchilla(
         bootstrap_laws: ci.as_ref().map(|c| c.laws.clone()).unwrap_or_default(),
         degenerate: Vec::new(),
         reduced,
+        pinned: None,
+        vpnls: None,
     };
+    chin.pinned = options.pinned.and_then(|floor| {
+        let pinned = super::pinned::PinnedOptions {
+            floor,
+            resamples,
+            confidence,
+            delta,
+            params,
+        };
+        super::pinned::fit(all, request, pinned, &mut report.warnings)
+    });
+    if options.vpnls {
+        chin.vpnls =
+            super::vpnls::report(&pts, &law, delta, chin.pinned.as_ref(), &request.budgets);
+    }
     chin.degenerate = diagnose::degenerate(&chin)
         .into_iter()
         .map(String::from)

@@ -122,41 +122,69 @@ pub fn chinchilla(
     predict_at: &[(f64, f64)],
     how: &Resampling,
 ) -> Option<ChinchillaIntervals> {
+    let refit = |sample: &[Point]| {
+        match how.grid {
+            Some(g) if how.pruned => fit_pruned(sample, delta, g).ok(),
+            Some(g) => fit(sample, delta, g).ok(),
+            None => refine(sample, delta, full.theta).ok(),
+        }
+        .map(|f| (f.law, f.objective))
+    };
+    resampled_law(
+        points,
+        &full.law,
+        budgets,
+        predict_at,
+        how,
+        &refit,
+        "chinchilla",
+    )
+}
+
+/// A refit of a Chinchilla-form law to a resample: the law and its objective, or `None`.
+pub type Refit<'a> = &'a (dyn Fn(&[Point]) -> Option<(Law, f64)> + Sync);
+
+/// Bootstrap any Chinchilla-form fit (free E, or E pinned): `refit` fits one resample;
+/// `law` is the full-data fit; warnings name `subject`.
+pub fn resampled_law(
+    points: &[Point],
+    law: &Law,
+    budgets: &[f64],
+    predict_at: &[(f64, f64)],
+    how: &Resampling,
+    refit: Refit<'_>,
+    subject: &str,
+) -> Option<ChinchillaIntervals> {
     let &Resampling {
         resamples,
         confidence,
         seed,
-        grid,
-        pruned,
+        ..
     } = how;
     let n = points.len();
-    let fits: Vec<Option<ChinchillaFit>> = (0..resamples)
+    let fits: Vec<Option<(Law, f64)>> = (0..resamples)
         .into_par_iter()
         .map(|i| {
             let mut rng = SplitMix64::new(hash2(seed, i as u64));
             let sample: Vec<Point> = (0..n)
                 .map(|_| points[rng.below(n as u64) as usize])
                 .collect();
-            match grid {
-                Some(g) if pruned => fit_pruned(&sample, delta, g).ok(),
-                Some(g) => fit(&sample, delta, g).ok(),
-                None => refine(&sample, delta, full.theta).ok(),
-            }
+            refit(&sample)
         })
         .collect();
-    let ok: Vec<&ChinchillaFit> = fits.iter().flatten().collect();
+    let ok: Vec<&(Law, f64)> = fits.iter().flatten().collect();
     if ok.is_empty() {
         return None;
     }
-    let interval = |f: &dyn Fn(&ChinchillaFit) -> f64| {
-        let mut values: Vec<f64> = ok.iter().map(|x| f(x)).collect();
+    let interval = |f: &dyn Fn(&Law) -> f64| {
+        let mut values: Vec<f64> = ok.iter().map(|x| f(&x.0)).collect();
         percentile_interval(&mut values, confidence)
     };
     let allocations = budgets
         .iter()
         .map(|&c| {
             let a = |g: &dyn Fn(&super::chinchilla::Allocation) -> f64| {
-                interval(&|fit| g(&allocate(&fit.law, c)))
+                interval(&|l| g(&allocate(l, c)))
             };
             Some([
                 a(&|x| x.n_opt)?,
@@ -168,7 +196,7 @@ pub fn chinchilla(
         .collect::<Option<Vec<_>>>()?;
     let predictions = predict_at
         .iter()
-        .map(|&(n, d)| interval(&|fit| fit.law.loss(n, d)))
+        .map(|&(n, d)| interval(&|l| l.loss(n, d)))
         .collect::<Option<Vec<_>>>()?;
     let mut warnings = Vec::new();
     let distinct_runs = {
@@ -180,11 +208,11 @@ pub fn chinchilla(
         keys.dedup();
         keys.len()
     };
-    let alpha = interval(&|f| f.law.alpha)?;
-    if distinct_runs < 20 && alpha.hi - alpha.lo < 0.01 * full.law.alpha.abs() {
+    let alpha = interval(&|l| l.alpha)?;
+    if distinct_runs < 20 && alpha.hi - alpha.lo < 0.01 * law.alpha.abs() {
         warnings.push(super::diagnose::Warning::new(
             "interval_understated",
-            "chinchilla.alpha",
+            &format!("{subject}.alpha"),
             format!(
                 "the bootstrap interval for α is under 1 % wide from only {distinct_runs} runs: \
                  with so few runs it understates the real uncertainty"
@@ -196,7 +224,7 @@ pub fn chinchilla(
     if failed * 10 > resamples {
         warnings.push(super::diagnose::Warning::new(
             "bootstrap_failures",
-            "chinchilla",
+            subject,
             format!(
                 "{failed} of {resamples} bootstrap refits failed; the intervals rest on the rest"
             ),
@@ -207,15 +235,15 @@ pub fn chinchilla(
         resamples,
         failed,
         confidence,
-        e: interval(&|f| f.law.e)?,
-        a: interval(&|f| f.law.a)?,
-        b: interval(&|f| f.law.b)?,
+        e: interval(&|l| l.e)?,
+        a: interval(&|l| l.a)?,
+        b: interval(&|l| l.b)?,
         alpha,
-        beta: interval(&|f| f.law.beta)?,
+        beta: interval(&|l| l.beta)?,
         allocations,
         predictions,
-        laws: ok.iter().map(|f| f.law).collect(),
-        objectives: ok.iter().map(|f| f.objective).collect(),
+        laws: ok.iter().map(|f| f.0).collect(),
+        objectives: ok.iter().map(|f| f.1).collect(),
         warnings,
     })
 }

@@ -58,6 +58,27 @@ pub enum GridKind {
     Coarse,
 }
 
+/// A floor the Chinchilla law is fitted with beside its free-E fit (`E:` of a `chinchilla`
+/// fit).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PinnedE {
+    /// The data's known entropy rate (the synthetic languages record it).
+    Entropy,
+    /// A number the study gives.
+    Value(f64),
+}
+
+/// How the Chinchilla law is estimated besides the Huber-on-log fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Estimator {
+    /// Σ Huber_δ(ln L̂ − ln L) by L-BFGS from the start grid (Hoffmann et al. 2022).
+    HuberLog,
+    /// Variable projection: Σ(L̂ − L)², the linear part (E, A, B) by non-negative least
+    /// squares at each pair of exponents, searched over (α, β) alone.
+    Vpnls,
+}
+
 /// Forms of a whole-curve law.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -89,6 +110,10 @@ pub enum LawRequest {
         grid: GridKind,
         bootstrap_starts: BootstrapStarts,
         params: ParamsConvention,
+        /// Also fit the law with E held at this floor (`fits.chinchilla.pinned`).
+        pinned: Option<PinnedE>,
+        /// Also estimate it by variable projection (`fits.chinchilla.vpnls`).
+        vpnls: bool,
     },
     Isoflop {
         bootstrap: u64,

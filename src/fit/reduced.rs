@@ -83,12 +83,7 @@ pub fn fit_fixed_e(points: &[Point], e: f64, delta: f64) -> Option<(Law, f64)> {
             }
         }
     }
-    let search = Settings {
-        max_iterations: 5000,
-        gradient_tolerance: 1e-8,
-        relative_tolerance: 1e-12,
-    };
-    let (best_f, x, _) = multistart(&f, &starts, &search)?;
+    let (best_f, x, _) = multistart(&f, &starts, &SEARCH)?;
     let law = Law {
         e,
         a: x[0].exp(),
@@ -99,8 +94,35 @@ pub fn fit_fixed_e(points: &[Point], e: f64, delta: f64) -> Option<(Law, f64)> {
     Some((law, best_f))
 }
 
+/// The four-parameter law with E held at `e`, refined from `start` (a law with that E): the
+/// bootstrap's warm start. `None` when the objective is not finite there.
+pub fn refine_fixed_e(points: &[Point], e: f64, delta: f64, start: &Law) -> Option<(Law, f64)> {
+    let pts = logs(points);
+    let f = |t: &[f64; 4]| objective(t, e, &pts, delta);
+    let x0 = [start.a.ln(), start.b.ln(), start.alpha, start.beta];
+    let m = super::lbfgs::minimize(&f, x0, &SEARCH);
+    m.f.is_finite().then(|| {
+        (
+            Law {
+                e,
+                a: m.x[0].exp(),
+                b: m.x[1].exp(),
+                alpha: m.x[2],
+                beta: m.x[3],
+            },
+            m.f,
+        )
+    })
+}
+
+const SEARCH: Settings = Settings {
+    max_iterations: 5000,
+    gradient_tolerance: 1e-8,
+    relative_tolerance: 1e-12,
+};
+
 /// n·ln(SSR/n) + 2k of a law's log residuals, and the RMSE.
-fn aic(points: &[Point], law: &Law, parameters: usize) -> (f64, f64) {
+pub fn aic(points: &[Point], law: &Law, parameters: usize) -> (f64, f64) {
     let n = points.len() as f64;
     let ssr: f64 = points
         .iter()

@@ -43,6 +43,12 @@ pub struct ChinchillaReport {
     /// The free-E law beside the reduced forms (E fixed at the known entropy, E = 0), by AIC.
     #[serde(default)]
     pub reduced: Vec<Candidate>,
+    /// The law with E pinned (`E:` of the chinchilla fit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<super::pinned::PinnedReport>,
+    /// The law estimated by variable projection (`estimator: vpnls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpnls: Option<super::vpnls::VpnlsReport>,
 }
 
 impl ChinchillaReport {

@@ -134,6 +134,8 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                 grid: kind,
                 bootstrap_starts,
                 params,
+                pinned,
+                vpnls,
             } => fit_chinchilla(
                 &all,
                 request,
@@ -145,6 +147,8 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                     kind,
                     bootstrap_starts,
                     params,
+                    pinned,
+                    vpnls,
                 },
             ),
             LawRequest::Isoflop {

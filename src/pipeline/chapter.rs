@@ -67,7 +67,7 @@ fn planned_final(
         laws,
     )
     .map(|mut fp| {
-        if matches!(target.form.as_str(), "fixed_e" | "zero_e") {
+        if matches!(target.form.as_str(), "fixed_e" | "zero_e" | "pinned_e") {
             fp.reduced = target.law.map(|l| (target.form.clone(), l));
         }
         fp

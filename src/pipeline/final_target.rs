@@ -1,6 +1,7 @@
 //! Which optimum the final run trains at, or why it trains at none.
 //!
-//! The final run follows the law the data support: the free-E law unless it is
+//! The final run follows the law the data support: the pinned-E law when the study pins
+//! the floor (`E:` of its chinchilla fit), else the free-E law unless it is
 //! unidentified — a parameter at the edge of its search (`param_at_bound`) or a floor E
 //! below the data's known entropy (`e_below_entropy`) — in which case the reduced form with
 //! the lowest AIC among those that are themselves sound (E not below the known floor,
@@ -27,7 +28,7 @@ pub struct Target {
     pub n_opt: f64,
     pub d_opt: f64,
     pub params: ParamsConvention,
-    /// `free_e`, `fixed_e`, `zero_e` or `isoflop`.
+    /// `free_e`, `pinned_e`, `fixed_e`, `zero_e` or `isoflop`.
     pub form: String,
     /// The law that placed it (a Chinchilla form; none for IsoFLOP).
     pub law: Option<Law>,
@@ -103,6 +104,18 @@ fn chinchilla_target(fits: &FitReport, budget: f64) -> Result<Target, Option<Str
             law: Some(*law),
         }
     };
+    if let Some(p) = &c.pinned {
+        return Ok(match p.allocation.iter().find(|a| a.compute == budget) {
+            Some(a) => Target {
+                n_opt: a.n_opt,
+                d_opt: a.d_opt,
+                params: c.params,
+                form: "pinned_e".into(),
+                law: Some(p.law),
+            },
+            None => target(&p.law, "pinned_e"),
+        });
+    }
     if free_sound {
         // The allocation fits.json reports (the same numbers, computed once).
         return Ok(match fits.allocation.iter().find(|a| a.compute == budget) {

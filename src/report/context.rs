@@ -307,13 +307,21 @@ fn final_model(
     plan: &FinalPlan,
     fits: &FitReport,
 ) -> FinalModel {
-    // A final run placed by a reduced law is predicted by that law (it has no bootstrap).
-    let c = fits.chinchilla.as_ref().filter(|_| plan.reduced.is_none());
+    // A final run placed by a reduced law is predicted by that law (it has no bootstrap);
+    // one placed by the pinned-E law, by that law and its bootstrap.
+    let c = fits.chinchilla.as_ref();
     let n = plan.n(spec);
     let d = spec.tokens() as f64;
     let law = match &plan.reduced {
         Some((_, law)) => Some(*law),
         None => c.map(|c| c.law()),
+    };
+    let bootstrap = match plan.reduced.as_ref().map(|r| r.0.as_str()) {
+        None => c.map(|c| (&c.bootstrap_laws, c.confidence)),
+        Some("pinned_e") => c
+            .and_then(|c| c.pinned.as_ref())
+            .map(|p| (&p.bootstrap_laws, p.confidence)),
+        Some(_) => None,
     };
     let cost = fits.cost.as_ref();
     let total = spec.params.total as f64;
@@ -335,7 +343,8 @@ fn final_model(
         },
         measured: record.and_then(|r| r.val_loss),
         predicted: law.map_or(f64::NAN, |l| l.loss(n, d)),
-        predicted_ci: c.and_then(|c| band(&c.bootstrap_laws, c.confidence, |l| l.loss(n, d))),
+        predicted_ci: bootstrap
+            .and_then(|(laws, confidence)| band(laws, confidence, |l| l.loss(n, d))),
         wall_seconds: record
             .filter(|r| r.status == RunStatus::Ok)
             .map(|r| r.wall_seconds),
@@ -367,7 +376,15 @@ pub fn final_ctx(
         .neighbour
         .as_ref()
         .map(|spec| final_model(spec, neighbour, plan, fits));
-    let alloc = fits.allocation.iter().find(|a| a.compute == plan.budget);
+    let pinned = fits
+        .chinchilla
+        .as_ref()
+        .and_then(|c| c.pinned.as_ref())
+        .filter(|_| plan.reduced.as_ref().is_some_and(|r| r.0 == "pinned_e"));
+    let alloc = match pinned {
+        Some(p) => p.allocation.iter().find(|a| a.compute == plan.budget),
+        None => fits.allocation.iter().find(|a| a.compute == plan.budget),
+    };
     let ok = |m: &FinalModel| (m.status == "ok").then_some(m.measured).flatten();
     let measured = ok(&run);
     let gain = measured.zip(ok(&baseline)).map(|(f, b)| b - f);

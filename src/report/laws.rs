@@ -34,6 +34,22 @@ pub fn table(input: &Input) -> String {
             )
         })
         .collect();
+    if let Some(p) = &c.pinned
+        && !c
+            .reduced
+            .iter()
+            .any(|r| r.form == "fixed_e" && r.law == p.law)
+    {
+        let l = &p.law;
+        rows.push((
+            "pinned_e".into(),
+            format!("E pinned at {} (the study's value)", sig(l.e, 4)),
+            [l.e, l.a, l.alpha, l.b, l.beta],
+            4,
+            p.rmse_log,
+            p.aic,
+        ));
+    }
     if let Some(o) = &input.fits.overtrain {
         let l = &o.chinchilla_form;
         rows.push((
@@ -104,6 +120,17 @@ pub fn table(input: &Input) -> String {
     out.push_str(&markdown_table(&header, cells));
     if let Some(r) = rollout {
         out.push_str(&rollout_words(r));
+    }
+    if let Some(p) = &c.pinned {
+        out.push_str(&super::laws_pinned::pinned_words(
+            c,
+            p,
+            input.fits.holdout.as_ref(),
+            input.study.final_run.is_some(),
+        ));
+    }
+    if let Some(v) = &c.vpnls {
+        out.push_str(&super::laws_pinned::vpnls_words(v));
     }
     if let Some(o) = &input.fits.overtrain {
         out.push_str(&overtrain_words(o));

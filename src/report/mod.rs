@@ -16,6 +16,7 @@ pub mod curves;
 pub mod forecast;
 pub mod format;
 pub mod laws;
+pub mod laws_pinned;
 pub mod manifest;
 pub mod plot;
 pub mod sweep;

@@ -25,7 +25,7 @@ fn every_conformance_study_meets_its_papers_numbers() {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     studies.sort();
-    assert!(studies.len() >= 4, "{studies:?}");
+    assert!(studies.len() >= 5, "{studies:?}");
     let dir = fresh_dir("conformance");
     for path in studies {
         let text = fs::read_to_string(&path).unwrap();
@@ -57,7 +57,8 @@ fn every_conformance_study_meets_its_papers_numbers() {
         .unwrap();
         assert!(
             fits["overtrain"]["holdout"]["rel_error_max"].is_f64()
-                || fits["data_constrained"]["holdout"]["rel_error_mean"].is_f64(),
+                || fits["data_constrained"]["holdout"]["rel_error_mean"].is_f64()
+                || fits["chinchilla"]["vpnls"]["free"]["sse"].is_f64(),
             "{fits}"
         );
     }

@@ -8,6 +8,7 @@ mod external;
 mod fit;
 mod inputs;
 mod integrity;
+mod pinned;
 mod plan;
 mod repeated;
 mod report;

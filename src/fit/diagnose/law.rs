@@ -131,6 +131,7 @@ pub fn form_words(form: &str) -> &'static str {
         "free_e" => "E fitted",
         "fixed_e" => "E fixed at the data's entropy",
         "zero_e" => "E = 0 (no floor)",
+        "pinned_e" => "E pinned",
         "overtrain" => "over-training (one exponent)",
         _ => "another form",
     }

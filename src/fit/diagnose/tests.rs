@@ -45,6 +45,8 @@ fn report(law: Law, rel: f64) -> ChinchillaReport {
         bootstrap_laws: (0..40).map(|i| spread(i as f64 / 20.0 - 1.0)).collect(),
         degenerate: Vec::new(),
         reduced: Vec::new(),
+        pinned: None,
+        vpnls: None,
     }
 }
 
@@ -333,6 +335,8 @@ fn fit(rows: &[Row], entropy: Option<(f64, f64)>) -> FitReport {
         grid: GridKind::Coarse,
         bootstrap_starts: BootstrapStarts::Warm,
         params: ParamsConvention::Total,
+        pinned: None,
+        vpnls: false,
     }];
     fit_all(
         rows,

@@ -35,8 +35,72 @@ pub enum LawKind {
 // The laws' options are the fitting code's own types (`fit::options`); the study file
 // names them.
 pub use crate::fit::options::{
-    BootstrapStarts, CurveForm, GridKind, ParamsConvention, PowerForm, PowerX,
+    BootstrapStarts, CurveForm, Estimator, GridKind, ParamsConvention, PowerForm, PowerX,
 };
+
+/// `E:` of a chinchilla fit: `entropy` or a number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FloorFile {
+    Entropy,
+    Value(f64),
+}
+
+impl<'de> Deserialize<'de> for FloorFile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{self, IntoDeserializer};
+        struct FloorVisitor;
+        impl de::Visitor<'_> for FloorVisitor {
+            type Value = FloorFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`entropy` or a number such as 1.69")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<FloorFile, E> {
+                Ok(FloorFile::Value(v as f64))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<FloorFile, E> {
+                Ok(FloorFile::Value(v as f64))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<FloorFile, E> {
+                Real::deserialize(v.into_deserializer()).map(|r| FloorFile::Value(r.0))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FloorFile, E> {
+                if v.trim() == "entropy" {
+                    return Ok(FloorFile::Entropy);
+                }
+                crate::study::units::parse_real(v)
+                    .map(FloorFile::Value)
+                    .ok_or_else(|| {
+                        E::custom(format!(
+                            "expected `entropy` or a number such as 1.69, found `{v}`"
+                        ))
+                    })
+            }
+        }
+        deserializer.deserialize_any(FloorVisitor)
+    }
+}
+
+impl Serialize for FloorFile {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FloorFile::Entropy => serializer.serialize_str("entropy"),
+            FloorFile::Value(v) => serializer.serialize_f64(*v),
+        }
+    }
+}
+
+impl JsonSchema for FloorFile {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Floor".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let number = generator.subschema_for::<Real>();
+        schemars::json_schema!({
+            "description": "`entropy` (the data's known entropy rate) or a number.",
+            "anyOf": [ { "const": "entropy" }, number ]
+        })
+    }
+}
 
 /// One law to fit. Keys other than `law` apply to some laws only (see each key).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -63,6 +127,15 @@ pub struct FitFile {
     /// (`pruned`: the same optimum at a sixth of the price).
     #[serde(default)]
     pub bootstrap_starts: Option<BootstrapStarts>,
+    /// Chinchilla only: also fit the law with the floor E held at `entropy` (the synthetic
+    /// language's known entropy rate) or at a number, beside the free-E fit
+    /// (`fits.chinchilla.pinned`); the final run follows the pinned law.
+    #[serde(default, rename = "E", alias = "e")]
+    pub e: Option<FloorFile>,
+    /// Chinchilla only: `vpnls` also estimates the law by variable projection (least squares
+    /// in L; `fits.chinchilla.vpnls`) beside the Huber-on-log fit (`huber_log`, default).
+    #[serde(default)]
+    pub estimator: Option<Estimator>,
     /// Parameter-count convention (chinchilla, isoflop, power, frontier; default total).
     #[serde(default)]
     pub params: Option<ParamsConvention>,

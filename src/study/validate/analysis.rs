@@ -7,7 +7,7 @@ use std::path::Path;
 use super::{CHART_IDS, TABLE_IDS, Validator};
 use crate::study::diagnostics::did_you_mean;
 use crate::study::file::{
-    BootstrapStarts, CurveForm, FinalFile, FitFile, GridKind, HoldoutFile, LawKind,
+    BootstrapStarts, CurveForm, Estimator, FinalFile, FitFile, GridKind, HoldoutFile, LawKind,
     ParamsConvention, PowerForm, ReportFile, ResultsFile,
 };
 use crate::study::units::Count;
@@ -156,6 +156,8 @@ impl Validator {
                 );
             }
             if law != LawKind::Chinchilla {
+                only(self, "E", f.e.is_some(), "chinchilla");
+                only(self, "estimator", f.estimator.is_some(), "chinchilla");
                 only(self, "grid", f.grid.is_some(), "chinchilla");
                 only(
                     self,
@@ -227,6 +229,8 @@ impl Validator {
                     grid: f.grid.unwrap_or(GridKind::Full),
                     bootstrap_starts: f.bootstrap_starts.unwrap_or(BootstrapStarts::Warm),
                     params,
+                    pinned: f.e.and_then(|e| self.pinned_floor(&field, e, source)),
+                    vpnls: f.estimator == Some(Estimator::Vpnls),
                 },
                 LawKind::Isoflop => FitSpec::Isoflop {
                     bootstrap,
@@ -536,6 +540,8 @@ fn default_fit(law: LawKind) -> FitFile {
         delta: None,
         grid: None,
         bootstrap_starts: None,
+        e: None,
+        estimator: None,
         params: None,
         x: None,
         form: None,

@@ -1,10 +1,47 @@
-//! Repeated data: the sources `law: data_constrained` and `holdout.epochs_above` need.
+//! What a law's data must know: the unique tokens `law: data_constrained` and
+//! `holdout.epochs_above` need, and the entropy a chinchilla fit's `E: entropy` pins.
 
 use super::Validator;
-use crate::study::file::HoldoutFile;
+use crate::fit::options::PinnedE;
+use crate::study::file::{FloorFile, HoldoutFile};
 use crate::study::{DataSpec, Holdout, Source};
 
 impl Validator {
+    /// `E:` of a chinchilla fit: a finite floor ≥ 0, or `entropy` of a synthetic language
+    /// (the only data whose entropy rate is known).
+    pub(super) fn pinned_floor(
+        &mut self,
+        field: &str,
+        e: FloorFile,
+        source: Option<&Source>,
+    ) -> Option<PinnedE> {
+        match e {
+            FloorFile::Value(v) if v.is_finite() && v >= 0.0 => Some(PinnedE::Value(v)),
+            FloorFile::Value(v) => {
+                self.error(
+                    format!("{field}.E"),
+                    format!("must be a finite number ≥ 0 (a loss floor in nats/token), found {v}"),
+                );
+                None
+            }
+            FloorFile::Entropy => match source {
+                Some(Source::Train(plan)) if matches!(plan.data, DataSpec::Synthetic(_)) => {
+                    Some(PinnedE::Entropy)
+                }
+                // An invalid source was reported already.
+                None => None,
+                Some(_) => {
+                    self.error(
+                        format!("{field}.E"),
+                        "`entropy` needs data whose entropy rate is known (the built-in \
+                         synthetic languages); give the floor as a number instead",
+                    );
+                    None
+                }
+            },
+        }
+    }
+
     /// `law: data_constrained` needs runs that know their unique tokens: imported results
     /// with a unique-token or epochs column, or runs trained on a corpus (a synthetic
     /// language never repeats).
