@@ -149,22 +149,32 @@ pub(super) fn fit_chinchilla(
     if let Some(holdout) = request.holdout {
         report.holdout = fit_holdout(all, holdout, options, request.seed, &mut report.warnings);
     }
+    let overtrain = request
+        .fits
+        .iter()
+        .any(|f| matches!(f, super::options::LawRequest::Overtrain { .. }));
+    let fold_grid = grid(kind);
+    let laws = super::rollout::FoldLaws {
+        delta,
+        grid: &fold_grid,
+        known_e: request.entropy.map(|e| e.0),
+        overtrain,
+    };
     if request.rollout {
-        let overtrain = request
-            .fits
-            .iter()
-            .any(|f| matches!(f, super::options::LawRequest::Overtrain { .. }));
-        report.rollout = super::rollout::rollout(
-            &pts,
-            delta,
-            &grid(kind),
-            request.entropy.map(|e| e.0),
-            overtrain,
-        );
+        report.rollout = super::rollout::rollout(&pts, &laws);
         if report.rollout.is_none() {
             report.warnings.push(Warning::problem(format!(
                 "rollout: the audit needs more than {} model sizes",
                 super::rollout::MIN_FITTED_SIZES
+            )));
+        }
+    }
+    if request.leave_one_out_tokens {
+        report.leave_one_out = super::rollout::leave_one_out_tokens(&pts, &laws);
+        if report.leave_one_out.is_none() {
+            report.warnings.push(Warning::problem(format!(
+                "leave_one_out: leaving out a token count needs more than {} of them",
+                super::rollout::MIN_FITTED_TOKEN_COUNTS
             )));
         }
     }

@@ -198,6 +198,9 @@ pub struct FitReport {
     /// The rollout audit (`holdout.rollout: sizes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<super::rollout::RolloutReport>,
+    /// The leave-one-out over token counts (`holdout.leave_one_out: tokens`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leave_one_out: Option<super::rollout::LeaveOneOutReport>,
     /// The over-training law (`law: overtrain`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overtrain: Option<super::overtrain_report::OvertrainReport>,

@@ -66,6 +66,8 @@ pub struct Request<'a> {
     pub holdout: Option<Holdout>,
     /// The rollout audit over model sizes (`holdout.rollout: sizes`).
     pub rollout: bool,
+    /// The leave-one-out over token counts (`holdout.leave_one_out: tokens`).
+    pub leave_one_out_tokens: bool,
     /// Budgets to allocate (the final run's, the IsoFLOP budgets).
     pub budgets: Vec<f64>,
     pub seed: u64,
@@ -526,6 +528,7 @@ mod tests {
             curves: &[],
             holdout: None,
             rollout: false,
+            leave_one_out_tokens: false,
             budgets: Vec::new(),
             seed: 1,
             wall_budget: None,

@@ -380,6 +380,7 @@ pub fn compute(study: &Study, input: &FitInput, constraints: Constraints) -> Fit
         curves: &input.curves,
         holdout: study.holdout,
         rollout: study.rollout,
+        leave_one_out_tokens: study.leave_one_out_tokens,
         budgets: budgets(study, rows),
         seed: study.seed,
         wall_budget: constraints.wall_budget,

@@ -74,6 +74,18 @@ pub fn table(input: &Input) -> String {
     }
     let best = rows.iter().map(|r| r.5).fold(f64::INFINITY, f64::min);
     let rollout = input.fits.rollout.as_ref();
+    let loo = input.fits.leave_one_out.as_ref();
+    let errors = |laws: &[crate::fit::rollout::RolloutLaw], id: &str| match laws
+        .iter()
+        .find(|l| l.form == id)
+    {
+        Some(l) => format!(
+            "{:.2} % / {:.2} %",
+            100.0 * l.mean_error,
+            100.0 * l.max_error
+        ),
+        None => "—".into(),
+    };
     let cells = rows
         .into_iter()
         .map(|(id, form, [e, a, alpha, b, beta], k, rmse, aic)| {
@@ -90,14 +102,10 @@ pub fn table(input: &Input) -> String {
                 format!("{:.1}", aic - best),
             ];
             if let Some(r) = rollout {
-                row.push(match r.laws.iter().find(|l| l.form == id) {
-                    Some(l) => format!(
-                        "{:.2} % / {:.2} %",
-                        100.0 * l.mean_error,
-                        100.0 * l.max_error
-                    ),
-                    None => "—".into(),
-                });
+                row.push(errors(&r.laws, &id));
+            }
+            if let Some(l) = loo {
+                row.push(errors(&l.laws, &id));
             }
             row
         })
@@ -117,9 +125,15 @@ pub fn table(input: &Input) -> String {
     if rollout.is_some() {
         header.push(" rollout error (mean / worst)");
     }
+    if loo.is_some() {
+        header.push(" token leave-one-out error (mean / worst)");
+    }
     out.push_str(&markdown_table(&header, cells));
     if let Some(r) = rollout {
         out.push_str(&rollout_words(r));
+    }
+    if let Some(l) = loo {
+        out.push_str(&leave_one_out_words(l));
     }
     if let Some(p) = &c.pinned {
         out.push_str(&super::laws_pinned::pinned_words(
@@ -249,6 +263,27 @@ fn rollout_words(r: &crate::fit::rollout::RolloutReport) -> String {
         "\n**Rollout audit**: every law refitted on the smallest sizes and asked for the next \
          one, fold by fold ({}); the column gives each law's largest relative error on the \
          predicted size, averaged over the folds and at its worst. Ranked by it: {}.\n",
+        folds.join("; "),
+        r.laws
+            .iter()
+            .map(|l| crate::fit::diagnose::form_words(&l.form).to_string())
+            .collect::<Vec<_>>()
+            .join(" < ")
+    )
+}
+
+fn leave_one_out_words(r: &crate::fit::rollout::LeaveOneOutReport) -> String {
+    let folds: Vec<String> = r
+        .folds
+        .iter()
+        .map(|f| format!("D = {} ({} runs)", sig(f.tokens, 3), f.runs))
+        .collect();
+    format!(
+        "\n**Leave one token count out**: every law refitted without each token count in turn \
+         (from the other {}) and asked for its runs ({}); the column gives each law's largest \
+         relative error on the left-out runs, averaged over the folds and at its worst — the \
+         first and last folds extrapolate in D, the others interpolate. Ranked by it: {}.\n",
+        r.folds.first().map_or(0, |f| f.fitted_token_counts),
         folds.join("; "),
         r.laws
             .iter()

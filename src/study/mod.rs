@@ -52,6 +52,9 @@ pub struct Study {
     pub holdout: Option<Holdout>,
     /// `holdout.rollout: sizes`: the rollout audit over model sizes.
     pub rollout: bool,
+    /// `holdout.leave_one_out: tokens`: each token count predicted by the laws fitted
+    /// without it.
+    pub leave_one_out_tokens: bool,
     pub final_run: Option<FinalSpec>,
     /// Report sections in order; empty means the default sections.
     pub sections: Vec<Section>,

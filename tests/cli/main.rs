@@ -8,6 +8,7 @@ mod external;
 mod fit;
 mod inputs;
 mod integrity;
+mod leave_one_out;
 mod pinned;
 mod plan;
 mod repeated;

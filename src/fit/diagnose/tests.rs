@@ -345,6 +345,7 @@ fn fit(rows: &[Row], entropy: Option<(f64, f64)>) -> FitReport {
             curves: &[],
             holdout: None,
             rollout: false,
+            leave_one_out_tokens: false,
             budgets: vec![6.0 * 3e8 * 6e9],
             seed: 3,
             wall_budget: None,

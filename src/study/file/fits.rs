@@ -210,6 +210,17 @@ pub struct HoldoutFile {
     /// next, for every k from 3 (alone, or beside `largest`/`budgets`).
     #[serde(default)]
     pub rollout: Option<RolloutKind>,
+    /// `tokens`: refit every law without each token count in turn and predict it (alone, or
+    /// beside the other keys; needs 4 or more token counts).
+    #[serde(default)]
+    pub leave_one_out: Option<LeaveOneOutKind>,
+}
+
+/// What the leave-one-out leaves out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveOneOutKind {
+    Tokens,
 }
 
 /// What the rollout audit steps over.

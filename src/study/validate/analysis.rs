@@ -328,8 +328,8 @@ impl Validator {
             return self.epochs_holdout(f, k, source);
         }
         match (f.largest, f.budgets) {
-            // The rollout audit alone.
-            (None, None) if f.rollout.is_some() => None,
+            // The rollout audit or the leave-one-out alone.
+            (None, None) if f.rollout.is_some() || f.leave_one_out.is_some() => None,
             (Some(_), Some(_)) => {
                 self.error(
                     "holdout.budgets",
@@ -340,8 +340,9 @@ impl Validator {
             (None, None) => {
                 self.error(
                     "holdout",
-                    "empty: give `largest: k` (model sizes), `budgets: k` (IsoFLOP budgets) or \
-                     `epochs_above: k` (runs past k epochs)",
+                    "empty: give `largest: k` (model sizes), `budgets: k` (IsoFLOP budgets), \
+                     `epochs_above: k` (runs past k epochs), `rollout: sizes` or \
+                     `leave_one_out: tokens`",
                 );
                 None
             }

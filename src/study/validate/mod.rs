@@ -217,6 +217,10 @@ impl Validator {
             .as_ref()
             .and_then(|h| self.holdout(h, source.as_ref()));
         let rollout = f.holdout.as_ref().is_some_and(|h| h.rollout.is_some());
+        let leave_one_out_tokens = f
+            .holdout
+            .as_ref()
+            .is_some_and(|h| h.leave_one_out.is_some());
         let final_run = f
             .final_run
             .as_ref()
@@ -238,6 +242,7 @@ impl Validator {
             seed,
             source: source?,
             fits,
+            leave_one_out_tokens,
             holdout,
             rollout,
             final_run,
