@@ -60,7 +60,7 @@ pub fn rollout(points: &[Point], laws: &FoldLaws) -> Option<RolloutReport> {
             fitted_sizes: k,
             n: size,
             runs: test.len(),
-            errors: fold_errors(&train, &test, &laws),
+            errors: fold_errors(&train, &test, laws),
         });
     }
     let laws = rank(folds.iter().map(|f| &f.errors));
