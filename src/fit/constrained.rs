@@ -114,6 +114,115 @@ pub fn for_flops(law: &Law, compute: f64, max_params: Option<f64>) -> Constraine
     }
 }
 
+/// Limits on the final run beyond its FLOP budget (`final:`): a lifetime of inference tokens
+/// served at 2N FLOPs each (Sardana et al. 2024), a parameter cap, and a memory limit through
+/// the fitted memory law (peak bytes ≈ e^c·N^p·D^q).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Limits {
+    pub inference_tokens: f64,
+    pub max_params: Option<f64>,
+    /// The memory law and its limit in bytes.
+    pub memory: Option<(CostLaw, f64)>,
+}
+
+/// The optimum of a total budget under [`Limits`], beside the training-only optimum.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LimitedOptimum {
+    pub n: f64,
+    pub d: f64,
+    pub loss: f64,
+    /// 6ND, and 2N·I of the lifetime's inference: together the budget.
+    pub training_flops: f64,
+    pub inference_flops: f64,
+    /// Which limits hold the optimum at their edge: `max_params`, `max_memory`.
+    pub binding: Vec<String>,
+    /// Predicted peak memory (bytes) at the optimum, with a memory law.
+    pub memory_bytes: Option<f64>,
+    /// The optimum of the same budget spent on training alone (C = 6ND, no limits).
+    pub free_n: f64,
+    pub free_d: f64,
+    pub free_loss: f64,
+}
+
+/// Best (N, D) for a total budget C = 6ND + 2N·I under `limits`: for each N the tokens are
+/// D(N) = (C − 2N·I)/(6N), so the optimum is a one-dimensional minimisation of L(N, D(N))
+/// over the ln N that satisfy every limit (infeasible ln N score +∞). `None` when no N from
+/// 10³ up leaves a training token within the limits.
+pub fn for_total_flops(law: &Law, compute: f64, limits: &Limits) -> Option<LimitedOptimum> {
+    let i = limits.inference_tokens.max(0.0);
+    let d_of = |n: f64| (compute - 2.0 * n * i) / (6.0 * n);
+    let memory = |n: f64, d: f64| limits.memory.map(|(m, _)| m.predict(n, d));
+    let feasible = |n: f64| {
+        let d = d_of(n);
+        d >= 1.0
+            && limits.max_params.is_none_or(|cap| n <= cap * (1.0 + 1e-12))
+            && limits
+                .memory
+                .is_none_or(|(m, limit)| m.predict(n, d) <= limit)
+    };
+    let loss = |ln_n: f64| {
+        let n = ln_n.exp();
+        if feasible(n) {
+            law.loss(n, d_of(n))
+        } else {
+            f64::INFINITY
+        }
+    };
+    let lo = 1e3f64.ln();
+    // N must leave one training token: 6N + 2N·I ≤ C.
+    let hi = (compute / (6.0 + 2.0 * i)).ln();
+    if hi <= lo {
+        return None;
+    }
+    let mut ln_n = minimise_ln_n(&loss, lo, hi);
+    if !feasible(ln_n.exp()) {
+        // The optimum sits at a limit's edge and the search ended a rounding step past it:
+        // bisect back to the edge from the best feasible point of a scan.
+        let cells = 200;
+        let inside = (0..=cells)
+            .map(|k| lo + (hi - lo) * k as f64 / cells as f64)
+            .filter(|x| feasible(x.exp()))
+            .min_by(|a, b| loss(*a).total_cmp(&loss(*b)))?;
+        let (mut good, mut bad) = (inside, ln_n);
+        for _ in 0..200 {
+            let mid = (good + bad) / 2.0;
+            if feasible(mid.exp()) {
+                good = mid;
+            } else {
+                bad = mid;
+            }
+        }
+        ln_n = good;
+    }
+    let n = ln_n.exp();
+    let d = d_of(n);
+    let free = allocate(law, compute);
+    let mut binding = Vec::new();
+    if limits
+        .max_params
+        .is_some_and(|cap| (n / cap - 1.0).abs() < 1e-6)
+    {
+        binding.push("max_params".to_string());
+    }
+    if let Some((m, limit)) = limits.memory
+        && (m.predict(n, d) / limit - 1.0).abs() < 1e-6
+    {
+        binding.push("max_memory".to_string());
+    }
+    Some(LimitedOptimum {
+        n,
+        d,
+        loss: law.loss(n, d),
+        training_flops: 6.0 * n * d,
+        inference_flops: 2.0 * n * i,
+        binding,
+        memory_bytes: memory(n, d),
+        free_n: free.n_opt,
+        free_d: free.d_opt,
+        free_loss: free.loss,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +263,68 @@ mod tests {
         assert!(capped.loss > free.loss);
         let loose = for_flops(&LAW, 1e22, Some(free.n_opt * 4.0));
         assert!(!loose.capped && (loose.n / free.n_opt - 1.0).abs() < 1e-12);
+    }
+
+    /// Without limits the total-budget optimum is the FLOP optimum; inference tokens move it
+    /// to a smaller N trained on more tokens (Sardana et al. 2024), at a higher loss.
+    #[test]
+    fn inference_moves_the_optimum_to_smaller_models_on_more_tokens() {
+        let c = 1e22;
+        let free = allocate(&LAW, c);
+        let none = for_total_flops(&LAW, c, &Limits::default()).unwrap();
+        assert!((none.n / free.n_opt - 1.0).abs() < 1e-4, "{none:?}");
+        assert!(none.binding.is_empty() && none.inference_flops == 0.0);
+        let limits = Limits {
+            inference_tokens: 2e12,
+            ..Limits::default()
+        };
+        let inf = for_total_flops(&LAW, c, &limits).unwrap();
+        assert!(inf.n < 0.8 * free.n_opt, "{inf:?}");
+        assert!(inf.d / inf.n > free.d_opt / free.n_opt);
+        assert!(((inf.training_flops + inf.inference_flops) / c - 1.0).abs() < 1e-9);
+        // The loss is the best along the budget: a 5 % larger or smaller N does worse.
+        for k in [0.95, 1.05] {
+            let n = inf.n * k;
+            let d = (c - 2.0 * n * 2e12) / (6.0 * n);
+            assert!(LAW.loss(n, d) > inf.loss);
+        }
+    }
+
+    /// A parameter cap and a memory limit each bind where they should.
+    #[test]
+    fn caps_on_parameters_and_memory_bind() {
+        let c = 1e22;
+        let free = allocate(&LAW, c);
+        let cap = Limits {
+            max_params: Some(free.n_opt / 3.0),
+            ..Limits::default()
+        };
+        let o = for_total_flops(&LAW, c, &cap).unwrap();
+        assert_eq!(o.binding, vec!["max_params".to_string()]);
+        assert!((o.n / (free.n_opt / 3.0) - 1.0).abs() < 1e-6);
+        // Memory ∝ N (bytes = 16·N): a limit of 16·N_opt/2 halves N.
+        let law = CostLaw {
+            c: 16f64.ln(),
+            p: 1.0,
+            q: 0.0,
+            r: 0.0,
+            threads: 1.0,
+            rmse_log: 0.0,
+            points: 0,
+        };
+        let mem = Limits {
+            memory: Some((law, 16.0 * free.n_opt / 2.0)),
+            ..Limits::default()
+        };
+        let o = for_total_flops(&LAW, c, &mem).unwrap();
+        assert_eq!(o.binding, vec!["max_memory".to_string()]);
+        assert!((o.n / (free.n_opt / 2.0) - 1.0).abs() < 1e-6, "{o:?}");
+        assert!((o.memory_bytes.unwrap() / (8.0 * free.n_opt) - 1.0).abs() < 1e-6);
+        // A budget that all goes to inference leaves nothing to train.
+        let all = Limits {
+            inference_tokens: c,
+            ..Limits::default()
+        };
+        assert!(for_total_flops(&LAW, c, &all).is_none());
     }
 }

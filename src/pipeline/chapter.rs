@@ -56,11 +56,16 @@ fn planned_final(
             .and_then(|b| b.compare.as_ref())
             .map(|c| (c.batch, c.eta.as_ref().map(|e| (e.c, e.a, e.b)))),
     };
+    // Under limits, the training share of the budget (the rest serves inference).
+    let budget = target
+        .limits
+        .as_ref()
+        .map_or(spec.budget, |l| l.training_flops);
     Ok(final_plan(
         study.seed,
         training,
         &data,
-        spec.budget,
+        budget,
         target.n_opt,
         target.d_opt,
         target.params,
@@ -70,6 +75,7 @@ fn planned_final(
         if matches!(target.form.as_str(), "fixed_e" | "zero_e" | "pinned_e") {
             fp.reduced = target.law.map(|l| (target.form.clone(), l));
         }
+        fp.limits = target.limits.clone();
         fp
     }))
 }

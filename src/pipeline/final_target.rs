@@ -13,6 +13,7 @@
 //! saw, and such runs can cost days of training far over the budget.
 
 use crate::fit::chinchilla::{Law, allocate};
+use crate::fit::constrained::{LimitedOptimum, Limits, for_total_flops};
 use crate::fit::diagnose::Warning;
 use crate::fit::suite::FitReport;
 use crate::study::{LawKind, ParamsConvention, Study};
@@ -32,6 +33,9 @@ pub struct Target {
     pub form: String,
     /// The law that placed it (a Chinchilla form; none for IsoFLOP).
     pub law: Option<Law>,
+    /// With `final:` limits (inference tokens, a parameter cap, a memory limit): the
+    /// optimum under them, which N and D are.
+    pub limits: Option<LimitedOptimum>,
 }
 
 /// What the fits say about the final run.
@@ -69,9 +73,14 @@ pub fn decide(study: &Study, fits: &FitReport) -> Decision {
                 params,
                 form: "isoflop".into(),
                 law: None,
+                limits: None,
             }
         }
         _ => match chinchilla_target(fits, spec.budget) {
+            Ok(t) if spec.limited() => match limited(t, &spec, fits) {
+                Ok(t) => t,
+                Err(why) => return Decision::Skip(why),
+            },
             Ok(t) => t,
             Err(why) => return why.map_or(Decision::Nothing, Decision::Skip),
         },
@@ -102,6 +111,7 @@ fn chinchilla_target(fits: &FitReport, budget: f64) -> Result<Target, Option<Str
             params: c.params,
             form: form.into(),
             law: Some(*law),
+            limits: None,
         }
     };
     if let Some(p) = &c.pinned {
@@ -112,6 +122,7 @@ fn chinchilla_target(fits: &FitReport, budget: f64) -> Result<Target, Option<Str
                 params: c.params,
                 form: "pinned_e".into(),
                 law: Some(p.law),
+                limits: None,
             },
             None => target(&p.law, "pinned_e"),
         });
@@ -125,6 +136,7 @@ fn chinchilla_target(fits: &FitReport, budget: f64) -> Result<Target, Option<Str
                 params: c.params,
                 form: "free_e".into(),
                 law: Some(c.law()),
+                limits: None,
             },
             None => target(&c.law(), "free_e"),
         });
@@ -148,6 +160,45 @@ fn chinchilla_target(fits: &FitReport, budget: f64) -> Result<Target, Option<Str
                     .to_string(),
             )
         })
+}
+
+/// The target moved to the optimum of the budget under `final:`'s limits, through the law
+/// that placed it; `Err(why)` when no model meets them.
+fn limited(t: Target, spec: &crate::study::FinalSpec, fits: &FitReport) -> Result<Target, String> {
+    let Some(law) = t.law else {
+        return Ok(t);
+    };
+    let memory = match spec.max_memory_bytes {
+        Some(limit) => {
+            let Some(m) = fits.cost.as_ref().and_then(|c| c.peak_rss_bytes) else {
+                return Err(
+                    "`final.max_memory_bytes` needs the memory law, which could not be fitted \
+                     (the runs record no peak memory)"
+                        .into(),
+                );
+            };
+            Some((m, limit))
+        }
+        None => None,
+    };
+    let limits = Limits {
+        inference_tokens: spec.inference_tokens,
+        max_params: spec.max_params,
+        memory,
+    };
+    let Some(o) = for_total_flops(&law, spec.budget, &limits) else {
+        return Err(format!(
+            "no model meets `final:`'s limits within {:.3e} FLOPs (the inference tokens leave \
+             no training compute, or the parameter or memory cap admits no model)",
+            spec.budget
+        ));
+    };
+    Ok(Target {
+        n_opt: o.n,
+        d_opt: o.d,
+        limits: Some(o),
+        ..t
+    })
 }
 
 /// Why the optimum lies too far outside the grid to train, if it does.

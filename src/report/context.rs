@@ -293,6 +293,8 @@ pub struct FinalCtx {
     pub gain_rel: Option<f64>,
     /// The final run and the baseline train at the fitted η*(N, D).
     pub lr_from_law: bool,
+    /// With `final:` limits: the optimum under them (`budget` is then its training share).
+    pub limits: Option<crate::fit::constrained::LimitedOptimum>,
 }
 
 /// Percentile interval of `f` over bootstrap laws.
@@ -396,8 +398,14 @@ pub fn final_ctx(
         },
         n_opt: plan.n_opt,
         d_opt: plan.d_opt,
-        n_opt_ci: alloc.and_then(|a| a.ci.map(|c| c[0])),
-        d_opt_ci: alloc.and_then(|a| a.ci.map(|c| c[1])),
+        // The allocation's intervals are the unlimited optimum's.
+        n_opt_ci: alloc
+            .filter(|_| plan.limits.is_none())
+            .and_then(|a| a.ci.map(|c| c[0])),
+        d_opt_ci: alloc
+            .filter(|_| plan.limits.is_none())
+            .and_then(|a| a.ci.map(|c| c[1])),
+        limits: plan.limits.clone(),
         rel_error: measured.map(|m| (run.predicted / m - 1.0).abs()),
         within_ci: measured
             .zip(run.predicted_ci)

@@ -384,14 +384,54 @@ pub fn holdout(input: &Input) -> String {
     out
 }
 
+/// What `final:`'s limits did to the optimum: the inference share and the binding caps.
+fn limits_words(l: &crate::fit::constrained::LimitedOptimum) -> String {
+    let mut out = format!(
+        "Under `final:`'s limits the budget of {} FLOPs buys training and the model's lifetime \
+         of inference: {} FLOPs of training and {} of inference (2N per token). The law's best \
+         model under them is N = {} on D = {} tokens, predicted loss {}; spent on training \
+         alone, the same budget's optimum is N = {} on D = {} (loss {}).",
+        sci(l.training_flops + l.inference_flops),
+        sci(l.training_flops),
+        sci(l.inference_flops),
+        human(l.n),
+        human(l.d),
+        sig(l.loss, 4),
+        human(l.free_n),
+        human(l.free_d),
+        sig(l.free_loss, 4),
+    );
+    for b in &l.binding {
+        out.push_str(match b.as_str() {
+            "max_params" => " The parameter cap (`max_params`) holds N at its edge.",
+            "max_memory" => {
+                " The memory limit (`max_memory_bytes`, through the fitted memory law) holds N \
+                 at its edge."
+            }
+            _ => "",
+        });
+    }
+    if let Some(m) = l.memory_bytes {
+        out.push_str(&format!(" Predicted peak memory: {} bytes.", human(m)));
+    }
+    out.push_str("\n\n");
+    out
+}
+
 pub fn final_run(input: &Input) -> String {
     let Some(f) = &input.final_run else {
         return "*No final run: add `final: {budget: C}` to the study.*\n".into();
     };
-    let mut out = format!(
-        "For C = {} FLOPs the fitted law's optimum is N_opt = {} {}, D_opt = {} {}. The nearest \
+    let mut out = f.limits.as_ref().map_or(String::new(), limits_words);
+    out.push_str(&format!(
+        "For {}C = {} FLOPs the fitted law's optimum is N_opt = {} {}, D_opt = {} {}. The nearest \
          buildable model is `{}` ({} layers, d_model {}, {} heads: N = {}), trained on {} tokens \
          ({} FLOPs counted exactly). The baseline is the study's smallest model on the same tokens.\n\n",
+        if f.limits.is_some() {
+            "its training share, "
+        } else {
+            ""
+        },
         sci(f.budget),
         human(f.n_opt),
         interval_human(f.n_opt_ci),
@@ -404,7 +444,7 @@ pub fn final_run(input: &Input) -> String {
         human(f.run.params),
         human(f.run.tokens as f64),
         sci(f.run.flops),
-    );
+    ));
     if f.lr_from_law {
         out.push_str(&format!(
             "Both train at the learning rate the fitted η*(N, D) gives their shape and tokens: \

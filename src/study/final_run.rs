@@ -46,6 +46,8 @@ pub struct FinalPlan {
     /// The law that placed the optimum when it is a reduced form (`fixed_e`, `zero_e`)
     /// rather than the free-E law: its form and the law itself, which predicts the loss.
     pub reduced: Option<(String, crate::fit::chinchilla::Law)>,
+    /// With `final:` limits: the optimum under them (inference share, binding caps).
+    pub limits: Option<crate::fit::constrained::LimitedOptimum>,
 }
 
 impl FinalPlan {
@@ -261,6 +263,7 @@ pub fn final_plan(
         neighbour,
         lr_from_law: lr_law.is_some(),
         reduced: None,
+        limits: None,
     })
 }
 

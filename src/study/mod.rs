@@ -265,6 +265,17 @@ pub struct FinalSpec {
     pub law: LawKind,
     /// With a batch sweep: the batch size the final run's neighbour trains at.
     pub compare_batch: Option<u64>,
+    /// Lifetime inference tokens (0: the budget is training alone).
+    pub inference_tokens: f64,
+    pub max_params: Option<f64>,
+    pub max_memory_bytes: Option<f64>,
+}
+
+impl FinalSpec {
+    /// Whether anything beyond the FLOP budget places the final run.
+    pub fn limited(&self) -> bool {
+        self.inference_tokens > 0.0 || self.max_params.is_some() || self.max_memory_bytes.is_some()
+    }
 }
 
 /// One report section.

@@ -243,4 +243,15 @@ pub struct FinalFile {
     /// run trains at, for comparison (default: the sweep's middle value, the lower of two).
     #[serde(default)]
     pub compare_batch: Option<Count>,
+    /// Lifetime inference tokens the model will serve, at 2N FLOPs each: the budget then
+    /// pays for training and inference, 6ND + 2N·I = budget (Sardana et al. 2024).
+    #[serde(default)]
+    pub inference_tokens: Option<Real>,
+    /// The most parameters the final model may have (in the law's parameter convention).
+    #[serde(default)]
+    pub max_params: Option<Count>,
+    /// The most peak memory (bytes) the final run may use, through the fitted memory law
+    /// (needs `- { law: cost }` among the fits).
+    #[serde(default)]
+    pub max_memory_bytes: Option<Count>,
 }

@@ -454,10 +454,14 @@ impl Validator {
             (None, many) if many.len() > 1 => Some(many[(many.len() - 1) / 2]),
             (None, _) => None,
         };
+        let (inference_tokens, max_params, max_memory_bytes) = self.final_limits(f, fits, law)?;
         Some(FinalSpec {
             budget,
             law,
             compare_batch,
+            inference_tokens,
+            max_params,
+            max_memory_bytes,
         })
     }
 

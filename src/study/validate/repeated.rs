@@ -1,12 +1,60 @@
 //! What a law's data must know: the unique tokens `law: data_constrained` and
-//! `holdout.epochs_above` need, and the entropy a chinchilla fit's `E: entropy` pins.
+//! `holdout.epochs_above` need, the entropy a chinchilla fit's `E: entropy` pins, and the
+//! laws the final run's limits read.
 
 use super::Validator;
 use crate::fit::options::PinnedE;
-use crate::study::file::{FloorFile, HoldoutFile};
-use crate::study::{DataSpec, Holdout, Source};
+use crate::study::file::{FinalFile, FloorFile, HoldoutFile, LawKind};
+use crate::study::units::Count;
+use crate::study::{DataSpec, FitSpec, Holdout, Source};
 
 impl Validator {
+    /// `final.inference_tokens`, `final.max_params`, `final.max_memory_bytes`: finite and
+    /// positive, on a Chinchilla-form law; memory needs the cost law. `None` after an error.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn final_limits(
+        &mut self,
+        f: &FinalFile,
+        fits: &[FitSpec],
+        law: LawKind,
+    ) -> Option<(f64, Option<f64>, Option<f64>)> {
+        let before = self.error_count();
+        let inference = self.real(
+            "final.inference_tokens",
+            f.inference_tokens,
+            0.0,
+            "≥ 0 (tokens served over the model's lifetime)",
+            |x| x >= 0.0,
+        );
+        let mut positive = |field: &str, v: Option<Count>| {
+            v.and_then(|Count(x)| {
+                if x == 0 {
+                    self.error(field, "must be positive");
+                    None
+                } else {
+                    Some(x as f64)
+                }
+            })
+        };
+        let max_params = positive("final.max_params", f.max_params);
+        let max_memory = positive("final.max_memory_bytes", f.max_memory_bytes);
+        let limited = inference > 0.0 || max_params.is_some() || max_memory.is_some();
+        if limited && law == LawKind::Isoflop {
+            self.error(
+                "final.law",
+                "`inference_tokens`, `max_params` and `max_memory_bytes` place the final run \
+                 through L(N, D): use `law: chinchilla`",
+            );
+        }
+        if max_memory.is_some() && !fits.iter().any(|s| matches!(s, FitSpec::Cost)) {
+            self.error(
+                "final.max_memory_bytes",
+                "needs the memory law: add `- { law: cost }` to `fits`",
+            );
+        }
+        (self.error_count() == before).then_some((inference, max_params, max_memory))
+    }
+
     /// `E:` of a chinchilla fit: a finite floor ≥ 0, or `entropy` of a synthetic language
     /// (the only data whose entropy rate is known).
     pub(super) fn pinned_floor(

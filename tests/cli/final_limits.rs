@@ -1,0 +1,142 @@
+//! `final:` limits beyond the FLOP budget — a lifetime of inference tokens, a parameter cap,
+//! a memory limit through the memory law — place the final run, and say so in the chapter.
+
+use std::fs;
+
+use serde_json::Value;
+
+use crate::support::{assert_no_crash, fixture, fresh_dir, scalebook, stderr, with_mock};
+
+const LAW: &str = "1.5,300,500,0.3,0.35,0.005";
+
+fn study(dir: &std::path::Path, name: &str, final_run: &str) -> std::path::PathBuf {
+    let text = fs::read_to_string(fixture("valid/report_mock.yaml")).unwrap();
+    let text = text.replace("final: { budget: 2e11 }", final_run);
+    assert!(text.contains(final_run));
+    let path = dir.join(format!("{name}.yaml"));
+    fs::write(&path, text).unwrap();
+    path
+}
+
+/// Train `path` (grid and final run) into its own store; the final run's (N, D).
+fn final_run(path: &std::path::Path) -> (f64, f64) {
+    let store = path.with_extension("store");
+    let book = path.with_extension("book");
+    let out = with_mock(
+        &[
+            "run",
+            path.to_str().unwrap(),
+            "--book",
+            book.to_str().unwrap(),
+        ],
+        LAW,
+        &store,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let entry = fs::read_dir(store.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_str().unwrap().contains("-final-"))
+        .expect("a final run");
+    let r: Value =
+        serde_json::from_str(&fs::read_to_string(entry.join("result.json")).unwrap()).unwrap();
+    (
+        r["params_total"].as_f64().unwrap(),
+        r["tokens"].as_f64().unwrap(),
+    )
+}
+
+#[test]
+fn inference_tokens_and_a_parameter_cap_move_the_final_run() {
+    let dir = fresh_dir("final-limits");
+    let plain = final_run(&study(&dir, "plain", "final: { budget: 2e11 }"));
+    // A lifetime of inference: a smaller model on more tokens per parameter.
+    let path = study(
+        &dir,
+        "inference",
+        "final: { budget: 2e11, inference_tokens: 2e5 }",
+    );
+    let served = final_run(&path);
+    assert!(served.0 < 0.8 * plain.0, "{served:?} vs {plain:?}");
+    assert!(
+        served.1 / served.0 > plain.1 / plain.0,
+        "{served:?} vs {plain:?}"
+    );
+    // Training and inference spend the budget between them.
+    assert!((6.0 * served.0 * served.1 + 2.0 * served.0 * 2e5) / 2e11 < 1.1);
+    let book = dir.join("book");
+    let out = with_mock(
+        &[
+            "report",
+            path.to_str().unwrap(),
+            "--book",
+            book.to_str().unwrap(),
+        ],
+        LAW,
+        &path.with_extension("store"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let chapter = fs::read_to_string(book.join("src/report-mock/index.md")).unwrap();
+    assert!(chapter.contains("Under `final:`'s limits"), "{chapter}");
+    assert!(chapter.contains("For its training share, C ="), "{chapter}");
+    // A parameter cap below the optimum holds N at the cap (the nearest buildable shape).
+    let cap = (plain.0 / 3.0).round();
+    let capped = final_run(&study(
+        &dir,
+        "capped",
+        &format!("final: {{ budget: 2e11, max_params: {cap} }}"),
+    ));
+    assert!(
+        capped.0 < 0.5 * plain.0 && capped.1 > 1.5 * plain.1,
+        "{capped:?}"
+    );
+    // A generous memory limit through the mock's memory law binds nothing.
+    let roomy = final_run(&study(
+        &dir,
+        "roomy",
+        "final: { budget: 2e11, max_memory_bytes: 1e12 }",
+    ));
+    assert!(
+        (roomy.0 / plain.0 - 1.0).abs() < 0.2,
+        "{roomy:?} vs {plain:?}"
+    );
+    fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_limits_are_refused_naming_the_field() {
+    let dir = fresh_dir("final-limits-bad");
+    let fits = "fits:\n  - { law: chinchilla }\n";
+    let cases = [
+        (
+            fits,
+            "final: { budget: 2e11, inference_tokens: -1 }",
+            "final.inference_tokens",
+        ),
+        (
+            fits,
+            "final: { budget: 2e11, max_params: 0 }",
+            "final.max_params",
+        ),
+        (
+            fits,
+            "final: { budget: 2e11, max_memory_bytes: 8e9 }",
+            "- { law: cost }",
+        ),
+    ];
+    for (fits, final_run, words) in cases {
+        let text = fs::read_to_string(fixture("valid/report_mock.yaml")).unwrap();
+        let start = text.find("fits:").unwrap();
+        let end = text.find("holdout:").unwrap();
+        let text = format!("{}{fits}{}", &text[..start], &text[end..])
+            .replace("final: { budget: 2e11 }", final_run);
+        let path = dir.join("s.yaml");
+        fs::write(&path, text).unwrap();
+        let out = scalebook(&["validate", path.to_str().unwrap()]);
+        let err = stderr(&out);
+        assert_no_crash(&err, &path);
+        assert_eq!(out.status.code(), Some(2), "{final_run}: {err}");
+        assert!(err.contains(words), "{final_run}: {err}");
+    }
+    fs::remove_dir_all(dir).unwrap();
+}
