@@ -305,7 +305,9 @@ pub fn allocation(input: &Input) -> Result<Vec<Panel>, String> {
             vec![(f.budget, f.run.params), (f.budget, f.run.tokens as f64)],
         ));
     }
-    Ok(vec![panel])
+    let mut panels = vec![panel];
+    panels.extend(super::pareto::panel(input));
+    Ok(panels)
 }
 
 pub fn cost(input: &Input) -> Result<Vec<Panel>, String> {

@@ -18,6 +18,7 @@ pub mod format;
 pub mod laws;
 pub mod laws_pinned;
 pub mod manifest;
+pub mod pareto;
 pub mod plot;
 pub mod sweep;
 pub mod tables;

@@ -79,6 +79,11 @@ fn inference_tokens_and_a_parameter_cap_move_the_final_run() {
     let chapter = fs::read_to_string(book.join("src/report-mock/index.md")).unwrap();
     assert!(chapter.contains("Under `final:`'s limits"), "{chapter}");
     assert!(chapter.contains("For its training share, C ="), "{chapter}");
+    // The allocation chart's second panel: the Pareto front under the limits.
+    assert!(
+        chapter.contains("Loss against total cost (training + inference)"),
+        "{chapter}"
+    );
     // A parameter cap below the optimum holds N at the cap (the nearest buildable shape).
     let cap = (plain.0 / 3.0).round();
     let capped = final_run(&study(
