@@ -72,10 +72,14 @@ fn planned_final(
         laws,
     )
     .map(|mut fp| {
-        if matches!(target.form.as_str(), "fixed_e" | "zero_e" | "pinned_e") {
+        if matches!(
+            target.form.as_str(),
+            "fixed_e" | "zero_e" | "pinned_e" | "overtrain"
+        ) {
             fp.reduced = target.law.map(|l| (target.form.clone(), l));
         }
         fp.limits = target.limits.clone();
+        fp.chosen_by = target.chosen_by.clone();
         fp
     }))
 }

@@ -33,6 +33,8 @@ pub struct Target {
     pub form: String,
     /// The law that placed it (a Chinchilla form; none for IsoFLOP).
     pub law: Option<Law>,
+    /// With `final.law: auto`: why this law, in words.
+    pub chosen_by: Option<String>,
     /// With `final:` limits (inference tokens, a parameter cap, a memory limit): the
     /// optimum under them, which N and D are.
     pub limits: Option<LimitedOptimum>,
@@ -74,8 +76,17 @@ pub fn decide(study: &Study, fits: &FitReport) -> Decision {
                 form: "isoflop".into(),
                 law: None,
                 limits: None,
+                chosen_by: None,
             }
         }
+        LawKind::Auto => match auto_target(fits, spec.budget) {
+            Ok(t) if spec.limited() => match limited(t, &spec, fits) {
+                Ok(t) => t,
+                Err(why) => return Decision::Skip(why),
+            },
+            Ok(t) => t,
+            Err(why) => return why.map_or(Decision::Nothing, Decision::Skip),
+        },
         _ => match chinchilla_target(fits, spec.budget) {
             Ok(t) if spec.limited() => match limited(t, &spec, fits) {
                 Ok(t) => t,
@@ -97,12 +108,7 @@ fn chinchilla_target(fits: &FitReport, budget: f64) -> Result<Target, Option<Str
     let Some(c) = &fits.chinchilla else {
         return Err(None);
     };
-    let flagged = |code: &str| {
-        fits.warnings
-            .iter()
-            .any(|w| w.code == code && w.subject.starts_with("chinchilla"))
-    };
-    let free_sound = !flagged("param_at_bound") && !flagged("e_below_entropy");
+    let free_sound = free_sound(fits);
     let target = |law: &Law, form: &str| {
         let a = allocate(law, budget);
         Target {
@@ -112,6 +118,7 @@ fn chinchilla_target(fits: &FitReport, budget: f64) -> Result<Target, Option<Str
             form: form.into(),
             law: Some(*law),
             limits: None,
+            chosen_by: None,
         }
     };
     if let Some(p) = &c.pinned {
@@ -123,6 +130,7 @@ fn chinchilla_target(fits: &FitReport, budget: f64) -> Result<Target, Option<Str
                 form: "pinned_e".into(),
                 law: Some(p.law),
                 limits: None,
+                chosen_by: None,
             },
             None => target(&p.law, "pinned_e"),
         });
@@ -137,20 +145,14 @@ fn chinchilla_target(fits: &FitReport, budget: f64) -> Result<Target, Option<Str
                 form: "free_e".into(),
                 law: Some(c.law()),
                 limits: None,
+                chosen_by: None,
             },
             None => target(&c.law(), "free_e"),
         });
     }
-    let floor = fits.entropy.map(|[h, _]| h);
-    let sound = |law: &Law| {
-        floor.is_none_or(|h| law.e >= h * (1.0 - 1e-9))
-            && [law.alpha, law.beta]
-                .iter()
-                .all(|v| (0.01..3.0).contains(v))
-    };
     c.reduced
         .iter()
-        .filter(|r| r.form != "free_e" && sound(&r.law))
+        .filter(|r| r.form != "free_e" && sound(fits, &r.law))
         .min_by(|a, b| a.aic.total_cmp(&b.aic))
         .map(|r| target(&r.law, &r.form))
         .ok_or_else(|| {
@@ -160,6 +162,101 @@ fn chinchilla_target(fits: &FitReport, budget: f64) -> Result<Target, Option<Str
                     .to_string(),
             )
         })
+}
+
+/// `final.law: auto`: among the laws the fits hold — the Chinchilla forms the data support
+/// (the free-E law when sound, E pinned, the sound reduced forms) and the over-training law —
+/// the one with the lowest mean rollout error; without the audit, the lowest worst hold-out
+/// error; without either, the Chinchilla choice ([`chinchilla_target`]).
+fn auto_target(fits: &FitReport, budget: f64) -> Result<Target, Option<String>> {
+    let base = chinchilla_target(fits, budget)?;
+    let Some(c) = &fits.chinchilla else {
+        return Ok(base);
+    };
+    let candidate = |form: &str| -> Option<Law> {
+        match form {
+            f if f == base.form => base.law,
+            "pinned_e" => c.pinned.as_ref().map(|p| p.law),
+            "overtrain" => fits.overtrain.as_ref().map(|o| o.chinchilla_form),
+            "free_e" => free_sound(fits).then(|| c.law()),
+            f => c
+                .reduced
+                .iter()
+                .find(|r| r.form == f && sound(fits, &r.law))
+                .map(|r| r.law),
+        }
+    };
+    let pick = |form: &str, why: String| -> Option<Target> {
+        let law = candidate(form)?;
+        let a = allocate(&law, budget);
+        Some(Target {
+            n_opt: a.n_opt,
+            d_opt: a.d_opt,
+            params: c.params,
+            form: form.into(),
+            law: Some(law),
+            limits: None,
+            chosen_by: Some(why),
+        })
+    };
+    if let Some(r) = &fits.rollout {
+        let chosen = r.laws.iter().find_map(|l| {
+            pick(
+                &l.form,
+                format!(
+                    "the lowest mean rollout error among the laws the data support ({:.2} %)",
+                    100.0 * l.mean_error
+                ),
+            )
+        });
+        if let Some(t) = chosen {
+            return Ok(t);
+        }
+    }
+    let mut holdouts: Vec<(&str, f64)> = Vec::new();
+    if let Some(h) = &fits.holdout {
+        holdouts.push((base.form.as_str(), h.rel_error_max));
+    }
+    if let Some(h) = c.pinned.as_ref().and_then(|p| p.holdout.as_ref()) {
+        holdouts.push(("pinned_e", h.rel_error_max));
+    }
+    if let Some(h) = fits.overtrain.as_ref().and_then(|o| o.holdout.as_ref()) {
+        holdouts.push(("overtrain", h.rel_error_max));
+    }
+    holdouts.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let chosen = holdouts.iter().find_map(|(form, err)| {
+        pick(
+            form,
+            format!(
+                "the lowest worst hold-out error among the laws fitted ({:.2} %)",
+                100.0 * err
+            ),
+        )
+    });
+    Ok(chosen.unwrap_or(Target {
+        chosen_by: Some("no rollout audit or hold-out to compare laws by".into()),
+        ..base
+    }))
+}
+
+/// The free-E law is identified: no parameter at its bound, E not below the entropy.
+fn free_sound(fits: &FitReport) -> bool {
+    let flagged = |code: &str| {
+        fits.warnings
+            .iter()
+            .any(|w| w.code == code && w.subject.starts_with("chinchilla"))
+    };
+    !flagged("param_at_bound") && !flagged("e_below_entropy")
+}
+
+/// A reduced law is sound: E not below the data's known floor, exponents inside the search.
+fn sound(fits: &FitReport, law: &Law) -> bool {
+    fits.entropy
+        .map(|[h, _]| h)
+        .is_none_or(|h| law.e >= h * (1.0 - 1e-9))
+        && [law.alpha, law.beta]
+            .iter()
+            .all(|v| (0.01..3.0).contains(v))
 }
 
 /// The target moved to the optimum of the budget under `final:`'s limits, through the law

@@ -295,6 +295,8 @@ pub struct FinalCtx {
     pub lr_from_law: bool,
     /// With `final:` limits: the optimum under them (`budget` is then its training share).
     pub limits: Option<crate::fit::constrained::LimitedOptimum>,
+    /// With `final.law: auto`: why `law` was chosen.
+    pub chosen_by: Option<String>,
 }
 
 /// Percentile interval of `f` over bootstrap laws.
@@ -393,9 +395,11 @@ pub fn final_ctx(
     FinalCtx {
         budget: plan.budget,
         law: match &plan.reduced {
+            Some((form, _)) if form == "overtrain" => "overtrain".into(),
             Some((form, _)) => format!("chinchilla ({form})"),
             None => "chinchilla".into(),
         },
+        chosen_by: plan.chosen_by.clone(),
         n_opt: plan.n_opt,
         d_opt: plan.d_opt,
         // The allocation's intervals are the unlimited optimum's.

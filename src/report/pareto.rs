@@ -14,6 +14,9 @@ use crate::fit::constrained::{Limits, for_total_flops};
 fn final_law(input: &Input) -> Option<Law> {
     let c = input.fits.chinchilla.as_ref()?;
     let f = input.final_run.as_ref()?;
+    if f.law == "overtrain" {
+        return input.fits.overtrain.as_ref().map(|o| o.chinchilla_form);
+    }
     let form = f
         .law
         .strip_prefix("chinchilla (")

@@ -422,7 +422,13 @@ pub fn final_run(input: &Input) -> String {
     let Some(f) = &input.final_run else {
         return "*No final run: add `final: {budget: C}` to the study.*\n".into();
     };
-    let mut out = f.limits.as_ref().map_or(String::new(), limits_words);
+    let mut out = f.chosen_by.as_ref().map_or(String::new(), |why| {
+        format!(
+            "`final.law: auto` placed the final run with the `{}` law: {why}.\n\n",
+            f.law
+        )
+    });
+    out.push_str(&f.limits.as_ref().map_or(String::new(), limits_words));
     out.push_str(&format!(
         "For {}C = {} FLOPs the fitted law's optimum is N_opt = {} {}, D_opt = {} {}. The nearest \
          buildable model is `{}` ({} layers, d_model {}, {} heads: N = {}), trained on {} tokens \

@@ -48,6 +48,8 @@ pub struct FinalPlan {
     pub reduced: Option<(String, crate::fit::chinchilla::Law)>,
     /// With `final:` limits: the optimum under them (inference share, binding caps).
     pub limits: Option<crate::fit::constrained::LimitedOptimum>,
+    /// With `final.law: auto`: why the law that placed it was chosen.
+    pub chosen_by: Option<String>,
 }
 
 impl FinalPlan {
@@ -264,6 +266,7 @@ pub fn final_plan(
         lr_from_law: lr_law.is_some(),
         reduced: None,
         limits: None,
+        chosen_by: None,
     })
 }
 

@@ -1,4 +1,4 @@
-//! `final:` limits beyond the FLOP budget — a lifetime of inference tokens, a parameter cap,
+//! `final.law: auto`, and `final:` limits beyond the FLOP budget — a lifetime of inference tokens, a parameter cap,
 //! a memory limit through the memory law — place the final run, and say so in the chapter.
 
 use std::fs;
@@ -142,6 +142,103 @@ fn bad_limits_are_refused_naming_the_field() {
         assert_no_crash(&err, &path);
         assert_eq!(out.status.code(), Some(2), "{final_run}: {err}");
         assert!(err.contains(words), "{final_run}: {err}");
+    }
+    fs::remove_dir_all(dir).unwrap();
+}
+
+/// `final.law: auto` places the final run with the law the audit ranks first among those the
+/// data support, says so in the chapter, and falls back to the hold-out without an audit.
+#[test]
+fn final_law_auto_follows_the_rollout_audit_then_the_hold_out() {
+    let dir = fresh_dir("final-auto");
+    for (name, holdout, words) in [
+        (
+            "rollout",
+            "holdout: { largest: 1, rollout: sizes }",
+            "mean rollout error",
+        ),
+        ("heldout", "holdout: { largest: 1 }", "worst hold-out error"),
+    ] {
+        let text = fs::read_to_string(fixture("valid/report_mock.yaml"))
+            .unwrap()
+            .replace(
+                "final: { budget: 2e11 }",
+                "final: { budget: 2e11, law: auto }",
+            )
+            .replace("holdout: { largest: 1 }", holdout)
+            .replace(
+                "  - { law: cost }",
+                "  - { law: cost }\n  - { law: overtrain, bootstrap: 0 }",
+            );
+        let path = dir.join(format!("{name}.yaml"));
+        fs::write(&path, text).unwrap();
+        let store = dir.join(format!("{name}-store"));
+        let book = dir.join(format!("{name}-book"));
+        let out = with_mock(
+            &[
+                "run",
+                path.to_str().unwrap(),
+                "--book",
+                book.to_str().unwrap(),
+            ],
+            LAW,
+            &store,
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let fits: Value = serde_json::from_str(
+            &fs::read_to_string(store.join("studies/report-mock/fits.json")).unwrap(),
+        )
+        .unwrap();
+        let chapter = fs::read_to_string(book.join("src/report-mock/index.md")).unwrap();
+        let line = chapter
+            .lines()
+            .find(|l| l.starts_with("`final.law: auto` placed the final run with the"))
+            .unwrap_or_else(|| panic!("{chapter}"));
+        assert!(line.contains(words), "{line}");
+        if name == "rollout" {
+            // The audit's best-ranked law (the free-E law is sound on the mock's points).
+            let best = fits["rollout"]["laws"][0]["form"].as_str().unwrap();
+            let named = match best {
+                "free_e" => "`chinchilla`".to_string(),
+                "overtrain" => "`overtrain`".to_string(),
+                f => format!("`chinchilla ({f})`"),
+            };
+            assert!(line.contains(&named), "{best}: {line}");
+        } else {
+            let free = fits["holdout"]["rel_error_max"].as_f64().unwrap();
+            let over = fits["overtrain"]["holdout"]["rel_error_max"]
+                .as_f64()
+                .unwrap();
+            let named = if over < free {
+                "`overtrain`"
+            } else {
+                "`chinchilla`"
+            };
+            assert!(line.contains(named), "{free} {over}: {line}");
+        }
+    }
+    // `auto` is no law to fit, and needs the Chinchilla law among the fits.
+    for (body, words) in [
+        ("fits:\n  - { law: auto }\n", "`auto` names no law to fit"),
+        (
+            "fits:\n  - { law: power, x: params }\nfinal: { budget: 1e20, law: auto }\n",
+            "add `- { law: chinchilla }`",
+        ),
+    ] {
+        fs::write(dir.join("runs.csv"), "n,d,loss\n1e6,1e8,3.1\n").unwrap();
+        let s = dir.join("s.yaml");
+        fs::write(
+            &s,
+            format!(
+                "version: 1\nname: s\nresults:\n  path: runs.csv\n  columns: {{ params: n, tokens: d, loss: loss }}\n{body}"
+            ),
+        )
+        .unwrap();
+        let out = scalebook(&["validate", s.to_str().unwrap()]);
+        let err = stderr(&out);
+        assert_no_crash(&err, &s);
+        assert_eq!(out.status.code(), Some(2), "{body}: {err}");
+        assert!(err.contains(words), "{body}: {err}");
     }
     fs::remove_dir_all(dir).unwrap();
 }

@@ -30,6 +30,9 @@ pub enum LawKind {
     /// tokens, and parameters past the compute-optimal size for the unique tokens, are worth
     /// less than fresh ones (needs runs that record their unique tokens).
     DataConstrained,
+    /// `final.law` only: the law the data support — among the fitted Chinchilla forms and the
+    /// over-training law, the one with the lowest rollout (else hold-out) error.
+    Auto,
 }
 
 // The laws' options are the fitting code's own types (`fit::options`); the study file
@@ -236,7 +239,8 @@ pub enum RolloutKind {
 pub struct FinalFile {
     /// Compute budget in FLOPs.
     pub budget: Real,
-    /// Law that chooses N and D (default chinchilla).
+    /// Law that chooses N and D: `chinchilla` (default), `isoflop`, or `auto` (the law the
+    /// data support).
     #[serde(default)]
     pub law: Option<LawKind>,
     /// With a batch sweep: the batch size (one of `train.batch`) a neighbour of the final

@@ -238,6 +238,14 @@ impl Validator {
                     params,
                 },
                 LawKind::Frontier => FitSpec::Frontier { params },
+                LawKind::Auto => {
+                    self.error(
+                        format!("{field}.law"),
+                        "`auto` names no law to fit: it is for `final.law` (the law the data \
+                         support among those fitted)",
+                    );
+                    continue;
+                }
                 LawKind::Overtrain => FitSpec::Overtrain {
                     bootstrap,
                     confidence,
@@ -406,17 +414,25 @@ impl Validator {
     ) -> Option<FinalSpec> {
         let budget = self.real("final.budget", Some(f.budget), 0.0, "positive", |x| x > 0.0);
         let law = f.law.unwrap_or(LawKind::Chinchilla);
-        if !matches!(law, LawKind::Chinchilla | LawKind::Isoflop) {
+        if law == LawKind::Auto && !fits.iter().any(|fit| fit.law() == LawKind::Chinchilla) {
+            self.error(
+                "final.law",
+                "`auto` chooses among the fitted Chinchilla forms and the over-training law: add \
+                 `- { law: chinchilla }` to `fits`",
+            );
+            return None;
+        }
+        if !matches!(law, LawKind::Chinchilla | LawKind::Isoflop | LawKind::Auto) {
             self.error(
                 "final.law",
                 format!(
-                    "law `{}` does not give a compute-optimal allocation; use chinchilla or isoflop",
+                    "law `{}` does not give a compute-optimal allocation; use chinchilla, isoflop or auto",
                     law_name(law)
                 ),
             );
             return None;
         }
-        if !fits.iter().any(|fit| fit.law() == law) {
+        if law != LawKind::Auto && !fits.iter().any(|fit| fit.law() == law) {
             self.error(
                 "final.law",
                 format!(
@@ -567,5 +583,6 @@ pub fn law_name(law: LawKind) -> &'static str {
         LawKind::Curve => "curve",
         LawKind::Overtrain => "overtrain",
         LawKind::DataConstrained => "data_constrained",
+        LawKind::Auto => "auto",
     }
 }
