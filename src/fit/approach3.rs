@@ -130,22 +130,7 @@ pub(super) fn fit_chinchilla(
         .map(String::from)
         .collect();
     report.chinchilla = Some(chin);
-    report.allocation = request
-        .budgets
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| {
-            let a = allocate(&law, c);
-            AllocationReport {
-                compute: c,
-                n_opt: a.n_opt,
-                d_opt: a.d_opt,
-                tokens_per_param: a.tokens_per_param,
-                loss: a.loss,
-                ci: ci.as_ref().map(|c| c.allocations[i].map(pair)),
-            }
-        })
-        .collect();
+    report.allocation = allocation_reports(&law, &request.budgets, ci.as_ref());
     if let Some(holdout) = request.holdout {
         report.holdout = fit_holdout(all, holdout, options, request.seed, &mut report.warnings);
     }
@@ -223,6 +208,46 @@ pub(super) fn held_out(
     }
 }
 
+/// The runs a hold-out fits and the runs it predicts: its kind's name, k, (train, test).
+pub(super) fn split<'a>(
+    all: &[&'a Row],
+    holdout: Holdout,
+    params: ParamsConvention,
+) -> (&'static str, u64, Vec<&'a Row>, Vec<&'a Row>) {
+    let (kind, k, held) = held_out(all, holdout, params);
+    let side = |want: bool| -> Vec<&Row> {
+        all.iter()
+            .zip(&held)
+            .filter(|(_, h)| **h == want)
+            .map(|(r, _)| *r)
+            .collect()
+    };
+    (kind, k, side(false), side(true))
+}
+
+/// Each budget's optimum under `law`, with the bootstrap's intervals when there are any.
+pub(super) fn allocation_reports(
+    law: &chinchilla::Law,
+    budgets: &[f64],
+    ci: Option<&bootstrap::ChinchillaIntervals>,
+) -> Vec<AllocationReport> {
+    budgets
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let a = allocate(law, c);
+            AllocationReport {
+                compute: c,
+                n_opt: a.n_opt,
+                d_opt: a.d_opt,
+                tokens_per_param: a.tokens_per_param,
+                loss: a.loss,
+                ci: ci.map(|c| c.allocations[i].map(pair)),
+            }
+        })
+        .collect()
+}
+
 fn fit_holdout(
     all: &[&Row],
     holdout: Holdout,
@@ -239,19 +264,7 @@ fn fit_holdout(
         ..
     } = options;
     let resample_grid = options.resample_grid();
-    let (label, k, held) = held_out(all, holdout, params);
-    let train: Vec<&Row> = all
-        .iter()
-        .zip(&held)
-        .filter(|(_, h)| !**h)
-        .map(|(r, _)| *r)
-        .collect();
-    let test: Vec<&Row> = all
-        .iter()
-        .zip(&held)
-        .filter(|(_, h)| **h)
-        .map(|(r, _)| *r)
-        .collect();
+    let (label, k, train, test) = split(all, holdout, params);
     if test.is_empty() {
         warnings.push(Warning::problem("holdout: no run is held out"));
         return None;

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::approach3::held_out;
+use super::approach3::split;
 use super::data_constrained::{self, DataConstrainedLaw, NearOptima, RepeatPoint};
 use super::diagnose::Warning;
 use super::options::{Holdout, ParamsConvention};
@@ -368,15 +368,7 @@ fn holdout(
     options: &DataConstrainedOptions,
     warnings: &mut Vec<Warning>,
 ) -> Option<DataConstrainedHoldout> {
-    let (kind, k, held) = held_out(all, h, options.params);
-    let split = |want: bool| -> Vec<&Row> {
-        all.iter()
-            .zip(&held)
-            .filter(|(_, h)| **h == want)
-            .map(|(r, _)| *r)
-            .collect()
-    };
-    let (train, test) = (split(false), split(true));
+    let (kind, k, train, test) = split(all, h, options.params);
     if test.is_empty() {
         return None;
     }

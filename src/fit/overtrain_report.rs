@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::approach3::held_out;
+use super::approach3::split;
 use super::chinchilla::allocate;
 use super::diagnose::Warning;
 use super::options::{Holdout, ParamsConvention};
@@ -162,15 +162,7 @@ fn holdout(
     options: &OvertrainOptions,
     warnings: &mut Vec<Warning>,
 ) -> Option<OvertrainHoldout> {
-    let (kind, k, held) = held_out(all, h, options.params);
-    let split = |want: bool| -> Vec<&Row> {
-        all.iter()
-            .zip(&held)
-            .filter(|(_, h)| **h == want)
-            .map(|(r, _)| *r)
-            .collect()
-    };
-    let (train, test) = (split(false), split(true));
+    let (kind, k, train, test) = split(all, h, options.params);
     if test.is_empty() {
         return None;
     }

@@ -12,9 +12,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::approach3::held_out;
+use super::approach3::{allocation_reports, split};
 use super::bootstrap::{self, Resampling};
-use super::chinchilla::{Law, Point, allocate};
+use super::chinchilla::{Law, Point};
 use super::diagnose::Warning;
 use super::options::{Holdout, ParamsConvention, PinnedE};
 use super::reduced::{aic, fit_fixed_e, refine_fixed_e};
@@ -117,22 +117,7 @@ pub(super) fn fit(
     if !below_floor.is_empty() {
         warnings.push(floor_above_loss(e, source, &below_floor, all));
     }
-    let allocation = request
-        .budgets
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| {
-            let a = allocate(&law, c);
-            AllocationReport {
-                compute: c,
-                n_opt: a.n_opt,
-                d_opt: a.d_opt,
-                tokens_per_param: a.tokens_per_param,
-                loss: a.loss,
-                ci: ci.as_ref().map(|c| c.allocations[i].map(pair)),
-            }
-        })
-        .collect();
+    let allocation = allocation_reports(&law, &request.budgets, ci.as_ref());
     let holdout = request
         .holdout
         .and_then(|h| holdout(all, h, e, options, request.seed, warnings));
@@ -205,15 +190,7 @@ fn holdout(
     seed: u64,
     warnings: &mut Vec<Warning>,
 ) -> Option<HoldoutReport> {
-    let (kind, k, held) = held_out(all, h, options.params);
-    let split = |want: bool| -> Vec<&Row> {
-        all.iter()
-            .zip(&held)
-            .filter(|(_, h)| **h == want)
-            .map(|(r, _)| *r)
-            .collect()
-    };
-    let (train, test) = (split(false), split(true));
+    let (kind, k, train, test) = split(all, h, options.params);
     if test.is_empty() {
         return None;
     }
