@@ -34,7 +34,7 @@ pub fn caption(id: &str) -> &'static str {
             "Relative residual (measured / predicted − 1) of every run under the fitted law (and, with `law: overtrain`, under the over-training law in a second panel)."
         }
         "allocation" => {
-            "Compute-optimal N_opt(C) and D_opt(C) from the fitted law with bootstrap bands, against measured optima; with `final:` limits (inference tokens, a parameter or memory cap), a second panel shows the loss–cost Pareto front under them, the training-optimal models charged for the same inference, and the final run's point."
+            "Compute-optimal N_opt(C) and D_opt(C) from the fitted law with bootstrap bands, against measured optima."
         }
         "cost" => {
             "Measured cost of every run against scale, with the cost-law forecast for the final run."
