@@ -243,7 +243,13 @@ pub(super) fn fit_data_constrained(
     let allocation = request
         .budgets
         .iter()
-        .map(|&c| allocation(&law, c, pool))
+        .map(|&c| {
+            let cap = match request.final_unique_tokens {
+                Some(u) if request.final_budget == Some(c) => Some(u),
+                _ => pool,
+            };
+            allocation(&law, c, cap)
+        })
         .collect();
     let holdout = request
         .holdout

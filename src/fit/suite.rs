@@ -84,6 +84,9 @@ pub struct Request<'a> {
     pub left_out: Vec<LeftOut>,
     /// The final run's budget (for the extrapolation warning).
     pub final_budget: Option<f64>,
+    /// `final.unique_tokens`: the unique tokens the final budget's data-constrained
+    /// allocation may draw from (else the runs' largest pool).
+    pub final_unique_tokens: Option<f64>,
     /// Every run of a learning-rate sweep (empty without one): `rows` holds the envelope.
     pub sweep: Vec<SweepRun>,
     /// Learning-rate transfer, when the study transfers one (reported under `hyper`).
@@ -537,6 +540,7 @@ mod tests {
             val_floor: None,
             left_out: Vec::new(),
             final_budget: None,
+            final_unique_tokens: None,
             sweep: Vec::new(),
             curve_groups: &[],
             curve_unusable: Vec::new(),

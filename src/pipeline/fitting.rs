@@ -389,6 +389,7 @@ pub fn compute(study: &Study, input: &FitInput, constraints: Constraints) -> Fit
         val_floor: input.val_floor,
         left_out: input.left_out.clone(),
         final_budget: study.final_run.as_ref().map(|f| f.budget),
+        final_unique_tokens: study.final_run.as_ref().and_then(|f| f.unique_tokens),
         sweep: input.sweep.clone(),
         batch: crate::fit::batch::BatchOptions {
             compare: study.final_run.and_then(|f| f.compare_batch),

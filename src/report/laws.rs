@@ -150,13 +150,17 @@ pub fn table(input: &Input) -> String {
         out.push_str(&overtrain_words(o));
     }
     if let Some(d) = &input.fits.data_constrained {
-        out.push_str(&data_constrained_words(d));
+        out.push_str(&data_constrained_words(
+            d,
+            input.study.final_run.as_ref().map(|f| f.budget),
+        ));
     }
     out
 }
 
 fn data_constrained_words(
     d: &crate::fit::data_constrained_report::DataConstrainedReport,
+    final_budget: Option<f64>,
 ) -> String {
     let iv = |v: Option<[f64; 2]>| {
         v.map_or(String::new(), |[lo, hi]| {
@@ -199,7 +203,11 @@ fn data_constrained_words(
             100.0 * h.chinchilla_rel_error_max,
         ));
     }
-    if let Some(a) = d.allocation.first()
+    let final_allocation = d
+        .allocation
+        .iter()
+        .find(|a| Some(a.compute) == final_budget);
+    if let Some(a) = final_allocation.or(d.allocation.first())
         && let (Some(u), Some(n_opt), Some(epochs)) =
             (a.unique_tokens, a.capped_n_opt, a.capped_epochs)
     {

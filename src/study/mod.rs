@@ -269,6 +269,8 @@ pub struct FinalSpec {
     pub inference_tokens: f64,
     pub max_params: Option<f64>,
     pub max_memory_bytes: Option<f64>,
+    /// The unique-token cap the data-constrained allocation of the budget answers for.
+    pub unique_tokens: Option<f64>,
 }
 
 impl FinalSpec {

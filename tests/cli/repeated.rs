@@ -101,6 +101,38 @@ fn a_small_corpus_repeats_and_the_data_constrained_law_is_fitted() {
     assert!(d["objective"].as_f64().unwrap() <= d["chinchilla_objective"].as_f64().unwrap());
     let chapter = fs::read_to_string(dir.join("book/src/repeated/index.md")).unwrap();
     assert!(chapter.contains("data_repeated"), "{chapter}");
+    // `final.unique_tokens` caps the pool the final budget's allocation draws from: the law
+    // answers how many epochs of it are worth training (the same runs, refitted).
+    let text = fs::read_to_string(&study).unwrap().replace(
+        "fits:\n  - { law: chinchilla, bootstrap: 0 }\n",
+        "fits:\n  - { law: chinchilla, bootstrap: 0 }\n  - { law: data_constrained, bootstrap: 0 }\n\
+         final: { budget: 1e9, unique_tokens: 2000 }\n",
+    );
+    assert!(text.contains("unique_tokens: 2000"));
+    fs::write(&study, text).unwrap();
+    let out = scalebook(&[
+        "fit",
+        study.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let fits: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let a = fits["data_constrained"]["allocation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["compute"] == 1e9)
+        .unwrap_or_else(|| panic!("{}", fits["data_constrained"]));
+    assert_eq!(a["unique_tokens"], 2000.0, "{a}");
+    let (d, epochs) = (
+        a["capped_d_opt"].as_f64().unwrap(),
+        a["capped_epochs"].as_f64().unwrap(),
+    );
+    assert!((epochs - d / 2000.0).abs() < 1e-9 * epochs, "{a}");
+    assert!(epochs > 1.0, "{a}");
     fs::remove_dir_all(dir).unwrap();
 }
 
@@ -137,6 +169,11 @@ fn unique_tokens_unknown_is_refused_naming_the_field() {
             "data: { source: synthetic, vocab: 32 }\nmodel: { context: 8, sizes: [{ layers: 1, d_model: 8, heads: 2 }] }\ntokens: [1e3]\nfits:\n  - { law: data_constrained }\n",
             "fits[0].law",
             "synthetic language draws fresh tokens",
+        ),
+        (
+            "data: { source: text, paths: [c.txt] }\nmodel: { context: 8, sizes: [{ layers: 1, d_model: 8, heads: 2 }] }\ntokens: [1e3]\nfinal: { budget: 1e9, unique_tokens: 1e6 }\n",
+            "final.unique_tokens",
+            "law: data_constrained",
         ),
     ];
     for (body, field, words) in cases {

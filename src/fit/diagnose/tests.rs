@@ -354,6 +354,7 @@ fn fit(rows: &[Row], entropy: Option<(f64, f64)>) -> FitReport {
             val_floor: None,
             left_out: Vec::new(),
             final_budget: None,
+            final_unique_tokens: None,
             sweep: Vec::new(),
             curve_groups: &[],
             curve_unusable: Vec::new(),

@@ -258,4 +258,9 @@ pub struct FinalFile {
     /// (needs `- { law: cost }` among the fits).
     #[serde(default)]
     pub max_memory_bytes: Option<Count>,
+    /// The unique tokens the budget may draw from: the data-constrained law's allocation of
+    /// the budget under that cap, and the epochs it repeats them (needs `law:
+    /// data_constrained`; the final run itself trains on the study's data as planned).
+    #[serde(default)]
+    pub unique_tokens: Option<Count>,
 }

@@ -478,6 +478,7 @@ impl Validator {
             inference_tokens,
             max_params,
             max_memory_bytes,
+            unique_tokens: self.final_unique_tokens(f, fits),
         })
     }
 

@@ -9,6 +9,24 @@ use crate::study::units::Count;
 use crate::study::{DataSpec, FitSpec, Holdout, Source};
 
 impl Validator {
+    /// `final.unique_tokens`: positive, and answered by the data-constrained law.
+    pub(super) fn final_unique_tokens(&mut self, f: &FinalFile, fits: &[FitSpec]) -> Option<f64> {
+        let Count(u) = f.unique_tokens?;
+        if u == 0 {
+            self.error("final.unique_tokens", "must be positive");
+            return None;
+        }
+        if !fits.iter().any(|s| s.law() == LawKind::DataConstrained) {
+            self.error(
+                "final.unique_tokens",
+                "needs the data-constrained law to answer it: add \
+                 `- { law: data_constrained }` to `fits`",
+            );
+            return None;
+        }
+        Some(u as f64)
+    }
+
     /// `final.inference_tokens`, `final.max_params`, `final.max_memory_bytes`: finite and
     /// positive, on a Chinchilla-form law; memory needs the cost law. `None` after an error.
     #[allow(clippy::type_complexity)]
