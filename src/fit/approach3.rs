@@ -248,6 +248,36 @@ pub(super) fn allocation_reports(
         .collect()
 }
 
+/// The held-out runs as `predict(row, N, D)` predicts them, with the bootstrap's interval
+/// per run when there is one; and the largest and the mean relative error.
+pub(super) fn holdout_points(
+    test: &[&Row],
+    params: ParamsConvention,
+    predict: impl Fn(&Row, f64, f64) -> f64,
+    ci: Option<&[bootstrap::Interval]>,
+) -> (Vec<HoldoutPoint>, f64, f64) {
+    let points: Vec<HoldoutPoint> = test
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let (n, d) = (r.n(params), r.tokens);
+            let predicted = predict(r, n, d);
+            HoldoutPoint {
+                name: r.name.clone(),
+                n,
+                d,
+                measured: r.loss,
+                predicted,
+                rel_error: (predicted / r.loss - 1.0).abs(),
+                predicted_ci: ci.map(|c| pair(c[i])),
+            }
+        })
+        .collect();
+    let max = points.iter().map(|p| p.rel_error).fold(0.0, f64::max);
+    let mean = points.iter().map(|p| p.rel_error).sum::<f64>() / points.len() as f64;
+    (points, max, mean)
+}
+
 fn fit_holdout(
     all: &[&Row],
     holdout: Holdout,
@@ -297,35 +327,23 @@ fn fit_holdout(
             )
         })
         .flatten();
-    let points: Vec<HoldoutPoint> = test
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let at = At {
-                n: r.n(params),
-                d: r.tokens,
-                flops: r.flops,
-                schedule: None,
-            };
-            let predicted = ScalingLaw::loss(&fitted.law, &at).unwrap_or(f64::NAN);
-            HoldoutPoint {
-                name: r.name.clone(),
-                n: r.n(params),
-                d: r.tokens,
-                measured: r.loss,
-                predicted,
-                rel_error: (predicted / r.loss - 1.0).abs(),
-                predicted_ci: ci.as_ref().map(|c| pair(c.predictions[i])),
-            }
-        })
-        .collect();
-    let errors: Vec<f64> = points.iter().map(|p| p.rel_error).collect();
+    let predict = |r: &Row, n: f64, d: f64| {
+        let at = At {
+            n,
+            d,
+            flops: r.flops,
+            schedule: None,
+        };
+        ScalingLaw::loss(&fitted.law, &at).unwrap_or(f64::NAN)
+    };
+    let intervals = ci.as_ref().map(|c| c.predictions.as_slice());
+    let (points, rel_error_max, rel_error_mean) = holdout_points(&test, params, predict, intervals);
     Some(HoldoutReport {
         kind: label.to_string(),
         k,
         fitted_points: train.len(),
-        rel_error_max: errors.iter().copied().fold(0.0, f64::max),
-        rel_error_mean: errors.iter().sum::<f64>() / errors.len() as f64,
+        rel_error_max,
+        rel_error_mean,
         points,
         law: fitted.law,
         bootstrap_laws: ci.map(|c| c.laws).unwrap_or_default(),

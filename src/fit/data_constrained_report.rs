@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::approach3::split;
+use super::approach3::{holdout_points, split};
 use super::data_constrained::{self, DataConstrainedLaw, NearOptima, RepeatPoint};
 use super::diagnose::Warning;
 use super::options::{Holdout, ParamsConvention};
@@ -387,39 +387,23 @@ fn holdout(
         return None;
     };
     let plain = fitted.chinchilla;
-    let rel = |predicted: f64, measured: f64| (predicted / measured - 1.0).abs();
-    let points: Vec<HoldoutPoint> = test
-        .iter()
-        .map(|r| {
-            let (n, d) = (r.n(options.params), r.tokens);
-            let predicted = fitted.law.loss(n, d, r.unique_tokens);
-            HoldoutPoint {
-                name: r.name.clone(),
-                n,
-                d,
-                measured: r.loss,
-                predicted,
-                rel_error: rel(predicted, r.loss),
-                predicted_ci: None,
-            }
-        })
-        .collect();
-    let errors: Vec<f64> = points.iter().map(|p| p.rel_error).collect();
-    let plain_errors: Vec<f64> = test
-        .iter()
-        .map(|r| rel(plain.loss(r.n(options.params), r.tokens), r.loss))
-        .collect();
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let (points, rel_error_max, rel_error_mean) = holdout_points(
+        &test,
+        options.params,
+        |r, n, d| fitted.law.loss(n, d, r.unique_tokens),
+        None,
+    );
+    let (_, chinchilla_rel_error_max, chinchilla_rel_error_mean) =
+        holdout_points(&test, options.params, |_, n, d| plain.loss(n, d), None);
     Some(DataConstrainedHoldout {
         kind: kind.into(),
         k,
         fitted_points: train.len(),
         law: fitted.law,
-        rel_error_max: max(&errors),
-        rel_error_mean: mean(&errors),
-        chinchilla_rel_error_max: max(&plain_errors),
-        chinchilla_rel_error_mean: mean(&plain_errors),
+        rel_error_max,
+        rel_error_mean,
+        chinchilla_rel_error_max,
+        chinchilla_rel_error_mean,
         points,
     })
 }

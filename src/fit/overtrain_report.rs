@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::approach3::split;
+use super::approach3::{holdout_points, split};
 use super::chinchilla::allocate;
 use super::diagnose::Warning;
 use super::options::{Holdout, ParamsConvention};
@@ -172,30 +172,15 @@ fn holdout(
         ));
         return None;
     };
-    let points: Vec<HoldoutPoint> = test
-        .iter()
-        .map(|r| {
-            let (n, d) = (r.n(options.params), r.tokens);
-            let predicted = fitted.law.loss(n, d);
-            HoldoutPoint {
-                name: r.name.clone(),
-                n,
-                d,
-                measured: r.loss,
-                predicted,
-                rel_error: (predicted / r.loss - 1.0).abs(),
-                predicted_ci: None,
-            }
-        })
-        .collect();
-    let errors: Vec<f64> = points.iter().map(|p| p.rel_error).collect();
+    let (points, rel_error_max, rel_error_mean) =
+        holdout_points(&test, options.params, |_, n, d| fitted.law.loss(n, d), None);
     Some(OvertrainHoldout {
         kind: kind.into(),
         k,
         fitted_points: train.len(),
         law: fitted.law,
-        rel_error_max: errors.iter().copied().fold(0.0, f64::max),
-        rel_error_mean: errors.iter().sum::<f64>() / errors.len() as f64,
+        rel_error_max,
+        rel_error_mean,
         points,
     })
 }

@@ -12,13 +12,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::approach3::{allocation_reports, split};
+use super::approach3::{allocation_reports, holdout_points, split};
 use super::bootstrap::{self, Resampling};
 use super::chinchilla::{Law, Point};
 use super::diagnose::Warning;
 use super::options::{Holdout, ParamsConvention, PinnedE};
 use super::reduced::{aic, fit_fixed_e, refine_fixed_e};
-use super::report::{AllocationReport, HoldoutPoint, HoldoutReport, ParamIntervals};
+use super::report::{AllocationReport, HoldoutReport, ParamIntervals};
 use super::suite::{Request, Row, pair, points};
 
 /// Parameters fitted with E pinned (A, B, α, β).
@@ -219,30 +219,15 @@ fn holdout(
             )
         })
         .flatten();
-    let points: Vec<HoldoutPoint> = test
-        .iter()
-        .zip(&at)
-        .enumerate()
-        .map(|(i, (r, &(n, d)))| {
-            let predicted = law.loss(n, d);
-            HoldoutPoint {
-                name: r.name.clone(),
-                n,
-                d,
-                measured: r.loss,
-                predicted,
-                rel_error: (predicted / r.loss - 1.0).abs(),
-                predicted_ci: ci.as_ref().map(|c| pair(c.predictions[i])),
-            }
-        })
-        .collect();
-    let errors: Vec<f64> = points.iter().map(|p| p.rel_error).collect();
+    let intervals = ci.as_ref().map(|c| c.predictions.as_slice());
+    let (points, rel_error_max, rel_error_mean) =
+        holdout_points(&test, options.params, |_, n, d| law.loss(n, d), intervals);
     Some(HoldoutReport {
         kind: kind.into(),
         k,
         fitted_points: train.len(),
-        rel_error_max: errors.iter().copied().fold(0.0, f64::max),
-        rel_error_mean: errors.iter().sum::<f64>() / errors.len() as f64,
+        rel_error_max,
+        rel_error_mean,
         points,
         law,
         bootstrap_laws: ci.map(|c| c.laws).unwrap_or_default(),

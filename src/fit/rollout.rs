@@ -181,14 +181,12 @@ pub fn leave_one_out_tokens(points: &[Point], laws: &FoldLaws) -> Option<LeaveOn
 mod tests {
     use super::*;
 
-    /// On noise-free points of a Chinchilla law every fold predicts the next size exactly
-    /// with the free-E law; a ladder of three sizes has no fold.
-    #[test]
-    fn the_free_law_predicts_every_next_size_of_its_own_points() {
+    /// Noise-free points of Chinchilla's law: `sizes` × `counts`, each 3× the last.
+    fn ladder(sizes: i32, counts: i32) -> Vec<Point> {
         let law = chinchilla::CHINCHILLA_2022;
         let mut points = Vec::new();
-        for i in 0..5 {
-            for j in 0..4 {
+        for i in 0..sizes {
+            for j in 0..counts {
                 let (n, d) = (1e7 * 3f64.powi(i), 2e8 * 3f64.powi(j));
                 points.push(Point {
                     n,
@@ -197,6 +195,14 @@ mod tests {
                 });
             }
         }
+        points
+    }
+
+    /// On noise-free points of a Chinchilla law every fold predicts the next size exactly
+    /// with the free-E law; a ladder of three sizes has no fold.
+    #[test]
+    fn the_free_law_predicts_every_next_size_of_its_own_points() {
+        let points = ladder(5, 4);
         let grid = StartGrid::coarse();
         let laws = FoldLaws {
             delta: 1e-3,
@@ -225,18 +231,7 @@ mod tests {
     /// with the free-E law; three token counts leave no fold.
     #[test]
     fn leaving_one_token_count_out_predicts_it() {
-        let law = chinchilla::CHINCHILLA_2022;
-        let mut points = Vec::new();
-        for i in 0..4 {
-            for j in 0..4 {
-                let (n, d) = (1e7 * 3f64.powi(i), 2e8 * 3f64.powi(j));
-                points.push(Point {
-                    n,
-                    d,
-                    loss: law.loss(n, d),
-                });
-            }
-        }
+        let points = ladder(4, 4);
         let grid = StartGrid::coarse();
         let laws = FoldLaws {
             delta: 1e-3,

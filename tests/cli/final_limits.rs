@@ -2,24 +2,22 @@
 //! a memory limit through the memory law — place the final run, and say so in the chapter.
 
 use std::fs;
+use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::support::{assert_no_crash, fixture, fresh_dir, scalebook, stderr, with_mock};
+use crate::support::{
+    assert_no_crash, fixture, fresh_dir, mock_study, scalebook, stderr, with_mock,
+};
 
 const LAW: &str = "1.5,300,500,0.3,0.35,0.005";
 
 fn study(dir: &std::path::Path, name: &str, final_run: &str) -> std::path::PathBuf {
-    let text = fs::read_to_string(fixture("valid/report_mock.yaml")).unwrap();
-    let text = text.replace("final: { budget: 2e11 }", final_run);
-    assert!(text.contains(final_run));
-    let path = dir.join(format!("{name}.yaml"));
-    fs::write(&path, text).unwrap();
-    path
+    mock_study(dir, name, &[("final: { budget: 2e11 }", final_run)])
 }
 
-/// Train `path` (grid and final run) into its own store; the final run's (N, D).
-fn final_run(path: &std::path::Path) -> (f64, f64) {
+/// `run` `path` (grid and final run) with the mock into its own store and book beside it.
+fn run(path: &std::path::Path) -> (PathBuf, PathBuf) {
     let store = path.with_extension("store");
     let book = path.with_extension("book");
     let out = with_mock(
@@ -33,6 +31,12 @@ fn final_run(path: &std::path::Path) -> (f64, f64) {
         &store,
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    (store, book)
+}
+
+/// The final run's (N, D) after [`run`].
+fn final_run(path: &std::path::Path) -> (f64, f64) {
+    let (store, _) = run(path);
     let entry = fs::read_dir(store.join("runs"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -159,32 +163,22 @@ fn final_law_auto_follows_the_rollout_audit_then_the_hold_out() {
         ),
         ("heldout", "holdout: { largest: 1 }", "worst hold-out error"),
     ] {
-        let text = fs::read_to_string(fixture("valid/report_mock.yaml"))
-            .unwrap()
-            .replace(
-                "final: { budget: 2e11 }",
-                "final: { budget: 2e11, law: auto }",
-            )
-            .replace("holdout: { largest: 1 }", holdout)
-            .replace(
-                "  - { law: cost }",
-                "  - { law: cost }\n  - { law: overtrain, bootstrap: 0 }",
-            );
-        let path = dir.join(format!("{name}.yaml"));
-        fs::write(&path, text).unwrap();
-        let store = dir.join(format!("{name}-store"));
-        let book = dir.join(format!("{name}-book"));
-        let out = with_mock(
+        let path = mock_study(
+            &dir,
+            name,
             &[
-                "run",
-                path.to_str().unwrap(),
-                "--book",
-                book.to_str().unwrap(),
+                (
+                    "final: { budget: 2e11 }",
+                    "final: { budget: 2e11, law: auto }",
+                ),
+                ("holdout: { largest: 1 }", holdout),
+                (
+                    "  - { law: cost }",
+                    "  - { law: cost }\n  - { law: overtrain, bootstrap: 0 }",
+                ),
             ],
-            LAW,
-            &store,
         );
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let (store, book) = run(&path);
         let fits: Value = serde_json::from_str(
             &fs::read_to_string(store.join("studies/report-mock/fits.json")).unwrap(),
         )

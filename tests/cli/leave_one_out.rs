@@ -5,20 +5,20 @@ use std::fs;
 
 use serde_json::Value;
 
-use crate::support::{fixture, fresh_dir, stderr, stdout, with_mock};
+use crate::support::{fresh_dir, mock_study, stderr, stdout, with_mock};
 
 fn study(dir: &std::path::Path, tokens: &str) -> std::path::PathBuf {
-    let text = fs::read_to_string(fixture("valid/report_mock.yaml")).unwrap();
-    let text = text
-        .replace("tokens: [2e4, 5e4, 1e5]", &format!("tokens: {tokens}"))
-        .replace(
-            "holdout: { largest: 1 }",
-            "holdout: { largest: 1, leave_one_out: tokens }",
-        );
-    assert!(text.contains(tokens) && text.contains("leave_one_out"));
-    let path = dir.join("study.yaml");
-    fs::write(&path, text).unwrap();
-    path
+    mock_study(
+        dir,
+        "study",
+        &[
+            ("tokens: [2e4, 5e4, 1e5]", &format!("tokens: {tokens}")),
+            (
+                "holdout: { largest: 1 }",
+                "holdout: { largest: 1, leave_one_out: tokens }",
+            ),
+        ],
+    )
 }
 
 #[test]

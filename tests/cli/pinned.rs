@@ -6,19 +6,18 @@ use std::fs;
 
 use serde_json::Value;
 
-use crate::support::{assert_no_crash, fresh_dir, scalebook, stderr, with_mock};
+use crate::support::{assert_no_crash, fresh_dir, mock_study, scalebook, stderr, with_mock};
 
 /// `tests/fixtures/valid/report_mock.yaml` with its chinchilla fit's options replaced.
 fn study(dir: &std::path::Path, chinchilla: &str) -> std::path::PathBuf {
-    let text = fs::read_to_string(crate::support::fixture("valid/report_mock.yaml")).unwrap();
-    let text = text.replace(
-        "  - { law: chinchilla, bootstrap: 50, grid: coarse }",
-        &format!("  - {{ law: chinchilla, bootstrap: 50, grid: coarse, {chinchilla} }}"),
-    );
-    assert!(text.contains(chinchilla));
-    let path = dir.join("study.yaml");
-    fs::write(&path, text).unwrap();
-    path
+    mock_study(
+        dir,
+        "study",
+        &[(
+            "  - { law: chinchilla, bootstrap: 50, grid: coarse }",
+            &format!("  - {{ law: chinchilla, bootstrap: 50, grid: coarse, {chinchilla} }}"),
+        )],
+    )
 }
 
 #[test]

@@ -97,3 +97,16 @@ pub fn with_mock(args: &[&str], law: &str, store: &Path) -> Output {
     ]);
     scalebook(&all)
 }
+
+/// `tests/fixtures/valid/report_mock.yaml` with each `(from, to)` replaced (each `from` must
+/// be in it), written to `dir/<name>.yaml`.
+pub fn mock_study(dir: &Path, name: &str, edits: &[(&str, &str)]) -> PathBuf {
+    let mut text = std::fs::read_to_string(fixture("valid/report_mock.yaml")).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "report_mock.yaml has no `{from}`");
+        text = text.replace(from, to);
+    }
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
