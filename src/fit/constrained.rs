@@ -115,14 +115,27 @@ pub fn for_flops(law: &Law, compute: f64, max_params: Option<f64>) -> Constraine
 }
 
 /// Limits on the final run beyond its FLOP budget (`final:`): a lifetime of inference tokens
-/// served at 2N FLOPs each (Sardana et al. 2024), a parameter cap, and a memory limit through
-/// the fitted memory law (peak bytes ≈ e^c·N^p·D^q).
+/// served at 2N FLOPs each (Sardana et al. 2024), a parameter cap, a memory limit through the
+/// fitted memory law (peak bytes ≈ e^c·N^p·D^q) and a training wall-time limit through the
+/// fitted time law (seconds ≈ e^c·N^p·D^q, on the machine that trained the runs).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Limits {
     pub inference_tokens: f64,
     pub max_params: Option<f64>,
     /// The memory law and its limit in bytes.
     pub memory: Option<(CostLaw, f64)>,
+    /// The time law and its limit in seconds of training.
+    pub wall: Option<(CostLaw, f64)>,
+}
+
+impl Limits {
+    /// Whether (N, D) stays within the cost laws' limits (memory, wall time).
+    fn within_cost(&self, n: f64, d: f64) -> bool {
+        [self.memory, self.wall]
+            .iter()
+            .flatten()
+            .all(|(law, limit)| law.predict(n, d) <= *limit)
+    }
 }
 
 /// The optimum of a total budget under [`Limits`], beside the training-only optimum.
@@ -134,10 +147,14 @@ pub struct LimitedOptimum {
     /// 6ND, and 2N·I of the lifetime's inference: together the budget.
     pub training_flops: f64,
     pub inference_flops: f64,
-    /// Which limits hold the optimum at their edge: `max_params`, `max_memory`.
+    /// Which limits hold the optimum at their edge: `max_params`, `max_memory`,
+    /// `max_wall_seconds`.
     pub binding: Vec<String>,
     /// Predicted peak memory (bytes) at the optimum, with a memory law.
     pub memory_bytes: Option<f64>,
+    /// Predicted training wall seconds at the optimum, with a wall-time limit.
+    #[serde(default)]
+    pub wall_seconds: Option<f64>,
     /// The optimum of the same budget spent on training alone (C = 6ND, no limits).
     pub free_n: f64,
     pub free_d: f64,
@@ -151,14 +168,11 @@ pub struct LimitedOptimum {
 pub fn for_total_flops(law: &Law, compute: f64, limits: &Limits) -> Option<LimitedOptimum> {
     let i = limits.inference_tokens.max(0.0);
     let d_of = |n: f64| (compute - 2.0 * n * i) / (6.0 * n);
-    let memory = |n: f64, d: f64| limits.memory.map(|(m, _)| m.predict(n, d));
     let feasible = |n: f64| {
         let d = d_of(n);
         d >= 1.0
             && limits.max_params.is_none_or(|cap| n <= cap * (1.0 + 1e-12))
-            && limits
-                .memory
-                .is_none_or(|(m, limit)| m.predict(n, d) <= limit)
+            && limits.within_cost(n, d)
     };
     let loss = |ln_n: f64| {
         let n = ln_n.exp();
@@ -204,10 +218,15 @@ pub fn for_total_flops(law: &Law, compute: f64, limits: &Limits) -> Option<Limit
     {
         binding.push("max_params".to_string());
     }
-    if let Some((m, limit)) = limits.memory
-        && (m.predict(n, d) / limit - 1.0).abs() < 1e-6
-    {
-        binding.push("max_memory".to_string());
+    for (name, law) in [
+        ("max_memory", limits.memory),
+        ("max_wall_seconds", limits.wall),
+    ] {
+        if let Some((m, limit)) = law
+            && (m.predict(n, d) / limit - 1.0).abs() < 1e-6
+        {
+            binding.push(name.to_string());
+        }
     }
     Some(LimitedOptimum {
         n,
@@ -216,7 +235,8 @@ pub fn for_total_flops(law: &Law, compute: f64, limits: &Limits) -> Option<Limit
         training_flops: 6.0 * n * d,
         inference_flops: 2.0 * n * i,
         binding,
-        memory_bytes: memory(n, d),
+        memory_bytes: limits.memory.map(|(m, _)| m.predict(n, d)),
+        wall_seconds: limits.wall.map(|(w, _)| w.predict(n, d)),
         free_n: free.n_opt,
         free_d: free.d_opt,
         free_loss: free.loss,
@@ -326,5 +346,46 @@ mod tests {
             ..Limits::default()
         };
         assert!(for_total_flops(&LAW, c, &all).is_none());
+    }
+
+    /// A wall-time limit binds through the time law: with seconds ∝ N^1.2·D, time along a
+    /// fixed budget grows as N^0.2, so a limit at the time of N_opt/2 holds N there.
+    #[test]
+    fn a_wall_time_limit_binds_through_the_time_law() {
+        let c = 1e22;
+        let free = allocate(&LAW, c);
+        let time = CostLaw {
+            c: (1e-12f64).ln(),
+            p: 1.2,
+            q: 1.0,
+            r: 0.0,
+            threads: 1.0,
+            rmse_log: 0.0,
+            points: 0,
+        };
+        let half = free.n_opt / 2.0;
+        let limit = time.predict(half, c / (6.0 * half));
+        let wall = Limits {
+            wall: Some((time, limit)),
+            ..Limits::default()
+        };
+        let o = for_total_flops(&LAW, c, &wall).unwrap();
+        assert_eq!(o.binding, vec!["max_wall_seconds".to_string()]);
+        assert!((o.n / half - 1.0).abs() < 1e-6, "{o:?}");
+        assert!((o.wall_seconds.unwrap() / limit - 1.0).abs() < 1e-6);
+        assert!(o.memory_bytes.is_none());
+        // A limit the budget's optimum already meets leaves it where it was.
+        let loose = Limits {
+            wall: Some((time, 10.0 * limit)),
+            ..Limits::default()
+        };
+        let o = for_total_flops(&LAW, c, &loose).unwrap();
+        assert!(o.binding.is_empty() && (o.n / free.n_opt - 1.0).abs() < 1e-4);
+        // Shorter than the smallest model's run on the budget: no model.
+        let tight = Limits {
+            wall: Some((time, time.predict(1e3, c / 6e3) / 2.0)),
+            ..Limits::default()
+        };
+        assert!(for_total_flops(&LAW, c, &tight).is_none());
     }
 }

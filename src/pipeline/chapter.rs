@@ -78,7 +78,7 @@ fn planned_final(
         ) {
             fp.reduced = target.law.map(|l| (target.form.clone(), l));
         }
-        fp.limits = target.limits.clone();
+        fp.limits = target.limits.as_deref().cloned();
         fp.chosen_by = target.chosen_by.clone();
         fp
     }))
@@ -119,6 +119,7 @@ fn imported_rows(rows: &[Row]) -> Vec<RunRow> {
             batch: 0,
             point: r.name.clone(),
             selected: true,
+            unique_tokens: r.unique_tokens.map(|u| u as u64),
         })
         .collect()
 }

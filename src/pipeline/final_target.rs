@@ -13,7 +13,7 @@
 //! saw, and such runs can cost days of training far over the budget.
 
 use crate::fit::chinchilla::{Law, allocate};
-use crate::fit::constrained::{LimitedOptimum, Limits, for_total_flops};
+use crate::fit::constrained::{LimitedOptimum, for_total_flops};
 use crate::fit::diagnose::Warning;
 use crate::fit::suite::FitReport;
 use crate::study::{LawKind, ParamsConvention, Study};
@@ -37,7 +37,7 @@ pub struct Target {
     pub chosen_by: Option<String>,
     /// With `final:` limits (inference tokens, a parameter cap, a memory limit): the
     /// optimum under them, which N and D are.
-    pub limits: Option<LimitedOptimum>,
+    pub limits: Option<Box<LimitedOptimum>>,
 }
 
 /// What the fits say about the final run.
@@ -265,35 +265,18 @@ fn limited(t: Target, spec: &crate::study::FinalSpec, fits: &FitReport) -> Resul
     let Some(law) = t.law else {
         return Ok(t);
     };
-    let memory = match spec.max_memory_bytes {
-        Some(limit) => {
-            let Some(m) = fits.cost.as_ref().and_then(|c| c.peak_rss_bytes) else {
-                return Err(
-                    "`final.max_memory_bytes` needs the memory law, which could not be fitted \
-                     (the runs record no peak memory)"
-                        .into(),
-                );
-            };
-            Some((m, limit))
-        }
-        None => None,
-    };
-    let limits = Limits {
-        inference_tokens: spec.inference_tokens,
-        max_params: spec.max_params,
-        memory,
-    };
+    let limits = spec.limits(fits.cost.as_ref())?;
     let Some(o) = for_total_flops(&law, spec.budget, &limits) else {
         return Err(format!(
             "no model meets `final:`'s limits within {:.3e} FLOPs (the inference tokens leave \
-             no training compute, or the parameter or memory cap admits no model)",
+             no training compute, or the parameter, memory or wall-time limit admits no model)",
             spec.budget
         ));
     };
     Ok(Target {
         n_opt: o.n,
         d_opt: o.d,
-        limits: Some(o),
+        limits: Some(Box::new(o)),
         ..t
     })
 }

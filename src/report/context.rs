@@ -51,6 +51,8 @@ pub struct RunRow {
     /// Whether the fits use this run: always, except the runs of a learning-rate sweep that
     /// are not their point's best.
     pub selected: bool,
+    /// The unique tokens its D were drawn from (U_D), where the run knows them.
+    pub unique_tokens: Option<u64>,
 }
 
 impl RunRow {
@@ -158,6 +160,11 @@ pub fn run_rows(runs: &DataFrame) -> PolarsResult<Vec<RunRow>> {
     } else {
         vec![None; runs.height()]
     };
+    let unique = if newer("unique_tokens") {
+        u64s(runs, "unique_tokens")?
+    } else {
+        vec![None; runs.height()]
+    };
     Ok((0..runs.height())
         .map(|i| RunRow {
             key: key[i].clone(),
@@ -185,6 +192,7 @@ pub fn run_rows(runs: &DataFrame) -> PolarsResult<Vec<RunRow>> {
             batch: batch[i].unwrap_or(0),
             point: point[i].clone(),
             selected: true,
+            unique_tokens: unique[i],
         })
         .collect())
 }

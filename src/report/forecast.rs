@@ -180,7 +180,9 @@ pub fn extrapolation(input: &Input) -> Result<Vec<Panel>, String> {
                 .push(Series::new(None, Mark::Dots, colour(j), pts));
         }
     }
-    Ok(vec![panel.auto_y()])
+    let mut panels = vec![panel.auto_y()];
+    panels.extend(super::repeated::extrapolation_panel(input));
+    Ok(panels)
 }
 
 pub fn residuals(input: &Input) -> Result<Vec<Panel>, String> {
@@ -194,6 +196,7 @@ pub fn residuals(input: &Input) -> Result<Vec<Panel>, String> {
             o.params,
         ));
     }
+    panels.extend(super::repeated::residual_panel(input));
     Ok(panels)
 }
 
@@ -307,6 +310,7 @@ pub fn allocation(input: &Input) -> Result<Vec<Panel>, String> {
     }
     let mut panels = vec![panel];
     panels.extend(super::pareto::panel(input));
+    panels.extend(super::pareto::wall_panel(input));
     Ok(panels)
 }
 

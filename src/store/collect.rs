@@ -151,6 +151,15 @@ fn runs_frame(results: &[(RunResult, &RunSpec)]) -> PolarsResult<DataFrame> {
         ox("largest_spike_ratio", &|r| {
             r.spikes.as_ref().and_then(|s| s.largest_ratio)
         }),
+        Column::new(
+            "unique_tokens".into(),
+            rs.iter().map(|r| r.unique_tokens).collect::<Vec<_>>(),
+        ),
+        ox("epochs", &|r| {
+            r.unique_tokens
+                .filter(|u| *u > 0)
+                .map(|u| r.tokens as f64 / u as f64)
+        }),
     ])
 }
 

@@ -26,6 +26,8 @@ use sha2::{Digest, Sha256};
 
 use crate::data::DataSpec;
 use crate::data::identity::hex;
+use crate::fit::constrained::Limits;
+use crate::fit::cost::CostLaw;
 pub use diagnostics::{Diagnostic, Severity, StudyError};
 pub use file::{
     BootstrapStarts, GridKind, IsoFlopSizes, LawKind, ParamsConvention, PowerForm, PowerX,
@@ -269,6 +271,7 @@ pub struct FinalSpec {
     pub inference_tokens: f64,
     pub max_params: Option<f64>,
     pub max_memory_bytes: Option<f64>,
+    pub max_wall_seconds: Option<f64>,
     /// The unique-token cap the data-constrained allocation of the budget answers for.
     pub unique_tokens: Option<f64>,
 }
@@ -276,7 +279,43 @@ pub struct FinalSpec {
 impl FinalSpec {
     /// Whether anything beyond the FLOP budget places the final run.
     pub fn limited(&self) -> bool {
-        self.inference_tokens > 0.0 || self.max_params.is_some() || self.max_memory_bytes.is_some()
+        self.inference_tokens > 0.0
+            || self.max_params.is_some()
+            || self.max_memory_bytes.is_some()
+            || self.max_wall_seconds.is_some()
+    }
+
+    /// The limits that place the final run, with the fitted cost laws the memory and
+    /// wall-time limits go through; `Err(why)` when a limit's law could not be fitted.
+    pub fn limits(&self, cost: Option<&crate::fit::report::CostReport>) -> Result<Limits, String> {
+        let through = |limit: Option<f64>, law: Option<CostLaw>, key: &str, what: &str| {
+            limit
+                .map(|l| {
+                    law.map(|m| (m, l)).ok_or_else(|| {
+                        format!(
+                            "`final.{key}` needs the {what} law, which could not be fitted (the \
+                             runs record no {what})"
+                        )
+                    })
+                })
+                .transpose()
+        };
+        Ok(Limits {
+            inference_tokens: self.inference_tokens,
+            max_params: self.max_params,
+            memory: through(
+                self.max_memory_bytes,
+                cost.and_then(|c| c.peak_rss_bytes),
+                "max_memory_bytes",
+                "peak memory",
+            )?,
+            wall: through(
+                self.max_wall_seconds,
+                cost.and_then(|c| c.wall_seconds),
+                "max_wall_seconds",
+                "wall time",
+            )?,
+        })
     }
 }
 

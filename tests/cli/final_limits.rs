@@ -1,5 +1,6 @@
-//! `final.law: auto`, and `final:` limits beyond the FLOP budget — a lifetime of inference tokens, a parameter cap,
-//! a memory limit through the memory law — place the final run, and say so in the chapter.
+//! `final.law: auto`, and `final:` limits beyond the FLOP budget — a lifetime of inference
+//! tokens, a parameter cap, a memory limit through the memory law, a wall-time limit through
+//! the time law — place the final run, and say so in the chapter.
 
 use std::fs;
 use std::path::PathBuf;
@@ -112,6 +113,71 @@ fn inference_tokens_and_a_parameter_cap_move_the_final_run() {
     fs::remove_dir_all(dir).unwrap();
 }
 
+/// A wall-time limit goes through the fitted time law: one the budget's optimum meets leaves it
+/// in place and the chapter gives its predicted time and the wall-time front; one no model on
+/// the budget can meet skips the final run, saying why.
+#[test]
+fn a_wall_time_limit_places_or_skips_the_final_run() {
+    let dir = fresh_dir("final-wall");
+    let plain = final_run(&study(&dir, "plain", "final: { budget: 2e11 }"));
+    // The mock trains at 20 GFLOP/s: the budget's optimum takes about 10 s.
+    let path = study(
+        &dir,
+        "roomy",
+        "final: { budget: 2e11, max_wall_seconds: 1e4 }",
+    );
+    let roomy = final_run(&path);
+    assert_eq!(roomy, plain);
+    let (_, book) = run(&path);
+    let chapter = fs::read_to_string(book.join("src/report-mock/index.md")).unwrap();
+    let line = chapter
+        .lines()
+        .find(|l| l.contains("Predicted training time on this machine: "))
+        .unwrap_or_else(|| panic!("{chapter}"));
+    assert!(!line.contains("holds N at its edge"), "{line}");
+    assert!(
+        chapter.contains("Loss against training wall time (this machine)"),
+        "{chapter}"
+    );
+    // A second: no model spends 2e11 FLOPs that fast on the mock's 20 GFLOP/s. The grid
+    // stays, the final run is skipped, and the study's gate on it fails (exit 4).
+    let tight = study(
+        &dir,
+        "tight",
+        "final: { budget: 2e11, max_wall_seconds: 1 }",
+    );
+    let (store, book) = (tight.with_extension("store"), tight.with_extension("book"));
+    let out = with_mock(
+        &[
+            "run",
+            tight.to_str().unwrap(),
+            "--book",
+            book.to_str().unwrap(),
+        ],
+        LAW,
+        &store,
+    );
+    let err = stderr(&out);
+    assert_no_crash(&err, &tight);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("wall-time limit admits no model"), "{err}");
+    let finals = fs::read_dir(store.join("runs"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_str().unwrap().contains("-final-")
+        })
+        .count();
+    assert_eq!(finals, 0);
+    let chapter = fs::read_to_string(book.join("src/report-mock/index.md")).unwrap();
+    assert!(chapter.contains("final_skipped"), "{chapter}");
+    assert!(
+        chapter.contains("wall-time limit admits no model"),
+        "{chapter}"
+    );
+    fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn bad_limits_are_refused_naming_the_field() {
     let dir = fresh_dir("final-limits-bad");
@@ -131,6 +197,16 @@ fn bad_limits_are_refused_naming_the_field() {
             fits,
             "final: { budget: 2e11, max_memory_bytes: 8e9 }",
             "- { law: cost }",
+        ),
+        (
+            fits,
+            "final: { budget: 2e11, max_wall_seconds: 60 }",
+            "final.max_wall_seconds: needs the wall-time law",
+        ),
+        (
+            "fits:\n  - { law: chinchilla }\n  - { law: cost }\n",
+            "final: { budget: 2e11, max_wall_seconds: 0 }",
+            "final.max_wall_seconds",
         ),
     ];
     for (fits, final_run, words) in cases {

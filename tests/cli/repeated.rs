@@ -101,6 +101,31 @@ fn a_small_corpus_repeats_and_the_data_constrained_law_is_fitted() {
     assert!(d["objective"].as_f64().unwrap() <= d["chinchilla_objective"].as_f64().unwrap());
     let chapter = fs::read_to_string(dir.join("book/src/repeated/index.md")).unwrap();
     assert!(chapter.contains("data_repeated"), "{chapter}");
+    // The law's own panels in the residual and extrapolation charts.
+    for title in [
+        "Residuals, data-constrained law",
+        "Repeated data: the data-constrained law",
+    ] {
+        assert!(chapter.contains(title), "{title}: {chapter}");
+    }
+    // The runs frame carries each run's pool and its epochs.
+    let frame =
+        scalebook::store::collect::read_parquet(&store.join("studies/repeated/runs.parquet"))
+            .unwrap();
+    let unique = frame
+        .column("unique_tokens")
+        .unwrap()
+        .u64()
+        .unwrap()
+        .clone();
+    let epochs = frame.column("epochs").unwrap().f64().unwrap().clone();
+    let tokens = frame.column("tokens").unwrap().u64().unwrap().clone();
+    assert_eq!(frame.height(), 9);
+    for i in 0..frame.height() {
+        assert_eq!(unique.get(i), Some(split));
+        let want = tokens.get(i).unwrap() as f64 / split as f64;
+        assert!((epochs.get(i).unwrap() - want).abs() < 1e-12, "{i}: {want}");
+    }
     // `final.unique_tokens` caps the pool the final budget's allocation draws from: the law
     // answers how many epochs of it are worth training (the same runs, refitted).
     let text = fs::read_to_string(&study).unwrap().replace(

@@ -258,6 +258,10 @@ pub struct FinalFile {
     /// (needs `- { law: cost }` among the fits).
     #[serde(default)]
     pub max_memory_bytes: Option<Count>,
+    /// The most wall seconds the final run may train for on the machine that trained the
+    /// study, through the fitted time law (needs `- { law: cost }` among the fits).
+    #[serde(default)]
+    pub max_wall_seconds: Option<Real>,
     /// The unique tokens the budget may draw from: the data-constrained law's allocation of
     /// the budget under that cap, and the epochs it repeats them (needs `law:
     /// data_constrained`; the final run itself trains on the study's data as planned).

@@ -470,14 +470,15 @@ impl Validator {
             (None, many) if many.len() > 1 => Some(many[(many.len() - 1) / 2]),
             (None, _) => None,
         };
-        let (inference_tokens, max_params, max_memory_bytes) = self.final_limits(f, fits, law)?;
+        let limits = self.final_limits(f, fits, law)?;
         Some(FinalSpec {
             budget,
             law,
             compare_batch,
-            inference_tokens,
-            max_params,
-            max_memory_bytes,
+            inference_tokens: limits.inference_tokens,
+            max_params: limits.max_params,
+            max_memory_bytes: limits.max_memory_bytes,
+            max_wall_seconds: limits.max_wall_seconds,
             unique_tokens: self.final_unique_tokens(f, fits),
         })
     }

@@ -8,6 +8,14 @@ use crate::study::file::{FinalFile, FloorFile, HoldoutFile, LawKind};
 use crate::study::units::Count;
 use crate::study::{DataSpec, FitSpec, Holdout, Source};
 
+/// `final:`'s limits beyond the FLOP budget, validated.
+pub(super) struct FinalLimits {
+    pub inference_tokens: f64,
+    pub max_params: Option<f64>,
+    pub max_memory_bytes: Option<f64>,
+    pub max_wall_seconds: Option<f64>,
+}
+
 impl Validator {
     /// `final.unique_tokens`: positive, and answered by the data-constrained law.
     pub(super) fn final_unique_tokens(&mut self, f: &FinalFile, fits: &[FitSpec]) -> Option<f64> {
@@ -27,15 +35,15 @@ impl Validator {
         Some(u as f64)
     }
 
-    /// `final.inference_tokens`, `final.max_params`, `final.max_memory_bytes`: finite and
-    /// positive, on a Chinchilla-form law; memory needs the cost law. `None` after an error.
-    #[allow(clippy::type_complexity)]
+    /// `final.inference_tokens`, `final.max_params`, `final.max_memory_bytes`,
+    /// `final.max_wall_seconds`: finite and positive, on a Chinchilla-form law; memory and wall
+    /// time need the cost law. `None` after an error.
     pub(super) fn final_limits(
         &mut self,
         f: &FinalFile,
         fits: &[FitSpec],
         law: LawKind,
-    ) -> Option<(f64, Option<f64>, Option<f64>)> {
+    ) -> Option<FinalLimits> {
         let before = self.error_count();
         let inference = self.real(
             "final.inference_tokens",
@@ -56,21 +64,42 @@ impl Validator {
         };
         let max_params = positive("final.max_params", f.max_params);
         let max_memory = positive("final.max_memory_bytes", f.max_memory_bytes);
-        let limited = inference > 0.0 || max_params.is_some() || max_memory.is_some();
+        let max_wall = f.max_wall_seconds.map(|_| {
+            self.real(
+                "final.max_wall_seconds",
+                f.max_wall_seconds,
+                0.0,
+                "a positive number of seconds",
+                |x| x.is_finite() && x > 0.0,
+            )
+        });
+        let limited =
+            inference > 0.0 || max_params.is_some() || max_memory.is_some() || max_wall.is_some();
         if limited && law == LawKind::Isoflop {
             self.error(
                 "final.law",
-                "`inference_tokens`, `max_params` and `max_memory_bytes` place the final run \
-                 through L(N, D): use `law: chinchilla`",
+                "`inference_tokens`, `max_params`, `max_memory_bytes` and `max_wall_seconds` \
+                 place the final run through L(N, D): use `law: chinchilla`",
             );
         }
-        if max_memory.is_some() && !fits.iter().any(|s| matches!(s, FitSpec::Cost)) {
-            self.error(
-                "final.max_memory_bytes",
-                "needs the memory law: add `- { law: cost }` to `fits`",
-            );
+        let has_cost = fits.iter().any(|s| matches!(s, FitSpec::Cost));
+        for (key, set, what) in [
+            ("final.max_memory_bytes", max_memory.is_some(), "memory"),
+            ("final.max_wall_seconds", max_wall.is_some(), "wall-time"),
+        ] {
+            if set && !has_cost {
+                self.error(
+                    key,
+                    format!("needs the {what} law: add `- {{ law: cost }}` to `fits`"),
+                );
+            }
         }
-        (self.error_count() == before).then_some((inference, max_params, max_memory))
+        (self.error_count() == before).then_some(FinalLimits {
+            inference_tokens: inference,
+            max_params,
+            max_memory_bytes: max_memory,
+            max_wall_seconds: max_wall,
+        })
     }
 
     /// `E:` of a chinchilla fit: a finite floor ≥ 0, or `entropy` of a synthetic language
