@@ -223,6 +223,7 @@ fn run_fit(args: &FitArgs) -> Result<(), Failure> {
         drop_highest_loss: args.drop_highest_loss,
         filter: Vec::new(),
         unique: None,
+        name_column: None,
     })
     .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let points: Vec<Point> = rows

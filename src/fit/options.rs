@@ -137,6 +137,9 @@ pub enum LawRequest {
         confidence: f64,
         delta: f64,
         params: ParamsConvention,
+        /// Also estimate the law by variable projection (least squares in L,
+        /// `fits.overtrain.vpnls`), the over-training paper's own objective.
+        vpnls: bool,
     },
     /// A whole-curve law per size (and learning rate), checked on held-out curves.
     Curve(CurveRequest),

@@ -44,6 +44,18 @@ impl OvertrainLaw {
         self.chinchilla().loss(n, d)
     }
 
+    /// The paper's parameters of a Chinchilla-form law whose two exponents are one (α = β).
+    pub fn from_chinchilla(law: &Law) -> OvertrainLaw {
+        let eta = law.alpha / 2.0;
+        let unscale = 6f64.powf(eta);
+        OvertrainLaw {
+            e: law.e,
+            a: law.a * unscale,
+            b: law.b * unscale,
+            eta,
+        }
+    }
+
     fn from_theta(x: &[f64; 4]) -> OvertrainLaw {
         let eta = x[3] / 2.0;
         let unscale = 6f64.powf(eta);

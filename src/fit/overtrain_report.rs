@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::approach3::{holdout_points, split};
-use super::chinchilla::allocate;
+use super::chinchilla::{Point, allocate};
 use super::diagnose::Warning;
 use super::options::{Holdout, ParamsConvention};
 use super::overtrain::{self, OvertrainLaw};
@@ -18,6 +18,21 @@ pub struct OvertrainOptions {
     pub confidence: f64,
     pub delta: f64,
     pub params: ParamsConvention,
+    /// Also estimate the law by variable projection (least squares in L).
+    pub vpnls: bool,
+}
+
+/// `estimator: vpnls`: the law estimated by least squares in L (the paper's own objective)
+/// by variable projection, and — under the study's `holdout:` — refitted so without the
+/// held-out runs and asked for them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OvertrainVpnls {
+    #[serde(flatten)]
+    pub law: OvertrainLaw,
+    /// Σ(L̂ − L)² at the optimum, and the Huber-on-log fit's on the same runs.
+    pub sse: f64,
+    pub huber_fit_sse: f64,
+    pub holdout: Option<OvertrainHoldout>,
 }
 
 /// Percentile intervals of the paper's parameters.
@@ -76,6 +91,8 @@ pub struct OvertrainReport {
     pub ci: Option<OvertrainCi>,
     pub holdout: Option<OvertrainHoldout>,
     pub allocation: Vec<OvertrainAllocation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpnls: Option<OvertrainVpnls>,
 }
 
 /// Fit `law: overtrain` to `all` into `report.overtrain`; a problem is a warning.
@@ -134,7 +151,11 @@ pub(super) fn fit_overtrain(
         .collect();
     let holdout = request
         .holdout
-        .and_then(|h| holdout(all, h, &options, &mut report.warnings));
+        .and_then(|h| holdout(all, h, &options, &mut report.warnings, fit_huber));
+    let vpnls = options
+        .vpnls
+        .then(|| vpnls(all, request, &options, &law, &mut report.warnings))
+        .flatten();
     report.overtrain = Some(OvertrainReport {
         law,
         chinchilla_form: law.chinchilla(),
@@ -151,7 +172,48 @@ pub(super) fn fit_overtrain(
         ci,
         holdout,
         allocation,
+        vpnls,
     });
+}
+
+/// An over-training fit of some points: the law, or `None` when it cannot be fitted.
+type Fitter = fn(&[Point], &OvertrainOptions) -> Option<OvertrainLaw>;
+
+fn fit_huber(pts: &[Point], options: &OvertrainOptions) -> Option<OvertrainLaw> {
+    overtrain::fit(pts, options.delta).map(|f| f.law)
+}
+
+/// Least squares in L with one shared exponent, by variable projection, in the paper's
+/// parameters.
+fn fit_vpnls(pts: &[Point], _: &OvertrainOptions) -> Option<OvertrainLaw> {
+    super::vpnls::fit_shared(pts).map(|v| OvertrainLaw::from_chinchilla(&v.law))
+}
+
+/// `fits.overtrain.vpnls`: the least-squares law and its own hold-out check.
+fn vpnls(
+    all: &[&Row],
+    request: &Request,
+    options: &OvertrainOptions,
+    huber: &OvertrainLaw,
+    warnings: &mut Vec<Warning>,
+) -> Option<OvertrainVpnls> {
+    let pts = points(all, options.params);
+    let Some(law) = fit_vpnls(&pts, options) else {
+        warnings.push(Warning::problem(format!(
+            "overtrain: variable projection could not fit {} run(s) (it needs 4 or more)",
+            pts.len()
+        )));
+        return None;
+    };
+    let sse = |l: &OvertrainLaw| super::vpnls::sse(&pts, &l.chinchilla());
+    Some(OvertrainVpnls {
+        law,
+        sse: sse(&law),
+        huber_fit_sse: sse(huber),
+        holdout: request
+            .holdout
+            .and_then(|h| holdout(all, h, options, warnings, fit_vpnls)),
+    })
 }
 
 /// The law refitted (full start grid) without the runs `holdout` leaves out, and its
@@ -161,24 +223,25 @@ fn holdout(
     h: Holdout,
     options: &OvertrainOptions,
     warnings: &mut Vec<Warning>,
+    fit: Fitter,
 ) -> Option<OvertrainHoldout> {
     let (kind, k, train, test) = split(all, h, options.params);
     if test.is_empty() {
         return None;
     }
-    let Some(fitted) = overtrain::fit(&points(&train, options.params), options.delta) else {
+    let Some(law) = fit(&points(&train, options.params), options) else {
         warnings.push(Warning::problem(
             "overtrain: the hold-out fit failed (too few runs are left to fit)",
         ));
         return None;
     };
     let (points, rel_error_max, rel_error_mean) =
-        holdout_points(&test, options.params, |_, n, d| fitted.law.loss(n, d), None);
+        holdout_points(&test, options.params, |_, n, d| law.loss(n, d), None);
     Some(OvertrainHoldout {
         kind: kind.into(),
         k,
         fitted_points: train.len(),
-        law: fitted.law,
+        law,
         rel_error_max,
         rel_error_mean,
         points,

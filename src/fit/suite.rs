@@ -180,6 +180,7 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                 confidence,
                 delta,
                 params,
+                vpnls,
             } => super::overtrain_report::fit_overtrain(
                 &all,
                 request,
@@ -189,6 +190,7 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                     confidence,
                     delta,
                     params,
+                    vpnls,
                 },
             ),
             LawRequest::DataConstrained {

@@ -200,6 +200,50 @@ pub fn fit(points: &[Point], pinned: Option<f64>) -> Option<VpnlsFit> {
     })
 }
 
+/// The VPNLS optimum of Σ(L̂ − L)² with one exponent shared by N and D (α = β: the
+/// over-training law's Chinchilla form), over E, A, B ≥ 0 and that exponent: the grid of
+/// [`fit`]'s step along α = β, then L-BFGS in the one exponent from its eight best points.
+/// `None` with fewer than 4 points or none finite.
+pub fn fit_shared(points: &[Point]) -> Option<VpnlsFit> {
+    if points.len() < 4
+        || points
+            .iter()
+            .any(|p| !(p.n > 0.0 && p.d > 0.0 && p.loss.is_finite()))
+    {
+        return None;
+    }
+    let steps = (GRID_MAX / GRID_STEP).round() as usize;
+    let mut grid: Vec<(f64, f64)> = (1..=steps)
+        .map(|i| i as f64 * GRID_STEP)
+        .map(|a| (profile(points, None, a, a).1, a))
+        .filter(|(sse, _)| sse.is_finite())
+        .collect();
+    let mut evaluations = grid.len();
+    grid.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let f = |x: &[f64; 1]| {
+        if !(x[0] > 0.0 && x[0] < 10.0) {
+            return (f64::INFINITY, [0.0]);
+        }
+        let (_, sse, g) = profile(points, None, x[0], x[0]);
+        (sse, [g[0] + g[1]])
+    };
+    let mut best: Option<(f64, f64)> = None;
+    for &(_, start) in grid.iter().take(REFINED) {
+        let m = minimize(&f, [start], &SEARCH);
+        evaluations += m.iterations + 1;
+        if m.f.is_finite() && best.is_none_or(|(b, _)| m.f < b) {
+            best = Some((m.f, m.x[0]));
+        }
+    }
+    let (_, alpha) = best?;
+    let (law, sse, _) = profile(points, None, alpha, alpha);
+    Some(VpnlsFit {
+        law,
+        sse,
+        evaluations,
+    })
+}
+
 /// Σ Huber_δ(ln L̂ − ln L) of `law`: the Huber-on-log fit's own objective.
 pub fn huber_log(points: &[Point], law: &Law, delta: f64) -> f64 {
     points

@@ -257,6 +257,27 @@ fn overtrain_words(o: &crate::fit::overtrain_report::OvertrainReport) -> String 
             100.0 * h.rel_error_mean
         ));
     }
+    if let Some(v) = &o.vpnls {
+        out.push_str(&format!(
+            " By least squares in L (variable projection, `estimator: vpnls`, the paper's own \
+             objective): E = {}, a = {}, b = {}, η = {}, Σ(L̂ − L)² = {} (the Huber-on-log \
+             fit's: {}).",
+            sig(v.law.e, 4),
+            sig(v.law.a, 4),
+            sig(v.law.b, 4),
+            sig(v.law.eta, 3),
+            sig(v.sse, 4),
+            sig(v.huber_fit_sse, 4)
+        ));
+        if let Some(h) = &v.holdout {
+            out.push_str(&format!(
+                " Fitted so without the held-out runs, it predicts them within {:.3} % at worst \
+                 ({:.3} % on average).",
+                100.0 * h.rel_error_max,
+                100.0 * h.rel_error_mean
+            ));
+        }
+    }
     out.push('\n');
     out
 }

@@ -74,11 +74,12 @@ fn column(
     Ok((0..values.len()).map(|i| values.get(i)).collect())
 }
 
-/// Which rows match every (column, value) of `results.where`, the cells compared as text.
+/// Which rows match every column of `results.where` (one of its values), the cells compared
+/// as text.
 fn filter(
     df: &DataFrame,
     path: &Path,
-    pairs: &[(String, String)],
+    pairs: &[(String, Vec<String>)],
 ) -> Result<Vec<bool>, ImportError> {
     let mut keep = vec![true; df.height()];
     for (name, want) in pairs {
@@ -94,18 +95,87 @@ fn filter(
         let text = text
             .str()
             .map_err(|e| error(path, format!("results.where.{name}: {e}")))?;
+        // A listed value no row has is a typo, not a wish to drop a row.
+        if want.len() > 1
+            && let Some(missing) = want
+                .iter()
+                .find(|w| !(0..text.len()).any(|i| text.get(i) == Some(w.as_str())))
+        {
+            return Err(error(
+                path,
+                format!("results.where.{name}: no row has `{missing}` in column `{name}`"),
+            ));
+        }
         for (i, k) in keep.iter_mut().enumerate() {
-            *k &= text.get(i) == Some(want.as_str());
+            *k &= text
+                .get(i)
+                .is_some_and(|cell| want.iter().any(|w| w == cell));
         }
     }
     if !pairs.is_empty() && !keep.iter().any(|k| *k) {
-        let what: Vec<String> = pairs.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        let what: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| match v.as_slice() {
+                [one] => format!("{k} = {one}"),
+                many => format!("{k} in [{}]", many.join(", ")),
+            })
+            .collect();
         return Err(error(
             path,
             format!("results.where: no row has {}", what.join(" and ")),
         ));
     }
     Ok(keep)
+}
+
+/// Each row's name: its cell of `results.columns.name` (non-empty, unique among the kept
+/// rows), else `row <k>` by its line under the header.
+fn names(
+    df: &DataFrame,
+    path: &Path,
+    column: Option<&str>,
+    keep: &[bool],
+) -> Result<Vec<String>, ImportError> {
+    let Some(name) = column else {
+        return Ok((1..=df.height()).map(|i| format!("row {i}")).collect());
+    };
+    let bad = |e: String| error(path, format!("results.columns.name: {e}"));
+    let col = df
+        .column(name)
+        .map_err(|_| bad(format!("no column `{name}` in the table")))?;
+    let text = col
+        .cast(&DataType::String)
+        .map_err(|e| bad(e.to_string()))?;
+    let text = text.str().map_err(|e| bad(e.to_string()))?;
+    let mut seen: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut out = Vec::with_capacity(df.height());
+    for i in 0..df.height() {
+        let cell = text.get(i).unwrap_or("").trim().to_string();
+        if keep[i] {
+            if cell.is_empty() {
+                return Err(error(
+                    path,
+                    format!(
+                        "row {}, column `{name}`: empty; every run needs a name",
+                        i + 1
+                    ),
+                ));
+            }
+            if let Some(first) = seen.insert(cell.clone(), i) {
+                return Err(error(
+                    path,
+                    format!(
+                        "row {}, column `{name}`: `{cell}` names row {} too; run names must be \
+                         unique",
+                        i + 1,
+                        first + 1
+                    ),
+                ));
+            }
+        }
+        out.push(cell);
+    }
+    Ok(out)
 }
 
 /// Rows for fitting: N, D (given, or C / 6N) and loss, the `drop_highest_loss` highest losses
@@ -126,6 +196,7 @@ pub fn import_rows(spec: &ResultsSpec) -> Result<Vec<Row>, ImportError> {
         None => None,
     };
     let keep = filter(&df, path, &spec.filter)?;
+    let names = names(&df, path, spec.name_column.as_deref(), &keep)?;
     let mut rows = Vec::with_capacity(df.height());
     for i in (0..df.height()).filter(|&i| keep[i]) {
         // Data rows are numbered from 1, as a spreadsheet shows them under the header.
@@ -163,7 +234,7 @@ pub fn import_rows(spec: &ResultsSpec) -> Result<Vec<Row>, ImportError> {
             None => None,
         };
         rows.push(Row {
-            name: format!("row {}", i + 1),
+            name: names[i].clone(),
             params_total: n_i,
             params_non_embedding: n_i,
             tokens,

@@ -335,10 +335,13 @@ pub struct ResultsSpec {
     pub x_column: ResultsX,
     pub loss_column: String,
     pub drop_highest_loss: u64,
-    /// `results.where`: (column, value) pairs a row must match, compared as text.
-    pub filter: Vec<(String, String)>,
+    /// `results.where`: each column and the values a row's cell may equal (one of them),
+    /// compared as text.
+    pub filter: Vec<(String, Vec<String>)>,
     /// Where each row's unique tokens U_D come from, when the runs repeat data.
     pub unique: Option<ResultsUnique>,
+    /// The column naming each run, if any.
+    pub name_column: Option<String>,
 }
 
 /// `results.columns.unique_tokens` (U_D itself) or `results.columns.epochs` (U_D = D / epochs).

@@ -69,27 +69,28 @@ fn every_conformance_study_meets_its_papers_numbers() {
 fn results_where_filters_rows_and_names_a_missing_column() {
     let dir = fresh_dir("where");
     let csv = dir.join("runs.csv");
-    let mut rows = String::from("set,params,tokens,loss\n");
+    let mut rows = String::from("run,set,params,tokens,loss\n");
     for (i, set) in ["a", "b"].iter().enumerate() {
         for n in [1e6, 4e6, 1.6e7] {
             for d in [2e7, 8e7, 3.2e8] {
                 let loss = 1.7 + i as f64 + 400.0 / f64::powf(n, 0.34) + 410.0 / f64::powf(d, 0.28);
-                rows.push_str(&format!("{set},{n},{d},{loss}\n"));
+                rows.push_str(&format!("{set}-{n:e}-{d:e},{set},{n},{d},{loss}\n"));
             }
         }
     }
     fs::write(&csv, rows).unwrap();
-    let study = |filter: &str| {
+    let study_named = |filter: &str, name: &str| {
         let path = dir.join("w.yaml");
         fs::write(
             &path,
             format!(
-                "version: 1\nname: w\nresults:\n  path: runs.csv\n  columns: {{ params: params, tokens: tokens, loss: loss }}\n  where: {filter}\nfits:\n  - {{ law: chinchilla, bootstrap: 0 }}\n  - {{ law: overtrain, bootstrap: 0 }}\n"
+                "version: 1\nname: w\nresults:\n  path: runs.csv\n  columns: {{ params: params, tokens: tokens, loss: loss{name} }}\n  where: {filter}\nfits:\n  - {{ law: chinchilla, bootstrap: 0 }}\n  - {{ law: overtrain, bootstrap: 0 }}\nholdout: {{ largest: 1 }}\n"
             ),
         )
         .unwrap();
         path
     };
+    let study = |filter: &str| study_named(filter, "");
     let store = dir.join("store");
     let path = study("{ set: b }");
     let out = scalebook(&[
@@ -106,11 +107,52 @@ fn results_where_filters_rows_and_names_a_missing_column() {
     // Set b's floor is 2.7: the free-E law finds it.
     let e = fits["chinchilla"]["E"].as_f64().unwrap();
     assert!((e - 2.7).abs() < 1e-3, "{e}");
-    for (filter, words) in [
-        ("{ grade: b }", "results.where.grade: no column `grade`"),
-        ("{ set: c }", "results.where: no row has set = c"),
+    // Imported rows are named by their line unless a column names them.
+    let held = &fits["holdout"]["points"][0]["name"];
+    assert_eq!(held.as_str().unwrap(), "row 16", "{held}");
+    // A list keeps the rows matching any of its values; `columns.name` names them.
+    let path = study_named(
+        "{ set: b, run: [b-1e6-2e7, b-1e6-8e7, b-1e6-3.2e8, b-4e6-2e7, b-4e6-8e7, b-4e6-3.2e8, b-1.6e7-2e7, b-1.6e7-3.2e8, a-1e6-2e7] }",
+        ", name: run",
+    );
+    let out = scalebook(&[
+        "fit",
+        path.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let fits: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(fits["points"], 8);
+    let held: Vec<&str> = fits["holdout"]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(held, ["b-1.6e7-2e7", "b-1.6e7-3.2e8"]);
+    for (filter, name, words) in [
+        ("{ grade: b }", "", "results.where.grade: no column `grade`"),
+        ("{ set: c }", "", "results.where: no row has set = c"),
+        (
+            "{ run: [a-1e6-2e7, a-1e6-2e9] }",
+            "",
+            "results.where.run: no row has `a-1e6-2e9` in column `run`",
+        ),
+        (
+            "{ set: a }",
+            ", name: set",
+            "row 2, column `set`: `a` names row 1 too; run names must be unique",
+        ),
+        (
+            "{ set: a }",
+            ", name: label",
+            "results.columns.name: no column `label`",
+        ),
     ] {
-        let path = study(filter);
+        let path = study_named(filter, name);
         let out = scalebook(&[
             "fit",
             path.to_str().unwrap(),
@@ -121,5 +163,6 @@ fn results_where_filters_rows_and_names_a_missing_column() {
         assert_no_crash(&err, &path);
         assert_eq!(out.status.code(), Some(2), "{filter}: {err}");
         assert!(err.contains(words), "{filter}: {err}");
+        assert!(err.contains("runs.csv"), "{filter}: {err}");
     }
 }

@@ -149,3 +149,43 @@ fn the_two_objectives_have_different_optima() {
     assert_eq!(r.allocation.len(), 1);
     assert!(r.allocation[0][3] > 0.0);
 }
+
+/// With one exponent shared by N and D, noise-free points give the law back, and on noisy
+/// points no exponent of a fine scan (each with its exact non-negative E, A, B) does better.
+#[test]
+fn the_shared_exponent_fit_recovers_its_law_and_is_the_best_of_a_scan() {
+    let truth = Law {
+        e: 1.8,
+        a: 300.0,
+        b: 500.0,
+        alpha: 0.3,
+        beta: 0.3,
+    };
+    let mut rng = SplitMix64::new(5);
+    let mut exact = Vec::new();
+    let mut noisy = Vec::new();
+    for i in 0..5 {
+        for m in [5.0, 20.0, 80.0, 320.0] {
+            let n = 1e7 * 3f64.powi(i);
+            let (d, loss) = (m * n, truth.loss(n, m * n));
+            exact.push(Point { n, d, loss });
+            let loss = loss * (0.01 * rng.normal()).exp();
+            noisy.push(Point { n, d, loss });
+        }
+    }
+    let l = fit_shared(&exact).unwrap().law;
+    assert_eq!(l.alpha, l.beta);
+    for (got, want) in [(l.e, 1.8), (l.a, 300.0), (l.b, 500.0), (l.alpha, 0.3)] {
+        assert!((got / want - 1.0).abs() < 1e-4, "{l:?}");
+    }
+    let v = fit_shared(&noisy).unwrap();
+    assert_eq!(v.law.alpha, v.law.beta);
+    assert!((v.sse - sse(&noisy, &v.law)).abs() < 1e-15);
+    let scan = (1..=5000)
+        .map(|k| profile(&noisy, None, k as f64 * 5e-4, k as f64 * 5e-4).1)
+        .fold(f64::INFINITY, f64::min);
+    assert!(v.sse <= scan * (1.0 + 1e-9), "{} vs scan {scan}", v.sse);
+    // The free-exponent optimum can only do as well or better.
+    assert!(fit(&noisy, None).unwrap().sse <= v.sse * (1.0 + 1e-9));
+    assert!(fit_shared(&noisy[..3]).is_none());
+}

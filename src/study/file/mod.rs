@@ -516,6 +516,10 @@ pub struct ResultsColumns {
     /// give this or `epochs`, or neither when no run repeats its data.
     #[serde(default)]
     pub unique_tokens: Option<String>,
+    /// Column naming each run (unique among the rows kept), shown in the tables and hold-out
+    /// points; without it rows are named `row <k>` by their line under the header.
+    #[serde(default)]
+    pub name: Option<String>,
     /// Column holding the epochs D / U_D; U_D = D / epochs.
     #[serde(default)]
     pub epochs: Option<String>,
@@ -532,8 +536,27 @@ pub struct ResultsFile {
     /// Drop the k highest-loss rows before fitting (Besiroglu et al. 2024 drop 5).
     #[serde(default)]
     pub drop_highest_loss: Option<Count>,
-    /// Keep only the rows whose cells equal these values (`{ dataset: rpj }`), compared as
-    /// text: one table can hold several studies' runs.
+    /// Keep only the rows whose cells equal these values (`{ dataset: rpj }`), or one of a
+    /// list of them (`{ name: [a, b] }`), compared as text: one table can hold several
+    /// studies' runs.
     #[serde(default, rename = "where")]
-    pub filter: Option<std::collections::BTreeMap<String, String>>,
+    pub filter: Option<std::collections::BTreeMap<String, WhereValue>>,
+}
+
+/// One value a `results.where` column must equal, or a list of values it may equal.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum WhereValue {
+    One(String),
+    AnyOf(Vec<String>),
+}
+
+impl WhereValue {
+    /// The values a cell may equal.
+    pub fn values(&self) -> Vec<String> {
+        match self {
+            WhereValue::One(v) => vec![v.clone()],
+            WhereValue::AnyOf(vs) => vs.clone(),
+        }
+    }
 }

@@ -36,6 +36,7 @@ impl Validator {
                 ("flops", c.flops.as_ref()),
                 ("unique_tokens", c.unique_tokens.as_ref()),
                 ("epochs", c.epochs.as_ref()),
+                ("name", c.name.as_ref()),
             ])
         {
             if name.is_some_and(|n| n.trim().is_empty()) {
@@ -82,11 +83,12 @@ impl Validator {
             x_column: x?,
             loss_column: c.loss.clone(),
             drop_highest_loss: f.drop_highest_loss.map_or(0, |c| c.0),
+            name_column: c.name.clone(),
             filter: f
                 .filter
                 .iter()
                 .flatten()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (k.clone(), v.values()))
                 .collect(),
         })
     }
@@ -157,7 +159,14 @@ impl Validator {
             }
             if law != LawKind::Chinchilla {
                 only(self, "E", f.e.is_some(), "chinchilla");
-                only(self, "estimator", f.estimator.is_some(), "chinchilla");
+                if law != LawKind::Overtrain {
+                    only(
+                        self,
+                        "estimator",
+                        f.estimator.is_some(),
+                        "chinchilla and overtrain",
+                    );
+                }
                 only(self, "grid", f.grid.is_some(), "chinchilla");
                 only(
                     self,
@@ -253,6 +262,7 @@ impl Validator {
                         x > 0.0
                     }),
                     params,
+                    vpnls: f.estimator == Some(Estimator::Vpnls),
                 },
                 LawKind::DataConstrained => FitSpec::DataConstrained {
                     bootstrap,
