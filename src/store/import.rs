@@ -149,9 +149,9 @@ fn names(
     let text = text.str().map_err(|e| bad(e.to_string()))?;
     let mut seen: std::collections::BTreeMap<String, usize> = Default::default();
     let mut out = Vec::with_capacity(df.height());
-    for i in 0..df.height() {
+    for (i, kept) in keep.iter().enumerate() {
         let cell = text.get(i).unwrap_or("").trim().to_string();
-        if keep[i] {
+        if *kept {
             if cell.is_empty() {
                 return Err(error(
                     path,
