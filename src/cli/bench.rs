@@ -224,6 +224,8 @@ fn run_fit(args: &FitArgs) -> Result<(), Failure> {
         filter: Vec::new(),
         unique: None,
         name_column: None,
+        join: None,
+        metrics: Vec::new(),
     })
     .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let points: Vec<Point> = rows

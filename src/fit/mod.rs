@@ -23,6 +23,8 @@ pub mod lanes;
 pub mod law;
 pub mod lbfgs;
 pub mod linear;
+pub mod metric;
+pub mod metric_report;
 pub mod options;
 pub mod overtrain;
 pub mod overtrain_report;

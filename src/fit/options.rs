@@ -101,7 +101,7 @@ pub enum Holdout {
 }
 
 /// One law to fit, with its options.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum LawRequest {
     Chinchilla {
         bootstrap: u64,
@@ -150,6 +150,29 @@ pub enum LawRequest {
         delta: f64,
         params: ParamsConvention,
     },
+    /// A downstream metric's law ([`super::metric`]).
+    Metric(MetricRequest),
+}
+
+/// A downstream metric law's form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricForm {
+    /// Err(L) = ε − k·exp(−γ·L) of the mean error over a task set (Gadre et al. 2024).
+    ErrorFromLoss,
+}
+
+/// The options of `law: metric`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricRequest {
+    pub form: MetricForm,
+    /// The metrics (task accuracies) whose mean error the law models; empty: every metric
+    /// the runs record.
+    pub metrics: Vec<String>,
+    /// The runs the law is asked for (fitted on the others); empty: the study's hold-out.
+    pub predict: Vec<String>,
+    pub bootstrap: u64,
+    pub confidence: f64,
 }
 
 /// The options of `law: curve`.

@@ -207,6 +207,9 @@ pub struct FitReport {
     /// The data-constrained law (`law: data_constrained`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_constrained: Option<super::data_constrained_report::DataConstrainedReport>,
+    /// A downstream metric's law (`law: metric`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<super::metric_report::MetricReport>,
     /// The data's known entropy rate and its standard error, which the warnings compare E
     /// with (synthetic data trained by the built-in engine; absent otherwise).
     #[serde(default)]

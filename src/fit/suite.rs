@@ -34,6 +34,8 @@ pub struct Row {
     pub peak_rss_bytes: Option<f64>,
     /// Threads the run trained with (unknown for imported rows and mock runs).
     pub threads: Option<f64>,
+    /// Downstream metrics by name (task accuracies imported with `results.metrics`).
+    pub metrics: std::collections::BTreeMap<String, f64>,
 }
 
 impl Row {
@@ -131,7 +133,7 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
     };
     let all: Vec<&Row> = rows.iter().collect();
     for spec in request.fits {
-        match *spec {
+        match spec.clone() {
             LawRequest::Chinchilla {
                 bootstrap,
                 confidence,
@@ -227,6 +229,8 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                 }
                 report.curve = Some(c);
             }
+            // After every loss law: its prediction from compute goes through their fits.
+            LawRequest::Metric(_) => {}
             LawRequest::Frontier { params } => match frontier(request.curves, params) {
                 Some(f) => report.frontier = Some(f),
                 None => report.warnings.push(Warning::problem(
@@ -234,6 +238,11 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                      lower envelope are needed)",
                 )),
             },
+        }
+    }
+    for spec in request.fits {
+        if let LawRequest::Metric(m) = spec {
+            super::metric_report::fit_metric(&all, request, &mut report, m);
         }
     }
     super::data_constrained_report::repeated_data(&all, request, &mut report);
@@ -505,6 +514,7 @@ mod tests {
             wall_seconds: None,
             peak_rss_bytes: None,
             threads: None,
+            metrics: Default::default(),
         }
     }
 

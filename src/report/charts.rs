@@ -48,6 +48,9 @@ pub fn caption(id: &str) -> &'static str {
         "batch_size" => {
             "Left: the refined best batch size B* (tokens per step) against D, one colour per size; dashed: the fitted B*(D). Right: the critical batch size against the loss level, one line per size (when the sweep allows reading it)."
         }
+        "metric" => {
+            "The mean error over the task set against the validation loss: the metric law fitted to every run (solid), fitted without the runs it is asked for (dashed), those runs as measured (rings) and as predicted from compute alone (crosses, at the loss the loss law predicts)."
+        }
         "curve" => {
             "Held-out validation curves (rings) against the curve law's predictions (dashed), one panel per size at its best learning rate: each run predicted by the law fitted without it."
         }
@@ -454,6 +457,7 @@ pub fn panels(id: &str, input: &Input) -> Result<Vec<Panel>, String> {
         "loss_vs_lr" => super::sweep::chart(input),
         "batch_size" => super::batch::chart(input),
         "curve" => super::curves::chart(input),
+        "metric" => super::metric::chart(input),
         other => Err(format!("unknown chart `{other}`")),
     }
 }

@@ -146,6 +146,9 @@ pub fn table(input: &Input) -> String {
     if let Some(v) = &c.vpnls {
         out.push_str(&super::laws_pinned::vpnls_words(v));
     }
+    if let Some(m) = &input.fits.metric {
+        out.push_str(&super::metric::words(m));
+    }
     if let Some(o) = &input.fits.overtrain {
         out.push_str(&overtrain_words(o));
     }

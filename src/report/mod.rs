@@ -19,6 +19,7 @@ pub mod format;
 pub mod laws;
 pub mod laws_pinned;
 pub mod manifest;
+pub mod metric;
 pub mod pareto;
 pub mod plot;
 pub mod repeated;
@@ -173,6 +174,7 @@ fn heading(section: &Section) -> Option<String> {
             "frontier" => "Compute frontier",
             "loss_vs_lr" => "Learning rate per point",
             "batch_size" => "Batch size per point",
+            "metric" => "Downstream error",
             _ => return None,
         },
         Section::Table(id) => match id.as_str() {

@@ -16,7 +16,7 @@ pub struct ImportError {
     pub message: String,
 }
 
-fn error(path: &Path, message: impl Into<String>) -> ImportError {
+pub(super) fn error(path: &Path, message: impl Into<String>) -> ImportError {
     ImportError {
         path: path.display().to_string(),
         message: message.into(),
@@ -45,7 +45,7 @@ pub fn read_table(path: &Path) -> Result<DataFrame, ImportError> {
     }
 }
 
-fn column(
+pub(super) fn column(
     df: &DataFrame,
     path: &Path,
     key: &str,
@@ -197,6 +197,7 @@ pub fn import_rows(spec: &ResultsSpec) -> Result<Vec<Row>, ImportError> {
     };
     let keep = filter(&df, path, &spec.filter)?;
     let names = names(&df, path, spec.name_column.as_deref(), &keep)?;
+    let mut metrics = super::join::metrics(&df, path, spec, &keep)?;
     let mut rows = Vec::with_capacity(df.height());
     for i in (0..df.height()).filter(|&i| keep[i]) {
         // Data rows are numbered from 1, as a spreadsheet shows them under the header.
@@ -245,6 +246,7 @@ pub fn import_rows(spec: &ResultsSpec) -> Result<Vec<Row>, ImportError> {
             wall_seconds: None,
             peak_rss_bytes: None,
             threads: None,
+            metrics: std::mem::take(&mut metrics[i]),
         });
     }
     let drop = spec.drop_highest_loss as usize;

@@ -16,6 +16,7 @@
 
 pub mod collect;
 pub mod import;
+mod join;
 
 use std::fs::{self, File};
 use std::io;

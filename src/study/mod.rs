@@ -75,7 +75,7 @@ pub enum Source {
     /// Train every run of a sweep.
     Train(Box<TrainingPlan>),
     /// Fit results from a table.
-    Import(ResultsSpec),
+    Import(Box<ResultsSpec>),
 }
 
 /// What to train.
@@ -253,6 +253,7 @@ impl FitSpec {
             FitSpec::Curve(_) => LawKind::Curve,
             FitSpec::Overtrain { .. } => LawKind::Overtrain,
             FitSpec::DataConstrained { .. } => LawKind::DataConstrained,
+            FitSpec::Metric(_) => LawKind::Metric,
         }
     }
 }
@@ -342,6 +343,11 @@ pub struct ResultsSpec {
     pub unique: Option<ResultsUnique>,
     /// The column naming each run, if any.
     pub name_column: Option<String>,
+    /// `results.join`: a second table and the key column both share.
+    pub join: Option<(PathBuf, String)>,
+    /// `results.metrics`: each metric's name and the column holding it (in the results
+    /// table, else the joined one).
+    pub metrics: Vec<(String, String)>,
 }
 
 /// `results.columns.unique_tokens` (U_D itself) or `results.columns.epochs` (U_D = D / epochs).

@@ -384,6 +384,7 @@ fn rows(law: &Law, noise: f64, sizes: usize, tokens: usize) -> Vec<Row> {
                 wall_seconds: None,
                 peak_rss_bytes: None,
                 threads: None,
+                metrics: Default::default(),
             });
         }
     }

@@ -30,6 +30,9 @@ pub enum LawKind {
     /// tokens, and parameters past the compute-optimal size for the unique tokens, are worth
     /// less than fresh ones (needs runs that record their unique tokens).
     DataConstrained,
+    /// A downstream metric against the loss (`form: error_from_loss`: the mean error over a
+    /// task set, Err(L) = ε − k·exp(−γ·L), Gadre et al. 2024; needs runs that record metrics).
+    Metric,
     /// `final.law` only: the law the data support — among the fitted Chinchilla forms and the
     /// over-training law, the one with the lowest rollout (else hold-out) error.
     Auto,
@@ -159,6 +162,14 @@ pub struct FitFile {
     /// false; used only for data that never repeat, the synthetic languages).
     #[serde(default)]
     pub train_loss: Option<bool>,
+    /// Metric laws: the metrics (task accuracies) whose mean error the law models (default:
+    /// every metric the runs record).
+    #[serde(default)]
+    pub metrics: Option<Vec<String>>,
+    /// Metric laws: the runs (by name) the law is asked for, fitted on the others (default:
+    /// the study's hold-out).
+    #[serde(default)]
+    pub predict: Option<Vec<String>>,
 }
 
 /// A law's functional form (power and curve laws name theirs).
@@ -171,6 +182,7 @@ pub enum FormName {
     All,
     MultiPower,
     Annealing,
+    ErrorFromLoss,
 }
 
 impl FormName {

@@ -541,6 +541,31 @@ pub struct ResultsFile {
     /// studies' runs.
     #[serde(default, rename = "where")]
     pub filter: Option<std::collections::BTreeMap<String, WhereValue>>,
+    /// A second table (CSV or Parquet, relative to the study file) joined on a key column
+    /// both tables have: its columns can hold the runs' metrics.
+    #[serde(default)]
+    pub join: Option<JoinFile>,
+    /// Columns recorded as each run's metrics (task accuracies): a list of column names, or
+    /// a map of metric name to column.
+    #[serde(default)]
+    pub metrics: Option<MetricColumns>,
+}
+
+/// `results.join`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JoinFile {
+    pub path: String,
+    /// The key column, in both tables; each key names one row of the joined table.
+    pub on: String,
+}
+
+/// `results.metrics`: columns by name, or a map of metric name to column.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum MetricColumns {
+    Columns(Vec<String>),
+    Named(std::collections::BTreeMap<String, String>),
 }
 
 /// One value a `results.where` column must equal, or a list of values it may equal.

@@ -1,98 +1,18 @@
-//! Everything after the runs: imported results, fits, hold-out, the final run, report
+//! Everything after the runs: fits, hold-out, the final run, report
 //! sections and checks.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use super::{CHART_IDS, TABLE_IDS, Validator};
 use crate::study::diagnostics::did_you_mean;
 use crate::study::file::{
     BootstrapStarts, CurveForm, Estimator, FinalFile, FitFile, GridKind, HoldoutFile, LawKind,
-    ParamsConvention, PowerForm, ReportFile, ResultsFile,
+    ParamsConvention, PowerForm, ReportFile,
 };
 use crate::study::units::Count;
-use crate::study::{
-    FinalSpec, FitSpec, Holdout, ResultsSpec, ResultsUnique, ResultsX, Section, Source, Sweep,
-};
+use crate::study::{FinalSpec, FitSpec, Holdout, Section, Source, Sweep};
 
 impl Validator {
-    pub(super) fn results(&mut self, f: &ResultsFile) -> Option<ResultsSpec> {
-        let path = self.existing_file("results.path", &f.path);
-        let ext = Path::new(&f.path)
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        if !matches!(ext.as_deref(), Some("csv") | Some("parquet")) {
-            self.error(
-                "results.path",
-                format!("`{}`: expected a .csv or .parquet file", f.path),
-            );
-        }
-        let c = &f.columns;
-        for (key, name) in [("params", Some(&c.params)), ("loss", Some(&c.loss))]
-            .into_iter()
-            .chain([
-                ("tokens", c.tokens.as_ref()),
-                ("flops", c.flops.as_ref()),
-                ("unique_tokens", c.unique_tokens.as_ref()),
-                ("epochs", c.epochs.as_ref()),
-                ("name", c.name.as_ref()),
-            ])
-        {
-            if name.is_some_and(|n| n.trim().is_empty()) {
-                self.error(
-                    format!("results.columns.{key}"),
-                    "column name must not be empty",
-                );
-            }
-        }
-        let x = match (&c.tokens, &c.flops) {
-            (Some(t), None) => Some(ResultsX::Tokens(t.clone())),
-            (None, Some(fl)) => Some(ResultsX::Flops(fl.clone())),
-            (Some(_), Some(_)) => {
-                self.error(
-                    "results.columns.flops",
-                    "give either `tokens` or `flops`, not both",
-                );
-                None
-            }
-            (None, None) => {
-                self.error(
-                    "results.columns",
-                    "missing: a `tokens` column, or a `flops` column (D = C / 6N)",
-                );
-                None
-            }
-        };
-        let unique = match (&c.unique_tokens, &c.epochs) {
-            (Some(u), None) => Some(ResultsUnique::Tokens(u.clone())),
-            (None, Some(e)) => Some(ResultsUnique::Epochs(e.clone())),
-            (Some(_), Some(_)) => {
-                self.error(
-                    "results.columns.epochs",
-                    "give either `unique_tokens` or `epochs`, not both",
-                );
-                None
-            }
-            (None, None) => None,
-        };
-        Some(ResultsSpec {
-            unique,
-            path: path?,
-            params_column: c.params.clone(),
-            x_column: x?,
-            loss_column: c.loss.clone(),
-            drop_highest_loss: f.drop_highest_loss.map_or(0, |c| c.0),
-            name_column: c.name.clone(),
-            filter: f
-                .filter
-                .iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.values()))
-                .collect(),
-        })
-    }
-
     pub(super) fn fits(
         &mut self,
         list: Option<Vec<FitFile>>,
@@ -132,6 +52,7 @@ impl Validator {
                     | LawKind::Curve
                     | LawKind::Overtrain
                     | LawKind::DataConstrained
+                    | LawKind::Metric
             ) {
                 only(
                     self,
@@ -175,7 +96,7 @@ impl Validator {
                     "chinchilla",
                 );
             }
-            if matches!(law, LawKind::Cost | LawKind::Curve) {
+            if matches!(law, LawKind::Cost | LawKind::Curve | LawKind::Metric) {
                 only(
                     self,
                     "params",
@@ -186,8 +107,12 @@ impl Validator {
             if law != LawKind::Power {
                 only(self, "x", f.x.is_some(), "power");
             }
-            if !matches!(law, LawKind::Power | LawKind::Curve) {
-                only(self, "form", f.form.is_some(), "power or curve");
+            if !matches!(law, LawKind::Power | LawKind::Curve | LawKind::Metric) {
+                only(self, "form", f.form.is_some(), "power, curve or metric");
+            }
+            if law != LawKind::Metric {
+                only(self, "metrics", f.metrics.is_some(), "metric");
+                only(self, "predict", f.predict.is_some(), "metric");
             }
             if law != LawKind::Curve {
                 only(self, "burn_in", f.burn_in.is_some(), "curve");
@@ -300,6 +225,16 @@ impl Validator {
                     }
                 }
                 LawKind::Cost => FitSpec::Cost,
+                LawKind::Metric => {
+                    let recorded: Vec<String> = match source {
+                        Some(Source::Import(r)) => r.metrics.iter().map(|m| m.0.clone()).collect(),
+                        _ => Vec::new(),
+                    };
+                    match self.metric_request(&field, f, &recorded, (bootstrap, confidence)) {
+                        Some(m) => FitSpec::Metric(m),
+                        None => continue,
+                    }
+                }
                 LawKind::Curve => {
                     let form = match f.form.map(|n| n.curve()) {
                         None => CurveForm::MultiPower,
@@ -328,7 +263,7 @@ impl Validator {
                     })
                 }
             };
-            let identity = match spec {
+            let identity = match &spec {
                 FitSpec::Power { x, form, .. } => format!("power {x:?} {form:?}"),
                 other => law_name(other.law()).to_string(),
             };
@@ -581,6 +516,8 @@ fn default_fit(law: LawKind) -> FitFile {
         burn_in: None,
         curve_informed: None,
         train_loss: None,
+        metrics: None,
+        predict: None,
     }
 }
 
@@ -595,6 +532,7 @@ pub fn law_name(law: LawKind) -> &'static str {
         LawKind::Curve => "curve",
         LawKind::Overtrain => "overtrain",
         LawKind::DataConstrained => "data_constrained",
+        LawKind::Metric => "metric",
         LawKind::Auto => "auto",
     }
 }

@@ -8,8 +8,10 @@
 mod analysis;
 mod data;
 mod execution;
+mod metric;
 mod model;
 mod repeated;
+mod results;
 mod sweep;
 mod trainer;
 mod transfer;
@@ -36,7 +38,7 @@ pub const MAX_TOKENS: u64 = 1_000_000_000_000_000;
 pub use analysis::law_name;
 
 /// Chart ids the report can draw (DESIGN.md "Report").
-pub const CHART_IDS: [&str; 13] = [
+pub const CHART_IDS: [&str; 14] = [
     "loss_vs_params",
     "loss_vs_tokens",
     "loss_vs_compute",
@@ -50,6 +52,7 @@ pub const CHART_IDS: [&str; 13] = [
     "loss_vs_lr",
     "curve",
     "batch_size",
+    "metric",
 ];
 /// Table ids the report can print.
 pub const TABLE_IDS: [&str; 13] = [
@@ -191,7 +194,7 @@ impl Validator {
                 self.not_here("train", &f.train, why);
                 self.not_here("final", &f.final_run, why);
                 self.not_here("trainer", &f.trainer, why);
-                self.results(&results).map(Source::Import)
+                self.results(&results).map(|r| Source::Import(Box::new(r)))
             }
             None => self
                 .training(f.data, f.model, f.tokens, f.isoflop, f.train)

@@ -1,0 +1,70 @@
+//! `law: metric`: a downstream metric law over the metrics imported runs record
+//! (`results.metrics`).
+
+use super::Validator;
+use crate::fit::options::{MetricForm, MetricRequest};
+use crate::study::file::{FitFile, FormName};
+
+impl Validator {
+    /// `law: metric`: its form, the metrics it models (each one the results record) and the
+    /// runs it is asked for. `None` after an error.
+    pub(super) fn metric_request(
+        &mut self,
+        field: &str,
+        f: &FitFile,
+        recorded: &[String],
+        (bootstrap, confidence): (u64, f64),
+    ) -> Option<MetricRequest> {
+        let before = self.error_count();
+        let form = match f.form {
+            None | Some(FormName::ErrorFromLoss) => MetricForm::ErrorFromLoss,
+            Some(other) => {
+                self.error(
+                    format!("{field}.form"),
+                    format!(
+                        "`{}` is not a metric law's form: use `error_from_loss` (the mean error \
+                         over a task set against the validation loss, Gadre et al. 2024)",
+                        serde_json::to_value(other)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default()
+                    ),
+                );
+                MetricForm::ErrorFromLoss
+            }
+        };
+        if recorded.is_empty() {
+            self.error(
+                format!("{field}.law"),
+                "law `metric` needs runs that record metrics: import them with \
+                 `results.metrics` (the built-in engine records loss only)",
+            );
+        }
+        let metrics = f.metrics.clone().unwrap_or_default();
+        for m in &metrics {
+            if !recorded.is_empty() && !recorded.contains(m) {
+                self.error(
+                    format!("{field}.metrics"),
+                    format!(
+                        "`{m}` is not among the metrics the results record ({})",
+                        recorded.join(", ")
+                    ),
+                );
+            }
+        }
+        if f.metrics.as_ref().is_some_and(|m| m.is_empty()) {
+            self.error(format!("{field}.metrics"), "lists no metric");
+        }
+        let predict = f.predict.clone().unwrap_or_default();
+        if f.predict.as_ref().is_some_and(|p| p.is_empty()) {
+            self.error(format!("{field}.predict"), "lists no run");
+        }
+        (self.error_count() == before).then_some(MetricRequest {
+            form,
+            metrics,
+            predict,
+            bootstrap,
+            confidence,
+        })
+    }
+}
