@@ -123,6 +123,9 @@ pub fn train(
     let _ = std::fs::remove_dir_all(&dir);
     let mut trained = record(spec, &job, judged, options);
     trained.result.val_entropy_nats = inputs.val_entropy;
+    // scalebook draws the trainer's windows from the corpus itself: its training split is
+    // the pool the run repeats, as for the built-in engine.
+    trained.result.unique_tokens = inputs.source.train_tokens();
     trained.result.tokenizer_sha256 = inputs
         .tokenizer
         .as_ref()

@@ -547,3 +547,48 @@ fn the_numpy_trainer_refuses_a_mup_job() {
         "{err}"
     );
 }
+
+/// A corpus run through an external trainer records the corpus's training split as its unique
+/// tokens, as a built-in run does: scalebook draws the trainer's windows from it.
+#[test]
+fn an_external_corpus_run_records_its_unique_tokens() {
+    let dir = fresh_dir("external-unique");
+    let corpus: String = (0..400)
+        .map(|i| format!("line {i} of a small corpus, said again and again.\n"))
+        .collect();
+    std::fs::write(dir.join("corpus.txt"), &corpus).unwrap();
+    let study = dir.join("u.yaml");
+    std::fs::write(
+        &study,
+        format!(
+            "version: 1\nname: u\nseed: 1\n\
+             data: {{ source: text, paths: [corpus.txt], val_fraction: 0.1 }}\n\
+             model: {{ context: 16, sizes: [{{ layers: 1, d_model: 16, heads: 2 }}] }}\n\
+             tokens: [1024]\ntrain: {{ batch: 4, lr: 1e-2, eval_every: 8, eval_tokens: 256 }}\n\
+             fits: []\n\
+             trainer:\n  command: python3 fake_trainer.py --spec {{spec}} --device {{device}}\n\
+             \x20 version: fake/1\n  timeout: 30\n  workdir: {}\n",
+            root().join("tests/fixtures/trainers").display()
+        ),
+    )
+    .unwrap();
+    let store = dir.join("store");
+    let out = scalebook(&[
+        "run",
+        study.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--book",
+        dir.join("book").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let split = (corpus.len() as f64 * 0.9) as u64;
+    let runs: Vec<_> = std::fs::read_dir(store.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("result.json"))
+        .collect();
+    assert_eq!(runs.len(), 1);
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&runs[0]).unwrap()).unwrap();
+    assert_eq!(result["unique_tokens"].as_u64(), Some(split), "{result}");
+}
