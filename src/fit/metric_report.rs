@@ -36,8 +36,9 @@ pub struct MetricHoldout {
     pub kind: String,
     pub fitted_points: usize,
     pub law: ErrorLaw,
-    /// Σ(Êrr − Err)² of that fit on its own runs.
+    /// Σ(Êrr − Err)² of that fit on its own runs, and the lowest loss among them.
     pub sse: f64,
+    pub lowest_fitted_loss: f64,
     pub points: Vec<MetricPoint>,
     pub mean_abs_error: f64,
     pub rel_error_max: f64,
@@ -158,6 +159,12 @@ pub(super) fn fit_metric(
             gamma: c.gamma,
         });
     let holdout = holdout(&rows, request, report, options, &names);
+    report
+        .warnings
+        .extend(flat(&pts, &fitted.law, fitted.sse, &names));
+    report
+        .warnings
+        .extend(holdout.as_ref().and_then(extrapolated));
     report.metric = Some(MetricReport {
         form: options.form,
         metrics: names,
@@ -279,6 +286,10 @@ fn holdout(
         fitted_points: train.len(),
         law,
         sse: fitted.sse,
+        lowest_fitted_loss: train_pts
+            .iter()
+            .map(|p| p.loss)
+            .fold(f64::INFINITY, f64::min),
         mean_abs_error: points.iter().map(|p| p.abs_error).sum::<f64>() / m,
         rel_error_max: points.iter().map(|p| p.rel_error).fold(0.0, f64::max),
         rel_error_mean: points.iter().map(|p| p.rel_error).sum::<f64>() / m,
@@ -287,4 +298,77 @@ fn holdout(
             .then(|| from_compute.iter().copied().fold(0.0, f64::max)),
         points,
     })
+}
+
+/// `metric_flat` when the error does not move with the loss across the runs: the task set
+/// sits at chance (or at its ceiling) over the grid — its spread is within 3 RMS residuals of
+/// the law — or the fitted error does not fall as the loss falls (k·γ ≤ 0).
+fn flat(pts: &[ErrorPoint], law: &ErrorLaw, sse: f64, names: &[String]) -> Option<Warning> {
+    let (lo, hi) = pts
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.error), hi.max(p.error))
+        });
+    let rmse = (sse / pts.len() as f64).sqrt();
+    let inverted = law.k * law.gamma <= 0.0;
+    if hi - lo > 3.0 * rmse && !inverted {
+        return None;
+    }
+    Some(
+        Warning::new(
+            "metric_flat",
+            "metric",
+            format!(
+                "the mean error over {} does not move with the loss across the runs: it spans \
+                 {:.4}–{:.4} (RMS residual {:.4}){} — the tasks sit at chance or at their \
+                 ceiling at these scales, and the law's curve is not measured",
+                names.join(", "),
+                lo,
+                hi,
+                rmse,
+                if inverted {
+                    ", and the fitted error rises as the loss falls"
+                } else {
+                    ""
+                }
+            ),
+            "train larger or longer runs (or pick tasks these scales can learn) until the error \
+             falls with the loss",
+        )
+        .with("error_min", lo)
+        .with("error_max", hi)
+        .with("rmse", rmse),
+    )
+}
+
+/// `metric_extrapolated` when a run the law is asked for lies at a loss below the lowest loss
+/// it was fitted on (measured, or predicted from compute): the exponential's bend there is
+/// read past the runs.
+fn extrapolated(h: &MetricHoldout) -> Option<Warning> {
+    let lowest = h.lowest_fitted_loss;
+    let below: Vec<String> = h
+        .points
+        .iter()
+        .filter(|p| p.loss.min(p.predicted_loss.unwrap_or(f64::INFINITY)) < lowest)
+        .map(|p| p.name.clone())
+        .collect();
+    if below.is_empty() {
+        return None;
+    }
+    let n = below.len();
+    Some(
+        Warning::new(
+            "metric_extrapolated",
+            "metric",
+            format!(
+                "{n} run(s) the metric law is asked for lie below the lowest loss it was fitted \
+                 on ({lowest:.4}): {}",
+                below.join(", ")
+            ),
+            "read their predicted error as an extrapolation of the law's curve; runs that reach \
+             those losses would measure it",
+        )
+        .with("runs", n as f64)
+        .with("lowest_fitted_loss", lowest),
+    )
 }

@@ -94,6 +94,10 @@ fn the_metric_law_recovers_its_truth_and_predicts_from_loss_and_compute() {
         assert!(p["rel_error"].as_f64().unwrap() < 1e-6, "{p}");
         assert!(p["rel_error_from_compute"].as_f64().unwrap() < 1e-3, "{p}");
     }
+    // The held-out size reaches lower losses than any fitted run: an extrapolation, said so.
+    let codes = fits["warning_codes"].to_string();
+    assert!(codes.contains("metric_extrapolated"), "{codes}");
+    assert!(!codes.contains("metric_flat"), "{codes}");
     let chapter = fs::read_to_string(book.join("src/m/index.md")).unwrap();
     assert!(
         chapter.contains("**Downstream error from loss**"),
@@ -123,6 +127,34 @@ fn the_metric_law_recovers_its_truth_and_predicts_from_loss_and_compute() {
     assert_eq!(h["kind"], "predict");
     assert_eq!(h["fitted_points"], 13);
     assert_eq!(fits["metric"]["metrics"], serde_json::json!(["task_a"]));
+    // Tasks at chance across the grid: the error does not move, and the law is questioned.
+    let chance: String = fs::read_to_string(dir.join("tasks.csv"))
+        .unwrap()
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match i {
+            0 => format!("{l}\n"),
+            _ => format!(
+                "{},{},0.25\n",
+                l.split(',').next().unwrap(),
+                0.25 + 1e-4 * (i % 2) as f64
+            ),
+        })
+        .collect();
+    fs::write(dir.join("tasks.csv"), chance).unwrap();
+    let path = study(&dir, JOIN, FITS);
+    let out = scalebook(&[
+        "fit",
+        path.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let fits: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let questioning = fits["questioning_codes"].to_string();
+    assert!(questioning.contains("metric_flat"), "{questioning}");
     fs::remove_dir_all(dir).unwrap();
 }
 

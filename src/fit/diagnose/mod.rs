@@ -29,6 +29,8 @@
 //! | `data_repeated` | runs train on more tokens than their unique pool holds (named past 4 epochs; added by [`super::data_constrained_report`], which then fits the data-constrained law too) |
 //! | `floor_above_loss` | E is pinned (`E:` of a chinchilla fit) at or above some runs' measured loss (added by [`super::pinned`]) |
 //! | `repetition_weakly_identified` | the data-constrained law's R_D* or R_N* fits within 0.1 % of the best objective over more than a factor of 2, or its bootstrap interval spans more than 10× (added by [`super::data_constrained_report`]) |
+//! | `metric_flat` | the metric law's error does not move with the loss across the runs (spread within 3 RMS residuals, or error rising as the loss falls; added by [`super::metric_report`]) |
+//! | `metric_extrapolated` | a run the metric law is asked for lies below the lowest loss it was fitted on (added by [`super::metric_report`]) |
 //! | `cost_mixed_machines` | the cost law's runs were timed on more than one machine (host, CPU, device; added by the pipeline) |
 
 use std::collections::BTreeMap;
@@ -55,7 +57,7 @@ pub const PLAUSIBLE_EXPONENTS: [f64; 2] = [0.05, 1.0];
 /// The codes that question the law itself — its parameters, their intervals or the runs
 /// under it — rather than qualifying what is read from it (`book/src/trust.md` lists every
 /// code with this verdict). A law meets its targets only with none of these.
-pub const QUESTIONING_CODES: [&str; 17] = [
+pub const QUESTIONING_CODES: [&str; 18] = [
     "runs_left_out",
     "runs_missing",
     "runs_corrupt",
@@ -73,6 +75,7 @@ pub const QUESTIONING_CODES: [&str; 17] = [
     "curve_heldout_error",
     "lr_transfer_loses",
     "floor_above_loss",
+    "metric_flat",
 ];
 
 /// Whether warning `code` questions the law (see [`QUESTIONING_CODES`]).

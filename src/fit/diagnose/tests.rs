@@ -476,6 +476,7 @@ fn the_book_lists_every_code_with_its_verdict() {
         "data_repeated",
         "cost_mixed_machines",
         "final_skipped",
+        "metric_extrapolated",
     ] {
         assert!(
             listed.iter().any(|c| c == code),
