@@ -69,6 +69,13 @@ pub fn axis_label(v: f64, log: bool) -> String {
 }
 
 /// `[lo, hi]` with `sig` digits.
+/// " [lo, hi]" after a number in prose, or nothing without an interval.
+pub fn after(ci: Option<[f64; 2]>, digits: usize) -> String {
+    ci.map_or(String::new(), |[lo, hi]| {
+        format!(" [{}, {}]", sig(lo, digits), sig(hi, digits))
+    })
+}
+
 pub fn interval(ci: Option<[f64; 2]>, digits: usize) -> String {
     match ci {
         Some([lo, hi]) => format!("[{}, {}]", sig(lo, digits), sig(hi, digits)),

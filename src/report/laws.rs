@@ -165,11 +165,7 @@ fn data_constrained_words(
     d: &crate::fit::data_constrained_report::DataConstrainedReport,
     final_budget: Option<f64>,
 ) -> String {
-    let iv = |v: Option<[f64; 2]>| {
-        v.map_or(String::new(), |[lo, hi]| {
-            format!(" [{}, {}]", sig(lo, 3), sig(hi, 3))
-        })
-    };
+    let iv = |v: Option<[f64; 2]>| super::format::after(v, 3);
     let n = &d.near_optima;
     let mut out = format!(
         "\nThe data-constrained law's repetition constants: R_D\\* = {}{} and R_N\\* = {}{} \
@@ -230,11 +226,7 @@ fn data_constrained_words(
 }
 
 fn overtrain_words(o: &crate::fit::overtrain_report::OvertrainReport) -> String {
-    let iv = |v: Option<[f64; 2]>| {
-        v.map_or(String::new(), |[lo, hi]| {
-            format!(" [{}, {}]", sig(lo, 3), sig(hi, 3))
-        })
-    };
+    let iv = |v: Option<[f64; 2]>| super::format::after(v, 3);
     let mut out = format!(
         "\nThe over-training law in its own terms, L(C, M) = E + (a·M^η + b·M^−η)·C^−η with M = \
          D/N: E = {}{}, a = {}{}, b = {}{}, η = {}{} ({} starts, {} at the optimum).",

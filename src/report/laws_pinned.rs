@@ -7,9 +7,7 @@ use crate::fit::report::{ChinchillaReport, HoldoutReport};
 use crate::fit::vpnls::{VpnlsEstimate, VpnlsReport};
 
 fn interval(v: Option<[f64; 2]>) -> String {
-    v.map_or(String::new(), |[lo, hi]| {
-        format!(" [{}, {}]", sig(lo, 3), sig(hi, 3))
-    })
+    super::format::after(v, 3)
 }
 
 /// The pinned law against the free one: parameters, ΔAIC, allocation and hold-out.

@@ -4,17 +4,13 @@
 
 use super::Input;
 use super::charts::CURVE_POINTS;
-use super::format::{pct, sig};
+use super::format::{after, pct, sig};
 use super::plot::{Mark, Panel, Series, colour};
 use crate::fit::metric_report::MetricReport;
 
 /// The law in words, with its intervals and how it predicted the runs it was asked for.
 pub fn words(m: &MetricReport) -> String {
-    let iv = |v: Option<[f64; 2]>| {
-        v.map_or(String::new(), |[lo, hi]| {
-            format!(" [{}, {}]", sig(lo, 3), sig(hi, 3))
-        })
-    };
+    let iv = |v: Option<[f64; 2]>| after(v, 3);
     let mut out = format!(
         "\n**Downstream error from loss** (Gadre et al. 2024): the mean error over {} metric(s) \
          ({}) against the validation loss, Err(L) = ε − k·exp(−γ·L), fitted by least squares \

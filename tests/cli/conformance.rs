@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{assert_no_crash, fresh_dir, scalebook, stderr};
+use crate::support::{assert_no_crash, fit_json, fresh_dir, scalebook, stderr};
 
 #[test]
 fn every_conformance_study_meets_its_papers_numbers() {
@@ -116,16 +116,7 @@ fn results_where_filters_rows_and_names_a_missing_column() {
         "{ set: b, run: [b-1e6-2e7, b-1e6-8e7, b-1e6-3.2e8, b-4e6-2e7, b-4e6-8e7, b-4e6-3.2e8, b-1.6e7-2e7, b-1.6e7-3.2e8, a-1e6-2e7] }",
         ", name: run",
     );
-    let out = scalebook(&[
-        "fit",
-        path.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let fits: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fits = fit_json(&path, &store);
     assert_eq!(fits["points"], 8);
     let held: Vec<&str> = fits["holdout"]["points"]
         .as_array()

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::{assert_no_crash, fresh_dir, scalebook, stderr};
+use crate::support::{assert_no_crash, fit_json, fresh_dir, scalebook, stderr};
 
 /// Err(L) = 0.86 − 2.1·exp(−0.7·L) split over two tasks (accuracies 1 − Err ± 0.02), on a
 /// grid whose loss is L = 1.8 + 400/N^0.34 + 410/D^0.28; the runs table holds the loss, the
@@ -113,16 +113,7 @@ fn the_metric_law_recovers_its_truth_and_predicts_from_loss_and_compute() {
         JOIN,
         "  - { law: metric, bootstrap: 0, metrics: [task_a], predict: [r0-0, r2-1] }\n",
     );
-    let out = scalebook(&[
-        "fit",
-        path.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let fits: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fits = fit_json(&path, &store);
     let h = &fits["metric"]["holdout"];
     assert_eq!(h["kind"], "predict");
     assert_eq!(h["fitted_points"], 13);
@@ -143,16 +134,7 @@ fn the_metric_law_recovers_its_truth_and_predicts_from_loss_and_compute() {
         .collect();
     fs::write(dir.join("tasks.csv"), chance).unwrap();
     let path = study(&dir, JOIN, FITS);
-    let out = scalebook(&[
-        "fit",
-        path.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let fits: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fits = fit_json(&path, &store);
     let questioning = fits["questioning_codes"].to_string();
     assert!(questioning.contains("metric_flat"), "{questioning}");
     fs::remove_dir_all(dir).unwrap();

@@ -6,7 +6,7 @@ use std::fs;
 
 use serde_json::Value;
 
-use crate::support::{assert_no_crash, fresh_dir, scalebook, stderr};
+use crate::support::{assert_no_crash, fit_json, fresh_dir, scalebook, stderr};
 
 /// A few kilobytes of word-like text from a fixed generator: small enough that every run
 /// below repeats it.
@@ -135,16 +135,7 @@ fn a_small_corpus_repeats_and_the_data_constrained_law_is_fitted() {
     );
     assert!(text.contains("unique_tokens: 2000"));
     fs::write(&study, text).unwrap();
-    let out = scalebook(&[
-        "fit",
-        study.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let fits: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fits = fit_json(&study, &store);
     let a = fits["data_constrained"]["allocation"]
         .as_array()
         .unwrap()

@@ -110,3 +110,17 @@ pub fn mock_study(dir: &Path, name: &str, edits: &[(&str, &str)]) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// `scalebook fit <study> --store <store> --format json`, which must exit 0: its fits.
+pub fn fit_json(study: &Path, store: &Path) -> serde_json::Value {
+    let out = scalebook(&[
+        "fit",
+        study.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
