@@ -157,7 +157,11 @@ mod tests {
     use super::*;
 
     fn points(law: &ErrorLaw, noise: f64) -> Vec<ErrorPoint> {
-        let mut rng = SplitMix64::new(3);
+        noisy(law, noise, 3)
+    }
+
+    fn noisy(law: &ErrorLaw, noise: f64, seed: u64) -> Vec<ErrorPoint> {
+        let mut rng = SplitMix64::new(seed);
         (0..30)
             .map(|i| {
                 let loss = 2.2 + 0.1 * i as f64;
@@ -184,20 +188,31 @@ mod tests {
         assert!(f.sse < 1e-20);
     }
 
-    /// On noisy runs no γ of a fine scan (each with its exact ε, k) does better, and the
-    /// bootstrap's intervals hold the truth.
+    /// On noisy runs no γ of a fine scan (each with its exact ε, k) does better, and over
+    /// independent noise draws the bootstrap's 90 % intervals hold the truth about as often
+    /// as they say (a percentile bootstrap of 30 runs covers a little less).
     #[test]
-    fn is_the_best_of_a_scan_and_its_intervals_hold_the_truth() {
+    fn is_the_best_of_a_scan_and_its_intervals_cover_the_truth() {
         let pts = points(&TRUTH, 0.005);
         let f = fit(&pts).unwrap();
         let scan = (1..=40_000)
             .filter_map(|i| profile(&pts, i as f64 * 2e-4).map(|p| p.1))
             .fold(f64::INFINITY, f64::min);
         assert!(f.sse <= scan * (1.0 + 1e-9), "{} vs {scan}", f.sse);
-        let ci = intervals(&pts, &[3.0], 200, 0.95, 7).unwrap();
-        assert!(ci.gamma[0] < 0.71 && 0.71 < ci.gamma[1], "{:?}", ci.gamma);
-        let [lo, hi] = ci.at[0].unwrap();
-        assert!(lo < TRUTH.error(3.0) && TRUTH.error(3.0) < hi);
+        let draws = 20;
+        let (mut gamma, mut at) = (0, 0);
+        for seed in 0..draws {
+            let pts = noisy(&TRUTH, 0.005, 100 + seed);
+            let ci = intervals(&pts, &[3.0], 100, 0.9, seed).unwrap();
+            gamma += usize::from(ci.gamma[0] <= 0.71 && 0.71 <= ci.gamma[1]);
+            let [lo, hi] = ci.at[0].unwrap();
+            at += usize::from(lo <= TRUTH.error(3.0) && TRUTH.error(3.0) <= hi);
+        }
+        // 90 % of 20 is 18; a binomial draw falls to 14 with probability < 2 %.
+        assert!(
+            gamma >= 14 && at >= 14,
+            "γ covered {gamma}/20, Err(3) {at}/20"
+        );
     }
 
     #[test]
