@@ -162,9 +162,9 @@ fn a_floor_above_the_losses_is_flagged_and_bad_floors_are_refused() {
             "only to law chinchilla",
         ),
         (
-            format!("{imported}fits:\n  - {{ law: overtrain, estimator: vpnls }}\n"),
+            format!("{imported}fits:\n  - {{ law: data_constrained, estimator: vpnls }}\n"),
             "fits[0].estimator",
-            "only to law chinchilla",
+            "only to law chinchilla and overtrain",
         ),
     ];
     for (body, field, words) in cases {
