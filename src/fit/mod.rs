@@ -12,6 +12,7 @@ pub mod bootstrap;
 pub mod chinchilla;
 pub mod constrained;
 pub mod cost;
+pub mod cost_report;
 pub mod curve;
 pub mod data_constrained;
 pub mod data_constrained_report;

@@ -7,7 +7,6 @@ pub use super::report::*;
 use super::approach3::{ChinchillaOptions, fit_chinchilla};
 use super::bootstrap::{self, Interval};
 use super::chinchilla::{Point, StartGrid};
-use super::cost;
 use super::curve::{self, CurveGroup, CurveOptions};
 use super::diagnose::{self, Evidence, LeftOut, Warning};
 use super::frontier::frontier;
@@ -211,7 +210,9 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
                     params,
                 },
             ),
-            LawRequest::Cost => report.cost = Some(fit_cost(rows, &mut report.warnings)),
+            LawRequest::Cost => {
+                report.cost = Some(super::cost_report::fit_cost(rows, &mut report.warnings))
+            }
             LawRequest::Curve(curve_request) => {
                 let options = CurveOptions {
                     request: curve_request,
@@ -246,7 +247,7 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
         }
     }
     super::data_constrained_report::repeated_data(&all, request, &mut report);
-    constrain(&mut report, request);
+    super::cost_report::constrain(&mut report, request);
     if let (Some(c), Some(ch)) = (&mut report.curve, &report.chinchilla)
         && let Some(informed) = &mut c.informed
     {
@@ -392,32 +393,6 @@ fn fit_power(
     }
 }
 
-/// Wall time and memory against N and D.
-fn fit_cost(rows: &[Row], warnings: &mut Vec<Warning>) -> CostReport {
-    let with = |f: &dyn Fn(&Row) -> Option<f64>| {
-        let picked: Vec<(&Row, f64)> = rows.iter().filter_map(|r| f(r).map(|v| (r, v))).collect();
-        let n: Vec<f64> = picked.iter().map(|(r, _)| r.params_total).collect();
-        let d: Vec<f64> = picked.iter().map(|(r, _)| r.tokens).collect();
-        let t: Vec<f64> = picked
-            .iter()
-            .map(|(r, _)| r.threads.unwrap_or(1.0))
-            .collect();
-        let y: Vec<f64> = picked.iter().map(|(_, v)| *v).collect();
-        cost::fit(&n, &d, &t, &y)
-    };
-    let wall = with(&|r| r.wall_seconds);
-    let rss = with(&|r| r.peak_rss_bytes);
-    if wall.is_none() {
-        warnings.push(Warning::problem(
-            "cost: wall time cannot be fitted (N and D must both vary)",
-        ));
-    }
-    CostReport {
-        wall_seconds: wall,
-        peak_rss_bytes: rss,
-    }
-}
-
 /// Bootstrap resamples and confidence of the η*(N, D) law's intervals.
 const ETA_RESAMPLES: usize = 200;
 const ETA_CONFIDENCE: f64 = 0.95;
@@ -455,45 +430,6 @@ fn diagnose_report(rows: &[Row], request: &Request, report: &mut FitReport) {
         .filter(|c| diagnose::questions_the_law(c))
         .cloned()
         .collect();
-}
-
-/// Optima under the requested wall-clock budget and parameter cap.
-fn constrain(report: &mut FitReport, request: &Request) {
-    use super::constrained::{for_flops, for_wall_time};
-    let Some(c) = &report.chinchilla else {
-        if request.wall_budget.is_some() || request.max_params.is_some() {
-            report.warnings.push(Warning::problem(
-                "constrained optimum: needs a chinchilla fit",
-            ));
-        }
-        return;
-    };
-    let law = c.law();
-    if let Some(cap) = request.max_params {
-        for &budget in &request.budgets {
-            report.constrained.push(ConstrainedReport {
-                budget_kind: "flops".into(),
-                budget,
-                max_params: Some(cap),
-                optimum: for_flops(&law, budget, Some(cap)),
-            });
-        }
-    }
-    if let Some(seconds) = request.wall_budget {
-        let wall = report.cost.as_ref().and_then(|c| c.wall_seconds);
-        match wall.and_then(|w| for_wall_time(&law, &w, seconds, request.max_params)) {
-            Some(optimum) => report.constrained.push(ConstrainedReport {
-                budget_kind: "wall_seconds".into(),
-                budget: seconds,
-                max_params: request.max_params,
-                optimum,
-            }),
-            None => report.warnings.push(Warning::problem(format!(
-                "constrained optimum for {seconds} s: needs a `cost` fit whose time grows with D \
-                 (add `- {{ law: cost }}` to fits), and a budget that buys at least one token"
-            ))),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -288,11 +288,7 @@ fn rollout_words(r: &crate::fit::rollout::RolloutReport) -> String {
          one, fold by fold ({}); the column gives each law's largest relative error on the \
          predicted size, averaged over the folds and at its worst. Ranked by it: {}.\n",
         folds.join("; "),
-        r.laws
-            .iter()
-            .map(|l| crate::fit::diagnose::form_words(&l.form).to_string())
-            .collect::<Vec<_>>()
-            .join(" < ")
+        ranked(r.laws.iter().map(|l| l.form.as_str()))
     )
 }
 
@@ -309,10 +305,14 @@ fn leave_one_out_words(r: &crate::fit::rollout::LeaveOneOutReport) -> String {
          first and last folds extrapolate in D, the others interpolate. Ranked by it: {}.\n",
         r.folds.first().map_or(0, |f| f.fitted_token_counts),
         folds.join("; "),
-        r.laws
-            .iter()
-            .map(|l| crate::fit::diagnose::form_words(&l.form).to_string())
-            .collect::<Vec<_>>()
-            .join(" < ")
+        ranked(r.laws.iter().map(|l| l.form.as_str()))
     )
+}
+
+/// Laws in the order an audit ranked them, in words: "E fitted < E = 0 < …".
+fn ranked<'a>(forms: impl Iterator<Item = &'a str>) -> String {
+    forms
+        .map(crate::fit::diagnose::form_words)
+        .collect::<Vec<_>>()
+        .join(" < ")
 }
