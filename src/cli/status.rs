@@ -2,6 +2,7 @@
 //! `missing`, `pending` or `running` on Slurm (with the job), `running` (its lock is held),
 //! `failed`, `diverged` or `corrupt`, with the reason.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -31,6 +32,18 @@ struct Row {
     state: &'static str,
     reason: Option<String>,
     val_loss: Option<f64>,
+    /// The metrics a finished run recorded (the study's `metrics:`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    metrics: BTreeMap<String, f64>,
+}
+
+/// A finished run's headline metrics for the table: top-1, perplexity, facts recall.
+fn headline(metrics: &BTreeMap<String, f64>) -> Option<String> {
+    let shown: Vec<String> = ["top1", "perplexity", "facts_recall", "facts_precision"]
+        .iter()
+        .filter_map(|name| Some(format!("{name} {:.4}", metrics.get(*name)?)))
+        .collect();
+    (!shown.is_empty()).then(|| shown.join(", "))
 }
 
 pub fn run(args: &Args) -> Result<(), Failure> {
@@ -78,6 +91,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         .iter()
         .enumerate()
         .map(|(i, spec)| {
+            let mut metrics = BTreeMap::new();
             let (state, reason, val_loss) = match store.as_ref().map(|s| (s.inspect(spec), s)) {
                 None => ("missing", None, None),
                 Some((EntryState::Missing, _)) if on_cluster.contains_key(&spec.key) => {
@@ -86,7 +100,10 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                 }
                 Some((EntryState::Missing, s)) if s.is_running(spec) => ("running", None, None),
                 Some((EntryState::Missing, _)) => ("missing", None, None),
-                Some((EntryState::Done(r), _)) => ("done", None, r.result.val_loss),
+                Some((EntryState::Done(r), _)) => {
+                    metrics = r.result.metrics;
+                    ("done", None, r.result.val_loss)
+                }
                 Some((EntryState::Failed(r), _)) => (
                     if r.result.status == RunStatus::Diverged {
                         "diverged"
@@ -102,6 +119,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                 Some((EntryState::Corrupt(why), _)) => ("corrupt", Some(why), None),
             };
             Row {
+                metrics,
                 key: spec.key.clone(),
                 name: if i < own {
                     spec.name.clone()
@@ -130,6 +148,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                 state: "waiting",
                 reason: Some(waiting_why.clone()),
                 val_loss: None,
+                metrics: BTreeMap::new(),
             });
         }
     }
@@ -147,7 +166,10 @@ pub fn run(args: &Args) -> Result<(), Failure> {
                     r.name,
                     r.state,
                     r.val_loss.map_or(String::new(), |v| format!("{v:.4}")),
-                    r.reason.as_deref().unwrap_or("")
+                    r.reason
+                        .clone()
+                        .or_else(|| headline(&r.metrics))
+                        .unwrap_or_default()
                 );
             }
             let count = |s: &str| rows.iter().filter(|r| r.state == s).count();

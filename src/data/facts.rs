@@ -107,6 +107,27 @@ impl FactsLanguage {
         self.vocab
     }
 
+    /// Number of facts, K.
+    pub fn facts(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Fact `k`'s own value token (what the value noise may replace).
+    pub fn value(&self, k: usize) -> u32 {
+        self.values[k]
+    }
+
+    /// Fact index by key `(a, b)`: what the recall metrics look a value's key up in.
+    pub fn key_index(&self) -> std::collections::HashMap<(u32, u32), u32> {
+        (0u32..).zip(&self.keys).map(|(k, &key)| (key, k)).collect()
+    }
+
+    /// The best recall@1 of a value after its key: the fact's own value, which the value noise
+    /// keeps with probability 1 − ε + ε/(V − 1).
+    pub fn recall_ceiling(&self) -> f64 {
+        1.0 - VALUE_NOISE + VALUE_NOISE / (self.vocab - 1) as f64
+    }
+
     /// Exact entropy rate (nats/token).
     pub fn entropy(&self) -> f64 {
         let h_facts: f64 = self.p.iter().map(|p| -p * p.ln()).sum();

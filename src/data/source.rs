@@ -270,6 +270,14 @@ impl TokenSource {
         Ok(())
     }
 
+    /// The facts language the tokens come from, when they do (its metrics need its keys).
+    pub fn facts(&self) -> Option<&crate::data::facts::FactsLanguage> {
+        match &self.kind {
+            Kind::Synthetic(lang) => lang.facts(),
+            Kind::Corpus { .. } => None,
+        }
+    }
+
     /// The fixed validation set: `eval_tokens / context` contiguous sequences of
     /// `context + 1` tokens (overlapping by one, so each token is predicted once), plus the
     /// true mean −ln p of its targets when the language is synthetic.

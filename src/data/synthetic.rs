@@ -86,6 +86,11 @@ impl SyntheticLanguage {
         }
     }
 
+    /// The facts language, when this is one.
+    pub fn facts(&self) -> Option<&FactsLanguage> {
+        self.facts.as_ref()
+    }
+
     pub fn vocab(&self) -> usize {
         self.vocab
     }

@@ -17,6 +17,7 @@
 //! 1 + k·ln²(B/B*) with B the run's tokens per step and B*(D) = c·D^b (Step Law's form), so a
 //! batch sweep has an optimum where the law puts it.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::Executor;
@@ -24,6 +25,7 @@ use crate::record::write_run;
 use crate::record::{CurvePoint, RunResult, RunStatus};
 use crate::rng::{SplitMix64, hash_str};
 use crate::study::RunSpec;
+use crate::study::metrics::{FACT_DECILES, Metric, decile_name};
 
 /// The law and noise the mock reports.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -343,6 +345,7 @@ impl Executor for Mock {
                 val_loss: Some(loss),
                 lr: plan.at(step - 1),
                 wall_seconds: 0.0,
+                metrics: mock_metrics(&id.metrics, loss),
             });
             if step == spec.steps {
                 break;
@@ -366,6 +369,7 @@ impl Executor for Mock {
         result.val_loss = final_loss;
         result.best_val_loss = Some(best);
         result.train_loss = final_loss;
+        result.metrics = curve.last().map(|p| p.metrics.clone()).unwrap_or_default();
         // A plausible cost: the FLOPs at 20 GFLOP/s, so cost laws have something to fit.
         result.wall_seconds = spec.flops / 20e9;
         result.train_seconds = result.wall_seconds;
@@ -380,4 +384,33 @@ impl Executor for Mock {
         result.data_entropy_stderr = None;
         write_run(out, &result, &curve, None).map_err(|e| format!("{}: {e}", out.display()))
     }
+}
+
+/// The metrics the mock reports at a loss of `loss`: perplexity e^L; an accuracy that falls
+/// with the loss as Gadre et al.'s error law has it, 0.1 + 1.5·e^(−0.7·L) (at most 1), for
+/// `top1` and the facts recall; the facts' deciles at that accuracy × (1 − d/10), d = 0…9;
+/// their precision 0.95 and confident share the accuracy.
+fn mock_metrics(wanted: &[Metric], loss: f64) -> BTreeMap<String, f64> {
+    let accuracy = (0.1 + 1.5 * (-0.7 * loss).exp()).min(1.0);
+    let mut out = BTreeMap::new();
+    for m in wanted {
+        match m {
+            Metric::Top1 => {
+                out.insert("top1".into(), accuracy);
+            }
+            Metric::Perplexity => {
+                out.insert("perplexity".into(), loss.exp());
+            }
+            Metric::Facts => {
+                out.insert("facts_recall".into(), accuracy);
+                out.insert("facts_precision".into(), 0.95);
+                out.insert("facts_confident".into(), accuracy);
+                for d in 0..FACT_DECILES {
+                    out.insert(decile_name(d), accuracy * (1.0 - d as f64 / 10.0));
+                }
+            }
+        }
+    }
+    out.retain(|_, v| v.is_finite());
+    out
 }

@@ -420,6 +420,7 @@ pub fn read_curve(path: &Path, tokens_per_step: u64) -> Result<Vec<CurvePoint>, 
             val_loss: p.val_loss.map(LossValue::value),
             lr: p.lr,
             wall_seconds: p.wall_seconds,
+            metrics: Default::default(),
         });
     }
     Ok(curve)

@@ -481,6 +481,7 @@ mod tests {
                 val_loss: (step % 250 == 0).then_some(1.0),
                 lr: 0.1,
                 wall_seconds: 0.0,
+                metrics: Default::default(),
             })
             .collect();
         let thin = thin(curve.clone(), 2500);

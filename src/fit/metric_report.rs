@@ -162,6 +162,7 @@ pub(super) fn fit_metric(
     report
         .warnings
         .extend(flat(&pts, &fitted.law, fitted.sse, &names));
+    report.warnings.extend(linear(&pts, &fitted.law));
     report
         .warnings
         .extend(holdout.as_ref().and_then(extrapolated));
@@ -338,6 +339,38 @@ fn flat(pts: &[ErrorPoint], law: &ErrorLaw, sse: f64, names: &[String]) -> Optio
         .with("error_min", lo)
         .with("error_max", hi)
         .with("rmse", rmse),
+    )
+}
+
+/// `metric_linear` when the law's exponential barely bends across the runs' losses
+/// (γ·(L_max − L_min) < 0.1): the runs measure a straight line, its level and slope, so ε and
+/// k are not told apart (only ε − k·e^(−γL) near the runs is) and the bend the law would
+/// follow beyond them is not measured.
+fn linear(pts: &[ErrorPoint], law: &ErrorLaw) -> Option<Warning> {
+    let (lo, hi) = pts
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.loss), hi.max(p.loss))
+        });
+    let bend = law.gamma * (hi - lo);
+    if bend.is_nan() || bend >= 0.1 || law.k * law.gamma <= 0.0 {
+        return None;
+    }
+    Some(
+        Warning::new(
+            "metric_linear",
+            "metric",
+            format!(
+                "over the runs' losses ({lo:.4}–{hi:.4}) the metric law is a straight line \
+                 (γ·ΔL = {bend:.2e}): the runs fix its level and slope, not ε and k apart, nor \
+                 how it bends beyond them"
+            ),
+            "read the law's predictions near the losses the runs reached, not its ε, k and γ; \
+             runs over a wider range of loss measure the bend",
+        )
+        .with("bend", bend)
+        .with("loss_min", lo)
+        .with("loss_max", hi),
     )
 }
 

@@ -120,6 +120,7 @@ fn imported_rows(rows: &[Row]) -> Vec<RunRow> {
             point: r.name.clone(),
             selected: true,
             unique_tokens: r.unique_tokens.map(|u| u as u64),
+            metrics: r.metrics.clone(),
         })
         .collect()
 }

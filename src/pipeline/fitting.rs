@@ -156,7 +156,7 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
             wall_seconds: Some(r.independent_wall_seconds()).filter(|w| *w > 0.0),
             peak_rss_bytes: r.peak_rss_bytes.map(|b| b as f64),
             threads: Some(r.threads as f64).filter(|t| *t > 0.0),
-            metrics: Default::default(),
+            metrics: r.metrics.clone(),
         });
         let flops_per_token = r.flops / r.tokens as f64;
         if wants_curves {

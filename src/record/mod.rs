@@ -6,6 +6,7 @@
 
 pub mod read;
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
@@ -64,6 +65,10 @@ pub struct CurvePoint {
     pub lr: f64,
     /// Seconds since training started (evaluation included).
     pub wall_seconds: f64,
+    /// The study's metrics (`metrics:`) at this evaluation, by name (absent when it
+    /// measures none, and between evaluations).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, f64>,
 }
 
 /// The record of one run.
@@ -102,6 +107,10 @@ pub struct RunResult {
     /// Final validation loss: mean nats/token over the fixed validation set.
     pub val_loss: Option<f64>,
     pub best_val_loss: Option<f64>,
+    /// The study's metrics (`metrics:`) at the final evaluation, by name: what the metric
+    /// laws read (absent when the study measures none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, f64>,
     /// Mean training loss over the last logged interval.
     pub train_loss: Option<f64>,
     /// Whole run, evaluation included.
@@ -257,6 +266,7 @@ impl RunResult {
             flops_6nd: spec.flops_6nd,
             val_loss: None,
             best_val_loss: None,
+            metrics: BTreeMap::new(),
             train_loss: None,
             wall_seconds: 0.0,
             train_seconds: 0.0,

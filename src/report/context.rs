@@ -53,6 +53,8 @@ pub struct RunRow {
     pub selected: bool,
     /// The unique tokens its D were drawn from (U_D), where the run knows them.
     pub unique_tokens: Option<u64>,
+    /// The metrics the run recorded at its end (the study's `metrics:`, or imported ones).
+    pub metrics: std::collections::BTreeMap<String, f64>,
 }
 
 impl RunRow {
@@ -165,6 +167,16 @@ pub fn run_rows(runs: &DataFrame) -> PolarsResult<Vec<RunRow>> {
     } else {
         vec![None; runs.height()]
     };
+    let mut metrics = vec![std::collections::BTreeMap::new(); runs.height()];
+    for column in runs.get_column_names() {
+        if crate::study::metrics::is_recorded(column.as_str()) {
+            for (row, value) in metrics.iter_mut().zip(f64s(runs, column.as_str())?) {
+                if let Some(v) = value {
+                    row.insert(column.to_string(), v);
+                }
+            }
+        }
+    }
     Ok((0..runs.height())
         .map(|i| RunRow {
             key: key[i].clone(),
@@ -193,6 +205,7 @@ pub fn run_rows(runs: &DataFrame) -> PolarsResult<Vec<RunRow>> {
             point: point[i].clone(),
             selected: true,
             unique_tokens: unique[i],
+            metrics: std::mem::take(&mut metrics[i]),
         })
         .collect())
 }
@@ -273,6 +286,8 @@ pub struct FinalModel {
     pub lr: f64,
     /// Batch size (sequences).
     pub batch: u64,
+    /// The metrics it recorded (the study's `metrics:`).
+    pub metrics: std::collections::BTreeMap<String, f64>,
 }
 
 /// The final compute-optimal run against the law's prediction and the baseline.
@@ -371,6 +386,10 @@ fn final_model(
             .map(|w| w.predict(total, d)),
         lr: spec.identity.train.lr,
         batch: spec.identity.train.batch,
+        metrics: record
+            .filter(|r| r.status == RunStatus::Ok)
+            .map(|r| r.metrics.clone())
+            .unwrap_or_default(),
     }
 }
 

@@ -167,5 +167,6 @@ pub fn final_run(input: &Input) -> String {
             f.run.status
         )),
     }
+    out.push_str(&super::metric::final_words(input));
     out
 }

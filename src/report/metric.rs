@@ -26,6 +26,21 @@ pub fn words(m: &MetricReport) -> String {
         iv(m.ci.map(|c| c.gamma)),
         sig(m.rmse, 3),
     );
+    let (lo, hi) = m
+        .fitted
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p[0]), hi.max(p[0]))
+        });
+    if m.law.gamma * (hi - lo) < 0.1 {
+        out.push_str(&format!(
+            " Over the runs' losses ({}–{}) the law is a straight line (`metric_linear`): its \
+             level and slope are measured, ε and k apart are not — read its predictions near \
+             those losses, not its parameters.",
+            sig(lo, 4),
+            sig(hi, 4)
+        ));
+    }
     if let Some(h) = &m.holdout {
         let asked = if h.kind == "predict" {
             "the runs `predict` names".to_string()
@@ -120,4 +135,65 @@ pub fn chart(input: &Input) -> Result<Vec<Panel>, String> {
         }
     }
     Ok(vec![panel.auto_y()])
+}
+
+/// The metric law on the final run: the error it predicts at the run's predicted loss (the
+/// loss interval carried through the law, which rises with the loss) and at its measured
+/// loss, beside the error the run measured. Empty without a metric law or a final run.
+pub fn final_words(input: &Input) -> String {
+    let (Some(m), Some(f)) = (&input.fits.metric, &input.final_run) else {
+        return String::new();
+    };
+    let run = &f.run;
+    if !run.predicted.is_finite() {
+        return String::new();
+    }
+    let law = &m.law;
+    // The loss interval through the law (which rises with the loss), widened by twice the
+    // law's scatter about its runs (about 95 % of a normal scatter): where a measurement of
+    // the run may fall.
+    let z = 2.0;
+    let band = run.predicted_ci.map(|[lo, hi]| {
+        let (a, b) = (law.error(lo), law.error(hi));
+        [a.min(b) - z * m.rmse, a.max(b) + z * m.rmse]
+    });
+    let ci = band
+        .map(|[lo, hi]| format!(" [{}, {}]", sig(lo, 4), sig(hi, 4)))
+        .unwrap_or_default();
+    let mut out = format!(
+        "\n**The metric law on the final run.** At its predicted loss, {}, the law gives a mean \
+         error over {} of {}{ci} (the loss interval carried through the law, widened by twice \
+         the law's RMS residual, {})",
+        sig(run.predicted, 5),
+        m.metrics.join(", "),
+        sig(law.error(run.predicted), 4),
+        sig(m.rmse, 3),
+    );
+    let values: Option<Vec<f64>> = m
+        .metrics
+        .iter()
+        .map(|n| run.metrics.get(n).copied())
+        .collect();
+    match (run.measured, values) {
+        (Some(loss), Some(values)) if run.status == "ok" && !values.is_empty() => {
+            let measured = 1.0 - values.iter().sum::<f64>() / values.len() as f64;
+            let inside = band.map(|[lo, hi]| (lo..=hi).contains(&measured));
+            out.push_str(&format!(
+                "; it measured {}{} — at its measured loss, {}, the law gives {}.\n",
+                sig(measured, 4),
+                match inside {
+                    Some(true) => ", inside that interval",
+                    Some(false) => ", outside that interval",
+                    None => "",
+                },
+                sig(loss, 5),
+                sig(law.error(loss), 4),
+            ));
+        }
+        _ => out.push_str(&format!(
+            "; the run has not measured it ({}).\n",
+            run.status
+        )),
+    }
+    out
 }

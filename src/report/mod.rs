@@ -13,6 +13,7 @@ pub mod charts;
 pub mod comparison;
 pub mod context;
 pub mod curves;
+pub mod facts;
 pub mod final_table;
 pub mod forecast;
 pub mod format;
@@ -138,6 +139,16 @@ pub fn default_sections(input: &Input) -> Vec<Section> {
         out.push(table("curve"));
         out.push(chart("curve"));
     }
+    if input.fits.metric.is_some() {
+        out.push(chart("metric"));
+    }
+    if input
+        .runs
+        .iter()
+        .any(|r| r.metrics.contains_key("facts_recall_d1"))
+    {
+        out.push(chart("facts_recall"));
+    }
     out.push(table("warnings"));
     out
 }
@@ -175,6 +186,7 @@ fn heading(section: &Section) -> Option<String> {
             "loss_vs_lr" => "Learning rate per point",
             "batch_size" => "Batch size per point",
             "metric" => "Downstream error",
+            "facts_recall" => "Facts recalled by frequency",
             _ => return None,
         },
         Section::Table(id) => match id.as_str() {

@@ -39,10 +39,35 @@ pub fn collect(store: &Store, specs: &[RunSpec]) -> Result<Collected, CollectErr
             results.push((entry.result, spec));
         }
     }
-    Ok(Collected {
-        runs: runs_frame(&results)?,
-        curves: curves_frame(&curve_rows)?,
-    })
+    let mut runs = runs_frame(&results)?;
+    let records: Vec<&RunResult> = results.iter().map(|(r, _)| r).collect();
+    for column in metric_columns(&records, |r| &r.metrics) {
+        runs.with_column(column)?;
+    }
+    let mut curves = curves_frame(&curve_rows)?;
+    for column in metric_columns(&curve_rows, |(_, p)| &p.metrics) {
+        curves.with_column(column)?;
+    }
+    Ok(Collected { runs, curves })
+}
+
+/// One column per metric any of `items` records (by name, sorted), null where one does not.
+fn metric_columns<T>(
+    items: &[T],
+    metrics: impl Fn(&T) -> &std::collections::BTreeMap<String, f64>,
+) -> Vec<Column> {
+    let names: std::collections::BTreeSet<&String> =
+        items.iter().flat_map(|i| metrics(i).keys()).collect();
+    names
+        .into_iter()
+        .map(|name| {
+            let values: Vec<Option<f64>> = items
+                .iter()
+                .map(|i| metrics(i).get(name).copied())
+                .collect();
+            Column::new(name.as_str().into(), values)
+        })
+        .collect()
 }
 
 fn runs_frame(results: &[(RunResult, &RunSpec)]) -> PolarsResult<DataFrame> {

@@ -11,6 +11,7 @@ pub mod file;
 pub mod final_run;
 pub mod isoflop;
 pub mod locate;
+pub mod metrics;
 pub mod naming;
 pub mod parse;
 pub mod plan;
@@ -110,6 +111,9 @@ pub struct TrainingPlan {
     /// `train.lr_transfer`: the learning rate is swept at some sizes only; every other size
     /// trains at the one the sweep gives it (see [`transfer`]).
     pub transfer: Option<LrTransfer>,
+    /// `metrics:`: what every run measures at each evaluation beside the loss (sorted, no
+    /// repeats); part of the runs' identity when not empty.
+    pub metrics: Vec<metrics::Metric>,
 }
 
 /// With several batch sizes, a token count may move this far (relative) to become a whole

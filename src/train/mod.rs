@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod divergence;
+pub mod metrics;
 pub mod schedule;
 pub mod step;
 pub mod trunk;
@@ -148,6 +149,8 @@ struct Run<'a> {
     spikes: divergence::Spikes,
     /// Steps a branch took from its trunk's snapshot instead of training.
     replayed: u64,
+    /// The metrics of the latest evaluation.
+    last_metrics: trunk::Metrics,
 }
 
 impl<'a> Run<'a> {
@@ -166,6 +169,7 @@ impl<'a> Run<'a> {
             val_entropy: None,
             spikes: divergence::Spikes::default(),
             replayed: 0,
+            last_metrics: trunk::Metrics::new(),
         }
     }
 
@@ -188,6 +192,7 @@ impl<'a> Run<'a> {
                 self.spec.params.total
             );
         }
+        let scorer = metrics::Scorer::new(&id.metrics, source).map_err(candle_core::Error::Msg)?;
         let (val, val_entropy) = source.validation(context, train.eval_tokens as usize);
         self.val_entropy = val_entropy;
         let mut batcher = source.batcher(id.seed, batch, context);
@@ -224,14 +229,17 @@ impl<'a> Run<'a> {
             window = (window.0 + loss, window.1 + 1);
 
             let eval_now = done % train.eval_every == 0 || done == steps;
+            let mut measured = trunk::Metrics::new();
             let val_loss = if eval_now {
-                let v = match link.as_ref().and_then(|l| l.replayed_eval(done)) {
-                    Some(v) => v,
-                    None => evaluate(&mut stepper, &val, context, batch)?,
+                let (v, m) = match link.as_ref().and_then(|l| l.replayed_eval(done)) {
+                    Some(replayed) => replayed,
+                    None => evaluate(&mut stepper, &val, context, batch, &scorer)?,
                 };
                 if let Some(stop) = self.evaluated(done, v) {
                     return Ok(stop);
                 }
+                self.last_metrics.clone_from(&m);
+                measured = m;
                 Some(v)
             } else {
                 None
@@ -240,7 +248,8 @@ impl<'a> Run<'a> {
                 Some(l) => {
                     let wall = l.wall(done, start.elapsed().as_secs_f64());
                     if replayed.is_none() {
-                        l.trained(done, loss, val_loss, wall, &stepper)
+                        let eval = val_loss.map(|v| (v, &measured));
+                        l.trained(done, loss, eval, wall, &stepper)
                             .map_err(|e| candle_core::Error::Msg(format!("trunk snapshot: {e}")))?;
                     }
                     wall
@@ -257,6 +266,7 @@ impl<'a> Run<'a> {
                     val_loss,
                     lr,
                     wall_seconds: elapsed,
+                    metrics: measured,
                 });
                 window = (0.0, 0);
             }
@@ -313,6 +323,9 @@ impl<'a> Run<'a> {
             None
         };
         result.best_val_loss = self.best_val;
+        if status == RunStatus::Ok {
+            result.metrics = self.last_metrics;
+        }
         result.train_loss = self.last_train;
         result.wall_seconds = start.elapsed().as_secs_f64();
         result.train_seconds = self.train_seconds;
@@ -359,25 +372,35 @@ fn open_link(
         })
 }
 
-/// Mean validation loss (nats/token) over every sequence of `val`.
+/// Mean validation loss (nats/token) over every sequence of `val`, and the metrics `scorer`
+/// measures on the same forward passes.
 fn evaluate(
     stepper: &mut Stepper,
     val: &[u32],
     context: usize,
     batch: usize,
-) -> candle_core::Result<f64> {
+    scorer: &metrics::Scorer,
+) -> candle_core::Result<(f64, trunk::Metrics)> {
     let n = val.len() / (context + 1);
     let mut total = 0.0;
+    let mut tally = metrics::Tally::default();
     let mut first = 0;
     while first < n {
         let b = batch.min(n - first);
         let window = &val[first * (context + 1)..(first + b) * (context + 1)];
         let batch = split_window(window, b, context);
-        let loss = stepper.loss(&batch.inputs, &batch.targets, b)?;
+        let loss = if scorer.is_empty() {
+            stepper.loss(&batch.inputs, &batch.targets, b)?
+        } else {
+            let (loss, top) = stepper.loss_and_top(&batch.inputs, &batch.targets, b)?;
+            scorer.add(&mut tally, context, &batch.inputs, &batch.targets, &top);
+            loss
+        };
         total += loss * (b * context) as f64;
         first += b;
     }
-    Ok(total / (n * context) as f64)
+    let loss = total / (n * context) as f64;
+    Ok((loss, scorer.finish(&tally, loss)))
 }
 
 #[cfg(test)]

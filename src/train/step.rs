@@ -66,6 +66,16 @@ impl Stepper {
     ) -> candle_core::Result<f64> {
         self.engine.loss(inputs, targets, batch)
     }
+
+    /// [`Self::loss`] and each position's most likely next token with its probability.
+    pub fn loss_and_top(
+        &mut self,
+        inputs: &[u32],
+        targets: &[u32],
+        batch: usize,
+    ) -> candle_core::Result<(f64, Vec<(u32, f32)>)> {
+        self.engine.loss_and_top(inputs, targets, batch)
+    }
 }
 
 #[cfg(test)]

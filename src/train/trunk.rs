@@ -48,7 +48,13 @@ pub struct TrunkLog {
     pub seconds: Vec<f64>,
     /// (step, validation loss) of every evaluation.
     pub evals: Vec<(u64, f64)>,
+    /// The study's metrics at each evaluation (empty when it measures none; a snapshot
+    /// written without them reads back with none).
+    pub eval_metrics: Vec<Metrics>,
 }
+
+/// Metrics of one evaluation by name.
+pub type Metrics = std::collections::BTreeMap<String, f64>;
 
 /// A trunk's state after `step` steps.
 pub struct Snapshot {
@@ -179,6 +185,12 @@ fn encode(trunk: &str, step: u64, state: &EngineState, log: &TrunkLog) -> Vec<u8
         out.extend_from_slice(&s.to_le_bytes());
         out.extend_from_slice(&v.to_le_bytes());
     }
+    // The evaluations' metrics, when measured: JSON, then its length.
+    if log.eval_metrics.iter().any(|m| !m.is_empty()) {
+        let json = serde_json::to_vec(&log.eval_metrics).expect("metrics are plain numbers");
+        out.extend_from_slice(&json);
+        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    }
     let digest = Sha256::digest(&out);
     out.extend_from_slice(&digest);
     out
@@ -225,9 +237,19 @@ fn decode(bytes: &[u8], trunk: &str) -> Option<Snapshot> {
     let steps = usize::try_from(step).ok()?;
     // Sizes must account for the body exactly before anything is allocated.
     let expected = n.checked_mul(12)? + steps.checked_mul(16)? + evals.checked_mul(16)?;
-    if r.0.len() != expected {
-        return None;
-    }
+    let extra = r.0.len().checked_sub(expected)?;
+    let eval_metrics = match extra {
+        0 => Vec::new(),
+        _ => {
+            let (json, len) = r.0[expected..].split_at_checked(extra.checked_sub(8)?)?;
+            let len = u64::from_le_bytes(len.try_into().ok()?);
+            if usize::try_from(len).ok()? != json.len() {
+                return None;
+            }
+            let metrics: Vec<Metrics> = serde_json::from_slice(json).ok()?;
+            (metrics.len() == evals).then_some(metrics)?
+        }
+    };
     let (params, m, v) = (r.f32s(n)?, r.f32s(n)?, r.f32s(n)?);
     let log = TrunkLog {
         losses: r.f64s(steps)?,
@@ -235,6 +257,7 @@ fn decode(bytes: &[u8], trunk: &str) -> Option<Snapshot> {
         evals: (0..evals)
             .map(|_| Some((r.u64()?, r.f64()?)))
             .collect::<Option<_>>()?,
+        eval_metrics,
     };
     Some(Snapshot {
         step,
@@ -342,16 +365,14 @@ impl Link {
         (step < self.resumed).then(|| self.log.losses[step as usize])
     }
 
-    /// The trunk's evaluation after `done` steps, when replayed.
-    pub fn replayed_eval(&self, done: u64) -> Option<f64> {
+    /// The trunk's evaluation after `done` steps, when replayed: its loss and metrics.
+    pub fn replayed_eval(&self, done: u64) -> Option<(f64, Metrics)> {
         if done > self.resumed {
             return None;
         }
-        self.log
-            .evals
-            .iter()
-            .find(|(s, _)| *s == done)
-            .map(|(_, v)| *v)
+        let i = self.log.evals.iter().position(|(s, _)| *s == done)?;
+        let metrics = self.log.eval_metrics.get(i).cloned().unwrap_or_default();
+        Some((self.log.evals[i].1, metrics))
     }
 
     /// Wall time on the curve after `done` steps: the trunk's own clock for replayed steps,
@@ -374,7 +395,7 @@ impl Link {
         &mut self,
         done: u64,
         loss: f64,
-        val: Option<f64>,
+        val: Option<(f64, &Metrics)>,
         wall: f64,
         stepper: &super::step::Stepper,
     ) -> io::Result<()> {
@@ -383,8 +404,13 @@ impl Link {
         }
         self.log.losses.push(loss);
         self.log.seconds.push(wall);
-        if let Some(v) = val {
+        if let Some((v, metrics)) = val {
+            // Replayed evaluations without metrics (an older snapshot) keep the lists aligned.
+            self.log
+                .eval_metrics
+                .resize(self.log.evals.len(), Metrics::new());
             self.log.evals.push((done, v));
+            self.log.eval_metrics.push(metrics.clone());
         }
         let point = done == self.decay_start || self.points.contains(&done);
         let due = self.last_save.elapsed().as_secs_f64() >= self.interval;
@@ -500,6 +526,7 @@ mod tests {
             losses: vec![4.0, f64::NAN, 3.5],
             seconds: vec![0.1, 0.2, 0.3],
             evals: vec![(2, 3.75)],
+            eval_metrics: Vec::new(),
         };
         let state = EngineState {
             params: &params,
@@ -515,9 +542,22 @@ mod tests {
         assert_eq!(back.v, v);
         assert!(back.log.losses[1].is_nan());
         assert_eq!(back.log.evals, log.evals);
+        assert!(back.log.eval_metrics.is_empty());
         // Not before its step, not for another shape.
         assert!(dir.latest(2, 3).is_none());
         assert!(dir.latest(3, 4).is_none());
+        // With the evaluations' metrics: they read back too, and a mismatched count not at all.
+        let mut with = log.clone();
+        with.eval_metrics = vec![Metrics::from([("top1".to_string(), 0.25)])];
+        dir.save(3, &state, &with).unwrap();
+        assert_eq!(
+            dir.latest(10, 3).unwrap().log.eval_metrics,
+            with.eval_metrics
+        );
+        with.eval_metrics.push(Metrics::new());
+        dir.save(3, &state, &with).unwrap();
+        assert!(dir.latest(10, 3).is_none());
+        dir.save(3, &state, &log).unwrap();
         // One flipped byte: ignored.
         let path = root.as_path().join(trunk).join(snapshot_name(3));
         let mut bytes = fs::read(&path).unwrap();

@@ -10,6 +10,7 @@ mod fit;
 mod inputs;
 mod integrity;
 mod leave_one_out;
+mod measured;
 mod metric;
 mod pinned;
 mod plan;

@@ -477,6 +477,7 @@ fn the_book_lists_every_code_with_its_verdict() {
         "cost_mixed_machines",
         "final_skipped",
         "metric_extrapolated",
+        "metric_linear",
     ] {
         assert!(
             listed.iter().any(|c| c == code),

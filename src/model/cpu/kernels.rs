@@ -351,6 +351,28 @@ multiversion! {
     }
 }
 
+/// The most likely token of each row of `logits` (rows × V) and its softmax probability,
+/// left untouched: what the top-1 metrics read after an evaluation's forward pass.
+pub fn row_top(logits: &[f32], v: usize) -> Vec<(u32, f32)> {
+    let rows = rows_per_task(v);
+    logits
+        .par_chunks(rows * v)
+        .flat_map_iter(|z| z.chunks(v).map(top_of_row).collect::<Vec<_>>())
+        .collect()
+}
+
+/// The first largest logit's index and its softmax probability.
+fn top_of_row(z: &[f32]) -> (u32, f32) {
+    let (mut best, mut m) = (0usize, f32::NEG_INFINITY);
+    for (i, &a) in z.iter().enumerate() {
+        if a > m {
+            (best, m) = (i, a);
+        }
+    }
+    let total = simd::sum_map(z, |a| exp_f32(a - m));
+    (best as u32, 1.0 / total)
+}
+
 multiversion! {
     /// One attention score row in place: softmax over columns 0..=i (the causal window),
     /// zero beyond, so masked entries never reach the exponential.

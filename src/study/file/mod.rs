@@ -78,6 +78,11 @@ pub struct StudyFile {
     /// Where and how runs are scheduled (never part of a run's identity).
     #[serde(default)]
     pub execution: Option<ExecutionFile>,
+    /// What every run measures at each evaluation beside the validation loss: `top1`,
+    /// `perplexity`, `facts` (the facts language's recall by frequency). Part of the runs'
+    /// identity when given.
+    #[serde(default)]
+    pub metrics: Option<Vec<String>>,
 }
 
 /// The execution section.

@@ -228,9 +228,12 @@ impl Validator {
                 LawKind::Metric => {
                     let recorded: Vec<String> = match source {
                         Some(Source::Import(r)) => r.metrics.iter().map(|m| m.0.clone()).collect(),
-                        _ => Vec::new(),
+                        Some(Source::Train(t)) => super::measured::recorded_names(&t.metrics),
+                        None => Vec::new(),
                     };
-                    match self.metric_request(&field, f, &recorded, (bootstrap, confidence)) {
+                    let trained = matches!(source, Some(Source::Train(_)));
+                    let runs = (recorded.as_slice(), trained);
+                    match self.metric_request(&field, f, runs, (bootstrap, confidence)) {
                         Some(m) => FitSpec::Metric(m),
                         None => continue,
                     }

@@ -12,7 +12,7 @@ impl Validator {
         &mut self,
         field: &str,
         f: &FitFile,
-        recorded: &[String],
+        (recorded, trained): (&[String], bool),
         (bootstrap, confidence): (u64, f64),
     ) -> Option<MetricRequest> {
         let before = self.error_count();
@@ -36,17 +36,25 @@ impl Validator {
         if recorded.is_empty() {
             self.error(
                 format!("{field}.law"),
-                "law `metric` needs runs that record metrics: import them with \
-                 `results.metrics` (the built-in engine records loss only)",
+                "law `metric` needs runs that record metrics: name them in the study's \
+                 `metrics:` (trained runs) or `results.metrics` (imported runs)",
             );
         }
-        let metrics = f.metrics.clone().unwrap_or_default();
+        // Trained runs record more than accuracies: without a list, the law reads the
+        // accuracies they record (the facts recall, else the top-1 accuracy).
+        let accuracies: Vec<String> = ["facts_recall", "top1"]
+            .into_iter()
+            .filter(|m| trained && recorded.iter().any(|r| r == m))
+            .take(1)
+            .map(str::to_string)
+            .collect();
+        let metrics = f.metrics.clone().unwrap_or(accuracies);
         for m in &metrics {
             if !recorded.is_empty() && !recorded.contains(m) {
                 self.error(
                     format!("{field}.metrics"),
                     format!(
-                        "`{m}` is not among the metrics the results record ({})",
+                        "`{m}` is not among the metrics the runs record ({})",
                         recorded.join(", ")
                     ),
                 );

@@ -8,6 +8,7 @@
 mod analysis;
 mod data;
 mod execution;
+mod measured;
 mod metric;
 mod model;
 mod repeated;
@@ -38,7 +39,7 @@ pub const MAX_TOKENS: u64 = 1_000_000_000_000_000;
 pub use analysis::law_name;
 
 /// Chart ids the report can draw (DESIGN.md "Report").
-pub const CHART_IDS: [&str; 14] = [
+pub const CHART_IDS: [&str; 15] = [
     "loss_vs_params",
     "loss_vs_tokens",
     "loss_vs_compute",
@@ -53,6 +54,7 @@ pub const CHART_IDS: [&str; 14] = [
     "curve",
     "batch_size",
     "metric",
+    "facts_recall",
 ];
 /// Table ids the report can print.
 pub const TABLE_IDS: [&str; 13] = [
@@ -194,6 +196,11 @@ impl Validator {
                 self.not_here("train", &f.train, why);
                 self.not_here("final", &f.final_run, why);
                 self.not_here("trainer", &f.trainer, why);
+                self.not_here(
+                    "metrics",
+                    &f.metrics,
+                    "when `results:` imports runs (name their columns in `results.metrics`)",
+                );
                 self.results(&results).map(|r| Source::Import(Box::new(r)))
             }
             None => self
@@ -211,6 +218,7 @@ impl Validator {
                             );
                         }
                     }
+                    plan.metrics = self.measured(f.metrics.as_deref(), &plan);
                     Source::Train(Box::new(plan))
                 }),
         };
@@ -362,6 +370,7 @@ impl Validator {
             branching,
             warmup_tokens,
             transfer: None,
+            metrics: Vec::new(),
         };
         // Checked before anything expands the plan: its size bounds what validating and
         // planning hold in memory.

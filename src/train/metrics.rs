@@ -1,0 +1,230 @@
+//! Metrics measured at every evaluation (the study's `metrics:`, see
+//! [`crate::study::metrics`]), from the same forward pass as the validation loss: each
+//! position's most likely token and its probability, tallied against what came.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::data::facts::{FactsLanguage, SEP};
+use crate::data::source::TokenSource;
+use crate::study::metrics::{FACT_DECILES, Metric, decile_name};
+
+/// What a run's evaluations measure beyond the loss.
+pub struct Scorer {
+    wanted: Vec<Metric>,
+    facts: Option<FactsIndex>,
+}
+
+/// The facts language's keys, to find each value's fact and its frequency decile.
+struct FactsIndex {
+    keys: HashMap<(u32, u32), u32>,
+    count: usize,
+}
+
+/// One decile's answers: (items, correct, confident, correct among confident).
+#[derive(Default, Clone, Copy)]
+struct Answers([u64; 4]);
+
+/// Counts over one evaluation.
+#[derive(Default)]
+pub struct Tally {
+    tokens: u64,
+    top1: u64,
+    deciles: [Answers; FACT_DECILES],
+}
+
+impl Scorer {
+    /// The scorer of `wanted` on `source`; `facts` needs the facts language.
+    pub fn new(wanted: &[Metric], source: &TokenSource) -> Result<Scorer, String> {
+        let facts = match (wanted.contains(&Metric::Facts), source.facts()) {
+            (false, _) => None,
+            (true, Some(lang)) => Some(FactsIndex::new(lang)),
+            (true, None) => {
+                return Err("metric `facts` needs the facts language (data.facts)".into());
+            }
+        };
+        Ok(Scorer {
+            wanted: wanted.to_vec(),
+            facts,
+        })
+    }
+
+    /// Whether an evaluation measures anything but the loss.
+    pub fn is_empty(&self) -> bool {
+        self.wanted.is_empty()
+    }
+
+    /// Count the positions of sequences of `context` tokens back to back: `inputs`,
+    /// `targets` and `top` (each position's most likely token and its probability).
+    pub fn add(
+        &self,
+        tally: &mut Tally,
+        context: usize,
+        inputs: &[u32],
+        targets: &[u32],
+        top: &[(u32, f32)],
+    ) {
+        tally.tokens += targets.len() as u64;
+        tally.top1 += targets
+            .iter()
+            .zip(top)
+            .filter(|(y, (best, _))| *y == best)
+            .count() as u64;
+        let Some(facts) = &self.facts else { return };
+        // A value follows `SEP, a, b`, all three inside the model's window.
+        for i in (0..inputs.len()).filter(|i| i % context >= 2) {
+            let (a, b) = (inputs[i - 1], inputs[i]);
+            if inputs[i - 2] != SEP || a == SEP || b == SEP {
+                continue;
+            }
+            let Some(&k) = facts.keys.get(&(a, b)) else {
+                continue;
+            };
+            let decile = k as usize * FACT_DECILES / facts.count;
+            let (best, p) = top[i];
+            let right = best == targets[i];
+            let confident = p > 0.5;
+            let d = &mut tally.deciles[decile].0;
+            d[0] += 1;
+            d[1] += u64::from(right);
+            d[2] += u64::from(confident);
+            d[3] += u64::from(confident && right);
+        }
+    }
+
+    /// The metrics of one evaluation whose loss was `loss`: the names the record carries.
+    pub fn finish(&self, tally: &Tally, loss: f64) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        for metric in &self.wanted {
+            match metric {
+                Metric::Top1 if tally.tokens > 0 => {
+                    out.insert("top1".into(), tally.top1 as f64 / tally.tokens as f64);
+                }
+                Metric::Perplexity => {
+                    out.insert("perplexity".into(), loss.exp());
+                }
+                Metric::Facts => facts_metrics(tally, &mut out),
+                _ => {}
+            }
+        }
+        out.retain(|_, v| v.is_finite());
+        out
+    }
+}
+
+fn facts_metrics(tally: &Tally, out: &mut BTreeMap<String, f64>) {
+    let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+    let mut all = [0u64; 4];
+    for (d, answers) in tally.deciles.iter().enumerate() {
+        let [items, right, ..] = answers.0;
+        for (sum, x) in all.iter_mut().zip(answers.0) {
+            *sum += x;
+        }
+        if let Some(r) = ratio(right, items) {
+            out.insert(decile_name(d), r);
+        }
+    }
+    let [items, right, confident, confident_right] = all;
+    let named = [
+        ("facts_recall", ratio(right, items)),
+        ("facts_precision", ratio(confident_right, confident)),
+        ("facts_confident", ratio(confident, items)),
+    ];
+    for (name, value) in named {
+        if let Some(v) = value {
+            out.insert(name.into(), v);
+        }
+    }
+}
+
+impl FactsIndex {
+    fn new(lang: &FactsLanguage) -> Self {
+        FactsIndex {
+            keys: lang.key_index(),
+            count: lang.facts(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model that knows the facts of the five frequent deciles and none of the others,
+    /// scored on windows that start mid-record: the tally counts exactly the values whose key
+    /// lies in the window (found here from the stream's 4-token period, not from `SEP`), per
+    /// decile, and the top-1 accuracy over every position.
+    #[test]
+    fn facts_recall_counts_each_value_after_its_key_by_decile() {
+        let lang = FactsLanguage::new(16, 40, 1.1, 3);
+        let keys = lang.key_index();
+        let scorer = Scorer {
+            wanted: vec![Metric::Top1, Metric::Perplexity, Metric::Facts],
+            facts: Some(FactsIndex::new(&lang)),
+        };
+        let mut stream = lang.stream(3, 9);
+        let flat: Vec<u32> = (0..20_000).map(|_| stream.next_with_p().0).collect();
+        let context = 13;
+        let mut tally = Tally::default();
+        // Expected, per decile: [items, correct, confident, confident and correct].
+        let mut want = [[0u64; 4]; FACT_DECILES];
+        let (mut tokens, mut top1) = (0u64, 0u64);
+        for off in (1..flat.len() - context - 1).step_by(context * 3) {
+            let window = &flat[off..off + context + 1];
+            let (inputs, targets) = (&window[..context], &window[1..]);
+            let mut top = Vec::new();
+            for (j, &y) in targets.iter().enumerate() {
+                let t = off + j + 1;
+                let (guess, p) = if t % 4 == 3 && j >= 2 {
+                    let k = keys[&(flat[t - 2], flat[t - 1])] as usize;
+                    let known = k < lang.facts() / 2;
+                    let guess = if known {
+                        lang.value(k)
+                    } else {
+                        lang.value(k) % 15 + 1
+                    };
+                    let w = &mut want[k * FACT_DECILES / lang.facts()];
+                    w[0] += 1;
+                    w[1] += u64::from(guess == y);
+                    w[2] += u64::from(known);
+                    w[3] += u64::from(known && guess == y);
+                    (guess, if known { 0.9 } else { 0.2 })
+                } else {
+                    (y, 0.3)
+                };
+                tokens += 1;
+                top1 += u64::from(guess == y);
+                top.push((guess, p));
+            }
+            scorer.add(&mut tally, context, inputs, targets, &top);
+        }
+        let got = scorer.finish(&tally, 1.5);
+        assert_eq!(got["top1"], top1 as f64 / tokens as f64);
+        assert_eq!(got["perplexity"], 1.5f64.exp());
+        let sum = |i: usize| want.iter().map(|w| w[i]).sum::<u64>() as f64;
+        assert_eq!(got["facts_recall"], sum(1) / sum(0));
+        assert_eq!(got["facts_precision"], sum(3) / sum(2));
+        assert_eq!(got["facts_confident"], sum(2) / sum(0));
+        for (d, w) in want.iter().enumerate() {
+            assert!(w[0] > 0, "decile {d} has items");
+            assert_eq!(
+                got[&decile_name(d)],
+                w[1] as f64 / w[0] as f64,
+                "decile {d}"
+            );
+        }
+        // Known facts are recalled about as often as the value noise allows; unknown ones
+        // hardly ever.
+        let ceiling = lang.recall_ceiling();
+        assert!((got["facts_recall_d1"] - ceiling).abs() < 0.05, "{got:?}");
+        assert!(got["facts_recall_d10"] < 0.1, "{got:?}");
+        // Without `facts`, no facts numbers; without anything, nothing.
+        let plain = Scorer {
+            wanted: vec![Metric::Top1],
+            facts: None,
+        };
+        assert_eq!(
+            plain.finish(&tally, 1.5).keys().collect::<Vec<_>>(),
+            ["top1"]
+        );
+    }
+}
