@@ -114,7 +114,8 @@ def forward(p, job, inputs, targets, need_grad):
     picked = flat[np.arange(n), targets.reshape(-1)]
     loss = float(-np.log(np.maximum(picked, 1e-30)).mean())
     if not need_grad:
-        return loss, None
+        # Without gradients: the top-1 accuracy instead.
+        return loss, float((flat.argmax(-1) == targets.reshape(-1)).mean())
 
     g = {name: None for name in p}
     dlogits = flat.copy()
@@ -192,20 +193,28 @@ class AdamW:
             p -= (lr * (self.m[k] / c1) / (np.sqrt(self.v[k] / c2) + 1e-8)).astype(np.float32)
 
 
+METRICS = ("top1", "perplexity")
+
+
 def evaluate(p, job, val):
+    """Validation loss, and the metrics the job asks for (of METRICS)."""
     batch = job["batch"]
-    total, count = 0.0, 0
+    total, top1, count = 0.0, 0.0, 0
     for first in range(0, len(val), batch):
         chunk = val[first : first + batch]
-        loss, _ = forward(p, job, chunk[:, :-1], chunk[:, 1:], False)
+        loss, accuracy = forward(p, job, chunk[:, :-1], chunk[:, 1:], False)
         total += loss * chunk.shape[0]
+        top1 += accuracy * chunk.shape[0]
         count += chunk.shape[0]
-    return total / count
+    loss = total / count
+    measured = {"top1": top1 / count, "perplexity": math.exp(loss)}
+    return loss, {m: measured[m] for m in job.get("metrics", [])}
 
 
 def main():
     job = sc.read_job()
     sc.require_parametrization(job)
+    sc.require_metrics(job, METRICS)
     rng = np.random.default_rng(job["seed"])
     params = init(job, rng)
     count = sum(v.size for v in params.values())
@@ -215,7 +224,7 @@ def main():
     curve = sc.Curve(job)
     batch, steps = job["batch"], job["steps"]
     train_seconds = 0.0
-    val_loss = None
+    val_loss, metrics = None, {}
     for step in range(steps):
         lr = job["schedule"]["lr"][step]
         seqs = train[step * batch : (step + 1) * batch]
@@ -228,10 +237,13 @@ def main():
         train_seconds += time.perf_counter() - t0
         done = step + 1
         evaluate_now = done % job["eval_every"] == 0 or done == steps
-        val_loss = evaluate(params, job, val) if evaluate_now else None
-        curve.point(done, loss, lr, val_loss)
+        if evaluate_now:
+            val_loss, metrics = evaluate(params, job, val)
+        else:
+            val_loss = None
+        curve.point(done, loss, lr, val_loss, metrics if evaluate_now else None)
     curve.close()
-    sc.write_result(job, val_loss, curve.elapsed(), count, "cpu (numpy)", train_seconds)
+    sc.write_result(job, val_loss, curve.elapsed(), count, "cpu (numpy)", train_seconds, metrics)
 
 
 if __name__ == "__main__":

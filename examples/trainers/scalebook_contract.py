@@ -6,9 +6,10 @@ the paths of two token files it wrote (training sequences in training order, and
 fixed validation set). The trainer writes, into the job's `out` folder:
 
 - `curve.jsonl`: one JSON line per logged step — step, tokens, train_loss, val_loss
-  (null except on evaluation steps), lr, wall_seconds — flushed as it goes;
-- `result.json`: val_loss, wall_seconds, params (the count it built), device, and
-  optionally train_seconds and peak_memory_bytes.
+  (null except on evaluation steps), lr, wall_seconds, and on evaluation steps the
+  metrics the job asks for (`metrics`: name → number) — flushed as it goes;
+- `result.json`: val_loss, wall_seconds, params (the count it built), device, the job's
+  metrics at the end, and optionally train_seconds and peak_memory_bytes.
 
 Anything missing or malformed fails the run with the reason; a NaN loss diverges it.
 The full contract is the book's "Bring your own trainer" page. Copy this file next to
@@ -51,6 +52,19 @@ def require_parametrization(job, supported=("standard",)):
         sys.exit(2)
 
 
+def require_metrics(job, supported=()):
+    """Refuse a job that asks for a metric this trainer does not measure (exit status 2):
+    scalebook fails a run whose trainer leaves out a metric the study asks for."""
+    missing = [m for m in job.get("metrics", []) if m not in supported]
+    if missing:
+        print(
+            f"{job['name']}: the study asks for metric(s) {', '.join(missing)}; this trainer "
+            f"measures {', '.join(supported) or 'none'}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+
+
 def sequences(job, which):
     """The `train` or `val` token file as an array of shape (sequences, context + 1)."""
     data = job["data"]
@@ -84,7 +98,7 @@ class Curve:
     def elapsed(self):
         return time.perf_counter() - self.start
 
-    def point(self, step, train_loss, lr, val_loss=None):
+    def point(self, step, train_loss, lr, val_loss=None, metrics=None):
         line = {
             "step": step,
             "tokens": step * self.tokens_per_step,
@@ -93,6 +107,8 @@ class Curve:
             "lr": lr,
             "wall_seconds": self.elapsed(),
         }
+        if metrics:
+            line["metrics"] = {k: float(v) for k, v in metrics.items()}
         self.file.write(json.dumps(line) + "\n")
         self.file.flush()
 
@@ -100,7 +116,7 @@ class Curve:
         self.file.close()
 
 
-def write_result(job, val_loss, wall_seconds, params, device, train_seconds=None):
+def write_result(job, val_loss, wall_seconds, params, device, train_seconds=None, metrics=None):
     result = {
         "val_loss": None if val_loss is None else float(val_loss),
         "wall_seconds": wall_seconds,
@@ -109,6 +125,8 @@ def write_result(job, val_loss, wall_seconds, params, device, train_seconds=None
         "device": device,
         "peak_memory_bytes": peak_memory_bytes(),
     }
+    if metrics:
+        result["metrics"] = {k: float(v) for k, v in metrics.items()}
     tmp = job["result"] + ".tmp"
     with open(tmp, "w") as f:
         json.dump(result, f)

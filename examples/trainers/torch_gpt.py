@@ -119,6 +119,7 @@ def evaluate(model, val, batch):
 def main():
     job = sc.read_job()
     sc.require_parametrization(job)
+    sc.require_metrics(job)
     torch.manual_seed(job["seed"])
     torch.set_num_threads(max(1, job["threads"]))
     device = device_of(job)

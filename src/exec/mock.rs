@@ -388,20 +388,21 @@ impl Executor for Mock {
 
 /// The metrics the mock reports at a loss of `loss`: perplexity e^L; an accuracy that falls
 /// with the loss as Gadre et al.'s error law has it, 0.1 + 1.5·e^(−0.7·L) (at most 1), for
-/// `top1` and the facts recall; the facts' deciles at that accuracy × (1 − d/10), d = 0…9;
-/// their precision 0.95 and confident share the accuracy.
-fn mock_metrics(wanted: &[Metric], loss: f64) -> BTreeMap<String, f64> {
+/// `top1`, the facts recall and any other name (an external trainer's own metric); the facts'
+/// deciles at that accuracy × (1 − d/10), d = 0…9; their precision 0.95 and confident share
+/// the accuracy.
+fn mock_metrics(names: &[String], loss: f64) -> BTreeMap<String, f64> {
     let accuracy = (0.1 + 1.5 * (-0.7 * loss).exp()).min(1.0);
     let mut out = BTreeMap::new();
-    for m in wanted {
-        match m {
-            Metric::Top1 => {
-                out.insert("top1".into(), accuracy);
-            }
-            Metric::Perplexity => {
+    for name in names {
+        match Metric::parse(name) {
+            Some(Metric::Perplexity) => {
                 out.insert("perplexity".into(), loss.exp());
             }
-            Metric::Facts => {
+            Some(Metric::Top1) | None => {
+                out.insert(name.clone(), accuracy);
+            }
+            Some(Metric::Facts) => {
                 out.insert("facts_recall".into(), accuracy);
                 out.insert("facts_precision".into(), 0.95);
                 out.insert("facts_confident".into(), accuracy);

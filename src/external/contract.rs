@@ -3,6 +3,7 @@
 //! judged strictly — anything missing or malformed fails the run with the reason, never a
 //! half-valid record.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,10 @@ pub struct Job {
     pub threads: usize,
     /// The accelerator assigned to the run (`CUDA_VISIBLE_DEVICES` is set to it), or `cpu`.
     pub device: String,
+    /// The metrics the study asks for (`metrics:`): the trainer reports each, by name, at
+    /// every evaluation (`metrics` of the curve line) and at the end (`metrics` of the
+    /// result); a trainer that cannot measure one refuses the job.
+    pub metrics: Vec<String>,
 }
 
 /// The model: the family, its shape (`layers`, `d_model`, `heads`, `context`, `vocab`,
@@ -184,6 +189,7 @@ impl Job {
             result: dir.join("result.json"),
             threads,
             device: device.to_string(),
+            metrics: id.metrics.clone(),
         }
     }
 
@@ -238,6 +244,7 @@ impl Job {
             ("SEED", self.seed.to_string()),
             ("THREADS", self.threads.to_string()),
             ("DEVICE", self.device.clone()),
+            ("METRICS", self.metrics.join(",")),
         ]
         .into_iter()
         .map(|(k, v)| (format!("SCALEBOOK_{k}"), v))
@@ -282,8 +289,10 @@ impl LossValue {
     }
 }
 
-/// One line of the trainer's `curve.jsonl`.
+/// One line of the trainer's `curve.jsonl`. A field the contract does not name is an error
+/// (a metric goes under `metrics`), never dropped unread.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CurveLine {
     step: u64,
     tokens: u64,
@@ -292,10 +301,14 @@ struct CurveLine {
     val_loss: Option<LossValue>,
     lr: f64,
     wall_seconds: f64,
+    /// Metrics by name, on evaluation lines.
+    #[serde(default)]
+    metrics: BTreeMap<String, f64>,
 }
 
-/// The trainer's `result.json`.
+/// The trainer's `result.json` (a field the contract does not name is an error).
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ResultFile {
     val_loss: Option<LossValue>,
     wall_seconds: f64,
@@ -307,6 +320,9 @@ struct ResultFile {
     train_seconds: Option<f64>,
     #[serde(default)]
     peak_memory_bytes: Option<u64>,
+    /// Metrics by name at the end of training.
+    #[serde(default)]
+    metrics: BTreeMap<String, f64>,
 }
 
 /// What the trainer reported.
@@ -318,6 +334,7 @@ pub struct Reported {
     pub params: u64,
     pub device: String,
     pub peak_memory_bytes: Option<u64>,
+    pub metrics: BTreeMap<String, f64>,
 }
 
 /// Python's `json` writes bare `NaN`, `Infinity` and `-Infinity`; quote them (outside
@@ -420,7 +437,7 @@ pub fn read_curve(path: &Path, tokens_per_step: u64) -> Result<Vec<CurvePoint>, 
             val_loss: p.val_loss.map(LossValue::value),
             lr: p.lr,
             wall_seconds: p.wall_seconds,
-            metrics: Default::default(),
+            metrics: p.metrics,
         });
     }
     Ok(curve)
@@ -450,7 +467,48 @@ pub fn read_result(path: &Path) -> Result<Reported, String> {
         params: r.params,
         device: r.device,
         peak_memory_bytes: r.peak_memory_bytes,
+        metrics: r.metrics,
     })
+}
+
+/// Why a trainer's report lacks what the study asked for: a metric in `wanted` missing from
+/// the result or from an evaluation line of the curve, or a metric that is not finite.
+pub fn missing_metrics(
+    wanted: &[String],
+    curve: &[CurvePoint],
+    reported: &Reported,
+) -> Option<String> {
+    let bad = |m: &BTreeMap<String, f64>| {
+        m.iter()
+            .find(|(_, v)| !v.is_finite())
+            .map(|(k, v)| (k.clone(), *v))
+    };
+    if let Some((name, v)) =
+        bad(&reported.metrics).or_else(|| curve.iter().find_map(|p| bad(&p.metrics)))
+    {
+        return Some(format!(
+            "the trainer reported metric `{name}` = {v}: not a finite number"
+        ));
+    }
+    for name in wanted {
+        if !reported.metrics.contains_key(name) {
+            return Some(format!(
+                "the study asks for metric `{name}` (`metrics:`), which the trainer did not \
+                 report in result.json (`metrics`)"
+            ));
+        }
+        if let Some(p) = curve
+            .iter()
+            .find(|p| p.val_loss.is_some() && !p.metrics.contains_key(name))
+        {
+            return Some(format!(
+                "the study asks for metric `{name}` (`metrics:`), which the trainer did not \
+                 report at its evaluation of step {} in curve.jsonl (`metrics`)",
+                p.step
+            ));
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -376,6 +376,8 @@ fn judge(spec: &RunSpec, job: &Job, ended: Ended, log: &Path, peak: Option<u64>)
             RunStatus::Failed,
             Some("result.json has no val_loss for a finished run".into()),
         )
+    } else if let Some(why) = contract::missing_metrics(&job.metrics, &curve, &reported) {
+        (RunStatus::Failed, Some(why))
     } else {
         (RunStatus::Ok, None)
     };
@@ -445,6 +447,7 @@ fn record(spec: &RunSpec, job: &Job, judged: Judged, options: &Options) -> Train
         if let (RunStatus::Ok, Some(v)) = (status, r.val_loss) {
             result.val_loss = Some(v);
             result.best_val_loss = Some(result.best_val_loss.map_or(v, |b| b.min(v)));
+            result.metrics = r.metrics;
         }
         result.wall_seconds = r.wall_seconds;
         result.train_seconds = r.train_seconds.unwrap_or(r.wall_seconds);

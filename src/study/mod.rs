@@ -111,9 +111,10 @@ pub struct TrainingPlan {
     /// `train.lr_transfer`: the learning rate is swept at some sizes only; every other size
     /// trains at the one the sweep gives it (see [`transfer`]).
     pub transfer: Option<LrTransfer>,
-    /// `metrics:`: what every run measures at each evaluation beside the loss (sorted, no
-    /// repeats); part of the runs' identity when not empty.
-    pub metrics: Vec<metrics::Metric>,
+    /// `metrics:`: what every run measures at each evaluation beside the loss, by name
+    /// (sorted, no repeats): the built-in engine's [`metrics::Metric`]s, or the names an
+    /// external trainer reports; part of the runs' identity when not empty.
+    pub metrics: Vec<String>,
 }
 
 /// With several batch sizes, a token count may move this far (relative) to become a whole

@@ -65,10 +65,10 @@ pub struct RunIdentity {
     /// A decay branch of a shared WSD trunk: which trunk, and from which step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<super::branches::Branch>,
-    /// The metrics measured at every evaluation (the study's `metrics:`), in a fixed order;
+    /// The metrics measured at every evaluation (the study's `metrics:`, by name), sorted;
     /// absent without them, so a study that asks for none keeps its keys.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub metrics: Vec<super::metrics::Metric>,
+    pub metrics: Vec<String>,
 }
 
 impl RunIdentity {

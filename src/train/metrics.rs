@@ -33,8 +33,13 @@ pub struct Tally {
 }
 
 impl Scorer {
-    /// The scorer of `wanted` on `source`; `facts` needs the facts language.
-    pub fn new(wanted: &[Metric], source: &TokenSource) -> Result<Scorer, String> {
+    /// The scorer of the metrics named `names` on `source`; `facts` needs the facts
+    /// language.
+    pub fn new(names: &[String], source: &TokenSource) -> Result<Scorer, String> {
+        let wanted = names
+            .iter()
+            .map(|n| Metric::parse(n).ok_or_else(|| format!("the engine measures no metric `{n}`")))
+            .collect::<Result<Vec<Metric>, String>>()?;
         let facts = match (wanted.contains(&Metric::Facts), source.facts()) {
             (false, _) => None,
             (true, Some(lang)) => Some(FactsIndex::new(lang)),
@@ -42,10 +47,7 @@ impl Scorer {
                 return Err("metric `facts` needs the facts language (data.facts)".into());
             }
         };
-        Ok(Scorer {
-            wanted: wanted.to_vec(),
-            facts,
-        })
+        Ok(Scorer { wanted, facts })
     }
 
     /// Whether an evaluation measures anything but the loss.

@@ -7,14 +7,14 @@ use std::process::Command;
 
 use crate::support::{assert_no_crash, fresh_dir, root, scalebook, stderr, stdout};
 
-fn has_python_module(module: &str) -> bool {
+pub(crate) fn has_python_module(module: &str) -> bool {
     Command::new("python3")
         .args(["-c", &format!("import {module}")])
         .output()
         .is_ok_and(|o| o.status.success())
 }
 
-fn result(store: &Path, run: &str) -> serde_json::Value {
+pub(crate) fn result(store: &Path, run: &str) -> serde_json::Value {
     let runs = store.join("runs");
     let dir = std::fs::read_dir(&runs)
         .unwrap()
@@ -28,7 +28,7 @@ fn result(store: &Path, run: &str) -> serde_json::Value {
 }
 
 /// The numpy example study, with its trainer's version declared as `version`.
-fn numpy_study(dir: &Path, version: &str) -> PathBuf {
+pub(crate) fn numpy_study(dir: &Path, version: &str) -> PathBuf {
     let trainers = root().join("examples/trainers");
     let text = std::fs::read_to_string(trainers.join("numpy-study.yaml"))
         .unwrap()
@@ -140,7 +140,7 @@ fn the_numpy_adapter_trains_a_study_end_to_end_and_its_version_is_its_identity()
     );
 }
 
-const BROKEN: &str = "\
+pub(crate) const BROKEN: &str = "\
 version: 1
 name: broken-trainer
 seed: 1

@@ -5,6 +5,7 @@ mod batch;
 mod branches;
 mod conformance;
 mod external;
+mod external_metrics;
 mod final_limits;
 mod fit;
 mod inputs;

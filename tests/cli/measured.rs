@@ -227,6 +227,23 @@ fn every_bad_metrics_list_is_one_line_naming_it() {
         "{}",
         stderr(&out)
     );
+    // An external trainer's metrics are names of its own, but names.
+    let external = mock_study(
+        &dir,
+        "external",
+        &[(
+            "seed: 3\n",
+            "seed: 3\nmetrics: [exact_match, Top-1]\ntrainer:\n  command: python3 t.py --spec {spec}\n  version: t/1\n",
+        )],
+    );
+    let out = scalebook(&["validate", external.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stderr(&out);
+    assert!(
+        text.contains("metrics[1]: `Top-1` is not a metric name"),
+        "{text}"
+    );
+    assert!(!text.contains("metrics[0]"), "{text}");
     // Imported runs name their metric columns in `results.metrics` instead.
     let csv = dir.join("r.csv");
     fs::write(&csv, "run,params,tokens,loss\na,1e6,1e7,3.0\n").unwrap();

@@ -228,7 +228,9 @@ impl Validator {
                 LawKind::Metric => {
                     let recorded: Vec<String> = match source {
                         Some(Source::Import(r)) => r.metrics.iter().map(|m| m.0.clone()).collect(),
-                        Some(Source::Train(t)) => super::measured::recorded_names(&t.metrics),
+                        Some(Source::Train(t)) => {
+                            super::measured::recorded_names(&t.metrics, t.external.is_some())
+                        }
                         None => Vec::new(),
                     };
                     let trained = matches!(source, Some(Source::Train(_)));

@@ -1,18 +1,24 @@
-//! `metrics:`: what every run of a training study measures beside its loss.
+//! `metrics:`: what every run of a training study measures beside its loss — the built-in
+//! engine's own metrics, or the names an external trainer reports.
 
 use super::Validator;
 use crate::data::DataSpec;
 use crate::study::TrainingPlan;
 use crate::study::metrics::{FACT_DECILES, Metric, decile_name};
 
+/// The longest name of a metric an external trainer reports.
+const MAX_NAME: usize = 64;
+
 impl Validator {
-    /// The metrics `names` ask for, sorted; an unknown or repeated name, `facts` without the
-    /// facts language, or any metric with an external trainer is an error.
+    /// The metrics `names` ask for, sorted. With the built-in engine each must be one it
+    /// measures (`facts` on the facts language only); with an external trainer each is a
+    /// name it reports (lower-case letters, digits and `_`, starting with a letter). An
+    /// empty list, a repeated name or a malformed one is an error.
     pub(super) fn measured(
         &mut self,
         names: Option<&[String]>,
         plan: &TrainingPlan,
-    ) -> Vec<Metric> {
+    ) -> Vec<String> {
         let Some(names) = names else {
             return Vec::new();
         };
@@ -22,55 +28,68 @@ impl Validator {
                 "is empty: name at least one metric, or remove it",
             );
         }
-        let mut out: Vec<Metric> = Vec::new();
+        let facts = matches!(&plan.data, DataSpec::Synthetic(s) if s.facts.is_some());
+        let mut out: Vec<String> = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let field = format!("metrics[{i}]");
-            let Some(metric) = Metric::parse(name) else {
-                let known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
-                self.error(
-                    field,
-                    format!("unknown metric `{name}`: use {}", known.join(", ")),
-                );
-                continue;
-            };
-            if out.contains(&metric) {
+            if out.contains(name) {
                 self.error(field, format!("`{name}` is listed twice"));
                 continue;
             }
-            let facts = matches!(&plan.data, DataSpec::Synthetic(s) if s.facts.is_some());
-            if metric == Metric::Facts && !facts {
-                self.error(
-                    field,
-                    "`facts` measures the facts language's recall: it needs `data.facts`",
-                );
-                continue;
+            let why = match (&plan.external, Metric::parse(name)) {
+                (Some(_), _) => external_name(name),
+                (None, None) => {
+                    let known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+                    Some(format!(
+                        "unknown metric `{name}`: use {} (an external trainer may report \
+                         metrics of its own)",
+                        known.join(", ")
+                    ))
+                }
+                (None, Some(Metric::Facts)) if !facts => Some(
+                    "`facts` measures the facts language's recall: it needs `data.facts`".into(),
+                ),
+                (None, Some(_)) => None,
+            };
+            match why {
+                Some(why) => self.error(field, why),
+                None => out.push(name.clone()),
             }
-            out.push(metric);
-        }
-        if !out.is_empty() && plan.external.is_some() {
-            self.error(
-                "metrics",
-                "the built-in engine measures these while it trains; an external trainer \
-                 reports only its loss curve — remove `metrics` or `trainer`",
-            );
         }
         out.sort();
         out
     }
 }
 
-/// The names a run's record carries for `metrics` (what `law: metric` may read).
-pub fn recorded_names(metrics: &[Metric]) -> Vec<String> {
+/// Why `name` cannot name a metric an external trainer reports, if it cannot.
+fn external_name(name: &str) -> Option<String> {
+    let ok = name.len() <= MAX_NAME
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    (!ok).then(|| {
+        format!(
+            "`{name}` is not a metric name: use 1–{MAX_NAME} lower-case letters, digits and `_`, \
+             starting with a letter (the trainer reports it under that name)"
+        )
+    })
+}
+
+/// The names a run's record carries for the metrics named `metrics` (what `law: metric` may
+/// read): the built-in engine's expanded (`facts` records its recall, deciles, precision),
+/// an `external` trainer's as they are.
+pub fn recorded_names(metrics: &[String], external: bool) -> Vec<String> {
     let mut out = Vec::new();
-    for m in metrics {
-        match m {
-            Metric::Top1 | Metric::Perplexity => out.push(m.name().to_string()),
-            Metric::Facts => {
-                for name in ["facts_recall", "facts_precision", "facts_confident"] {
-                    out.push(name.to_string());
+    for name in metrics {
+        match Metric::parse(name).filter(|_| !external) {
+            Some(Metric::Facts) => {
+                for n in ["facts_recall", "facts_precision", "facts_confident"] {
+                    out.push(n.to_string());
                 }
                 out.extend((0..FACT_DECILES).map(decile_name));
             }
+            _ => out.push(name.clone()),
         }
     }
     out

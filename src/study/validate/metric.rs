@@ -41,13 +41,19 @@ impl Validator {
             );
         }
         // Trained runs record more than accuracies: without a list, the law reads the
-        // accuracies they record (the facts recall, else the top-1 accuracy).
-        let accuracies: Vec<String> = ["facts_recall", "top1"]
+        // facts recall, else the top-1 accuracy, else every metric but the perplexity.
+        let accuracies: Vec<String> = match ["facts_recall", "top1"]
             .into_iter()
-            .filter(|m| trained && recorded.iter().any(|r| r == m))
-            .take(1)
-            .map(str::to_string)
-            .collect();
+            .find(|m| recorded.iter().any(|r| r == m))
+        {
+            Some(m) => vec![m.to_string()],
+            None => recorded
+                .iter()
+                .filter(|m| *m != "perplexity")
+                .cloned()
+                .collect(),
+        };
+        let accuracies = if trained { accuracies } else { Vec::new() };
         let metrics = f.metrics.clone().unwrap_or(accuracies);
         for m in &metrics {
             if !recorded.is_empty() && !recorded.contains(m) {
