@@ -37,9 +37,10 @@ struct Row {
     metrics: BTreeMap<String, f64>,
 }
 
-/// A finished run's headline metrics for the table: top-1, perplexity, facts recall.
+/// A finished run's headline metrics for the table: top-1, perplexity, facts recall, Markov
+/// agreement.
 fn headline(metrics: &BTreeMap<String, f64>) -> Option<String> {
-    let shown: Vec<String> = ["top1", "perplexity", "facts_recall", "facts_precision"]
+    let shown: Vec<String> = ["top1", "perplexity", "facts_recall", "markov_agreement"]
         .iter()
         .filter_map(|name| Some(format!("{name} {:.4}", metrics.get(*name)?)))
         .collect();

@@ -278,6 +278,31 @@ impl TokenSource {
         }
     }
 
+    /// For each target of [`Self::validation`]'s sequences (`context` per sequence, in
+    /// order), the most likely token given the language's true distribution there: the
+    /// Zipf–Markov language only (`None` for the facts language and corpora).
+    pub fn validation_most_likely(&self, context: usize, eval_tokens: usize) -> Option<Vec<u32>> {
+        let Kind::Synthetic(lang) = &self.kind else {
+            return None;
+        };
+        let n = validation_sequences(context, eval_tokens);
+        let mut stream = lang.stream(VALIDATION_STREAM);
+        let mut best = Vec::with_capacity(n * context + 1);
+        for _ in 0..n * context + 1 {
+            best.push(stream.most_likely_next()?);
+            stream.next_with_p();
+        }
+        Some(
+            (0..n)
+                .flat_map(|s| {
+                    best[s * context + 1..s * context + context + 1]
+                        .iter()
+                        .copied()
+                })
+                .collect(),
+        )
+    }
+
     /// The fixed validation set: `eval_tokens / context` contiguous sequences of
     /// `context + 1` tokens (overlapping by one, so each token is predicted once), plus the
     /// true mean −ln p of its targets when the language is synthetic.

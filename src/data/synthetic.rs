@@ -215,6 +215,25 @@ impl SyntheticStream<'_> {
         (token, p)
     }
 
+    /// The most likely next token given the stream so far (the least id among equals): what
+    /// a model that knew the language would predict. `None` for the facts language.
+    pub fn most_likely_next(&self) -> Option<u32> {
+        if self.facts.is_some() {
+            return None;
+        }
+        let lang = self.language;
+        let c = lang.candidates(&self.history);
+        // The unigram's top token (id 0) or one of the orders' candidates.
+        let mut best = (0u32, lang.probability(&c, 0));
+        for &t in c.tokens[..lang.order].iter().flatten() {
+            let p = lang.probability(&c, t);
+            if p > best.1 || (p == best.1 && t < best.0) {
+                best = (t, p);
+            }
+        }
+        Some(best.0)
+    }
+
     /// Fill `out` with the next tokens.
     pub fn fill(&mut self, out: &mut [u32]) {
         for slot in out {

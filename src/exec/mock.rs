@@ -402,6 +402,10 @@ fn mock_metrics(names: &[String], loss: f64) -> BTreeMap<String, f64> {
             Some(Metric::Top1) | None => {
                 out.insert(name.clone(), accuracy);
             }
+            Some(Metric::Markov) => {
+                out.insert("markov_agreement".into(), accuracy);
+                out.insert("markov_ceiling".into(), 0.95);
+            }
             Some(Metric::Facts) => {
                 out.insert("facts_recall".into(), accuracy);
                 out.insert("facts_precision".into(), 0.95);

@@ -18,11 +18,20 @@ pub enum Metric {
     /// first), and precision among the confident answers (`facts_precision`: correct among
     /// those whose top probability exceeds 0.5; with `facts_confident`, their share).
     Facts,
+    /// `markov` (the Zipf–Markov language only): how often the model's most likely token is
+    /// the language's own most likely one (`markov_agreement`), and how often that one is the
+    /// token that came (`markov_ceiling`: the best top-1 accuracy any model can expect).
+    Markov,
 }
 
 impl Metric {
     /// Every metric, in the order the study file lists them in documentation.
-    pub const ALL: [Metric; 3] = [Metric::Top1, Metric::Perplexity, Metric::Facts];
+    pub const ALL: [Metric; 4] = [
+        Metric::Top1,
+        Metric::Perplexity,
+        Metric::Facts,
+        Metric::Markov,
+    ];
 
     /// The name in the study file.
     pub fn name(self) -> &'static str {
@@ -30,6 +39,7 @@ impl Metric {
             Metric::Top1 => "top1",
             Metric::Perplexity => "perplexity",
             Metric::Facts => "facts",
+            Metric::Markov => "markov",
         }
     }
 
@@ -52,7 +62,13 @@ pub fn decile_name(d: usize) -> String {
 pub fn is_recorded(name: &str) -> bool {
     matches!(
         name,
-        "top1" | "perplexity" | "facts_recall" | "facts_precision" | "facts_confident"
+        "top1"
+            | "perplexity"
+            | "facts_recall"
+            | "facts_precision"
+            | "facts_confident"
+            | "markov_agreement"
+            | "markov_ceiling"
     ) || name.strip_prefix("facts_recall_d").is_some_and(|d| {
         d.parse::<usize>()
             .is_ok_and(|d| (1..=FACT_DECILES).contains(&d))

@@ -12,6 +12,8 @@ use crate::study::metrics::{FACT_DECILES, Metric, decile_name};
 pub struct Scorer {
     wanted: Vec<Metric>,
     facts: Option<FactsIndex>,
+    /// The Zipf–Markov language's most likely token at each validation target, in order.
+    most_likely: Option<Vec<u32>>,
 }
 
 /// The facts language's keys, to find each value's fact and its frequency decile.
@@ -30,12 +32,20 @@ pub struct Tally {
     tokens: u64,
     top1: u64,
     deciles: [Answers; FACT_DECILES],
+    /// Targets compared with the language's own prediction: (counted, the model agreed with
+    /// it, it was the token that came).
+    markov: [u64; 3],
 }
 
 impl Scorer {
-    /// The scorer of the metrics named `names` on `source`; `facts` needs the facts
-    /// language.
-    pub fn new(names: &[String], source: &TokenSource) -> Result<Scorer, String> {
+    /// The scorer of the metrics named `names` on `source`'s validation set (`context`,
+    /// `eval_tokens`); `facts` needs the facts language, `markov` the Zipf–Markov one.
+    pub fn new(
+        names: &[String],
+        source: &TokenSource,
+        context: usize,
+        eval_tokens: usize,
+    ) -> Result<Scorer, String> {
         let wanted = names
             .iter()
             .map(|n| Metric::parse(n).ok_or_else(|| format!("the engine measures no metric `{n}`")))
@@ -47,7 +57,17 @@ impl Scorer {
                 return Err("metric `facts` needs the facts language (data.facts)".into());
             }
         };
-        Ok(Scorer { wanted, facts })
+        let most_likely = match wanted.contains(&Metric::Markov) {
+            false => None,
+            true => Some(source.validation_most_likely(context, eval_tokens).ok_or(
+                "metric `markov` needs the Zipf–Markov language (synthetic, without facts)",
+            )?),
+        };
+        Ok(Scorer {
+            wanted,
+            facts,
+            most_likely,
+        })
     }
 
     /// Whether an evaluation measures anything but the loss.
@@ -56,11 +76,12 @@ impl Scorer {
     }
 
     /// Count the positions of sequences of `context` tokens back to back: `inputs`,
-    /// `targets` and `top` (each position's most likely token and its probability).
+    /// `targets` and `top` (each position's most likely token and its probability); the
+    /// targets are the validation set's from target `at` on.
     pub fn add(
         &self,
         tally: &mut Tally,
-        context: usize,
+        (context, at): (usize, usize),
         inputs: &[u32],
         targets: &[u32],
         top: &[(u32, f32)],
@@ -71,6 +92,17 @@ impl Scorer {
             .zip(top)
             .filter(|(y, (best, _))| *y == best)
             .count() as u64;
+        if let Some(best) = self
+            .most_likely
+            .as_ref()
+            .and_then(|b| b.get(at..at + targets.len()))
+        {
+            for ((y, (guess, _)), b) in targets.iter().zip(top).zip(best) {
+                tally.markov[0] += 1;
+                tally.markov[1] += u64::from(guess == b);
+                tally.markov[2] += u64::from(y == b);
+            }
+        }
         let Some(facts) = &self.facts else { return };
         // A value follows `SEP, a, b`, all three inside the model's window.
         for i in (0..inputs.len()).filter(|i| i % context >= 2) {
@@ -105,6 +137,11 @@ impl Scorer {
                     out.insert("perplexity".into(), loss.exp());
                 }
                 Metric::Facts => facts_metrics(tally, &mut out),
+                Metric::Markov if tally.markov[0] > 0 => {
+                    let [n, agree, ceiling] = tally.markov.map(|x| x as f64);
+                    out.insert("markov_agreement".into(), agree / n);
+                    out.insert("markov_ceiling".into(), ceiling / n);
+                }
                 _ => {}
             }
         }
@@ -162,6 +199,7 @@ mod tests {
         let scorer = Scorer {
             wanted: vec![Metric::Top1, Metric::Perplexity, Metric::Facts],
             facts: Some(FactsIndex::new(&lang)),
+            most_likely: None,
         };
         let mut stream = lang.stream(3, 9);
         let flat: Vec<u32> = (0..20_000).map(|_| stream.next_with_p().0).collect();
@@ -197,7 +235,7 @@ mod tests {
                 top1 += u64::from(guess == y);
                 top.push((guess, p));
             }
-            scorer.add(&mut tally, context, inputs, targets, &top);
+            scorer.add(&mut tally, (context, 0), inputs, targets, &top);
         }
         let got = scorer.finish(&tally, 1.5);
         assert_eq!(got["top1"], top1 as f64 / tokens as f64);
@@ -223,10 +261,75 @@ mod tests {
         let plain = Scorer {
             wanted: vec![Metric::Top1],
             facts: None,
+            most_likely: None,
         };
         assert_eq!(
             plain.finish(&tally, 1.5).keys().collect::<Vec<_>>(),
             ["top1"]
         );
+    }
+
+    /// The Zipf–Markov language's own most likely token at each validation target: a model
+    /// that predicts it agrees everywhere and is as accurate as the ceiling says; the ceiling
+    /// (the mean of the true distribution's top probability) is at least e^(−H) (Jensen),
+    /// and beats always predicting the commonest token.
+    #[test]
+    fn the_markov_ceiling_is_the_languages_own_top1() {
+        use crate::data::{DataSpec, SyntheticSpec};
+        let spec = DataSpec::Synthetic(SyntheticSpec {
+            vocab: 32,
+            order: 2,
+            zipf: 1.1,
+            facts: None,
+        });
+        let (context, eval_tokens) = (16, 16_384);
+        let source = TokenSource::open(&spec, 7, context, eval_tokens).unwrap();
+        let names = ["markov".to_string(), "top1".to_string()];
+        let scorer = Scorer::new(&names, &source, context, eval_tokens).unwrap();
+        let (val, _) = source.validation(context, eval_tokens);
+        let best = source.validation_most_likely(context, eval_tokens).unwrap();
+        let (mut oracle, mut commonest) = (Tally::default(), Tally::default());
+        let mut common_hits = 0;
+        for (s, seq) in val.chunks(context + 1).enumerate() {
+            let (inputs, targets) = (&seq[..context], &seq[1..]);
+            let at = s * context;
+            let top: Vec<(u32, f32)> = best[at..at + context].iter().map(|&b| (b, 0.5)).collect();
+            scorer.add(&mut oracle, (context, at), inputs, targets, &top);
+            let zeros = vec![(0u32, 0.5f32); context];
+            scorer.add(&mut commonest, (context, at), inputs, targets, &zeros);
+            common_hits += targets.iter().filter(|&&y| y == 0).count();
+        }
+        let got = scorer.finish(&oracle, 1.0);
+        assert_eq!(got["markov_agreement"], 1.0);
+        assert_eq!(got["markov_ceiling"], got["top1"]);
+        let entropy = crate::data::synthetic::SyntheticLanguage::new(
+            &SyntheticSpec {
+                vocab: 32,
+                order: 2,
+                zipf: 1.1,
+                facts: None,
+            },
+            7,
+        )
+        .entropy(200_000)
+        .0;
+        assert!(
+            got["markov_ceiling"] > (-entropy).exp() - 0.02,
+            "{got:?} H = {entropy}"
+        );
+        let common = scorer.finish(&commonest, 1.0);
+        let tokens = (val.len() / (context + 1) * context) as f64;
+        assert_eq!(common["top1"], common_hits as f64 / tokens);
+        assert!(common["top1"] < got["markov_ceiling"], "{common:?} {got:?}");
+        assert!(common["markov_agreement"] < 1.0);
+        // Not the facts language's metric.
+        let facts = DataSpec::Synthetic(SyntheticSpec {
+            vocab: 16,
+            order: 1,
+            zipf: 1.1,
+            facts: Some(20),
+        });
+        let source = TokenSource::open(&facts, 7, context, eval_tokens).unwrap();
+        assert!(Scorer::new(&names, &source, context, eval_tokens).is_err());
     }
 }

@@ -192,7 +192,8 @@ impl<'a> Run<'a> {
                 self.spec.params.total
             );
         }
-        let scorer = metrics::Scorer::new(&id.metrics, source).map_err(candle_core::Error::Msg)?;
+        let scorer = metrics::Scorer::new(&id.metrics, source, context, train.eval_tokens as usize)
+            .map_err(candle_core::Error::Msg)?;
         let (val, val_entropy) = source.validation(context, train.eval_tokens as usize);
         self.val_entropy = val_entropy;
         let mut batcher = source.batcher(id.seed, batch, context);
@@ -393,7 +394,14 @@ fn evaluate(
             stepper.loss(&batch.inputs, &batch.targets, b)?
         } else {
             let (loss, top) = stepper.loss_and_top(&batch.inputs, &batch.targets, b)?;
-            scorer.add(&mut tally, context, &batch.inputs, &batch.targets, &top);
+            let at = first * context;
+            scorer.add(
+                &mut tally,
+                (context, at),
+                &batch.inputs,
+                &batch.targets,
+                &top,
+            );
             loss
         };
         total += loss * (b * context) as f64;

@@ -198,13 +198,17 @@ fn every_bad_metrics_list_is_one_line_naming_it() {
     let cases = [
         (
             "metrics: [top5]\n",
-            "metrics[0]: unknown metric `top5`: use top1, perplexity, facts",
+            "metrics[0]: unknown metric `top5`: use top1, perplexity, facts, markov",
         ),
         (
             "metrics: [top1, top1]\n",
             "metrics[1]: `top1` is listed twice",
         ),
         ("metrics: []\n", "metrics: is empty"),
+        (
+            "metrics: [top1, markov]\n",
+            "metrics[1]: `markov` compares with the Zipf–Markov language's own predictions",
+        ),
     ];
     for (metrics, want) in cases {
         let study = facts_study(&dir, metrics, sections);

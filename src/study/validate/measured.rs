@@ -29,6 +29,7 @@ impl Validator {
             );
         }
         let facts = matches!(&plan.data, DataSpec::Synthetic(s) if s.facts.is_some());
+        let markov = matches!(&plan.data, DataSpec::Synthetic(s) if s.facts.is_none());
         let mut out: Vec<String> = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let field = format!("metrics[{i}]");
@@ -48,6 +49,11 @@ impl Validator {
                 }
                 (None, Some(Metric::Facts)) if !facts => Some(
                     "`facts` measures the facts language's recall: it needs `data.facts`".into(),
+                ),
+                (None, Some(Metric::Markov)) if !markov => Some(
+                    "`markov` compares with the Zipf–Markov language's own predictions: it needs \
+                     the synthetic language without `data.facts`"
+                        .into(),
                 ),
                 (None, Some(_)) => None,
             };
@@ -88,6 +94,9 @@ pub fn recorded_names(metrics: &[String], external: bool) -> Vec<String> {
                     out.push(n.to_string());
                 }
                 out.extend((0..FACT_DECILES).map(decile_name));
+            }
+            Some(Metric::Markov) => {
+                out.extend(["markov_agreement", "markov_ceiling"].map(str::to_string));
             }
             _ => out.push(name.clone()),
         }
