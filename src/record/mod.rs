@@ -297,17 +297,27 @@ impl RunResult {
 pub fn numerics_digest(result: &RunResult, curve: &[CurvePoint]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    let mut real = |v: Option<f64>| h.update(v.unwrap_or(f64::NAN).to_bits().to_le_bytes());
+    let real =
+        |h: &mut Sha256, v: Option<f64>| h.update(v.unwrap_or(f64::NAN).to_bits().to_le_bytes());
+    // Metrics, when a run measures any, by name (a run without them hashes as it always has).
+    let metrics = |h: &mut Sha256, m: &BTreeMap<String, f64>| {
+        for (name, v) in m {
+            h.update(name.as_bytes());
+            h.update(v.to_bits().to_le_bytes());
+        }
+    };
     for p in curve {
-        real(Some(p.step as f64));
-        real(Some(p.tokens as f64));
-        real(Some(p.train_loss));
-        real(p.val_loss);
-        real(Some(p.lr));
+        real(&mut h, Some(p.step as f64));
+        real(&mut h, Some(p.tokens as f64));
+        real(&mut h, Some(p.train_loss));
+        real(&mut h, p.val_loss);
+        real(&mut h, Some(p.lr));
+        metrics(&mut h, &p.metrics);
     }
-    real(result.val_loss);
-    real(result.best_val_loss);
-    real(result.train_loss);
+    real(&mut h, result.val_loss);
+    real(&mut h, result.best_val_loss);
+    real(&mut h, result.train_loss);
+    metrics(&mut h, &result.metrics);
     hex(&h.finalize())[..16].to_string()
 }
 

@@ -450,13 +450,62 @@ mod tests {
 
     /// One size at three token counts, sharing a trunk.
     fn branches() -> Vec<RunSpec> {
-        let text = "version: 1\nname: br\nseed: 5\ndata: { vocab: 64, order: 2 }\n\
-             model: { context: 16, sizes: [{ layers: 1, d_model: 32, heads: 2 }] }\n\
+        branches_measuring("")
+    }
+
+    /// [`branches`] with `extra` (a top-level key) in the study file.
+    fn branches_measuring(extra: &str) -> Vec<RunSpec> {
+        let text = format!(
+            "version: 1\nname: br\nseed: 5\n{extra}data: {{ vocab: 64, order: 2 }}\n\
+             model: {{ context: 16, sizes: [{{ layers: 1, d_model: 32, heads: 2 }}] }}\n\
              tokens: [4096, 8192, 16384]\n\
-             train: { batch: 8, lr: 1e-2, schedule: wsd, branches: true, warmup: 0.1, \
-             eval_every: 10, eval_tokens: 512 }\n";
+             train: {{ batch: 8, lr: 1e-2, schedule: wsd, branches: true, warmup: 0.1, \
+             eval_every: 10, eval_tokens: 512 }}\n"
+        );
         let study = from_bytes(text.as_bytes(), Path::new("br.yaml")).unwrap();
         plan(&study).unwrap()
+    }
+
+    /// A branch that continues its trunk replays the trunk's evaluations with their metrics:
+    /// its curve and record are the run trained from step 0, metrics and all.
+    #[test]
+    fn branches_replay_the_trunks_metrics() {
+        let specs = branches_measuring("metrics: [top1, markov]\n");
+        let root = crate::testing::fresh_dir("branches-metrics");
+        let run = |spec: &RunSpec, trunks: Option<&Path>| {
+            let options = TrainOptions {
+                threads: 1,
+                trunks: trunks.map(Path::to_path_buf),
+            };
+            train(spec, None, &options, &mut |_| {}).unwrap()
+        };
+        // The longest first (it trains the trunk), then the shortest from its snapshot.
+        for spec in [&specs[2], &specs[0]] {
+            let alone = run(spec, None);
+            let shared = run(spec, Some(&root));
+            let evals: Vec<_> = shared
+                .curve
+                .iter()
+                .filter(|p| p.val_loss.is_some())
+                .collect();
+            assert!(evals.len() >= 3, "{}", spec.name);
+            for p in &evals {
+                assert!(
+                    p.metrics.contains_key("markov_agreement"),
+                    "step {}",
+                    p.step
+                );
+                assert!(p.metrics.contains_key("top1"), "step {}", p.step);
+            }
+            assert_eq!(
+                numerics_digest(&shared.result, &shared.curve),
+                numerics_digest(&alone.result, &alone.curve),
+                "{}",
+                spec.name
+            );
+            assert_eq!(shared.result.metrics, alone.result.metrics);
+        }
+        assert!(run(&specs[0], Some(&root)).result.computed_tokens.is_some());
     }
 
     fn digest(spec: &RunSpec, trunks: Option<&Path>) -> (String, Option<u64>) {
