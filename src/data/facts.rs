@@ -37,6 +37,10 @@ pub struct FactsLanguage {
     p: Vec<f64>,
     cdf: Vec<f64>,
     keys: Vec<(u32, u32)>,
+    /// The key permutation i ↦ i·mult + shift (mod the (V−1)² pairs), inverted: a key's fact
+    /// is (pair − shift)·`mult_inverse` (mod pairs), when that is below K.
+    mult_inverse: u64,
+    shift: u64,
     values: Vec<u32>,
     /// Probability of each first key token (summed over the facts that start with it).
     first: Vec<f64>,
@@ -55,6 +59,18 @@ fn coprime_multiplier(m: u64, seed: u64) -> u64 {
         c = c % m + 1;
     }
     c
+}
+
+/// The inverse of `a` modulo `m` (`a` coprime with `m`), by the extended Euclidean algorithm.
+fn inverse_mod(a: u64, m: u64) -> u64 {
+    let (mut r0, mut r1) = (i128::from(m), i128::from(a % m));
+    let (mut t0, mut t1) = (0i128, 1i128);
+    while r1 != 0 {
+        let q = r0 / r1;
+        (r0, r1) = (r1, r0 - q * r1);
+        (t0, t1) = (t1, t0 - q * t1);
+    }
+    t0.rem_euclid(i128::from(m)) as u64
 }
 
 impl FactsLanguage {
@@ -98,6 +114,8 @@ impl FactsLanguage {
             p,
             cdf,
             keys,
+            mult_inverse: inverse_mod(mult, pairs),
+            shift,
             values,
             first,
         }
@@ -117,8 +135,26 @@ impl FactsLanguage {
         self.values[k]
     }
 
-    /// Fact index by key `(a, b)`: what the recall metrics look a value's key up in.
-    pub fn key_index(&self) -> std::collections::HashMap<(u32, u32), u32> {
+    /// The fact whose key is `(a, b)`, if one is: the key permutation inverted (no table,
+    /// whatever the number of facts).
+    pub fn fact_of(&self, a: u32, b: u32) -> Option<usize> {
+        let v = self.vocab as u64 - 1;
+        let (a, b) = (u64::from(a).checked_sub(1)?, u64::from(b).checked_sub(1)?);
+        if a >= v || b >= v {
+            return None;
+        }
+        let pairs = v * v;
+        let idx = a * v + b;
+        let i = (u128::from((idx + pairs - self.shift % pairs) % pairs)
+            * u128::from(self.mult_inverse)
+            % u128::from(pairs)) as usize;
+        (i < self.keys.len()).then_some(i)
+    }
+
+    /// Fact index by key `(a, b)`, as a table: the reference [`Self::fact_of`] is tested
+    /// against.
+    #[cfg(test)]
+    pub(crate) fn key_index(&self) -> std::collections::HashMap<(u32, u32), u32> {
         (0u32..).zip(&self.keys).map(|(k, &key)| (key, k)).collect()
     }
 
@@ -204,6 +240,22 @@ impl FactsStream<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The inverted key permutation finds every fact the key table does, and no fact for a
+    /// pair no fact uses, at several sizes (up to every pair a fact).
+    #[test]
+    fn fact_of_inverts_the_key_table() {
+        for (vocab, facts, seed) in [(16, 40, 3), (64, 3969, 1), (256, 16_384, 1), (5, 3, 9)] {
+            let lang = FactsLanguage::new(vocab, facts, 1.2, seed);
+            let table = lang.key_index();
+            for a in 0..vocab as u32 + 1 {
+                for b in 0..vocab as u32 + 1 {
+                    let want = table.get(&(a, b)).map(|&k| k as usize);
+                    assert_eq!(lang.fact_of(a, b), want, "V {vocab}, ({a}, {b})");
+                }
+            }
+        }
+    }
 
     #[test]
     fn keys_are_distinct_and_in_range() {

@@ -2,24 +2,23 @@
 //! [`crate::study::metrics`]), from the same forward pass as the validation loss: each
 //! position's most likely token and its probability, tallied against what came.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::data::facts::{FactsLanguage, SEP};
 use crate::data::source::TokenSource;
 use crate::study::metrics::{FACT_DECILES, Metric, decile_name};
 
 /// What a run's evaluations measure beyond the loss.
-pub struct Scorer {
+pub struct Scorer<'a> {
     wanted: Vec<Metric>,
-    facts: Option<FactsIndex>,
+    facts: Option<FactsIndex<'a>>,
     /// The Zipf–Markov language's most likely token at each validation target, in order.
     most_likely: Option<Vec<u32>>,
 }
 
-/// The facts language's keys, to find each value's fact and its frequency decile.
-struct FactsIndex {
-    keys: HashMap<(u32, u32), u32>,
-    count: usize,
+/// The facts language, to find each value's fact and its frequency decile.
+struct FactsIndex<'a> {
+    language: &'a FactsLanguage,
 }
 
 /// One decile's answers: (items, correct, confident, correct among confident).
@@ -37,15 +36,15 @@ pub struct Tally {
     markov: [u64; 3],
 }
 
-impl Scorer {
+impl<'a> Scorer<'a> {
     /// The scorer of the metrics named `names` on `source`'s validation set (`context`,
     /// `eval_tokens`); `facts` needs the facts language, `markov` the Zipf–Markov one.
     pub fn new(
         names: &[String],
-        source: &TokenSource,
+        source: &'a TokenSource,
         context: usize,
         eval_tokens: usize,
-    ) -> Result<Scorer, String> {
+    ) -> Result<Scorer<'a>, String> {
         let wanted = names
             .iter()
             .map(|n| Metric::parse(n).ok_or_else(|| format!("the engine measures no metric `{n}`")))
@@ -110,10 +109,10 @@ impl Scorer {
             if inputs[i - 2] != SEP || a == SEP || b == SEP {
                 continue;
             }
-            let Some(&k) = facts.keys.get(&(a, b)) else {
+            let Some(k) = facts.language.fact_of(a, b) else {
                 continue;
             };
-            let decile = k as usize * FACT_DECILES / facts.count;
+            let decile = k * FACT_DECILES / facts.language.facts();
             let (best, p) = top[i];
             let right = best == targets[i];
             let confident = p > 0.5;
@@ -175,12 +174,9 @@ fn facts_metrics(tally: &Tally, out: &mut BTreeMap<String, f64>) {
     }
 }
 
-impl FactsIndex {
-    fn new(lang: &FactsLanguage) -> Self {
-        FactsIndex {
-            keys: lang.key_index(),
-            count: lang.facts(),
-        }
+impl<'a> FactsIndex<'a> {
+    fn new(language: &'a FactsLanguage) -> Self {
+        FactsIndex { language }
     }
 }
 
