@@ -124,3 +124,13 @@ pub fn fit_json(study: &Path, store: &Path) -> serde_json::Value {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// Why a study in `reports/` cannot be read on this machine, when its corpus is not
+/// installed (`scalebook validate` names a data path that matches no file): the published
+/// real-text study reads Debian's `fortunes`, which `.ci/run` installs.
+pub fn corpus_missing(study: &Path) -> Option<String> {
+    let out = scalebook(&["validate", study.to_str().unwrap()]);
+    let err = stderr(&out);
+    (out.status.code() == Some(2) && err.contains("data.paths") && err.contains("no file matches"))
+        .then(|| err.lines().next().unwrap_or_default().to_string())
+}
