@@ -57,20 +57,26 @@ pub fn decile_name(d: usize) -> String {
     format!("facts_recall_d{}", d + 1)
 }
 
+/// The names a built-in run's record carries for `metric`: `facts` records its recall, its
+/// deciles, precision and confident share; `markov` its agreement and ceiling.
+pub fn recorded(metric: Metric) -> Vec<String> {
+    match metric {
+        Metric::Top1 | Metric::Perplexity => vec![metric.name().to_string()],
+        Metric::Facts => ["facts_recall", "facts_precision", "facts_confident"]
+            .map(str::to_string)
+            .into_iter()
+            .chain((0..FACT_DECILES).map(decile_name))
+            .collect(),
+        Metric::Markov => ["markov_agreement", "markov_ceiling"]
+            .map(str::to_string)
+            .into(),
+    }
+}
+
 /// Whether a column of `runs.parquet` or `curves.parquet` named `name` is a metric a trained
 /// run records.
 pub fn is_recorded(name: &str) -> bool {
-    matches!(
-        name,
-        "top1"
-            | "perplexity"
-            | "facts_recall"
-            | "facts_precision"
-            | "facts_confident"
-            | "markov_agreement"
-            | "markov_ceiling"
-    ) || name.strip_prefix("facts_recall_d").is_some_and(|d| {
-        d.parse::<usize>()
-            .is_ok_and(|d| (1..=FACT_DECILES).contains(&d))
-    })
+    Metric::ALL
+        .into_iter()
+        .any(|m| recorded(m).iter().any(|r| r == name))
 }

@@ -11,14 +11,10 @@ use crate::study::metrics::{FACT_DECILES, Metric, decile_name};
 /// What a run's evaluations measure beyond the loss.
 pub struct Scorer<'a> {
     wanted: Vec<Metric>,
-    facts: Option<FactsIndex<'a>>,
+    /// The facts language, to find each value's fact and its frequency decile.
+    facts: Option<&'a FactsLanguage>,
     /// The Zipf–Markov language's most likely token at each validation target, in order.
     most_likely: Option<Vec<u32>>,
-}
-
-/// The facts language, to find each value's fact and its frequency decile.
-struct FactsIndex<'a> {
-    language: &'a FactsLanguage,
 }
 
 /// One decile's answers: (items, correct, confident, correct among confident).
@@ -51,7 +47,7 @@ impl<'a> Scorer<'a> {
             .collect::<Result<Vec<Metric>, String>>()?;
         let facts = match (wanted.contains(&Metric::Facts), source.facts()) {
             (false, _) => None,
-            (true, Some(lang)) => Some(FactsIndex::new(lang)),
+            (true, Some(lang)) => Some(lang),
             (true, None) => {
                 return Err("metric `facts` needs the facts language (data.facts)".into());
             }
@@ -109,10 +105,10 @@ impl<'a> Scorer<'a> {
             if inputs[i - 2] != SEP || a == SEP || b == SEP {
                 continue;
             }
-            let Some(k) = facts.language.fact_of(a, b) else {
+            let Some(k) = facts.fact_of(a, b) else {
                 continue;
             };
-            let decile = k * FACT_DECILES / facts.language.facts();
+            let decile = k * FACT_DECILES / facts.facts();
             let (best, p) = top[i];
             let right = best == targets[i];
             let confident = p > 0.5;
@@ -174,12 +170,6 @@ fn facts_metrics(tally: &Tally, out: &mut BTreeMap<String, f64>) {
     }
 }
 
-impl<'a> FactsIndex<'a> {
-    fn new(language: &'a FactsLanguage) -> Self {
-        FactsIndex { language }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,7 +184,7 @@ mod tests {
         let keys = lang.key_index();
         let scorer = Scorer {
             wanted: vec![Metric::Top1, Metric::Perplexity, Metric::Facts],
-            facts: Some(FactsIndex::new(&lang)),
+            facts: Some(&lang),
             most_likely: None,
         };
         let mut stream = lang.stream(3, 9);

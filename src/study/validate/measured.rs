@@ -4,7 +4,7 @@
 use super::Validator;
 use crate::data::DataSpec;
 use crate::study::TrainingPlan;
-use crate::study::metrics::{FACT_DECILES, Metric, decile_name};
+use crate::study::metrics::{Metric, recorded};
 
 /// The longest name of a metric an external trainer reports.
 const MAX_NAME: usize = 64;
@@ -86,20 +86,11 @@ fn external_name(name: &str) -> Option<String> {
 /// read): the built-in engine's expanded (`facts` records its recall, deciles, precision),
 /// an `external` trainer's as they are.
 pub fn recorded_names(metrics: &[String], external: bool) -> Vec<String> {
-    let mut out = Vec::new();
-    for name in metrics {
-        match Metric::parse(name).filter(|_| !external) {
-            Some(Metric::Facts) => {
-                for n in ["facts_recall", "facts_precision", "facts_confident"] {
-                    out.push(n.to_string());
-                }
-                out.extend((0..FACT_DECILES).map(decile_name));
-            }
-            Some(Metric::Markov) => {
-                out.extend(["markov_agreement", "markov_ceiling"].map(str::to_string));
-            }
-            _ => out.push(name.clone()),
-        }
-    }
-    out
+    metrics
+        .iter()
+        .flat_map(|name| match Metric::parse(name).filter(|_| !external) {
+            Some(m) => recorded(m),
+            None => vec![name.clone()],
+        })
+        .collect()
 }
