@@ -15,6 +15,7 @@ pub mod slurm_args;
 pub mod slurm_task;
 pub mod status;
 pub mod store_arg;
+pub mod task;
 pub mod train_point;
 pub mod validate;
 pub mod verify;
@@ -88,6 +89,11 @@ pub enum Command {
     Diff(diff::Args),
     /// Print the study file's JSON Schema (for editor completion and checks).
     Schema(schema::Args),
+    /// Write a task file for a study's `tasks:` (a cloze task from its text corpus).
+    Task {
+        #[command(subcommand)]
+        which: task::Which,
+    },
     /// Train one run from a run spec and write its record (used by executors, or by hand).
     TrainPoint(train_point::Args),
     /// One task of a Slurm array submitted by `run --executor slurm` (run by Slurm).
@@ -254,6 +260,7 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Schema(args) => schema::run(&args),
+        Command::Task { which } => task::run(&which),
         Command::Run(args) => run::run(&args),
         Command::Fit(args) => fit::run(&args),
         Command::Report(args) => report::run(&args),

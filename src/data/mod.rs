@@ -5,6 +5,7 @@
 
 pub mod bpe;
 mod bpe_cache;
+pub mod cloze;
 pub mod facts;
 pub mod identity;
 pub mod source;

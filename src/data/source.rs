@@ -270,6 +270,23 @@ impl TokenSource {
         Ok(())
     }
 
+    /// `text` as this source's tokens: its bytes for byte-level text, the trained BPE's ids
+    /// for BPE text; `None` where the data has no tokenizer (a synthetic language, a token
+    /// file).
+    pub fn encode(&self, text: &str) -> Option<Vec<u32>> {
+        match (&self.kind, &self.tokenizer) {
+            (_, Some(bpe)) => Some(bpe.encode(text.as_bytes())),
+            (
+                Kind::Corpus {
+                    tokens: Tokens::Bytes(_),
+                    ..
+                },
+                None,
+            ) => Some(text.bytes().map(u32::from).collect()),
+            _ => None,
+        }
+    }
+
     /// The facts language the tokens come from, when they do (its metrics need its keys).
     pub fn facts(&self) -> Option<&crate::data::facts::FactsLanguage> {
         match &self.kind {

@@ -390,7 +390,9 @@ impl Executor for Mock {
 /// with the loss as Gadre et al.'s error law has it, 0.1 + 1.5·e^(−0.7·L) (at most 1), for
 /// `top1`, the facts recall and any other name (an external trainer's own metric); the facts'
 /// deciles at that accuracy × (1 − d/10), d = 0…9; their precision 0.95 and confident share
-/// the accuracy.
+/// the accuracy; the facts' task loss `facts_nll` the one the sigmoid
+/// accuracy = 0.1 + 0.5/(1 + e^(4·(ℓ − 1))) maps to that accuracy (clamped inside the
+/// sigmoid's range), so a two-step law can recover it.
 fn mock_metrics(names: &[String], loss: f64) -> BTreeMap<String, f64> {
     let accuracy = (0.1 + 1.5 * (-0.7 * loss).exp()).min(1.0);
     let mut out = BTreeMap::new();
@@ -410,6 +412,8 @@ fn mock_metrics(names: &[String], loss: f64) -> BTreeMap<String, f64> {
                 out.insert("facts_recall".into(), accuracy);
                 out.insert("facts_precision".into(), 0.95);
                 out.insert("facts_confident".into(), accuracy);
+                let u = ((accuracy - 0.1) / 0.5).clamp(1e-9, 1.0 - 1e-9);
+                out.insert("facts_nll".into(), 1.0 + (1.0 / u - 1.0).ln() / 4.0);
                 for d in 0..FACT_DECILES {
                     out.insert(decile_name(d), accuracy * (1.0 - d as f64 / 10.0));
                 }

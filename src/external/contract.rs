@@ -45,8 +45,28 @@ pub struct Job {
     pub device: String,
     /// The metrics the study asks for (`metrics:`): the trainer reports each, by name, at
     /// every evaluation (`metrics` of the curve line) and at the end (`metrics` of the
-    /// result); a trainer that cannot measure one refuses the job.
+    /// result); a trainer that cannot measure one refuses the job. The tasks' names
+    /// (`<task>_accuracy`, `<task>_nll`) are among them.
     pub metrics: Vec<String>,
+    /// The task files to score at every evaluation (the study's `tasks:`), their items as
+    /// token ids; absent without them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<JobTask>,
+}
+
+/// A task the trainer scores at every evaluation: each item's choices ranked by the summed
+/// (`score: sum`) or per-token (`mean`) log-likelihood the model gives them after the item's
+/// context; `accuracy` is the share of items whose correct choice ranks first, `nll` the
+/// correct choice's negative log-likelihood (summed, or per token) averaged over the items.
+#[derive(Debug, Serialize)]
+pub struct JobTask {
+    pub name: String,
+    pub score: crate::study::tasks::Score,
+    /// JSONL, one item per line: `{"context": [ids], "choices": [[ids], …], "answer": k}`.
+    pub items: PathBuf,
+    /// The metric names to report its accuracy and task loss under.
+    pub accuracy: String,
+    pub nll: String,
 }
 
 /// The model: the family, its shape (`layers`, `d_model`, `heads`, `context`, `vocab`,
@@ -189,7 +209,26 @@ impl Job {
             result: dir.join("result.json"),
             threads,
             device: device.to_string(),
-            metrics: id.metrics.clone(),
+            metrics: id
+                .metrics
+                .iter()
+                .cloned()
+                .chain(spec.tasks.iter().flat_map(|t| t.recorded()))
+                .collect(),
+            tasks: spec
+                .tasks
+                .iter()
+                .map(|t| {
+                    let [accuracy, nll] = t.recorded();
+                    JobTask {
+                        name: t.identity.name.clone(),
+                        score: t.identity.score,
+                        items: dir.join(format!("task-{}.jsonl", t.identity.name)),
+                        accuracy,
+                        nll,
+                    }
+                })
+                .collect(),
         }
     }
 

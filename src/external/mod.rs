@@ -176,6 +176,24 @@ fn write_tokens(spec: &RunSpec, job: &Job, stream: bool) -> Result<Inputs, Train
     let vocab = id.model.vocab;
     write_file(&job.data.val_tokens, &mut |w| put(w, &val, vocab))
         .map_err(|e| err(&job.data.val_tokens, e))?;
+    if !job.tasks.is_empty() {
+        let tasks = crate::train::tasks::TaskSet::open(&spec.tasks, &source, context)
+            .map_err(|why| TrainError::Spec(format!("run {}: {why}", spec.name)))?;
+        for (task, (_, items)) in job.tasks.iter().zip(tasks.each()) {
+            write_file(&task.items, &mut |w| {
+                for item in items {
+                    let line = serde_json::json!({
+                        "context": item.context,
+                        "choices": item.choices,
+                        "answer": item.answer,
+                    });
+                    writeln!(w, "{line}")?;
+                }
+                Ok(())
+            })
+            .map_err(|e| err(&task.items, e))?;
+        }
+    }
     Ok(Inputs {
         val_entropy,
         tokenizer: source.tokenizer.clone(),

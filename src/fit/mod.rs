@@ -6,6 +6,9 @@
 //! ([`bootstrap`]), on an allocation-free L-BFGS ([`lbfgs`]) and small least squares
 //! ([`linear`]).
 
+pub mod accuracy;
+pub mod accuracy_report;
+mod accuracy_warnings;
 pub mod approach3;
 pub mod batch;
 pub mod bootstrap;

@@ -160,6 +160,22 @@ pub enum LawRequest {
 pub enum MetricForm {
     /// Err(L) = ε − k·exp(−γ·L) of the mean error over a task set (Gadre et al. 2024).
     ErrorFromLoss,
+    /// The task loss from (N, D), then the accuracy as a sigmoid of the task loss (Llama 3;
+    /// Bhagia et al. 2024).
+    TwoStep,
+    /// A power law in log-accuracy of compute (Krajewski et al. 2025).
+    Direct,
+}
+
+impl MetricForm {
+    /// The name in the study file.
+    pub fn name(self) -> &'static str {
+        match self {
+            MetricForm::ErrorFromLoss => "error_from_loss",
+            MetricForm::TwoStep => "two_step",
+            MetricForm::Direct => "direct",
+        }
+    }
 }
 
 /// The options of `law: metric`.
@@ -171,6 +187,9 @@ pub struct MetricRequest {
     pub metrics: Vec<String>,
     /// The runs the law is asked for (fitted on the others); empty: the study's hold-out.
     pub predict: Vec<String>,
+    /// `two_step`: the metric that is the task's loss (the mean −ln p of the correct answer),
+    /// or `loss` for the validation loss.
+    pub task_loss: Option<String>,
     pub bootstrap: u64,
     pub confidence: f64,
 }

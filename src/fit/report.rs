@@ -210,6 +210,12 @@ pub struct FitReport {
     /// A downstream metric's law (`law: metric`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<super::metric_report::MetricReport>,
+    /// A task accuracy from (N, D) in two steps (`law: metric, form: two_step`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_two_step: Option<super::accuracy_report::AccuracyReport>,
+    /// A task accuracy as a power law in log-accuracy (`law: metric, form: direct`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric_direct: Option<super::accuracy_report::AccuracyReport>,
     /// The data's known entropy rate and its standard error, which the warnings compare E
     /// with (synthetic data trained by the built-in engine; absent otherwise).
     #[serde(default)]

@@ -12,7 +12,9 @@ use super::diagnose::{self, Evidence, LeftOut, Warning};
 use super::frontier::frontier;
 use super::hyper::{self, SweepRun};
 use super::isoflop::{self, IsoPoint};
-use super::options::{GridKind, Holdout, LawRequest, ParamsConvention, PowerForm, PowerX};
+use super::options::{
+    GridKind, Holdout, LawRequest, MetricForm, ParamsConvention, PowerForm, PowerX,
+};
 use super::power::{self, Form};
 
 /// One run as the fits see it.
@@ -242,8 +244,14 @@ pub fn fit_all(rows: &[Row], request: &Request) -> FitReport {
         }
     }
     for spec in request.fits {
-        if let LawRequest::Metric(m) = spec {
-            super::metric_report::fit_metric(&all, request, &mut report, m);
+        match spec {
+            LawRequest::Metric(m) if m.form == MetricForm::ErrorFromLoss => {
+                super::metric_report::fit_metric(&all, request, &mut report, m);
+            }
+            LawRequest::Metric(m) => {
+                super::accuracy_report::fit_accuracy(&all, request, &mut report, m);
+            }
+            _ => {}
         }
     }
     super::data_constrained_report::repeated_data(&all, request, &mut report);

@@ -173,6 +173,12 @@ fn gather(
             }
             let curve_list = curves(&collected.curves).map_err(|e| internal(e.to_string()))?;
             let records: Vec<RunResult> = specs.iter().filter_map(|s| record(store, s)).collect();
+            // Every metric a run recorded (a task's, an external trainer's own), by key.
+            for r in &mut runs {
+                if let Some(rec) = records.iter().find(|x| x.key == r.key) {
+                    r.metrics.clone_from(&rec.metrics);
+                }
+            }
             // The data's entropy rate as the trained runs recorded it, else computed from the
             // data itself (mock runs record none: their numbers do not come from the data).
             let entropy = records

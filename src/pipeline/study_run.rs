@@ -75,6 +75,27 @@ pub fn planned(study: &Study) -> Result<(Vec<RunSpec>, usize), Error> {
     Ok((specs, own))
 }
 
+/// The task files of a study whose text is tokenized by its trained BPE, tokenized now
+/// (the tokenizer is trained once per corpus and cached, as every run would): a bad item
+/// stops the study before anything trains, naming its file and line. Every other task was
+/// checked item by item when the study file was read.
+fn check_tasks(study: &Study) -> Result<(), Error> {
+    let crate::study::Source::Train(t) = &study.source else {
+        return Ok(());
+    };
+    let bpe = matches!(&t.data, crate::data::DataSpec::Text(x)
+        if matches!(x.tokenizer, crate::data::Tokenizer::Bpe { .. }));
+    if t.tasks.is_empty() || !bpe {
+        return Ok(());
+    }
+    let (context, eval) = (t.model.context as usize, t.train.eval_tokens as usize);
+    let source = crate::data::source::TokenSource::open(&t.data, study.seed, context, eval)
+        .map_err(|e| Error::Input(e.to_string()))?;
+    crate::train::tasks::TaskSet::open(&t.tasks, &source, context)
+        .map(|_| ())
+        .map_err(Error::Input)
+}
+
 /// One study run: where, with what, and how it is shown.
 pub struct StudyRun<'a> {
     pub study: &'a Study,
@@ -107,6 +128,7 @@ impl StudyRun<'_> {
         started: std::time::Instant,
     ) -> Result<Outcome, Stopped> {
         let (study, store) = (self.study, self.store);
+        check_tasks(study)?;
         let mut summary = self.train(specs)?;
         let mut own = own;
         if let Some(more) = self.train_transferred(specs, &mut own)? {

@@ -51,6 +51,9 @@ pub fn caption(id: &str) -> &'static str {
         "metric" => {
             "The mean error over the task set against the validation loss: the metric law fitted to every run (solid), fitted without the runs it is asked for (dashed), those runs as measured (rings) and as predicted from compute alone (crosses, at the loss the loss law predicts)."
         }
+        "accuracy" => {
+            "The task accuracy against training compute: the runs (dots), each accuracy law's prediction of them (crosses), its bootstrap interval for the held-out runs fitted without them (bars) and those runs as measured (rings), the final run predicted (cross with its interval) and measured (ring); with the two-step law, a second panel: the accuracy against the task loss with the fitted sigmoid."
+        }
         "facts_recall" => {
             "Recall@1 of a fact's value after its key, by the fact's frequency decile (1: the most frequent tenth of the facts), one line per size at its longest run, the final run dashed; the line: the ceiling the value noise leaves, 1 − ε + ε/(V − 1)."
         }
@@ -461,6 +464,7 @@ pub fn panels(id: &str, input: &Input) -> Result<Vec<Panel>, String> {
         "batch_size" => super::batch::chart(input),
         "curve" => super::curves::chart(input),
         "metric" => super::metric::chart(input),
+        "accuracy" => super::accuracy::chart(input),
         "facts_recall" => super::facts::chart(input),
         other => Err(format!("unknown chart `{other}`")),
     }

@@ -168,5 +168,6 @@ pub fn final_run(input: &Input) -> String {
         )),
     }
     out.push_str(&super::metric::final_words(input));
+    out.push_str(&super::accuracy::final_words(input));
     out
 }

@@ -149,6 +149,9 @@ pub fn table(input: &Input) -> String {
     if let Some(m) = &input.fits.metric {
         out.push_str(&super::metric::words(m));
     }
+    for r in super::accuracy::laws(input) {
+        out.push_str(&super::accuracy::words(r));
+    }
     if let Some(o) = &input.fits.overtrain {
         out.push_str(&overtrain_words(o));
     }

@@ -6,6 +6,7 @@
 //! lookups, stable ordering and fixed number formatting, so the same store gives the same
 //! bytes.
 
+pub mod accuracy;
 pub mod banner;
 pub mod batch;
 pub mod book;
@@ -142,6 +143,9 @@ pub fn default_sections(input: &Input) -> Vec<Section> {
     if input.fits.metric.is_some() {
         out.push(chart("metric"));
     }
+    if !accuracy::laws(input).is_empty() {
+        out.push(chart("accuracy"));
+    }
     if input
         .runs
         .iter()
@@ -186,6 +190,7 @@ fn heading(section: &Section) -> Option<String> {
             "loss_vs_lr" => "Learning rate per point",
             "batch_size" => "Batch size per point",
             "metric" => "Downstream error",
+            "accuracy" => "Task accuracy",
             "facts_recall" => "Facts recalled by frequency",
             _ => return None,
         },

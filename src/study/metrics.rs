@@ -16,7 +16,8 @@ pub enum Metric {
     /// `facts` (the facts language only): recall@1 of a fact's value after its key, overall
     /// (`facts_recall`) and by frequency decile (`facts_recall_d1` … `_d10`, most frequent
     /// first), and precision among the confident answers (`facts_precision`: correct among
-    /// those whose top probability exceeds 0.5; with `facts_confident`, their share).
+    /// those whose top probability exceeds 0.5; with `facts_confident`, their share), and the
+    /// task loss `facts_nll`: the mean −ln p the model gives a fact's value after its key.
     Facts,
     /// `markov` (the Zipf–Markov language only): how often the model's most likely token is
     /// the language's own most likely one (`markov_agreement`), and how often that one is the
@@ -62,11 +63,16 @@ pub fn decile_name(d: usize) -> String {
 pub fn recorded(metric: Metric) -> Vec<String> {
     match metric {
         Metric::Top1 | Metric::Perplexity => vec![metric.name().to_string()],
-        Metric::Facts => ["facts_recall", "facts_precision", "facts_confident"]
-            .map(str::to_string)
-            .into_iter()
-            .chain((0..FACT_DECILES).map(decile_name))
-            .collect(),
+        Metric::Facts => [
+            "facts_recall",
+            "facts_precision",
+            "facts_confident",
+            "facts_nll",
+        ]
+        .map(str::to_string)
+        .into_iter()
+        .chain((0..FACT_DECILES).map(decile_name))
+        .collect(),
         Metric::Markov => ["markov_agreement", "markov_ceiling"]
             .map(str::to_string)
             .into(),

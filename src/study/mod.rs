@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod naming;
 pub mod parse;
 pub mod plan;
+pub mod tasks;
 pub mod trainer;
 pub mod transfer;
 pub mod units;
@@ -115,6 +116,9 @@ pub struct TrainingPlan {
     /// (sorted, no repeats): the built-in engine's [`metrics::Metric`]s, or the names an
     /// external trainer reports; part of the runs' identity when not empty.
     pub metrics: Vec<String>,
+    /// `tasks:`: the task files every evaluation scores (built-in engine: by the forward
+    /// pass; external trainers: through the job's token files).
+    pub tasks: Vec<tasks::TaskSpec>,
 }
 
 /// With several batch sizes, a token count may move this far (relative) to become a whole

@@ -69,6 +69,10 @@ pub struct RunIdentity {
     /// absent without them, so a study that asks for none keeps its keys.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<String>,
+    /// The task files every evaluation scores (the study's `tasks:`), by name, scoring and
+    /// content hash; absent without them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<super::tasks::TaskIdentity>,
 }
 
 impl RunIdentity {
@@ -116,6 +120,9 @@ pub struct RunSpec {
     /// process training the trunk leaves a snapshot (not part of the identity).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trunk_points: Vec<u64>,
+    /// Where the task files of `identity.tasks` are (not part of the identity).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<super::tasks::TaskSpec>,
 }
 
 impl RunSpec {
@@ -249,6 +256,7 @@ pub fn run_spec(
             .map(|w| super::branches::fixed_warmup(w, step, steps)),
         branch: None,
         metrics: t.metrics.clone(),
+        tasks: t.tasks.iter().map(|t| t.identity.clone()).collect(),
     };
     let name = format!("{}-{label}", model.short_name());
     RunSpec {
@@ -266,6 +274,7 @@ pub fn run_spec(
         data_entropy: None,
         external: t.external.clone(),
         trunk_points: Vec::new(),
+        tasks: t.tasks.clone(),
     }
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::data::facts::{FactsLanguage, SEP};
 use crate::data::source::TokenSource;
+use crate::model::cpu::kernels::Top;
 use crate::study::metrics::{FACT_DECILES, Metric, decile_name};
 
 /// What a run's evaluations measure beyond the loss.
@@ -17,9 +18,10 @@ pub struct Scorer<'a> {
     most_likely: Option<Vec<u32>>,
 }
 
-/// One decile's answers: (items, correct, confident, correct among confident).
+/// One decile's answers: (items, correct, confident, correct among confident), and the sum of
+/// the value's negative log-likelihood over its items.
 #[derive(Default, Clone, Copy)]
-struct Answers([u64; 4]);
+struct Answers([u64; 4], f64);
 
 /// Counts over one evaluation.
 #[derive(Default)]
@@ -71,30 +73,31 @@ impl<'a> Scorer<'a> {
     }
 
     /// Count the positions of sequences of `context` tokens back to back: `inputs`,
-    /// `targets` and `top` (each position's most likely token and its probability); the
-    /// targets are the validation set's from target `at` on.
+    /// `targets` and `top` (each position's most likely token, its probability and the
+    /// target's negative log-likelihood); the targets are the validation set's from target
+    /// `at` on.
     pub fn add(
         &self,
         tally: &mut Tally,
         (context, at): (usize, usize),
         inputs: &[u32],
         targets: &[u32],
-        top: &[(u32, f32)],
+        top: &[Top],
     ) {
         tally.tokens += targets.len() as u64;
         tally.top1 += targets
             .iter()
             .zip(top)
-            .filter(|(y, (best, _))| *y == best)
+            .filter(|(y, t)| **y == t.best)
             .count() as u64;
         if let Some(best) = self
             .most_likely
             .as_ref()
             .and_then(|b| b.get(at..at + targets.len()))
         {
-            for ((y, (guess, _)), b) in targets.iter().zip(top).zip(best) {
+            for ((y, t), b) in targets.iter().zip(top).zip(best) {
                 tally.markov[0] += 1;
-                tally.markov[1] += u64::from(guess == b);
+                tally.markov[1] += u64::from(t.best == *b);
                 tally.markov[2] += u64::from(y == b);
             }
         }
@@ -109,9 +112,10 @@ impl<'a> Scorer<'a> {
                 continue;
             };
             let decile = k * FACT_DECILES / facts.facts();
-            let (best, p) = top[i];
+            let Top { best, p, nll } = top[i];
             let right = best == targets[i];
             let confident = p > 0.5;
+            tally.deciles[decile].1 += f64::from(nll);
             let d = &mut tally.deciles[decile].0;
             d[0] += 1;
             d[1] += u64::from(right);
@@ -148,6 +152,7 @@ impl<'a> Scorer<'a> {
 fn facts_metrics(tally: &Tally, out: &mut BTreeMap<String, f64>) {
     let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
     let mut all = [0u64; 4];
+    let nll: f64 = tally.deciles.iter().map(|a| a.1).sum();
     for (d, answers) in tally.deciles.iter().enumerate() {
         let [items, right, ..] = answers.0;
         for (sum, x) in all.iter_mut().zip(answers.0) {
@@ -162,6 +167,7 @@ fn facts_metrics(tally: &Tally, out: &mut BTreeMap<String, f64>) {
         ("facts_recall", ratio(right, items)),
         ("facts_precision", ratio(confident_right, confident)),
         ("facts_confident", ratio(confident, items)),
+        ("facts_nll", (items > 0).then(|| nll / items as f64)),
     ];
     for (name, value) in named {
         if let Some(v) = value {
@@ -194,13 +200,15 @@ mod tests {
         // Expected, per decile: [items, correct, confident, confident and correct].
         let mut want = [[0u64; 4]; FACT_DECILES];
         let (mut tokens, mut top1) = (0u64, 0u64);
+        // Each value's −ln p: 0.25 for a known fact, 2.5 for an unknown one (0.75 elsewhere).
+        let mut nll_sum = 0.0f64;
         for off in (1..flat.len() - context - 1).step_by(context * 3) {
             let window = &flat[off..off + context + 1];
             let (inputs, targets) = (&window[..context], &window[1..]);
             let mut top = Vec::new();
             for (j, &y) in targets.iter().enumerate() {
                 let t = off + j + 1;
-                let (guess, p) = if t % 4 == 3 && j >= 2 {
+                let (guess, p, nll) = if t % 4 == 3 && j >= 2 {
                     let k = keys[&(flat[t - 2], flat[t - 1])] as usize;
                     let known = k < lang.facts() / 2;
                     let guess = if known {
@@ -213,13 +221,19 @@ mod tests {
                     w[1] += u64::from(guess == y);
                     w[2] += u64::from(known);
                     w[3] += u64::from(known && guess == y);
-                    (guess, if known { 0.9 } else { 0.2 })
+                    let nll = if known { 0.25 } else { 2.5 };
+                    nll_sum += f64::from(nll);
+                    (guess, if known { 0.9 } else { 0.2 }, nll)
                 } else {
-                    (y, 0.3)
+                    (y, 0.3, 0.75)
                 };
                 tokens += 1;
                 top1 += u64::from(guess == y);
-                top.push((guess, p));
+                top.push(Top {
+                    best: guess,
+                    p,
+                    nll,
+                });
             }
             scorer.add(&mut tally, (context, 0), inputs, targets, &top);
         }
@@ -230,6 +244,12 @@ mod tests {
         assert_eq!(got["facts_recall"], sum(1) / sum(0));
         assert_eq!(got["facts_precision"], sum(3) / sum(2));
         assert_eq!(got["facts_confident"], sum(2) / sum(0));
+        // The task loss: the mean −ln p of the values (an f32 per item, summed in f64).
+        assert!(
+            (got["facts_nll"] - nll_sum / sum(0)).abs() < 1e-12,
+            "{got:?}"
+        );
+        assert!(got["facts_nll"] > 0.25 && got["facts_nll"] < 2.5);
         for (d, w) in want.iter().enumerate() {
             assert!(w[0] > 0, "decile {d} has items");
             assert_eq!(
@@ -279,9 +299,23 @@ mod tests {
         for (s, seq) in val.chunks(context + 1).enumerate() {
             let (inputs, targets) = (&seq[..context], &seq[1..]);
             let at = s * context;
-            let top: Vec<(u32, f32)> = best[at..at + context].iter().map(|&b| (b, 0.5)).collect();
+            let top: Vec<Top> = best[at..at + context]
+                .iter()
+                .map(|&b| Top {
+                    best: b,
+                    p: 0.5,
+                    nll: 1.0,
+                })
+                .collect();
             scorer.add(&mut oracle, (context, at), inputs, targets, &top);
-            let zeros = vec![(0u32, 0.5f32); context];
+            let zeros = vec![
+                Top {
+                    best: 0,
+                    p: 0.5,
+                    nll: 1.0,
+                };
+                context
+            ];
             scorer.add(&mut commonest, (context, at), inputs, targets, &zeros);
             common_hits += targets.iter().filter(|&&y| y == 0).count();
         }

@@ -11,6 +11,7 @@ pub mod divergence;
 pub mod metrics;
 pub mod schedule;
 pub mod step;
+pub mod tasks;
 pub mod trunk;
 
 use std::time::Instant;
@@ -194,6 +195,8 @@ impl<'a> Run<'a> {
         }
         let scorer = metrics::Scorer::new(&id.metrics, source, context, train.eval_tokens as usize)
             .map_err(candle_core::Error::Msg)?;
+        let tasks = tasks::TaskSet::open(&self.spec.tasks, source, context)
+            .map_err(candle_core::Error::Msg)?;
         let (val, val_entropy) = source.validation(context, train.eval_tokens as usize);
         self.val_entropy = val_entropy;
         let mut batcher = source.batcher(id.seed, batch, context);
@@ -234,7 +237,7 @@ impl<'a> Run<'a> {
             let val_loss = if eval_now {
                 let (v, m) = match link.as_ref().and_then(|l| l.replayed_eval(done)) {
                     Some(replayed) => replayed,
-                    None => evaluate(&mut stepper, &val, context, batch, &scorer)?,
+                    None => evaluate(&mut stepper, &val, (context, batch), &scorer, &tasks)?,
                 };
                 if let Some(stop) = self.evaluated(done, v) {
                     return Ok(stop);
@@ -374,13 +377,13 @@ fn open_link(
 }
 
 /// Mean validation loss (nats/token) over every sequence of `val`, and the metrics `scorer`
-/// measures on the same forward passes.
+/// measures on the same forward passes, with the task files scored after them.
 fn evaluate(
     stepper: &mut Stepper,
     val: &[u32],
-    context: usize,
-    batch: usize,
+    (context, batch): (usize, usize),
     scorer: &metrics::Scorer,
+    tasks: &tasks::TaskSet,
 ) -> candle_core::Result<(f64, trunk::Metrics)> {
     let n = val.len() / (context + 1);
     let mut total = 0.0;
@@ -408,7 +411,11 @@ fn evaluate(
         first += b;
     }
     let loss = total / (n * context) as f64;
-    Ok((loss, scorer.finish(&tally, loss)))
+    let mut metrics = scorer.finish(&tally, loss);
+    if !tasks.is_empty() {
+        tasks.score(stepper, context, batch, &mut metrics)?;
+    }
+    Ok((loss, metrics))
 }
 
 #[cfg(test)]

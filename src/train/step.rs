@@ -73,7 +73,7 @@ impl Stepper {
         inputs: &[u32],
         targets: &[u32],
         batch: usize,
-    ) -> candle_core::Result<(f64, Vec<(u32, f32)>)> {
+    ) -> candle_core::Result<(f64, Vec<crate::model::cpu::kernels::Top>)> {
         self.engine.loss_and_top(inputs, targets, batch)
     }
 }

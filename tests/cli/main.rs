@@ -21,6 +21,7 @@ mod run_store;
 mod schema;
 mod slurm;
 mod support;
+mod tasks;
 mod train_point;
 mod transfer;
 mod validate;

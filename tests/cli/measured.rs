@@ -262,3 +262,130 @@ fn every_bad_metrics_list_is_one_line_naming_it() {
     assert!(stderr(&out).contains("metrics: does not apply when `results:` imports runs"));
     fs::remove_dir_all(dir).unwrap();
 }
+
+/// The mock's facts recall is a sigmoid of its facts task loss, Acc = 0.1 + 0.5/(1 +
+/// e^(4·(ℓ − 1))) — over losses of 1.9–2.9 (`ACCURACY_LAW`) the recall runs 0.30–0.50,
+/// across the sigmoid's midpoint: the two-step law recovers that sigmoid from the trained
+/// runs, the direct
+/// law fits beside it, and the chapter gives both laws' predictions for the final run with
+/// the `accuracy` chart.
+const ACCURACY_LAW: &str = "1.2,20,10,0.34,0.28,0.01";
+
+#[test]
+fn the_two_step_and_direct_laws_predict_a_task_accuracy() {
+    let dir = fresh_dir("measured-accuracy");
+    let study = mock_study(
+        &dir,
+        "accuracy",
+        &[
+            (
+                "seed: 3\ndata: { vocab: 64, order: 2 }\n",
+                "seed: 3\nmetrics: [facts]\ndata: { vocab: 64, facts: 200, zipf: 1.1 }\n",
+            ),
+            (
+                "  - { law: cost }\n",
+                "  - { law: cost }\n  - { law: metric, form: two_step, bootstrap: 20 }\n  \
+                 - { law: metric, form: direct, bootstrap: 20 }\n",
+            ),
+        ],
+    );
+    let store = dir.join("store");
+    let book = dir.join("book");
+    let study_arg = study.to_str().unwrap();
+    let out = with_mock(
+        &["run", study_arg, "--book", book.to_str().unwrap()],
+        ACCURACY_LAW,
+        &store,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = with_mock(
+        &["fit", study_arg, "--format", "json"],
+        ACCURACY_LAW,
+        &store,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let fits: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let two = &fits["metric_two_step"];
+    assert_eq!(two["metric"], "facts_recall");
+    assert_eq!(two["task_loss"], "facts_nll");
+    let sigmoid = &two["law"]["sigmoid"];
+    for (name, want) in [("a", 0.5), ("b", 0.1), ("s", 4.0), ("midpoint", 1.0)] {
+        let got = sigmoid[name].as_f64().unwrap();
+        assert!(
+            (got / want - 1.0).abs() < 1e-3,
+            "{name}: {got} vs {want}\n{two}"
+        );
+    }
+    assert_eq!(two["resampled"].as_array().unwrap().len(), 20, "{two}");
+    let held = two["holdout"]["points"].as_array().unwrap();
+    assert_eq!(held.len(), 3, "{two}");
+    let direct = &fits["metric_direct"];
+    assert!(direct["law"]["alpha"].as_f64().unwrap() > 0.0, "{direct}");
+    assert!(direct["rmse"].as_f64().unwrap() < 0.05, "{direct}");
+    let chapter = fs::read_to_string(book.join("src/report-mock/index.md")).unwrap();
+    for want in [
+        "**Accuracy in two steps**",
+        "**Accuracy directly from compute**",
+        "**The two-step law on the final run.** It predicts `facts_recall` = ",
+        "**The direct law on the final run.** It predicts `facts_recall` = ",
+        "id=\"chart-accuracy\"",
+    ] {
+        assert!(chapter.contains(want), "{want}\n{chapter}");
+    }
+    assert!(book.join("src/report-mock/figures/accuracy.svg").exists());
+    fs::remove_dir_all(dir).unwrap();
+}
+
+/// Every bad two-step or direct law is one line naming the field, exit 2.
+#[test]
+fn every_bad_accuracy_law_is_one_line_naming_it() {
+    let dir = fresh_dir("measured-accuracy-bad");
+    let cases = [
+        (
+            "  - { law: metric, form: two_step, metrics: [facts_recall, top1] }\n",
+            "fits[4].metrics: form `two_step` models one accuracy: name one metric",
+        ),
+        (
+            "  - { law: metric, form: two_step, task_loss: nll }\n",
+            "fits[4].task_loss: `nll` is neither `loss` (the validation loss) nor a metric",
+        ),
+        (
+            "  - { law: metric, form: direct, task_loss: loss }\n",
+            "fits[4].task_loss: only form `two_step` reads a task loss",
+        ),
+        (
+            "  - { law: metric, form: direct }\n  - { law: metric, form: direct }\n",
+            "fits[5]: duplicate fit (metric, form direct)",
+        ),
+        (
+            "  - { law: power, x: params, form: two_step }\n",
+            "fits[4].form: law `power` takes form",
+        ),
+        (
+            "  - { law: chinchilla, task_loss: loss }\n",
+            "fits[4].task_loss",
+        ),
+    ];
+    for (fit, want) in cases {
+        let study = mock_study(
+            &dir,
+            "bad",
+            &[
+                (
+                    "seed: 3\ndata: { vocab: 64, order: 2 }\n",
+                    "seed: 3\nmetrics: [top1, facts]\ndata: { vocab: 64, facts: 200, zipf: 1.1 }\n",
+                ),
+                (
+                    "  - { law: cost }\n",
+                    &format!("  - {{ law: cost }}\n{fit}"),
+                ),
+            ],
+        );
+        let out = scalebook(&["validate", study.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{fit}");
+        let text = stderr(&out);
+        assert!(text.contains(want), "{fit}: {text}");
+        assert_no_crash(&text, &study);
+    }
+    fs::remove_dir_all(dir).unwrap();
+}

@@ -29,9 +29,11 @@
 //! | `data_repeated` | runs train on more tokens than their unique pool holds (named past 4 epochs; added by [`super::data_constrained_report`], which then fits the data-constrained law too) |
 //! | `floor_above_loss` | E is pinned (`E:` of a chinchilla fit) at or above some runs' measured loss (added by [`super::pinned`]) |
 //! | `repetition_weakly_identified` | the data-constrained law's R_D* or R_N* fits within 0.1 % of the best objective over more than a factor of 2, or its bootstrap interval spans more than 10× (added by [`super::data_constrained_report`]) |
-//! | `metric_flat` | the metric law's error does not move with the loss across the runs (spread within 3 RMS residuals, or error rising as the loss falls; added by [`super::metric_report`]) |
+//! | `metric_flat` | the metric law's error (or a two-step or direct law's accuracy) does not move across the runs (spread within 3 RMS residuals, or moving the wrong way with scale; added by [`super::metric_report`] and [`super::accuracy_report`]) |
 //! | `metric_linear` | the metric law barely bends over the runs' losses (γ·ΔL < 0.1): ε and k are not identified apart (added by [`super::metric_report`]) |
 //! | `metric_extrapolated` | a run the metric law is asked for lies below the lowest loss it was fitted on (added by [`super::metric_report`]) |
+//! | `metric_midpoint_outside` | the two-step law's sigmoid turns at a task loss outside the runs' range (added by [`super::accuracy_report`]) |
+//! | `metric_sigmoid_step` | the two-step law's sigmoid turns over a task-loss range holding fewer than 3 runs (added by [`super::accuracy_report`]) |
 //! | `cost_mixed_machines` | the cost law's runs were timed on more than one machine (host, CPU, device; added by the pipeline) |
 
 use std::collections::BTreeMap;

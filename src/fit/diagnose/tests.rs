@@ -478,6 +478,8 @@ fn the_book_lists_every_code_with_its_verdict() {
         "final_skipped",
         "metric_extrapolated",
         "metric_linear",
+        "metric_midpoint_outside",
+        "metric_sigmoid_step",
     ] {
         assert!(
             listed.iter().any(|c| c == code),

@@ -351,18 +351,33 @@ multiversion! {
     }
 }
 
-/// The most likely token of each row of `logits` (rows × V) and its softmax probability,
-/// left untouched: what the top-1 metrics read after an evaluation's forward pass.
-pub fn row_top(logits: &[f32], v: usize) -> Vec<(u32, f32)> {
+/// What an evaluation reads of one position beyond the loss: the most likely next token,
+/// its softmax probability, and the target's negative log-likelihood.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Top {
+    pub best: u32,
+    pub p: f32,
+    pub nll: f32,
+}
+
+/// Each row of `logits` (rows × V, left untouched) read against its target: what the metrics
+/// read after an evaluation's forward pass.
+pub fn row_top(logits: &[f32], v: usize, targets: &[u32]) -> Vec<Top> {
     let rows = rows_per_task(v);
     logits
         .par_chunks(rows * v)
-        .flat_map_iter(|z| z.chunks(v).map(top_of_row).collect::<Vec<_>>())
+        .zip(targets.par_chunks(rows))
+        .flat_map_iter(|(z, y)| {
+            z.chunks(v)
+                .zip(y)
+                .map(|(z, &y)| top_of_row(z, y))
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
-/// The first largest logit's index and its softmax probability.
-fn top_of_row(z: &[f32]) -> (u32, f32) {
+/// The first largest logit's index, its softmax probability, and −ln p of token `y`.
+fn top_of_row(z: &[f32], y: u32) -> Top {
     let (mut best, mut m) = (0usize, f32::NEG_INFINITY);
     for (i, &a) in z.iter().enumerate() {
         if a > m {
@@ -370,7 +385,11 @@ fn top_of_row(z: &[f32]) -> (u32, f32) {
         }
     }
     let total = simd::sum_map(z, |a| exp_f32(a - m));
-    (best as u32, 1.0 / total)
+    Top {
+        best: best as u32,
+        p: 1.0 / total,
+        nll: total.ln() + m - z[y as usize],
+    }
 }
 
 multiversion! {

@@ -184,14 +184,15 @@ impl CpuGpt {
         self.forward(ids, targets, batch, false)
     }
 
-    /// [`Self::loss`], and each position's most likely next token with its probability (the
-    /// same forward pass: the loss is bit for bit the one `loss` returns).
+    /// [`Self::loss`], and each position's most likely next token with its probability and
+    /// the target's negative log-likelihood (the same forward pass: the loss is bit for bit
+    /// the one `loss` returns).
     pub fn loss_and_top(
         &mut self,
         ids: &[u32],
         targets: &[u32],
         batch: usize,
-    ) -> candle_core::Result<(f64, Vec<(u32, f32)>)> {
+    ) -> candle_core::Result<(f64, Vec<kernels::Top>)> {
         let loss = self.forward(ids, targets, batch, false)?;
         let v = self.cfg.vocab as usize;
         let rows = targets.len();
@@ -199,7 +200,7 @@ impl CpuGpt {
             .buffers
             .as_ref()
             .expect("the forward pass allocated them");
-        Ok((loss, kernels::row_top(&buf.logits[..rows * v], v)))
+        Ok((loss, kernels::row_top(&buf.logits[..rows * v], v, targets)))
     }
 
     /// One training step: forward, backward, global-norm clipping to `grad_clip` (0: off),

@@ -30,8 +30,10 @@ pub enum LawKind {
     /// tokens, and parameters past the compute-optimal size for the unique tokens, are worth
     /// less than fresh ones (needs runs that record their unique tokens).
     DataConstrained,
-    /// A downstream metric against the loss (`form: error_from_loss`: the mean error over a
-    /// task set, Err(L) = ε − k·exp(−γ·L), Gadre et al. 2024; needs runs that record metrics).
+    /// A downstream metric's law (`form: error_from_loss`: the mean error over a task set
+    /// against the loss, Err(L) = ε − k·exp(−γ·L), Gadre et al. 2024; `two_step`: the task
+    /// loss from (N, D), then a sigmoid to the accuracy; `direct`: a power law in
+    /// log-accuracy of compute; needs runs that record metrics).
     Metric,
     /// `final.law` only: the law the data support — among the fitted Chinchilla forms and the
     /// over-training law, the one with the lowest rollout (else hold-out) error.
@@ -170,6 +172,11 @@ pub struct FitFile {
     /// the study's hold-out).
     #[serde(default)]
     pub predict: Option<Vec<String>>,
+    /// `law: metric, form: two_step`: the recorded metric that is the task's loss (the mean
+    /// −ln p of the correct answer), or `loss` for the validation loss (default: `facts_nll`
+    /// for the facts recall, else `loss`).
+    #[serde(default)]
+    pub task_loss: Option<String>,
 }
 
 /// A law's functional form (power and curve laws name theirs).
@@ -183,6 +190,8 @@ pub enum FormName {
     MultiPower,
     Annealing,
     ErrorFromLoss,
+    TwoStep,
+    Direct,
 }
 
 impl FormName {

@@ -83,6 +83,24 @@ pub struct StudyFile {
     /// identity when given.
     #[serde(default)]
     pub metrics: Option<Vec<String>>,
+    /// Task files every evaluation scores (ranked classification, one JSONL item per line):
+    /// each records `<name>_accuracy` and `<name>_nll`. Part of the runs' identity when
+    /// given.
+    #[serde(default)]
+    pub tasks: Option<Vec<TaskFile>>,
+}
+
+/// One task file.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskFile {
+    /// Lower-case letters, digits and `_`: the records' `<name>_accuracy` and `<name>_nll`.
+    pub name: String,
+    /// The JSONL file, relative to the study file.
+    pub path: String,
+    /// `sum` (default): a choice's summed log-likelihood; `mean`: per token.
+    #[serde(default)]
+    pub score: Option<crate::study::tasks::Score>,
 }
 
 /// The execution section.

@@ -113,6 +113,7 @@ impl Validator {
             if law != LawKind::Metric {
                 only(self, "metrics", f.metrics.is_some(), "metric");
                 only(self, "predict", f.predict.is_some(), "metric");
+                only(self, "task_loss", f.task_loss.is_some(), "metric");
             }
             if law != LawKind::Curve {
                 only(self, "burn_in", f.burn_in.is_some(), "curve");
@@ -229,7 +230,10 @@ impl Validator {
                     let recorded: Vec<String> = match source {
                         Some(Source::Import(r)) => r.metrics.iter().map(|m| m.0.clone()).collect(),
                         Some(Source::Train(t)) => {
-                            super::measured::recorded_names(&t.metrics, t.external.is_some())
+                            let mut names =
+                                super::measured::recorded_names(&t.metrics, t.external.is_some());
+                            names.extend(t.tasks.iter().flat_map(|k| k.recorded()));
+                            names
                         }
                         None => Vec::new(),
                     };
@@ -270,6 +274,7 @@ impl Validator {
             };
             let identity = match &spec {
                 FitSpec::Power { x, form, .. } => format!("power {x:?} {form:?}"),
+                FitSpec::Metric(m) => format!("metric, form {}", m.form.name()),
                 other => law_name(other.law()).to_string(),
             };
             if !seen.insert(identity.clone()) {
@@ -523,6 +528,7 @@ fn default_fit(law: LawKind) -> FitFile {
         train_loss: None,
         metrics: None,
         predict: None,
+        task_loss: None,
     }
 }
 

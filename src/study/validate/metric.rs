@@ -18,12 +18,16 @@ impl Validator {
         let before = self.error_count();
         let form = match f.form {
             None | Some(FormName::ErrorFromLoss) => MetricForm::ErrorFromLoss,
+            Some(FormName::TwoStep) => MetricForm::TwoStep,
+            Some(FormName::Direct) => MetricForm::Direct,
             Some(other) => {
                 self.error(
                     format!("{field}.form"),
                     format!(
                         "`{}` is not a metric law's form: use `error_from_loss` (the mean error \
-                         over a task set against the validation loss, Gadre et al. 2024)",
+                         over a task set against the validation loss, Gadre et al. 2024), \
+                         `two_step` (task loss from N and D, then a sigmoid to accuracy) or \
+                         `direct` (a power law in log-accuracy of compute)",
                         serde_json::to_value(other)
                             .ok()
                             .and_then(|v| v.as_str().map(str::to_string))
@@ -73,12 +77,69 @@ impl Validator {
         if f.predict.as_ref().is_some_and(|p| p.is_empty()) {
             self.error(format!("{field}.predict"), "lists no run");
         }
+        if form != MetricForm::ErrorFromLoss && metrics.is_empty() && !recorded.is_empty() {
+            self.error(
+                format!("{field}.metrics"),
+                format!(
+                    "form `{}` models one accuracy: name it (one of {})",
+                    form.name(),
+                    recorded.join(", ")
+                ),
+            );
+        }
+        if form != MetricForm::ErrorFromLoss && metrics.len() > 1 {
+            self.error(
+                format!("{field}.metrics"),
+                format!(
+                    "form `{}` models one accuracy: name one metric",
+                    form.name()
+                ),
+            );
+        }
+        let task_loss = self.task_loss(field, f, form, (&metrics, recorded));
         (self.error_count() == before).then_some(MetricRequest {
             form,
             metrics,
             predict,
+            task_loss,
             bootstrap,
             confidence,
         })
+    }
+
+    /// `task_loss` of a two-step law: a metric the runs record, or `loss` (the validation
+    /// loss); by default the facts language's `facts_nll` for its recall, else `loss`.
+    fn task_loss(
+        &mut self,
+        field: &str,
+        f: &FitFile,
+        form: MetricForm,
+        (metrics, recorded): (&[String], &[String]),
+    ) -> Option<String> {
+        if form != MetricForm::TwoStep {
+            if f.task_loss.is_some() {
+                self.error(
+                    format!("{field}.task_loss"),
+                    "only form `two_step` reads a task loss",
+                );
+            }
+            return None;
+        }
+        let default = match metrics.first().map(String::as_str) {
+            Some("facts_recall") if recorded.iter().any(|r| r == "facts_nll") => "facts_nll",
+            _ => "loss",
+        };
+        let name = f.task_loss.clone().unwrap_or_else(|| default.to_string());
+        if name != "loss" && !recorded.contains(&name) {
+            self.error(
+                format!("{field}.task_loss"),
+                format!(
+                    "`{name}` is neither `loss` (the validation loss) nor a metric the runs \
+                     record ({})",
+                    recorded.join(", ")
+                ),
+            );
+        }
+        Some(name)
     }
 }

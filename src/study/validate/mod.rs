@@ -14,6 +14,7 @@ mod model;
 mod repeated;
 mod results;
 mod sweep;
+mod tasks;
 mod trainer;
 mod transfer;
 
@@ -39,7 +40,7 @@ pub const MAX_TOKENS: u64 = 1_000_000_000_000_000;
 pub use analysis::law_name;
 
 /// Chart ids the report can draw (DESIGN.md "Report").
-pub const CHART_IDS: [&str; 15] = [
+pub const CHART_IDS: [&str; 16] = [
     "loss_vs_params",
     "loss_vs_tokens",
     "loss_vs_compute",
@@ -55,6 +56,7 @@ pub const CHART_IDS: [&str; 15] = [
     "batch_size",
     "metric",
     "facts_recall",
+    "accuracy",
 ];
 /// Table ids the report can print.
 pub const TABLE_IDS: [&str; 13] = [
@@ -201,6 +203,7 @@ impl Validator {
                     &f.metrics,
                     "when `results:` imports runs (name their columns in `results.metrics`)",
                 );
+                self.not_here("tasks", &f.tasks, "when `results:` imports runs");
                 self.results(&results).map(|r| Source::Import(Box::new(r)))
             }
             None => self
@@ -219,6 +222,7 @@ impl Validator {
                         }
                     }
                     plan.metrics = self.measured(f.metrics.as_deref(), &plan);
+                    plan.tasks = self.tasks(f.tasks.as_deref(), &plan);
                     Source::Train(Box::new(plan))
                 }),
         };
@@ -371,6 +375,7 @@ impl Validator {
             warmup_tokens,
             transfer: None,
             metrics: Vec::new(),
+            tasks: Vec::new(),
         };
         // Checked before anything expands the plan: its size bounds what validating and
         // planning hold in memory.
