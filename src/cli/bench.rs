@@ -226,6 +226,7 @@ fn run_fit(args: &FitArgs) -> Result<(), Failure> {
         name_column: None,
         join: None,
         metrics: Vec::new(),
+        variant_column: None,
     })
     .map_err(|e| Failure::new(exit::USAGE, e.to_string()))?;
     let points: Vec<Point> = rows

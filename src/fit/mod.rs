@@ -19,6 +19,7 @@ pub mod cost_report;
 pub mod curve;
 pub mod data_constrained;
 pub mod data_constrained_report;
+pub mod decisions;
 pub mod diagnose;
 pub mod frontier;
 pub mod hyper;

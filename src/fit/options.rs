@@ -178,6 +178,24 @@ impl MetricForm {
     }
 }
 
+/// What decisions over variants compare (lower is better).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DecideBy {
+    Loss,
+    /// 1 − the mean of these metrics.
+    Error(Vec<String>),
+}
+
+/// `variants:`: the recipes of imported runs, compared at a target scale.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VariantsRequest {
+    pub by: DecideBy,
+    /// The target (N, D); default the largest run's.
+    pub target: Option<[f64; 2]>,
+    pub bootstrap: u64,
+    pub confidence: f64,
+}
+
 /// The options of `law: metric`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricRequest {

@@ -216,6 +216,9 @@ pub struct FitReport {
     /// A task accuracy as a power law in log-accuracy (`law: metric, form: direct`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric_direct: Option<super::accuracy_report::AccuracyReport>,
+    /// Decisions over the recipes of imported runs (`variants:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decisions: Option<super::decisions::DecisionReport>,
     /// The data's known entropy rate and its standard error, which the warnings compare E
     /// with (synthetic data trained by the built-in engine; absent otherwise).
     #[serde(default)]

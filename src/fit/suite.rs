@@ -37,6 +37,8 @@ pub struct Row {
     pub threads: Option<f64>,
     /// Downstream metrics by name (task accuracies imported with `results.metrics`).
     pub metrics: std::collections::BTreeMap<String, f64>,
+    /// The recipe it belongs to (`variants.column` of imported runs).
+    pub variant: Option<String>,
 }
 
 impl Row {
@@ -459,6 +461,7 @@ mod tests {
             peak_rss_bytes: None,
             threads: None,
             metrics: Default::default(),
+            variant: None,
         }
     }
 

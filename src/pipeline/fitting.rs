@@ -157,6 +157,7 @@ fn trained_rows(study: &Study, store: &Store) -> Result<FitInput, Error> {
             peak_rss_bytes: r.peak_rss_bytes.map(|b| b as f64),
             threads: Some(r.threads as f64).filter(|t| *t > 0.0),
             metrics: r.metrics.clone(),
+            variant: None,
         });
         let flops_per_token = r.flops / r.tokens as f64;
         if wants_curves {
@@ -397,6 +398,10 @@ pub fn compute(study: &Study, input: &FitInput, constraints: Constraints) -> Fit
         },
     };
     let mut report = fit_all(rows, &request);
+    report.decisions = study
+        .variants
+        .as_ref()
+        .and_then(|v| crate::fit::decisions::decide(rows, v, study.seed));
     if let Some(w) = params_mismatch(&input.params_mismatch) {
         report.warnings.push(w);
     }

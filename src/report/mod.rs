@@ -14,6 +14,7 @@ pub mod charts;
 pub mod comparison;
 pub mod context;
 pub mod curves;
+pub mod decisions;
 pub mod facts;
 pub mod final_table;
 pub mod forecast;
@@ -146,6 +147,9 @@ pub fn default_sections(input: &Input) -> Vec<Section> {
     if !accuracy::laws(input).is_empty() {
         out.push(chart("accuracy"));
     }
+    if input.fits.decisions.is_some() {
+        out.push(table("decisions"));
+    }
     if input
         .runs
         .iter()
@@ -201,6 +205,7 @@ fn heading(section: &Section) -> Option<String> {
             "learning_rate" => "Tuned learning rates",
             "lr_transfer" => "Learning rate transferred",
             "batch_size" => "Tuned batch sizes",
+            "decisions" => "Which recipe wins",
             "allocation" => "Allocation",
             "holdout" => "Hold-out check",
             "warnings" => "Warnings",

@@ -438,6 +438,7 @@ pub fn render(id: &str, input: &Input, checks_done: &[CheckResult]) -> String {
         "checks" => checks(checks_done),
         "branches" => super::comparison::table_md(input),
         "curve" => super::curves::table_md(input),
+        "decisions" => super::decisions::table_md(input),
         other => format!("*Unknown table `{}`.*\n", escape_markdown(other)),
     }
 }

@@ -178,6 +178,38 @@ fn names(
     Ok(out)
 }
 
+/// Each row's recipe (`variants.column`), when the study compares recipes: a kept row's cell
+/// must not be empty.
+fn variants(
+    df: &DataFrame,
+    path: &Path,
+    column: Option<&str>,
+    keep: &[bool],
+) -> Result<Option<Vec<String>>, ImportError> {
+    let Some(name) = column else {
+        return Ok(None);
+    };
+    let bad = |e: String| error(path, format!("variants.column: {e}"));
+    let col = df
+        .column(name)
+        .map_err(|_| bad(format!("no column `{name}` in the table")))?
+        .cast(&DataType::String)
+        .map_err(|e| bad(e.to_string()))?;
+    let text = col.str().map_err(|e| bad(e.to_string()))?;
+    let mut out = Vec::with_capacity(df.height());
+    for (i, kept) in keep.iter().enumerate() {
+        let cell = text.get(i).unwrap_or("").trim().to_string();
+        if *kept && cell.is_empty() {
+            return Err(bad(format!(
+                "row {}: empty; every run needs its recipe",
+                i + 1
+            )));
+        }
+        out.push(cell);
+    }
+    Ok(Some(out))
+}
+
 /// Rows for fitting: N, D (given, or C / 6N) and loss, the `drop_highest_loss` highest losses
 /// removed (Besiroglu et al. 2024 drop 5 of Epoch's 245 points).
 pub fn import_rows(spec: &ResultsSpec) -> Result<Vec<Row>, ImportError> {
@@ -197,6 +229,7 @@ pub fn import_rows(spec: &ResultsSpec) -> Result<Vec<Row>, ImportError> {
     };
     let keep = filter(&df, path, &spec.filter)?;
     let names = names(&df, path, spec.name_column.as_deref(), &keep)?;
+    let variants = variants(&df, path, spec.variant_column.as_deref(), &keep)?;
     let mut metrics = super::join::metrics(&df, path, spec, &keep)?;
     let mut rows = Vec::with_capacity(df.height());
     for i in (0..df.height()).filter(|&i| keep[i]) {
@@ -247,6 +280,7 @@ pub fn import_rows(spec: &ResultsSpec) -> Result<Vec<Row>, ImportError> {
             peak_rss_bytes: None,
             threads: None,
             metrics: std::mem::take(&mut metrics[i]),
+            variant: variants.as_ref().map(|v| v[i].clone()),
         });
     }
     let drop = spec.drop_highest_loss as usize;

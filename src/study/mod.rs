@@ -69,6 +69,8 @@ pub struct Study {
     pub slurm: execution::SlurmOptions,
     /// Problems that do not stop the study (printed by `validate` and `plan`).
     pub warnings: Vec<Diagnostic>,
+    /// `variants:`: the recipes of imported runs, compared at a target scale.
+    pub variants: Option<crate::fit::options::VariantsRequest>,
 }
 
 /// Where a study's results come from.
@@ -357,6 +359,8 @@ pub struct ResultsSpec {
     /// `results.metrics`: each metric's name and the column holding it (in the results
     /// table, else the joined one).
     pub metrics: Vec<(String, String)>,
+    /// `variants.column`: the column naming each run's recipe, when the study compares them.
+    pub variant_column: Option<String>,
 }
 
 /// `results.columns.unique_tokens` (U_D itself) or `results.columns.epochs` (U_D = D / epochs).

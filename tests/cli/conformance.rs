@@ -59,7 +59,8 @@ fn every_conformance_study_meets_its_papers_numbers() {
             fits["overtrain"]["holdout"]["rel_error_max"].is_f64()
                 || fits["data_constrained"]["holdout"]["rel_error_mean"].is_f64()
                 || fits["chinchilla"]["vpnls"]["free"]["sse"].is_f64()
-                || fits["metric"]["holdout"]["mean_abs_error"].is_f64(),
+                || fits["metric"]["holdout"]["mean_abs_error"].is_f64()
+                || fits["decisions"]["single_scale"]["share"].is_f64(),
             "{fits}"
         );
     }
@@ -157,4 +158,70 @@ fn results_where_filters_rows_and_names_a_missing_column() {
         assert!(err.contains(words), "{filter}: {err}");
         assert!(err.contains("runs.csv"), "{filter}: {err}");
     }
+}
+
+/// `variants:` compares imported runs' recipes: every bad request is one line naming it.
+#[test]
+fn every_bad_variants_request_is_one_line_naming_it() {
+    let dir = fresh_dir("variants-bad");
+    fs::write(
+        dir.join("r.csv"),
+        "run,set,params,tokens,loss,arc\na,x,1e6,1e7,3.0,0.3\nb,y,1e6,1e7,3.1,0.2\n",
+    )
+    .unwrap();
+    let head = "version: 1\nname: v\nresults:\n  path: r.csv\n  columns: { name: run, params: params, tokens: tokens, loss: loss }\n";
+    for (variants, want) in [
+        (
+            "variants: { column: set, by: accuracy }\n",
+            "variants.by: `accuracy` is not what decisions compare",
+        ),
+        (
+            "variants: { column: set, by: error }\n",
+            "variants.by: `error` averages imported metrics",
+        ),
+        (
+            "variants: { column: set, metrics: [arc] }\n",
+            "variants.metrics: applies only with `by: error`",
+        ),
+        (
+            "variants: { column: set, target: { params: -1, tokens: 1e9 } }\n",
+            "variants.target.params: must be a positive number",
+        ),
+        (
+            "variants: { column: set, colour: red }\n",
+            "variants.colour: unknown key `colour`",
+        ),
+    ] {
+        let study = dir.join("v.yaml");
+        fs::write(&study, format!("{head}{variants}")).unwrap();
+        let out = scalebook(&["validate", study.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{variants}");
+        assert!(stderr(&out).contains(want), "{want}: {}", stderr(&out));
+    }
+    // A training study's recipes are separate studies.
+    let trained = dir.join("t.yaml");
+    fs::write(
+        &trained,
+        "version: 1\nname: t\nmodel: { context: 8, sizes: [{ layers: 1, d_model: 16, heads: 2 }] }\n\
+         tokens: [1024]\nvariants: { column: set }\n",
+    )
+    .unwrap();
+    let out = scalebook(&["validate", trained.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("variants: compares recipes of imported runs"),
+        "{}",
+        stderr(&out)
+    );
+    // A column the table lacks is named when the runs are read.
+    let study = dir.join("v.yaml");
+    fs::write(&study, format!("{head}variants: {{ column: recipe }}\n")).unwrap();
+    let out = scalebook(&["fit", study.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("variants.column: no column `recipe` in the table"),
+        "{}",
+        stderr(&out)
+    );
+    fs::remove_dir_all(dir).unwrap();
 }

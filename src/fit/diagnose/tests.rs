@@ -385,6 +385,7 @@ fn rows(law: &Law, noise: f64, sizes: usize, tokens: usize) -> Vec<Row> {
                 peak_rss_bytes: None,
                 threads: None,
                 metrics: Default::default(),
+                variant: None,
             });
         }
     }

@@ -88,6 +88,41 @@ pub struct StudyFile {
     /// given.
     #[serde(default)]
     pub tasks: Option<Vec<TaskFile>>,
+    /// Compare recipes of imported runs (`results:`): which one the laws predict best at a
+    /// target scale, and how often smaller scales would have decided right.
+    #[serde(default)]
+    pub variants: Option<VariantsFile>,
+}
+
+/// `variants:`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VariantsFile {
+    /// The results column naming each run's recipe (a training set, a setting).
+    pub column: String,
+    /// `loss` (default) or `error`: 1 − the mean of `metrics`.
+    #[serde(default)]
+    pub by: Option<String>,
+    /// With `by: error`, the metrics averaged (default every `results.metrics` one).
+    #[serde(default)]
+    pub metrics: Option<Vec<String>>,
+    /// The scale the decision is for (default the largest run's).
+    #[serde(default)]
+    pub target: Option<TargetFile>,
+    /// Bootstrap resamples of each recipe's runs (default 200).
+    #[serde(default)]
+    pub bootstrap: Option<Count>,
+    /// Interval coverage (default 0.95).
+    #[serde(default)]
+    pub confidence: Option<Real>,
+}
+
+/// `variants.target`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetFile {
+    pub params: Real,
+    pub tokens: Real,
 }
 
 /// One task file.

@@ -17,6 +17,7 @@ mod sweep;
 mod tasks;
 mod trainer;
 mod transfer;
+mod variants;
 
 use std::path::{Path, PathBuf};
 
@@ -59,7 +60,7 @@ pub const CHART_IDS: [&str; 16] = [
     "accuracy",
 ];
 /// Table ids the report can print.
-pub const TABLE_IDS: [&str; 13] = [
+pub const TABLE_IDS: [&str; 14] = [
     "runs",
     "fits",
     "laws",
@@ -73,6 +74,7 @@ pub const TABLE_IDS: [&str; 13] = [
     "curve",
     "lr_transfer",
     "batch_size",
+    "decisions",
 ];
 
 /// Check a parsed study file; `Err` holds every error (and the warnings) in file order.
@@ -244,6 +246,8 @@ impl Validator {
         let checks = self.checks(f.checks.unwrap_or_default());
         let store = f.store.as_deref().and_then(|s| self.store(s));
         let slurm = self.execution(f.execution.as_ref());
+        let mut source = source;
+        let variants = self.variants(f.variants.as_ref(), source.as_mut());
 
         if self.error_count() > 0 {
             return None;
@@ -266,6 +270,7 @@ impl Validator {
             store,
             slurm,
             warnings: Vec::new(),
+            variants,
         })
     }
 

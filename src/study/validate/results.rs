@@ -83,6 +83,7 @@ impl Validator {
             name_column: c.name.clone(),
             join,
             metrics,
+            variant_column: None,
             filter: f
                 .filter
                 .iter()
