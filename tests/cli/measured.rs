@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::support::{
-    assert_no_crash, fresh_dir, mock_study, scalebook, stderr, stdout, with_mock,
+    assert_no_crash, fresh_dir, mock_study, plan_keys, scalebook, stderr, stdout, with_mock,
 };
 
 /// A tiny facts-language study with `metrics` (the YAML list) and report `sections`.
@@ -28,24 +28,15 @@ fn facts_study(dir: &Path, metrics: &str, sections: &str) -> PathBuf {
     path
 }
 
-fn keys(study: &Path) -> Vec<String> {
-    let out = scalebook(&["plan", study.to_str().unwrap(), "--format", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    rows.iter()
-        .map(|r| r["key"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn trained_runs_record_their_metrics_everywhere() {
     let dir = fresh_dir("measured");
     let sections = "    - table: runs\n    - chart: facts_recall\n";
     let plain = facts_study(&dir, "", sections);
-    let plain_keys = keys(&plain);
+    let plain_keys = plan_keys(&plain);
     let study = facts_study(&dir, "metrics: [facts, top1, perplexity]\n", sections);
     // Asking for metrics re-keys every run; a study that asks for none keeps its keys.
-    let measured_keys = keys(&study);
+    let measured_keys = plan_keys(&study);
     assert!(plain_keys.iter().all(|k| !measured_keys.contains(k)));
     let (store, book) = (dir.join("store"), dir.join("book"));
     let out = scalebook(&[

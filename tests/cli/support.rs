@@ -111,6 +111,16 @@ pub fn mock_study(dir: &Path, name: &str, edits: &[(&str, &str)]) -> PathBuf {
     path
 }
 
+/// The key of every run `scalebook plan <study>` lists, in plan order.
+pub fn plan_keys(study: &Path) -> Vec<String> {
+    let out = scalebook(&["plan", study.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    rows.iter()
+        .map(|r| r["key"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// `scalebook fit <study> --store <store> --format json`, which must exit 0: its fits.
 pub fn fit_json(study: &Path, store: &Path) -> serde_json::Value {
     let out = scalebook(&[

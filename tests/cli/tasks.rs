@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::{assert_no_crash, fresh_dir, scalebook, stderr};
+use crate::support::{assert_no_crash, fresh_dir, plan_keys, scalebook, stderr};
 
 /// A corpus of sentences over 300 made-up words with Zipf-like frequencies (seeded).
 fn corpus(dir: &Path) {
@@ -59,15 +59,6 @@ fn study(dir: &Path, tasks: &str) -> PathBuf {
     )
     .unwrap();
     path
-}
-
-fn keys(study: &Path) -> Vec<String> {
-    let out = scalebook(&["plan", study.to_str().unwrap(), "--format", "json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    rows.iter()
-        .map(|r| r["key"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[test]
@@ -131,8 +122,8 @@ fn a_cloze_task_is_written_scored_and_recorded() {
 
     // Scored while the run trains; part of the identity.
     let with = study(&dir, "tasks:\n  - { name: cloze, path: cloze.jsonl }\n");
-    let with_keys = keys(&with);
-    let plain_keys = keys(&plain);
+    let with_keys = plan_keys(&with);
+    let plain_keys = plan_keys(&plain);
     assert_ne!(with_keys, plain_keys);
     let out = scalebook(&["run", with.to_str().unwrap(), "--no-report"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -168,7 +159,7 @@ fn a_cloze_task_is_written_scored_and_recorded() {
     let mut edited = fs::read_to_string(&task).unwrap();
     edited.push_str("{\"context\": \"ka\", \"choices\": [\" lo\", \" mi\"], \"answer\": 0}\n");
     fs::write(&task, edited).unwrap();
-    assert_ne!(keys(&with), with_keys);
+    assert_ne!(plan_keys(&with), with_keys);
     fs::remove_dir_all(dir).unwrap();
 }
 

@@ -67,13 +67,19 @@ impl Validator {
     }
 }
 
-/// Why `name` cannot name a metric an external trainer reports, if it cannot.
-fn external_name(name: &str) -> Option<String> {
-    let ok = name.len() <= MAX_NAME
+/// Whether `name` is 1–`max` lower-case letters, digits and `_`, starting with a letter: a
+/// metric's (or a task's) name.
+pub(super) fn is_plain_name(name: &str, max: usize) -> bool {
+    name.len() <= max
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Why `name` cannot name a metric an external trainer reports, if it cannot.
+fn external_name(name: &str) -> Option<String> {
+    let ok = is_plain_name(name, MAX_NAME);
     (!ok).then(|| {
         format!(
             "`{name}` is not a metric name: use 1–{MAX_NAME} lower-case letters, digits and `_`, \

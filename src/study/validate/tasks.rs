@@ -34,12 +34,7 @@ impl Validator {
         let mut out: Vec<TaskSpec> = Vec::new();
         for (i, f) in files.iter().enumerate() {
             let field = format!("tasks[{i}]");
-            let ok_name = f.name.len() <= MAX_NAME
-                && f.name.starts_with(|c: char| c.is_ascii_lowercase())
-                && f.name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-            if !ok_name {
+            if !super::measured::is_plain_name(&f.name, MAX_NAME) {
                 self.error(
                     format!("{field}.name"),
                     format!(
