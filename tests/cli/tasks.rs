@@ -155,6 +155,21 @@ fn a_cloze_task_is_written_scored_and_recorded() {
     // Training taught the model the cloze: the task loss falls from the first evaluation.
     let first = evals[0]["metrics"]["cloze_nll"].as_f64().unwrap();
     assert!(nll < first, "{first} → {nll}");
+    // `law: metric` reads a task by default: its accuracy, through its own task loss (one
+    // run is too few to fit, and the warning names both).
+    let text = fs::read_to_string(&with).unwrap();
+    fs::write(
+        &with,
+        text.replace("fits: []\n", "fits:\n  - { law: metric, form: two_step }\n"),
+    )
+    .unwrap();
+    let out = scalebook(&["fit", with.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 of 1 runs recording cloze_accuracy and cloze_nll"),
+        "{}",
+        stderr(&out)
+    );
     // An edited task file re-keys the runs it scores.
     let mut edited = fs::read_to_string(&task).unwrap();
     edited.push_str("{\"context\": \"ka\", \"choices\": [\" lo\", \" mi\"], \"answer\": 0}\n");

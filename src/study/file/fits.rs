@@ -173,8 +173,8 @@ pub struct FitFile {
     #[serde(default)]
     pub predict: Option<Vec<String>>,
     /// `law: metric, form: two_step`: the recorded metric that is the task's loss (the mean
-    /// −ln p of the correct answer), or `loss` for the validation loss (default: `facts_nll`
-    /// for the facts recall, else `loss`).
+    /// −ln p of the correct answer), or `loss` for the validation loss (default: a task's
+    /// `<name>_nll` for its `<name>_accuracy`, `facts_nll` for the facts recall, else `loss`).
     #[serde(default)]
     pub task_loss: Option<String>,
 }

@@ -45,10 +45,13 @@ impl Validator {
             );
         }
         // Trained runs record more than accuracies: without a list, the law reads the
-        // facts recall, else the top-1 accuracy, else every metric but the perplexity.
+        // facts recall, else the top-1 accuracy, else the first task's accuracy, else every
+        // metric but the perplexity.
+        let first_task = recorded.iter().find(|r| r.ends_with("_accuracy"));
         let accuracies: Vec<String> = match ["facts_recall", "top1"]
             .into_iter()
             .find(|m| recorded.iter().any(|r| r == m))
+            .or(first_task.map(String::as_str))
         {
             Some(m) => vec![m.to_string()],
             None => recorded
@@ -108,7 +111,8 @@ impl Validator {
     }
 
     /// `task_loss` of a two-step law: a metric the runs record, or `loss` (the validation
-    /// loss); by default the facts language's `facts_nll` for its recall, else `loss`.
+    /// loss); by default a task's `<name>_nll` for its `<name>_accuracy`, the facts
+    /// language's `facts_nll` for its recall, else `loss`.
     fn task_loss(
         &mut self,
         field: &str,
@@ -125,11 +129,16 @@ impl Validator {
             }
             return None;
         }
-        let default = match metrics.first().map(String::as_str) {
-            Some("facts_recall") if recorded.iter().any(|r| r == "facts_nll") => "facts_nll",
-            _ => "loss",
-        };
-        let name = f.task_loss.clone().unwrap_or_else(|| default.to_string());
+        // A task's accuracy goes with its own task loss, the facts recall with the facts'.
+        let paired = metrics.first().map(|m| match m.strip_suffix("_accuracy") {
+            Some(task) => format!("{task}_nll"),
+            None if m == "facts_recall" => "facts_nll".to_string(),
+            None => String::new(),
+        });
+        let default = paired
+            .filter(|n| recorded.contains(n))
+            .unwrap_or_else(|| "loss".to_string());
+        let name = f.task_loss.clone().unwrap_or(default);
         if name != "loss" && !recorded.contains(&name) {
             self.error(
                 format!("{field}.task_loss"),
