@@ -332,6 +332,13 @@ impl Executor for Mock {
         let mut noisy =
             |step: u64, d: f64| clean(step, d) * lr_factor * (self.law.noise * rng.normal()).exp();
         let every = spec.steps.div_ceil(CURVE_POINTS).max(1);
+        // The study's metrics and its tasks' accuracies and task losses.
+        let names: Vec<String> = id
+            .metrics
+            .iter()
+            .cloned()
+            .chain(spec.tasks.iter().flat_map(|t| t.recorded()))
+            .collect();
         let mut curve = Vec::new();
         let mut step = every.min(spec.steps);
         loop {
@@ -345,7 +352,7 @@ impl Executor for Mock {
                 val_loss: Some(loss),
                 lr: plan.at(step - 1),
                 wall_seconds: 0.0,
-                metrics: mock_metrics(&id.metrics, loss),
+                metrics: mock_metrics(&names, loss),
             });
             if step == spec.steps {
                 break;
@@ -392,7 +399,7 @@ impl Executor for Mock {
 /// deciles at that accuracy × (1 − d/10), d = 0…9; their precision 0.95 and confident share
 /// the accuracy; the facts' task loss `facts_nll` the one the sigmoid
 /// accuracy = 0.1 + 0.5/(1 + e^(4·(ℓ − 1))) maps to that accuracy (clamped inside the
-/// sigmoid's range), so a two-step law can recover it.
+/// sigmoid's range), so a two-step law can recover it; a task's `<name>_nll` the same.
 fn mock_metrics(names: &[String], loss: f64) -> BTreeMap<String, f64> {
     let accuracy = (0.1 + 1.5 * (-0.7 * loss).exp()).min(1.0);
     let mut out = BTreeMap::new();
@@ -400,6 +407,9 @@ fn mock_metrics(names: &[String], loss: f64) -> BTreeMap<String, f64> {
         match Metric::parse(name) {
             Some(Metric::Perplexity) => {
                 out.insert("perplexity".into(), loss.exp());
+            }
+            None if name.ends_with("_nll") => {
+                out.insert(name.clone(), sigmoid_task_loss(accuracy));
             }
             Some(Metric::Top1) | None => {
                 out.insert(name.clone(), accuracy);
@@ -412,8 +422,7 @@ fn mock_metrics(names: &[String], loss: f64) -> BTreeMap<String, f64> {
                 out.insert("facts_recall".into(), accuracy);
                 out.insert("facts_precision".into(), 0.95);
                 out.insert("facts_confident".into(), accuracy);
-                let u = ((accuracy - 0.1) / 0.5).clamp(1e-9, 1.0 - 1e-9);
-                out.insert("facts_nll".into(), 1.0 + (1.0 / u - 1.0).ln() / 4.0);
+                out.insert("facts_nll".into(), sigmoid_task_loss(accuracy));
                 for d in 0..FACT_DECILES {
                     out.insert(decile_name(d), accuracy * (1.0 - d as f64 / 10.0));
                 }
@@ -422,4 +431,11 @@ fn mock_metrics(names: &[String], loss: f64) -> BTreeMap<String, f64> {
     }
     out.retain(|_, v| v.is_finite());
     out
+}
+
+/// The task loss ℓ the mock's sigmoid, accuracy = 0.1 + 0.5/(1 + e^(4·(ℓ − 1))), maps to
+/// `accuracy` (clamped inside the sigmoid's range).
+fn sigmoid_task_loss(accuracy: f64) -> f64 {
+    let u = ((accuracy - 0.1) / 0.5).clamp(1e-9, 1.0 - 1e-9);
+    1.0 + (1.0 / u - 1.0).ln() / 4.0
 }
