@@ -211,37 +211,7 @@ pub fn decide(rows: &[Row], options: &VariantsRequest, seed: u64) -> Option<Deci
         .iter()
         .map(|n| fit_law(&groups[n], &options.by))
         .collect();
-    // Bootstrap: every recipe resampled, each resample's best recipe counted.
-    let mut draws: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
-    let mut wins = vec![0usize; names.len()];
-    let mut counted = 0usize;
-    for r in 0..options.bootstrap {
-        let mut rng = SplitMix64::new(hash2(seed, r));
-        let predicted: Vec<Option<f64>> = names
-            .iter()
-            .map(|n| {
-                let g = &groups[n];
-                let sample: Vec<&Row> = (0..g.len())
-                    .map(|_| g[rng.below(g.len() as u64) as usize])
-                    .collect();
-                fit_law(&sample, &options.by).map(|l| l.at(target[0], target[1]))
-            })
-            .collect();
-        for (d, p) in draws.iter_mut().zip(&predicted) {
-            d.extend(p.filter(|v| v.is_finite()));
-        }
-        if predicted.iter().all(|p| p.is_some_and(f64::is_finite)) {
-            let best = (0..names.len())
-                .min_by(|&a, &b| {
-                    predicted[a]
-                        .unwrap_or(f64::INFINITY)
-                        .total_cmp(&predicted[b].unwrap_or(f64::INFINITY))
-                })
-                .unwrap_or(0);
-            wins[best] += 1;
-            counted += 1;
-        }
-    }
+    let (draws, wins, counted) = bootstrap(&names, &groups, target, options, seed);
     let variants: Vec<VariantPrediction> = names
         .iter()
         .enumerate()
@@ -301,6 +271,48 @@ pub fn decide(rows: &[Row], options: &VariantsRequest, seed: u64) -> Option<Deci
         bootstrap_resamples: options.bootstrap,
         confidence: options.confidence,
     })
+}
+
+/// Every recipe resampled `options.bootstrap` times and refitted: each recipe's predictions
+/// at the target, how often each predicted best, and the resamples where every recipe fitted.
+fn bootstrap(
+    names: &[&str],
+    groups: &BTreeMap<&str, Vec<&Row>>,
+    target: [f64; 2],
+    options: &VariantsRequest,
+    seed: u64,
+) -> (Vec<Vec<f64>>, Vec<usize>, usize) {
+    let mut draws: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut wins = vec![0usize; names.len()];
+    let mut counted = 0usize;
+    for r in 0..options.bootstrap {
+        let mut rng = SplitMix64::new(hash2(seed, r));
+        let predicted: Vec<Option<f64>> = names
+            .iter()
+            .map(|n| {
+                let g = &groups[n];
+                let sample: Vec<&Row> = (0..g.len())
+                    .map(|_| g[rng.below(g.len() as u64) as usize])
+                    .collect();
+                fit_law(&sample, &options.by).map(|l| l.at(target[0], target[1]))
+            })
+            .collect();
+        for (d, p) in draws.iter_mut().zip(&predicted) {
+            d.extend(p.filter(|v| v.is_finite()));
+        }
+        if predicted.iter().all(|p| p.is_some_and(f64::is_finite)) {
+            let best = (0..names.len())
+                .min_by(|&a, &b| {
+                    predicted[a]
+                        .unwrap_or(f64::INFINITY)
+                        .total_cmp(&predicted[b].unwrap_or(f64::INFINITY))
+                })
+                .unwrap_or(0);
+            wins[best] += 1;
+            counted += 1;
+        }
+    }
+    (draws, wins, counted)
 }
 
 /// Decision accuracy over every pair and cut-off (see the module).
