@@ -9,13 +9,15 @@
 
 pub mod contract;
 pub mod process;
+pub mod reported;
 pub mod supervise;
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use contract::{Job, Reported, dtype_for};
+use contract::{Job, dtype_for};
 use process::{Ended, Launch};
+use reported::Reported;
 
 use crate::data::source::{DataError, TokenSource};
 use crate::record::{CurvePoint, RunResult, RunStatus};
@@ -340,12 +342,12 @@ fn judge(spec: &RunSpec, job: &Job, ended: Ended, log: &Path, peak: Option<u64>)
         Ended::Exited(_) => {}
     }
     let per_step = job.batch * job.model.shape.context;
-    let mut curve = match contract::read_curve(&job.curve, per_step) {
+    let mut curve = match reported::read_curve(&job.curve, per_step) {
         Ok(c) if c.is_empty() => return failed("the trainer's curve.jsonl has no points".into()),
         Ok(c) => c,
         Err(why) => return failed(why),
     };
-    let reported = match contract::read_result(&job.result) {
+    let reported = match reported::read_result(&job.result) {
         Ok(r) => r,
         Err(why) => return failed(why),
     };
@@ -394,7 +396,7 @@ fn judge(spec: &RunSpec, job: &Job, ended: Ended, log: &Path, peak: Option<u64>)
             RunStatus::Failed,
             Some("result.json has no val_loss for a finished run".into()),
         )
-    } else if let Some(why) = contract::missing_metrics(&job.metrics, &curve, &reported) {
+    } else if let Some(why) = reported::missing_metrics(&job.metrics, &curve, &reported) {
         (RunStatus::Failed, Some(why))
     } else {
         (RunStatus::Ok, None)
