@@ -21,9 +21,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::bootstrap::percentile_interval;
-use super::chinchilla::Point;
 use super::metric::{self, ErrorPoint};
-use super::options::{DecideBy, VariantsRequest};
+use super::options::{DecideBy, ParamsConvention, VariantsRequest};
 use super::suite::Row;
 use crate::rng::{SplitMix64, hash2};
 
@@ -117,14 +116,7 @@ impl Law {
 }
 
 fn fit_law(rows: &[&Row], by: &DecideBy) -> Option<Law> {
-    let pts: Vec<Point> = rows
-        .iter()
-        .map(|r| Point {
-            n: r.params_total,
-            d: r.tokens,
-            loss: r.loss,
-        })
-        .collect();
+    let pts = super::suite::points(rows, ParamsConvention::Total);
     let loss = super::vpnls::fit(&pts, None)?.law;
     let error = match by {
         DecideBy::Loss => None,
