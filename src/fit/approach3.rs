@@ -106,6 +106,7 @@ pub(super) fn fit_chinchilla(
         bootstrap_resamples: resamples as usize,
         confidence,
         bootstrap_laws: ci.as_ref().map(|c| c.laws.clone()).unwrap_or_default(),
+        residuals: super::prediction::log_residuals(&pts, &law),
         degenerate: Vec::new(),
         reduced,
         pinned: None,
@@ -316,7 +317,7 @@ fn fit_holdout(
                 delta,
                 &fitted,
                 &[],
-                &at,
+                &[],
                 &bootstrap::Resampling {
                     resamples: resamples as usize,
                     confidence,
@@ -336,8 +337,14 @@ fn fit_holdout(
         };
         ScalingLaw::loss(&fitted.law, &at).unwrap_or(f64::NAN)
     };
-    let intervals = ci.as_ref().map(|c| c.predictions.as_slice());
-    let (points, rel_error_max, rel_error_mean) = holdout_points(&test, params, predict, intervals);
+    // Each held-out run is one run: its interval carries the fitted runs' scatter.
+    let residuals = super::prediction::log_residuals(&pts, &fitted.law);
+    let intervals = ci.as_ref().and_then(|c| {
+        let k = chinchilla::PARAMETERS;
+        super::prediction::one_run_each(&c.laws, &residuals, k, &at, confidence)
+    });
+    let (points, rel_error_max, rel_error_mean) =
+        holdout_points(&test, params, predict, intervals.as_deref());
     Some(HoldoutReport {
         kind: label.to_string(),
         k,

@@ -33,6 +33,9 @@ pub struct Point {
     pub loss: f64,
 }
 
+/// Parameters the free-E law fits (E, A, B, α, β).
+pub const PARAMETERS: usize = 5;
+
 /// The fitted law (serialised as `{E, A, B, alpha, beta}`).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Law {

@@ -35,6 +35,7 @@ pub mod overtrain;
 pub mod overtrain_report;
 pub mod pinned;
 pub mod power;
+pub mod prediction;
 pub mod reduced;
 pub mod report;
 pub mod rollout;

@@ -22,7 +22,7 @@ use super::report::{AllocationReport, HoldoutReport, ParamIntervals};
 use super::suite::{Request, Row, pair, points};
 
 /// Parameters fitted with E pinned (A, B, α, β).
-const PARAMETERS: usize = 4;
+pub const PARAMETERS: usize = 4;
 
 /// `fits.chinchilla.pinned`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,6 +44,9 @@ pub struct PinnedReport {
     pub ci: Option<ParamIntervals>,
     /// Every successful bootstrap refit (bands anywhere are percentiles over these).
     pub bootstrap_laws: Vec<Law>,
+    /// ln measured − ln fitted at each fitted run (the scatter a new run's interval carries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub residuals: Vec<f64>,
     pub allocation: Vec<AllocationReport>,
     /// The study's hold-out check under the same floor.
     pub holdout: Option<HoldoutReport>,
@@ -138,6 +141,7 @@ pub(super) fn fit(
             beta: pair(c.beta),
         }),
         bootstrap_laws: ci.map(|c| c.laws).unwrap_or_default(),
+        residuals: super::prediction::log_residuals(&pts, &law),
         allocation,
         holdout,
         below_floor,
@@ -212,16 +216,25 @@ fn holdout(
                 &pts,
                 &law,
                 &[],
-                &at,
+                &[],
                 &resampling(options, seed),
                 &refit,
                 "chinchilla.pinned.holdout",
             )
         })
         .flatten();
-    let intervals = ci.as_ref().map(|c| c.predictions.as_slice());
-    let (points, rel_error_max, rel_error_mean) =
-        holdout_points(&test, options.params, |_, n, d| law.loss(n, d), intervals);
+    // Each held-out run is one run: its interval carries the fitted runs' scatter.
+    let residuals = super::prediction::log_residuals(&pts, &law);
+    let intervals = ci.as_ref().and_then(|c| {
+        let confidence = options.confidence;
+        super::prediction::one_run_each(&c.laws, &residuals, PARAMETERS, &at, confidence)
+    });
+    let (points, rel_error_max, rel_error_mean) = holdout_points(
+        &test,
+        options.params,
+        |_, n, d| law.loss(n, d),
+        intervals.as_deref(),
+    );
     Some(HoldoutReport {
         kind: kind.into(),
         k,

@@ -151,7 +151,7 @@ pub fn compare(points: &[Point], full: &Law, known_e: Option<f64>, delta: f64) -
             });
         }
     };
-    push("free_e", *full, 5);
+    push("free_e", *full, super::chinchilla::PARAMETERS);
     if let Some(e) = known_e
         && let Some((law, _)) = fit_fixed_e(points, e, delta)
     {

@@ -36,6 +36,10 @@ pub struct ChinchillaReport {
     /// Every successful bootstrap refit (empty without bootstrap): bands and intervals at any
     /// (N, D) are percentiles over these.
     pub bootstrap_laws: Vec<Law>,
+    /// ln measured − ln fitted at each fitted run, in the fit's order: the scatter of single
+    /// runs about the law that a new run's interval carries ([`super::prediction`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub residuals: Vec<f64>,
     /// Parameters whose bootstrap interval is degenerate (zero width, or not moved by the
     /// resamples): the chapter shows no interval for them.
     #[serde(default)]

@@ -28,7 +28,7 @@ pub fn caption(id: &str) -> &'static str {
         }
         "learning_curves" => "Validation loss during training, one line per run, coloured by size.",
         "extrapolation" => {
-            "The law fitted without the held-out runs, extrapolated (with its bootstrap band) to them and to the final run; with `law: overtrain`, that law fitted without them too (solid); with `law: data_constrained`, a panel of loss against epochs of the unique tokens, that law against the Chinchilla form."
+            "The law fitted without the held-out runs, extrapolated (with its bootstrap band) to them and to the final run, whose bar is the interval predicted for one run; with `law: overtrain`, that law fitted without them too (solid); with `law: data_constrained`, a panel of loss against epochs of the unique tokens, that law against the Chinchilla form."
         }
         "residuals" => {
             "Relative residual (measured / predicted − 1) of every run under the fitted law (and, with `law: overtrain` or `law: data_constrained`, under that law in a panel of its own)."

@@ -277,7 +277,11 @@ pub struct FinalModel {
     pub status: String,
     pub measured: Option<f64>,
     pub predicted: f64,
+    /// The interval one run's loss is predicted to fall in: the law's band widened by the
+    /// fitted runs' scatter about it ([`crate::fit::prediction`]).
     pub predicted_ci: Option<[f64; 2]>,
+    /// The law's own band: where its expected loss lies (the bootstrap's percentiles).
+    pub law_ci: Option<[f64; 2]>,
     pub wall_seconds: Option<f64>,
     pub wall_forecast: Option<f64>,
     pub peak_rss_bytes: Option<u64>,
@@ -309,7 +313,8 @@ pub struct FinalCtx {
     pub batch_from_law: bool,
     /// |predicted − measured| / measured of the final run.
     pub rel_error: Option<f64>,
-    /// Whether the measured loss lies inside the prediction interval.
+    /// Whether the measured loss lies inside the interval predicted for one run
+    /// (`run.predicted_ci`).
     pub within_ci: Option<bool>,
     /// Baseline loss − final loss (nats/token; positive means the optimum is better).
     pub gain: Option<f64>,
@@ -344,10 +349,14 @@ fn final_model(
         None => c.map(|c| c.law()),
     };
     let bootstrap = match plan.reduced.as_ref().map(|r| r.0.as_str()) {
-        None => c.map(|c| (&c.bootstrap_laws, c.confidence)),
-        Some("pinned_e") => c
-            .and_then(|c| c.pinned.as_ref())
-            .map(|p| (&p.bootstrap_laws, p.confidence)),
+        None => c.map(|c| {
+            let k = crate::fit::chinchilla::PARAMETERS;
+            (&c.bootstrap_laws, &c.residuals, k, c.confidence)
+        }),
+        Some("pinned_e") => c.and_then(|c| c.pinned.as_ref()).map(|p| {
+            let k = crate::fit::pinned::PARAMETERS;
+            (&p.bootstrap_laws, &p.residuals, k, p.confidence)
+        }),
         Some(_) => None,
     };
     let cost = fits.cost.as_ref();
@@ -370,8 +379,12 @@ fn final_model(
         },
         measured: record.and_then(|r| r.val_loss),
         predicted: law.map_or(f64::NAN, |l| l.loss(n, d)),
-        predicted_ci: bootstrap
-            .and_then(|(laws, confidence)| band(laws, confidence, |l| l.loss(n, d))),
+        law_ci: bootstrap
+            .and_then(|(laws, _, _, confidence)| band(laws, confidence, |l| l.loss(n, d))),
+        predicted_ci: bootstrap.and_then(|(laws, residuals, k, confidence)| {
+            let at = crate::fit::law::At::nd(n, d);
+            crate::fit::prediction::one_run(laws, residuals, k, &at, confidence)
+        }),
         wall_seconds: record
             .filter(|r| r.status == RunStatus::Ok)
             .map(|r| r.wall_seconds),

@@ -100,6 +100,7 @@ pub fn final_run(input: &Input) -> String {
             human(m.params),
             human(m.tokens as f64),
             sig(m.predicted, 5),
+            interval(m.law_ci, 4),
             interval(m.predicted_ci, 4),
             match m.measured {
                 Some(v) if m.status == "ok" => sig(v, 5),
@@ -125,7 +126,8 @@ pub fn final_run(input: &Input) -> String {
             " N",
             " D",
             " predicted loss",
-            " interval",
+            " the law's interval",
+            " interval for one run",
             " measured loss",
             " wall forecast",
             " wall measured",
@@ -136,21 +138,23 @@ pub fn final_run(input: &Input) -> String {
     ));
     match (f.run.measured, f.rel_error) {
         (Some(m), Some(e)) if f.run.status == "ok" => {
+            let confidence = input
+                .fits
+                .chinchilla
+                .as_ref()
+                .map_or(95.0, |c| c.confidence * 100.0);
+            let against = match f.within_ci {
+                Some(true) => format!("inside the {confidence:.0} % interval for one run"),
+                Some(false) => format!("outside the {confidence:.0} % interval for one run"),
+                None => "with no interval to hold it to (no bootstrap, or no more fitted runs \
+                         than the law has parameters)"
+                    .into(),
+            };
             out.push_str(&format!(
-                "\n**Predicted {} vs measured {}**: relative error {}, {} the {:.0} % interval. ",
+                "\n**Predicted {} vs measured {}**: relative error {}, {against}. ",
                 sig(f.run.predicted, 5),
                 sig(m, 5),
                 pct(e),
-                match f.within_ci {
-                    Some(true) => "inside",
-                    Some(false) => "outside",
-                    None => "no bootstrap for",
-                },
-                input
-                    .fits
-                    .chinchilla
-                    .as_ref()
-                    .map_or(95.0, |c| c.confidence * 100.0)
             ));
             if let (Some(g), Some(r)) = (f.gain, f.gain_rel) {
                 out.push_str(&format!(
@@ -166,6 +170,15 @@ pub fn final_run(input: &Input) -> String {
             "\nThe final run is {}: `scalebook run` trains it.\n",
             f.run.status
         )),
+    }
+    if f.run.predicted_ci.is_some() {
+        out.push_str(
+            "\nThe law's interval is where its expected loss lies (percentiles over the \
+             bootstrap's refits); the interval for one run widens it by how far single runs \
+             land off the law — every refit's prediction times every fitted run's relative \
+             residual, centred and scaled for the parameters fitted — since a training run is \
+             one draw, not the expectation.\n",
+        );
     }
     out.push_str(&super::metric::final_words(input));
     out.push_str(&super::accuracy::final_words(input));

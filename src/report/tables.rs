@@ -371,7 +371,7 @@ pub fn holdout(input: &Input) -> String {
             " D",
             " measured",
             " predicted",
-            " interval",
+            " interval for one run",
             " error",
         ],
         rows,

@@ -169,6 +169,58 @@ fn run_writes_every_chart_and_table_and_builds_the_book() {
     assert!(summary.contains("- [Report test study](report-mock/index.md)"));
 }
 
+/// A final run is held to the interval predicted for one run: the law's bootstrap band
+/// widened by the fitted runs' scatter about the law. On the mock grid (0.5 % noise about a
+/// known law whose floor the grid places) that interval contains the law's band, `final.within_ci` reads it, and the
+/// final table shows both.
+#[test]
+fn the_final_run_is_held_to_the_interval_for_one_run() {
+    let dir = fresh_dir("report-one-run-interval");
+    let study = dir.join("study.yaml");
+    let text = fs::read_to_string(STUDY).unwrap().replace(
+        "checks:\n",
+        "checks:\n  - \"final.run.predicted_ci[0] < final.run.law_ci[0] and \
+         final.run.law_ci[1] < final.run.predicted_ci[1]\"\n  - \"final.within_ci == \
+         (final.run.predicted_ci[0] <= final.run.measured and \
+         final.run.measured <= final.run.predicted_ci[1])\"\n  \
+         - \"holdout.points | selectattr('predicted_ci') | list | length == \
+         holdout.points | length\"\n",
+    );
+    fs::write(&study, text).unwrap();
+    let (store, book) = (dir.join("store"), dir.join("book"));
+    let out = scalebook(&[
+        "run",
+        study.to_str().unwrap(),
+        "--executor",
+        "mock",
+        "--mock-law",
+        "1.5,30,60,0.35,0.4,0.005",
+        "--store",
+        store.to_str().unwrap(),
+        "--book",
+        book.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let index = fs::read_to_string(dir.join("book/src/report-mock/index.md")).unwrap();
+    assert!(
+        index.contains("the law's interval |  interval for one run |"),
+        "final table columns"
+    );
+    assert!(
+        index.contains("% interval for one run. "),
+        "the verdict line"
+    );
+    // Residuals in fits.json: one per fitted run.
+    let fits: Value =
+        serde_json::from_slice(&fs::read(dir.join("store/studies/report-mock/fits.json")).unwrap())
+            .unwrap();
+    let c = &fits["chinchilla"];
+    assert_eq!(
+        c["residuals"].as_array().unwrap().len() as u64,
+        c["points"].as_u64().unwrap()
+    );
+}
+
 #[test]
 fn report_twice_gives_the_same_bytes() {
     let dir = fresh_dir("report-determinism");

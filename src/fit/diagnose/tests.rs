@@ -43,6 +43,7 @@ fn report(law: Law, rel: f64) -> ChinchillaReport {
         bootstrap_resamples: 40,
         confidence: 0.95,
         bootstrap_laws: (0..40).map(|i| spread(i as f64 / 20.0 - 1.0)).collect(),
+        residuals: Vec::new(),
         degenerate: Vec::new(),
         reduced: Vec::new(),
         pinned: None,
