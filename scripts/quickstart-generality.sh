@@ -88,6 +88,32 @@ questions the law in {count("q_ok")}.
 """
 
 
+def bending(name):
+    """The final run's width (same depth), from the grid's token counts to the final run's:
+    each loss's excess over the validation floor, and the local exponent between
+    consecutive token counts, −Δln(excess)/Δln D."""
+    import glob, math
+    runs = [json.load(open(p)) for p in glob.glob(f"reports/{name}/runs/*/result.json")]
+    final = next(r for r in runs if r["name"].endswith("-final"))
+    floor = final["val_entropy_nats"]
+    series = sorted((r["tokens"], r["val_loss"] - floor) for r in runs
+                    if (r["layers"], r["d_model"]) == (final["layers"], final["d_model"])
+                    and not r["name"].endswith("-baseline") and r.get("val_loss") is not None)
+    slopes = [math.log(a[1] / b[1]) / math.log(b[0] / a[0]) for a, b in zip(series, series[1:])]
+    return final, floor, series, slopes
+
+
+def bending_table(names):
+    out = ["| study | width | excess over the validation floor at D = … | local exponent between them |",
+           "|---|---|---|---|"]
+    for label, name in names:
+        final, floor, series, slopes = bending(name)
+        excess = ", ".join(f"{d / 1e6:.2g}M: {100 * e / floor:.2f} %" for d, e in series)
+        out.append(f"| {label} | {final['layers']}-layer {final['d_model']} | {excess} | "
+                   f"{' → '.join(f'{s:.2f}' for s in slopes)} |")
+    return "\n".join(out) + "\n"
+
+
 for line in sys.argv[1].splitlines():
     k, vocab, facts, zipf, seed = line.split()
     name = f"generality-{k}"
@@ -133,5 +159,32 @@ scripts/quickstart-generality.sh      # trains the three studies and writes this
 """)
     f.write("\n".join(rows) + "\n")
     f.write(summary(results))
+    names = [("quickstart", "quickstart")] + [
+        (f"setting {l.split()[0]}", f"generality-{l.split()[0]}") for l in sys.argv[1].splitlines()]
+    f.write("""
+## Why E lands above the floor
+
+A law E + A/N^α + B/D^β says that, at a fixed width, the loss's excess over E falls as one
+power of D. Measured against the true floor instead, its local exponent −Δln(excess)/Δln D
+stays at β when E is the floor, and falls as D grows only when E lies above it. The runs of the final run's width —
+the grid's three token counts, then the final run itself, about 6× further — show what the
+law is given to read (excess over each language's validation floor, from the records):
+
+""")
+    f.write(bending_table(names))
+    drops = {label: bending(name)[3][0] - bending(name)[3][1] for label, name in names}
+    fall = all(d > 0 for d in drops.values())
+    least = min(drops, key=drops.get)
+    f.write(f"""
+Inside the grid's 4× the exponent {"falls in every language" if fall else "falls in most languages"}, by
+{min(drops.values()):.2f}–{max(drops.values()):.2f} between its two steps: the facts language's
+excess is not one power of D (plausibly because the value noise's estimation error and the
+rare facts' first sightings fall at different rates), so a single power law
+over a free floor reads the bend as a floor above the truth, and its interval, from twelve
+runs that the law fits within a fraction of a per cent, is too narrow to reach it. Beyond
+the grid the exponent keeps falling on some languages and recovers on others, so what the
+final run does against the prediction is not settled by the grid either. The language that
+bends least inside the grid is {"the quickstart's own: its pass is that draw" if least == "quickstart" else least}.
+""")
 PY
 echo "wrote book/src/generality.md" >&2
