@@ -138,7 +138,7 @@ pub fn chart(input: &Input) -> Result<Vec<Panel>, String> {
 }
 
 /// The metric law on the final run: the error it predicts at the run's predicted loss (the
-/// loss interval carried through the law, which rises with the loss) and at its measured
+/// run's loss interval carried through the law, which rises with the loss) and at its measured
 /// loss, beside the error the run measured. Empty without a metric law or a final run.
 pub fn final_words(input: &Input) -> String {
     let (Some(m), Some(f)) = (&input.fits.metric, &input.final_run) else {
@@ -149,9 +149,9 @@ pub fn final_words(input: &Input) -> String {
         return String::new();
     }
     let law = &m.law;
-    // The loss interval through the law (which rises with the loss), widened by twice the
-    // law's scatter about its runs (about 95 % of a normal scatter): where a measurement of
-    // the run may fall.
+    // The interval predicted for the run's loss (one run's, not the loss law's expectation)
+    // through the law (which rises with the loss), widened by twice the law's scatter about
+    // its runs (about 95 % of a normal scatter): where a measurement of the run may fall.
     let z = 2.0;
     let band = run.predicted_ci.map(|[lo, hi]| {
         let (a, b) = (law.error(lo), law.error(hi));
@@ -162,8 +162,8 @@ pub fn final_words(input: &Input) -> String {
         .unwrap_or_default();
     let mut out = format!(
         "\n**The metric law on the final run.** At its predicted loss, {}, the law gives a mean \
-         error over {} of {}{ci} (the loss interval carried through the law, widened by twice \
-         the law's RMS residual, {})",
+         error over {} of {}{ci} (the run's loss interval carried through the law, widened by \
+         twice the law's RMS residual, {})",
         sig(run.predicted, 5),
         m.metrics.join(", "),
         sig(law.error(run.predicted), 4),
