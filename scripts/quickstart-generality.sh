@@ -103,11 +103,10 @@ def bending(name):
     return final, floor, series, slopes
 
 
-def bending_table(names):
+def bending_table(bends):
     out = ["| study | width | excess over the validation floor at D = … | local exponent between them |",
            "|---|---|---|---|"]
-    for label, name in names:
-        final, floor, series, slopes = bending(name)
+    for label, (final, floor, series, slopes) in bends.items():
         excess = ", ".join(f"{d / 1e6:.2g}M: {100 * e / floor:.2f} %" for d, e in series)
         out.append(f"| {label} | {final['layers']}-layer {final['d_model']} | {excess} | "
                    f"{' → '.join(f'{s:.2f}' for s in slopes)} |")
@@ -171,8 +170,9 @@ the grid's three token counts, then the final run itself, about 6× further — 
 law is given to read (excess over each language's validation floor, from the records):
 
 """)
-    f.write(bending_table(names))
-    drops = {label: bending(name)[3][0] - bending(name)[3][1] for label, name in names}
+    bends = {label: bending(name) for label, name in names}
+    f.write(bending_table(bends))
+    drops = {label: slopes[0] - slopes[1] for label, (_, _, _, slopes) in bends.items()}
     fall = all(d > 0 for d in drops.values())
     least = min(drops, key=drops.get)
     f.write(f"""

@@ -121,16 +121,22 @@ fn quote_non_finite(text: &str) -> String {
     out
 }
 
+/// A file the trainer writes, as text: "the trainer wrote no {what} ({file})" when it is
+/// missing, the reason when it cannot be read.
+fn read_text(path: &Path, file: &str, what: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("the trainer wrote no {what} ({file})"),
+        _ => format!(
+            "cannot read the trainer's {file}: {}",
+            crate::study::diagnostics::io_reason(&e)
+        ),
+    })
+}
+
 /// Read `curve.jsonl`: every line must parse and end with a newline, steps must rise, and
 /// tokens must be `step × tokens_per_step`.
 pub fn read_curve(path: &Path, tokens_per_step: u64) -> Result<Vec<CurvePoint>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => "the trainer wrote no learning curve (curve.jsonl)".into(),
-        _ => format!(
-            "cannot read the trainer's curve.jsonl: {}",
-            crate::study::diagnostics::io_reason(&e)
-        ),
-    })?;
+    let text = read_text(path, "curve.jsonl", "learning curve")?;
     if !text.is_empty() && !text.ends_with('\n') {
         return Err(format!(
             "curve.jsonl is truncated: its last line ends without a newline ({} lines)",
@@ -193,13 +199,7 @@ pub fn read_curve(path: &Path, tokens_per_step: u64) -> Result<Vec<CurvePoint>, 
 
 /// Read `result.json`.
 pub fn read_result(path: &Path) -> Result<Reported, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => "the trainer wrote no result (result.json)".into(),
-        _ => format!(
-            "cannot read the trainer's result.json: {}",
-            crate::study::diagnostics::io_reason(&e)
-        ),
-    })?;
+    let text = read_text(path, "result.json", "result")?;
     let r: ResultFile =
         serde_json::from_str(&quote_non_finite(&text)).map_err(|e| format!("result.json: {e}"))?;
     if !(r.wall_seconds.is_finite() && r.wall_seconds >= 0.0) {

@@ -25,7 +25,7 @@ pub fn log_residuals(points: &[Point], law: &Law) -> Vec<f64> {
 /// The residuals a new run may land off the law by: centred, and scaled by √(m / (m − k))
 /// for `parameters` = k fitted parameters; `None` with no more points than parameters (no
 /// residual degrees of freedom) or a non-finite residual.
-pub fn scatter(residuals: &[f64], parameters: usize) -> Option<Vec<f64>> {
+fn scatter(residuals: &[f64], parameters: usize) -> Option<Vec<f64>> {
     let m = residuals.len();
     if m <= parameters || residuals.iter().any(|r| !r.is_finite()) {
         return None;
